@@ -1,0 +1,88 @@
+"""imgzoo: a plugin-based model zoo for image-to-image deep learning.
+
+    >>> import imgzoo
+    >>> imgzoo.list_tasks()
+    >>> colour = imgzoo.run("colorize", "photo.jpg")
+    >>> pipe = imgzoo.load("colorize"); pipe(array)
+
+Importing imgzoo is cheap: torch loads on first use of ``run``, ``load``, ``train`` or ``Model``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from imgzoo.errors import (
+    ConfigError,
+    DataError,
+    InvalidImageError,
+    PluginError,
+    UnknownTaskError,
+    WeightsError,
+    ZooError,
+)
+from imgzoo.hookspecs import hookimpl
+from imgzoo.plugins import register_plugin, unregister_plugin
+from imgzoo.registry import add_registry, list_tasks, task_info
+from imgzoo.task import StepContext, Task, TaskConfig
+
+if TYPE_CHECKING:
+    from imgzoo.api import run
+    from imgzoo.model import Model
+    from imgzoo.pipeline import Pipeline, load
+    from imgzoo.training import evaluate, train
+
+try:
+    __version__ = version("imgzoo")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"
+
+# Names whose modules import torch: resolved on first access.
+_LAZY = {
+    "run": "imgzoo.api",
+    "load": "imgzoo.pipeline",
+    "Pipeline": "imgzoo.pipeline",
+    "Model": "imgzoo.model",
+    "train": "imgzoo.training",
+    "evaluate": "imgzoo.training",
+}
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "InvalidImageError",
+    "Model",
+    "Pipeline",
+    "PluginError",
+    "StepContext",
+    "Task",
+    "TaskConfig",
+    "UnknownTaskError",
+    "WeightsError",
+    "ZooError",
+    "__version__",
+    "add_registry",
+    "evaluate",
+    "hookimpl",
+    "list_tasks",
+    "load",
+    "register_plugin",
+    "run",
+    "task_info",
+    "train",
+    "unregister_plugin",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'imgzoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,69 @@
+"""``imgzoo.run``: one call, with loaded pipelines cached between calls."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from imgzoo.pipeline import Pipeline, load
+
+__all__ = ["clear_cache", "run"]
+
+_cache: dict[str, Pipeline] = {}
+_cache_lock = threading.Lock()
+_loading_locks: dict[str, threading.Lock] = {}
+
+
+def run(
+    task: str,
+    image: Any,
+    *,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    output: str | Path | None = None,
+    batch_size: int = 8,
+    **options: Any,
+) -> Any:
+    """Run ``task`` on an image (or a list of images) and return the result.
+
+    The image may be a path, encoded bytes, a numpy array, a torch tensor or a PIL image; the
+    result has the same type and size. ``options`` set config fields of the task
+    (``run("edges2photo", photo, extract_edges=True)``). The loaded pipeline is cached, so
+    later calls with the same arguments do not load again; calls are safe from several threads.
+    """
+    pipeline = _cached_pipeline(task, weights=weights, device=device, precision=precision, options=options)
+    return pipeline(image, output=output, batch_size=batch_size)
+
+
+def clear_cache() -> None:
+    """Drop every cached pipeline (their memory is freed once no one else holds them)."""
+    with _cache_lock:
+        _cache.clear()
+        _loading_locks.clear()
+
+
+def _cached_pipeline(
+    task: str, *, weights: Any, device: str, precision: str, options: dict[str, Any]
+) -> Pipeline:
+    key = json.dumps(
+        [task, str(weights) if weights is not None else None, device, precision, options],
+        sort_keys=True,
+        default=repr,
+    )
+    pipeline = _cache.get(key)
+    if pipeline is not None:
+        return pipeline
+    # One lock per key: two threads asking for the same pipeline load it once, while loading
+    # one task does not block calls to another.
+    with _cache_lock:
+        key_lock = _loading_locks.setdefault(key, threading.Lock())
+    with key_lock:
+        pipeline = _cache.get(key)
+        if pipeline is None:
+            pipeline = load(task, weights, device=device, precision=precision, **options)
+            with _cache_lock:
+                _cache[key] = pipeline
+    return pipeline

@@ -1,0 +1,116 @@
+"""Build a task's config from its layered sources, later ones winning:
+
+    the Config class's defaults
+    < the weights' metadata (what the weights were trained with)
+    < a TOML or JSON file (``--config FILE``)
+    < Python keyword arguments / ``--set key=value`` on the command line
+
+Dotted keys reach nested fields (``--set optimizer.lr=0.01``). Any validation failure becomes a
+:class:`~imgzoo.errors.ConfigError` naming the task and each failing field.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from imgzoo.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["build_config", "parse_assignments", "read_config_file"]
+
+
+def read_config_file(path: str | Path, *, task: str) -> dict[str, Any]:
+    """Read a ``.toml`` or ``.json`` config file into a dict."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(task, [("(file)", f"cannot read {path}: {error.strerror or error}")]) from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(
+            task, [("(file)", f"{path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {error}")]
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            task, [("(file)", f"{path} must hold a table of settings, not {type(data).__name__}")]
+        )
+    return data
+
+
+def parse_assignments(assignments: Iterable[str], *, task: str) -> dict[str, Any]:
+    """Turn ``["a=1", "b.c=true", "name=x"]`` into a nested dict.
+
+    A value is read as JSON when it parses (numbers, booleans, lists, quoted strings), else kept
+    as a plain string, so ``--set loss=mse`` needs no quotes.
+    """
+    result: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(task, [(assignment, "expected key=value")])
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        _set_dotted(result, key.strip(), value)
+    return result
+
+
+def build_config(
+    config_class: type[BaseModel],
+    *,
+    task: str,
+    weights_config: Mapping[str, Any] | None = None,
+    file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> BaseModel:
+    """Merge the layers (see the module docstring) and validate once, at the end."""
+    merged: dict[str, Any] = {}
+    layers: list[tuple[str, Mapping[str, Any]]] = [("weights metadata", weights_config or {})]
+    if file is not None:
+        layers.append((str(file), read_config_file(file, task=task)))
+    layers.append(("arguments", _expand_dotted(overrides or {})))
+    for _, layer in layers:
+        _deep_update(merged, layer)
+    try:
+        return config_class.model_validate(merged)
+    except ValidationError as error:
+        sources = ", ".join(name for name, layer in layers if layer)
+        raise ConfigError.from_validation_error(task, error, source=sources) from None
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = target.setdefault(part, {})
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[leaf] = value
+
+
+def _expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        _set_dotted(nested, key, value)
+    return nested
+
+
+def _deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = dict(value) if isinstance(value, Mapping) else value

@@ -1,0 +1,150 @@
+"""Finding image files in folders, and reading them without letting one bad file stop training."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imgzoo.data.base import Sample
+from imgzoo.errors import DataError, InvalidImageError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class ImageSearch:
+    """What a recursive search of one folder found."""
+
+    root: Path
+    files: list[Path]
+    ignored: int  # visible files whose suffix is not an image extension
+    extensions: tuple[str, ...]
+
+    def require_images(self) -> list[Path]:
+        """The files found, or a DataError saying what was searched for and what was not used."""
+        if not self.files:
+            others = f"; {self.ignored} other file(s) were ignored" if self.ignored else ""
+            raise DataError(
+                f"no images found under {self.root} (searched recursively for "
+                f"{', '.join(self.extensions)}){others}",
+                path=self.root,
+            )
+        return self.files
+
+
+def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_EXTENSIONS) -> ImageSearch:
+    """Every image under ``root``, recursively, sorted; hidden files and folders are skipped.
+
+    Suffixes match case-insensitively (``.JPG`` is a ``.jpg``). Raises DataError when ``root``
+    is missing or is not a folder.
+    """
+    root = Path(root).expanduser()
+    wanted = tuple(ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions)
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist: expected a folder of images", path=root)
+    if not root.is_dir():
+        raise DataError(f"{root} is a file: expected a folder of images", path=root)
+
+    files: list[Path] = []
+    ignored = 0
+    for folder, subfolders, names in os.walk(root):
+        # Pruning in place stops os.walk descending into .git, .ipynb_checkpoints and the like.
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in names:
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() in wanted:
+                files.append(Path(folder, name))
+            else:
+                ignored += 1
+    # Sorting on the relative POSIX path keeps the order identical across platforms and runs.
+    files.sort(key=lambda path: path.relative_to(root).as_posix())
+    return ImageSearch(root=root, files=files, ignored=ignored, extensions=wanted)
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, with forward slashes: a sample's stable, portable name."""
+    return path.relative_to(root).as_posix()
+
+
+class UnreadableImage(Exception):
+    """Internal signal: ``path`` could not be decoded (never escapes this package)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode ``path`` as HxWx3 float32 RGB in [0, 1]; raises UnreadableImage on failure."""
+    from imgzoo.images import load_image
+
+    try:
+        pixels = load_image(path).rgb()
+    except (InvalidImageError, OSError) as error:
+        raise UnreadableImage(path, str(error)) from error
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+class SkipsUnreadableFiles(ABC):
+    """Base of the file-backed datasets: an unreadable file is passed over, never a crash.
+
+    When item ``i`` cannot be decoded, the next readable item (``i+1``, ``i+2``, ..., wrapping
+    around) is returned instead, so an epoch always completes and the choice is deterministic.
+    ``skipped`` counts every time a bad item was passed over, and ``bad_files`` lists each bad
+    file once (a warning is issued the first time). If no item at all can be read, DataError.
+    Counters live in each process: with DataLoader workers, each worker keeps its own.
+    """
+
+    root: Path
+
+    def __init__(self) -> None:
+        self.skipped = 0
+        self.bad_files: list[Path] = []
+        self._bad_indices: set[int] = set()
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def _load(self, index: int) -> Sample:
+        """Decode item ``index``; raise UnreadableImage when one of its files cannot be read."""
+
+    def __getitem__(self, index: int) -> Sample:
+        count = len(self)
+        if not -count <= index < count:
+            raise IndexError(f"index {index} out of range for a dataset of {count} items")
+        index %= count
+        for offset in range(count):
+            candidate = (index + offset) % count
+            if candidate in self._bad_indices:
+                self.skipped += 1
+                continue
+            try:
+                return self._load(candidate)
+            except UnreadableImage as error:
+                self._mark_bad(candidate, error)
+                self.skipped += 1
+        raise DataError(
+            f"none of the {count} samples under {self.root} could be read "
+            f"(first failure: {self.bad_files[0]}); check the files are valid images",
+            path=self.root,
+        )
+
+    def __iter__(self) -> Iterator[Sample]:
+        return (self[index] for index in range(len(self)))
+
+    def _mark_bad(self, index: int, error: UnreadableImage) -> None:
+        self._bad_indices.add(index)
+        if error.path not in self.bad_files:
+            self.bad_files.append(error.path)
+            # Decoder messages usually name the file already; say it only once.
+            detail = error.reason if str(error.path) in error.reason else f"{error.path}: {error.reason}"
+            warnings.warn(f"skipping an unreadable image; {detail}", stacklevel=3)

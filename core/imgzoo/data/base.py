@@ -1,0 +1,43 @@
+"""What every data source yields: a `Sample`, and the `Dataset` protocol that holds them.
+
+Datasets stay torch-free (numpy only) so they can be listed, inspected and unit-tested cheaply;
+the task turns a sample into tensors (`Task.make_pair`) and the trainer batches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class Sample:
+    """One training example.
+
+    ``image`` is HxWx3 float32 RGB in [0, 1]. Single-image datasets (a folder of photos,
+    ``minifigs``) fill only ``image``; the task derives its input from it (gray for
+    colorization, edges for edges2photo). Paired datasets (``A/``+``B/`` folders, pix2pix's
+    aligned files) put the *input* side in ``image`` and the wanted output in ``target``.
+    """
+
+    image: np.ndarray
+    target: np.ndarray | None = None
+    name: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """A finite, indexable collection of samples (a ``Sequence[Sample]`` in spirit)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Sample: ...
+
+
+# Signature of what a plugin registers for a dataset name: called with the working resolution
+# the task asks for, a seed, and the ``key=value`` options of the data spec (``minifigs:n=500``).
+DatasetFactory = Callable[..., Dataset]

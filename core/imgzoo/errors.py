@@ -1,0 +1,112 @@
+"""Every error imgzoo raises on purpose.
+
+    ZooError                      base: catch this to catch them all
+    ├── UnknownTaskError          no registered task has that name (suggests close names)
+    ├── InvalidImageError         an input could not be read as an image (says what was wrong)
+    ├── WeightsError              weights missing, corrupt, of the wrong hash, task or shape
+    ├── ConfigError               a config value failed validation (field by field)
+    ├── PluginError               a plugin failed to load or broke the plugin contract
+    └── DataError                 a training/evaluation data source is empty, missing or inconsistent
+
+Each error says what went wrong *and* what to do next; the CLI prints ``str(error)`` as one
+line (a few for field-by-field config errors) and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "InvalidImageError",
+    "PluginError",
+    "UnknownTaskError",
+    "WeightsError",
+    "ZooError",
+]
+
+
+class ZooError(Exception):
+    """Base class of every error imgzoo raises on purpose."""
+
+
+class UnknownTaskError(ZooError, LookupError):
+    """No registered task has this name."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.5)
+        if close:
+            hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+        elif self.known:
+            hint = "known tasks: " + ", ".join(self.known)
+        else:
+            hint = "no tasks are registered: is a plugin installed? (see `imgzoo plugins`)"
+        super().__init__(f"unknown task {name!r}: {hint}")
+
+
+class InvalidImageError(ZooError, ValueError):
+    """An input could not be turned into an image; the message says why."""
+
+    def __init__(self, message: str, *, source: object = None) -> None:
+        self.source = source
+        super().__init__(message)
+
+
+class WeightsError(ZooError):
+    """Weights could not be found, downloaded, verified or loaded.
+
+    ``path`` is the file involved and ``tensor`` the tensor at fault, when there is one.
+    """
+
+    def __init__(self, message: str, *, path: object = None, tensor: str | None = None) -> None:
+        self.path = path
+        self.tensor = tensor
+        super().__init__(message)
+
+
+class ConfigError(ZooError, ValueError):
+    """A task's config did not validate. ``errors`` holds one ``(field, message)`` per problem."""
+
+    def __init__(self, task: str, errors: Sequence[tuple[str, str]], *, source: str = "") -> None:
+        self.task = task
+        self.errors = list(errors)
+        where = f" (from {source})" if source else ""
+        lines = [f"invalid config for task {task!r}{where}:"]
+        lines += [f"  {field}: {message}" for field, message in self.errors]
+        super().__init__("\n".join(lines))
+
+    @classmethod
+    def from_validation_error(cls, task: str, error: Any, *, source: str = "") -> ConfigError:
+        """Build from a ``pydantic.ValidationError``, one line per failing field."""
+        problems = []
+        for item in error.errors():
+            field = ".".join(str(part) for part in item.get("loc", ())) or "(config)"
+            message = item.get("msg", "invalid value")
+            if item.get("type") == "extra_forbidden":
+                message = "unknown field (check the spelling; `imgzoo info TASK --schema` lists fields)"
+            elif "input" in item and not isinstance(item["input"], Mapping):
+                message = f"{message} (got {item['input']!r})"
+            problems.append((field, message))
+        return cls(task, problems, source=source)
+
+
+class PluginError(ZooError):
+    """A plugin failed to import, or broke the plugin contract (for example, a duplicate task)."""
+
+    def __init__(self, message: str, *, plugin: str | None = None, distribution: str | None = None) -> None:
+        self.plugin = plugin
+        self.distribution = distribution
+        super().__init__(message)
+
+
+class DataError(ZooError, ValueError):
+    """A data source for training or evaluation is missing, empty or inconsistent."""
+
+    def __init__(self, message: str, *, path: object = None) -> None:
+        self.path = path
+        super().__init__(message)

@@ -1,0 +1,80 @@
+"""The hooks a plugin can implement: this file is everything there is to plug in.
+
+A plugin is a module (or object) with functions marked ``@imgzoo.hookimpl`` and named as below,
+exposed through the ``imgzoo`` entry-point group::
+
+    # pyproject.toml of your package
+    [project.entry-points.imgzoo]
+    mytask = "my_package.plugin"
+
+    # my_package/plugin.py
+    import imgzoo
+
+    @imgzoo.hookimpl
+    def register_tasks(register):
+        from my_package.task import MyTask   # keep heavy imports (torch, models) out of here
+        register(MyTask)
+
+Every hook takes a ``register`` callback, so a plugin can register any number of things (or
+none) and imgzoo can tell which plugin registered what. Hooks run once, when the zoo is first
+used; they must be cheap: import torch and model code lazily, inside the task's methods, so that
+``imgzoo list`` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from imgzoo.task import Task
+
+PROJECT_NAME = "imgzoo"
+#: Version of the plugin API described in this file; bumped when a hook changes incompatibly.
+PLUGIN_API_VERSION = 1
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_tasks(register: Callable[[type[Task]], None]) -> None:
+    """Register image-to-image tasks.
+
+    Called once per plugin when the zoo loads. Call ``register(TaskClass)`` for each task;
+    the class's ``name`` is the public name (``imgzoo.run(name, image)``). Two plugins
+    registering the same name is an error naming both. Return nothing.
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[..., None]) -> None:
+    """Register named data sources usable as ``--data NAME`` (for example ``minifigs``).
+
+    Call ``register(name, factory, description="...")`` where ``factory(resolution=..., seed=...,
+    **options)`` returns a :class:`imgzoo.data.base.Dataset`. Options come from the data spec
+    ``NAME:key=value,key=value``. Return nothing.
+    """
+
+
+@hookspec
+def register_registry_files(register: Callable[[Path], None]) -> None:
+    """Contribute ``registry.toml``-format files: named weights, descriptions, metrics.
+
+    Call ``register(path)`` for each file; entries merge into the catalogue after the built-in
+    ``registry.toml`` and before user files (``IMGZOO_REGISTRY``, ``imgzoo.add_registry``), so
+    a user can always override. Weights ``file`` entries are resolved relative to the file.
+    """
+
+
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "hookimpl",
+    "hookspec",
+    "register_datasets",
+    "register_registry_files",
+    "register_tasks",
+]

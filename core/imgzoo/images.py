@@ -1,0 +1,465 @@
+"""The one place where user images come in and results go out.
+
+``read_images`` turns whatever the caller passed (a path, encoded bytes, a numpy array, a torch tensor,
+a PIL image, or a list of these) into ``Image`` objects: HxWxC float32 RGB in [0, 1] with C = 1 or 3.
+It also returns an ``OutputSpec`` so that ``to_output`` can hand the results back in the caller's form:
+
+    numpy in   -> numpy out, same dtype family (uint8, uint16, float -> float32); a 2-D gray input gets a
+                  2-D output when the result has one channel
+    tensor in  -> float32 tensor on the input's device, CxHxW (a BxCxHxW batch stays a batch)
+    PIL in     -> 8-bit PIL image (L, RGB or RGBA)
+    path/bytes -> uint8 HxWxC numpy array
+    list/tuple -> list, item by item (a batch tensor inside a list stays one batch tensor)
+
+Alpha is set aside, the model sees the colour channels, and the alpha is put back on the output when
+the result has the input's height and width (otherwise it is dropped). A one-channel result that gets
+its alpha back comes out as RGBA, gray repeated, since gray+alpha is not a form imgzoo reads.
+
+Float inputs must lie in [0, 1]; values up to 1/512 outside are taken as rounding error and clipped.
+uint8 torch tensors are read as 0..255. Importing this module imports neither torch nor PIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from imgzoo.errors import InvalidImageError, ZooError
+
+__all__ = [
+    "MAX_PIXELS",
+    "Image",
+    "InputForm",
+    "OutputSpec",
+    "decode_image",
+    "load_image",
+    "read_images",
+    "save_image",
+    "to_output",
+    "to_uint8",
+]
+
+MAX_PIXELS: int = 2**28
+"""Largest height*width accepted (a decompression-bomb guard); env var IMGZOO_MAX_PIXELS overrides it."""
+
+_ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
+_BT601_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+_SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")  # elsewhere OpenCV would silently clip uint16 to 255
+_ACCEPTED = "a path, encoded bytes, a numpy array, a torch tensor or a PIL image (or a list of these)"
+
+
+@dataclass
+class Image:
+    """One decoded image: ``pixels`` HxWxC float32 RGB in [0, 1] (C is 1 or 3), ``alpha`` HxW or None."""
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    source: str  # where it came from, for error messages: a path, "array #2", "tensor[0]", ...
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+    def rgb(self) -> np.ndarray:
+        """HxWx3 float32; a gray image is repeated into all three channels."""
+        return self.pixels if self.channels == 3 else np.repeat(self.pixels, 3, axis=2)
+
+    def gray(self) -> np.ndarray:
+        """HxWx1 float32 luma: ITU-R BT.601 weights on the stored (gamma-encoded) values, as OpenCV does."""
+        if self.channels == 1:
+            return self.pixels
+        return np.ascontiguousarray((self.pixels @ _BT601_LUMA)[..., None])
+
+
+@dataclass(frozen=True)
+class InputForm:
+    """How one input was given, so its results can be returned the same way."""
+
+    kind: str  # "numpy", "tensor", "pil" or "encoded" (a path or bytes)
+    count: int = 1  # images it yielded: B for a BxCxHxW tensor
+    dtype: str = "float32"  # numpy inputs: "uint8", "uint16" or "float32"
+    was_2d: bool = False  # numpy HxW gray input
+    batched: bool = False  # BxCxHxW tensor
+    device: str = "cpu"  # tensor inputs
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What ``read_images`` was given: one form per input, and whether they came as a list."""
+
+    forms: tuple[InputForm, ...]
+    as_list: bool
+
+
+def read_images(obj: object) -> tuple[list[Image], OutputSpec]:
+    """Read one input or a list/tuple of inputs; raise InvalidImageError saying what is wrong."""
+    if not isinstance(obj, (list, tuple)):
+        images, form = _read_one(obj, suffix="")
+        return images, OutputSpec((form,), as_list=False)
+    if not obj:
+        raise InvalidImageError(f"got an empty {type(obj).__name__}: pass at least one image")
+    images, forms = [], []
+    for index, item in enumerate(obj):
+        if isinstance(item, (list, tuple)):
+            raise InvalidImageError(f"item #{index} is a nested {type(item).__name__}: pass a flat list")
+        item_images, form = _read_one(item, suffix=f" #{index}")
+        images += item_images
+        forms.append(form)
+    return images, OutputSpec(tuple(forms), as_list=True)
+
+
+def to_output(results: list[np.ndarray], images: list[Image], spec: OutputSpec) -> Any:
+    """Return ``results`` (HxWxC float32 in [0, 1], one per image) in the form the inputs came in."""
+    if len(results) != len(images) or len(images) != sum(form.count for form in spec.forms):
+        raise ZooError(f"to_output got {len(results)} results for {len(images)} images: a task bug")
+    outputs, start = [], 0
+    for form in spec.forms:
+        chunk = [_with_alpha(results[i], images[i]) for i in range(start, start + form.count)]
+        outputs.append(_convert_output(chunk, form))
+        start += form.count
+    return outputs if spec.as_list else outputs[0]
+
+
+def load_image(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> Image:
+    """Read one image from a file path or from encoded bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return decode_image(source)
+    if isinstance(source, (str, os.PathLike)):
+        return decode_image(_read_file(Path(source)), source=str(source))
+    raise InvalidImageError(f"load_image takes a path or encoded bytes, not {type(source).__name__}")
+
+
+def decode_image(data: bytes | bytearray | memoryview, source: str = "bytes") -> Image:
+    """Decode an encoded image (PNG, JPEG, BMP, TIFF, WEBP, ...), checking its size and completeness first."""
+    data = bytes(data)
+    if not data:
+        raise _invalid(source, "is empty (0 bytes)")
+    _check_header(data, source)
+    # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF rotation; JPEGs have no alpha, so
+    # they are read with flags that keep depth and gray while applying the camera's orientation.
+    is_jpeg = data.startswith(b"\xff\xd8")
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if is_jpeg else cv2.IMREAD_UNCHANGED
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except cv2.error as error:  # OpenCV's own text is an assertion dump: keep it in the chain only
+        raise _invalid(source, "could not be decoded: corrupt or unsupported") from error
+    if decoded is None:
+        raise _invalid(
+            source, "is not a recognised image (or is corrupt): expected PNG, JPEG, TIFF, WEBP, ..."
+        )
+    if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return _image_from_array(decoded, source)
+
+
+def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarray | None = None) -> Path:
+    """Write RGB(A) or gray pixels (float in [0, 1], uint8 or uint16) atomically; format from the suffix.
+
+    uint16 stays 16-bit in PNG and TIFF; everything else is written as 8-bit. JPEG drops alpha.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in _SAVE_SUFFIXES:
+        raise ZooError(
+            f"cannot save {target}: unknown suffix {suffix!r}; use one of {' '.join(_SAVE_SUFFIXES)}"
+        )
+    image = _image_from_array(np.asarray(pixels), f"pixels for {target}")
+    if alpha is not None:
+        alpha_image = _image_from_array(np.asarray(alpha), f"alpha for {target}")
+        if image.alpha is not None or alpha_image.pixels.shape[:2] != image.pixels.shape[:2]:
+            raise _invalid(alpha_image.source, f"must be HxW like RGB or gray pixels, got {np.shape(alpha)}")
+        image.alpha = alpha_image.pixels[..., 0]
+    kept_alpha = None if suffix in (".jpg", ".jpeg") else image.alpha
+    layers = [image.pixels] if kept_alpha is None else [image.rgb(), kept_alpha[..., None]]
+    stacked = np.concatenate(layers, axis=2)
+    wide = suffix in _SIXTEEN_BIT_SUFFIXES and np.asarray(pixels).dtype == np.uint16
+    encodable = _to_uint16(stacked) if wide else to_uint8(stacked)
+    if encodable.shape[2] > 1:
+        to_bgr = cv2.COLOR_RGB2BGR if encodable.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        encodable = cv2.cvtColor(encodable, to_bgr)
+    try:
+        ok, encoded = cv2.imencode(suffix, encodable)
+    except cv2.error as error:
+        raise ZooError(f"cannot save {target}: OpenCV could not encode it as {suffix}") from error
+    if not ok:
+        raise ZooError(f"cannot save {target}: OpenCV could not encode it as {suffix}")
+    _write_atomically(target, encoded.tobytes())
+    return target
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Float [0, 1], uint8 or uint16 pixels as uint8, rounded to nearest (uint8 comes back as is)."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return np.rint(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _to_uint16(pixels: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(pixels, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def _invalid(source: str, problem: str) -> InvalidImageError:
+    """The error for ``source``; ``problem`` finishes the sentence that starts with its name."""
+    return InvalidImageError(f"{source} {problem}", source=source)
+
+
+def _pixel_limit() -> int:
+    configured = os.environ.get("IMGZOO_MAX_PIXELS", "").strip()
+    if not configured:
+        return MAX_PIXELS
+    if not configured.isdigit() or int(configured) == 0:
+        raise ZooError(f"IMGZOO_MAX_PIXELS must be a positive integer, got {configured!r}")
+    return int(configured)
+
+
+def _check_pixel_count(height: int, width: int, source: str) -> None:
+    limit = _pixel_limit()
+    if height * width > limit:
+        problem = f"is {width}x{height} = {height * width} pixels, over the limit of {limit}"
+        raise _invalid(source, problem + "; raise IMGZOO_MAX_PIXELS if you trust this image")
+
+
+def _read_one(obj: object, suffix: str) -> tuple[list[Image], InputForm]:
+    """Read one non-list input; ``suffix`` (" #2") tells list items apart in messages."""
+    module = type(obj).__module__
+    if isinstance(obj, (str, os.PathLike)):
+        return [load_image(obj)], InputForm("encoded")
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return [decode_image(obj, source="bytes" + suffix)], InputForm("encoded")
+    if isinstance(obj, np.ndarray):
+        image = _image_from_array(obj, "array" + suffix)
+        dtype = obj.dtype.name if obj.dtype.kind == "u" else "float32"
+        return [image], InputForm("numpy", dtype=dtype, was_2d=obj.ndim == 2)
+    if module.startswith("torch") and hasattr(obj, "detach"):
+        return _read_tensor(obj, "tensor" + suffix)
+    if module.startswith("PIL.") and hasattr(obj, "mode"):
+        source = "PIL image" + suffix
+        return [_image_from_array(_pil_to_array(obj, source), source)], InputForm("pil")
+    where = f" as item{suffix}" if suffix else ""
+    raise InvalidImageError(f"cannot read a {type(obj).__name__}{where} as an image: pass {_ACCEPTED}")
+
+
+def _read_file(path: Path) -> bytes:
+    if path.is_dir():
+        raise _invalid(str(path), "is a directory, not an image file")
+    try:
+        with open(path, "rb") as file:  # not cv2.imread: it fails silently, and on non-ASCII paths
+            return file.read()
+    except FileNotFoundError as error:
+        raise InvalidImageError(f"no such file: {path}", source=str(path)) from error
+    except OSError as error:
+        raise InvalidImageError(f"cannot read {path}: {error.strerror or error}", source=str(path)) from error
+
+
+def _image_from_array(array: np.ndarray, source: str) -> Image:
+    """Validate a channels-last RGB(A) or gray array and normalise it to float32 in [0, 1]."""
+    if not array.dtype.isnative:  # big-endian data, e.g. from a PIL 'I;16B' image
+        array = array.astype(array.dtype.newbyteorder("="))
+    dtype = array.dtype
+    if dtype not in (np.uint8, np.uint16) and dtype.kind != "f":
+        raise _invalid(source, f"has dtype {dtype}; accepted: uint8, uint16, or float16/32/64 in [0, 1]")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        hint = "; pass a batch as a list of arrays" if array.ndim == 4 else ""
+        raise _invalid(
+            source, f"has {array.ndim} dimensions (shape {array.shape}); expected HxW or HxWxC{hint}"
+        )
+    height, width, channels = array.shape
+    if channels not in (1, 3, 4):
+        hint = "; it looks channels-first: use arr.transpose(1, 2, 0)" if height in (1, 3, 4) else ""
+        raise _invalid(source, f"has {channels} channels (shape {array.shape}); expected 1, 3 or 4{hint}")
+    if height == 0 or width == 0:
+        raise _invalid(source, f"is empty (shape {array.shape})")
+    _check_pixel_count(height, width, source)
+    if dtype.kind == "u":
+        scaled = array.astype(np.float32) / np.float32(np.iinfo(dtype).max)
+    else:
+        if np.isnan(array).any():
+            raise _invalid(source, "contains NaN values")
+        if np.isinf(array).any():
+            raise _invalid(source, "contains infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < -_ROUNDING_SLACK or high > 1 + _ROUNDING_SLACK:
+            hint = "divide by 255 if these are 8-bit values" if low >= 0 and high <= 255 else "rescale them"
+            raise _invalid(
+                source, f"has values from {low:g} to {high:g}, but floats must lie in [0, 1]: {hint}"
+            )
+        scaled = np.clip(array, 0.0, 1.0).astype(np.float32)
+    alpha = np.ascontiguousarray(scaled[..., 3]) if channels == 4 else None
+    return Image(np.ascontiguousarray(scaled[..., :3] if channels == 4 else scaled), alpha, source)
+
+
+def _read_tensor(tensor: Any, source: str) -> tuple[list[Image], InputForm]:
+    import torch
+
+    values = tensor.detach().cpu()
+    if values.dtype != torch.uint8 and not values.is_floating_point():
+        raise _invalid(source, f"has dtype {values.dtype}; accepted: float in [0, 1] or uint8 (0..255)")
+    shape = tuple(values.shape)
+    if values.ndim not in (3, 4) or shape[-3] not in (1, 3, 4):
+        channels_last = values.ndim == 3 and shape[-1] in (1, 3, 4)
+        hint = "; it looks channels-last: use .permute(2, 0, 1)" if channels_last else ""
+        raise _invalid(source, f"has shape {shape}; expected CxHxW or BxCxHxW with C = 1, 3 or 4{hint}")
+    if values.ndim == 4 and shape[0] == 0:
+        raise _invalid(source, f"is an empty batch (shape {shape})")
+    if values.is_floating_point():
+        values = values.float()  # numpy has no bfloat16
+    batch = values.numpy() if values.ndim == 4 else values.numpy()[None]
+    names = [f"{source}[{i}]" for i in range(len(batch))] if values.ndim == 4 else [source]
+    images = [
+        _image_from_array(item.transpose(1, 2, 0), name) for item, name in zip(batch, names, strict=True)
+    ]
+    return images, InputForm("tensor", len(images), batched=values.ndim == 4, device=str(tensor.device))
+
+
+def _pil_to_array(picture: Any, source: str) -> np.ndarray:
+    mode = picture.mode
+    if mode.startswith("I;16") or mode in ("L", "RGB", "RGBA"):
+        return np.asarray(picture)
+    if mode == "F":
+        return np.asarray(picture, dtype=np.float32)
+    if mode == "I":  # 32-bit integers; Pillow opens some 16-bit PNGs this way
+        values = np.asarray(picture)
+        if values.min() < 0 or values.max() > 65535:
+            raise _invalid(source, "is in mode 'I' with values outside 0..65535")
+        return values.astype(np.uint16)
+    has_alpha = mode in ("LA", "La", "PA", "RGBa") or "transparency" in picture.info
+    return np.asarray(picture.convert("RGBA" if has_alpha else "L" if mode == "1" else "RGB"))
+
+
+def _with_alpha(result: np.ndarray, image: Image) -> np.ndarray:
+    """The result as HxWxC float32 in [0, 1], with the input's alpha put back if the size still matches."""
+    pixels = np.asarray(result, dtype=np.float32)
+    if not np.isfinite(pixels).all():
+        raise ZooError(
+            f"the result for {image.source} contains NaN or infinite values: did the model diverge?"
+        )
+    pixels = np.clip(pixels, 0.0, 1.0)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if image.alpha is None or pixels.shape[:2] != image.alpha.shape or pixels.shape[2] == 4:
+        return pixels
+    colour = pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
+    return np.concatenate([colour, image.alpha[..., None]], axis=2)
+
+
+def _convert_output(results: list[np.ndarray], form: InputForm) -> Any:
+    if form.kind == "encoded":
+        return to_uint8(results[0])
+    if form.kind == "numpy":
+        pixels = results[0][..., 0] if form.was_2d and results[0].shape[2] == 1 else results[0]
+        if form.dtype == "uint8":
+            return to_uint8(pixels)
+        return _to_uint16(pixels) if form.dtype == "uint16" else pixels
+    if form.kind == "pil":
+        from PIL import Image as PILImage
+
+        pixels = to_uint8(results[0])
+        return PILImage.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    import torch
+
+    tensors = [torch.from_numpy(np.ascontiguousarray(r.transpose(2, 0, 1))).to(form.device) for r in results]
+    if not form.batched:
+        return tensors[0]
+    if len({t.shape for t in tensors}) > 1:
+        raise ZooError("results of one batch differ in size, so they cannot be stacked: a task bug")
+    return torch.stack(tensors)
+
+
+def _check_header(data: bytes, source: str) -> None:
+    """Reject truncated PNG/JPEG files, and oversized PNG/JPEG/BMP/GIF images before they are decoded.
+
+    Other formats are checked once decoded; OpenCV refuses anything over 2**30 pixels by itself.
+    """
+    size = None
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        size = _png_size(data, source)
+    elif data.startswith(b"\xff\xd8"):
+        size = _jpeg_size(data, source)
+    elif data.startswith(b"BM") and len(data) >= 26:
+        core_header = struct.unpack_from("<I", data, 14)[0] == 12  # the old OS/2 header has 16-bit sizes
+        width, height = struct.unpack_from("<HH" if core_header else "<ii", data, 18)
+        size = abs(height), abs(width)  # a negative height means rows stored top-down
+    elif data.startswith(b"GIF8") and len(data) >= 10:
+        width, height = struct.unpack_from("<HH", data, 6)
+        size = height, width
+    if size is not None:
+        _check_pixel_count(size[0], size[1], source)
+
+
+def _truncated(source: str, kind: str) -> InvalidImageError:
+    return _invalid(source, f"is a truncated {kind} file (an incomplete download or copy?)")
+
+
+def _png_size(data: bytes, source: str) -> tuple[int, int]:
+    if len(data) < 33:
+        raise _truncated(source, "PNG")
+    width, height = struct.unpack_from(">II", data, 16)
+    position = 8
+    while position + 8 <= len(data):  # walk the chunks: an intact PNG reaches IEND
+        length, kind = struct.unpack_from(">I4s", data, position)
+        if kind == b"IEND":
+            return height, width
+        position += 12 + length
+    raise _truncated(source, "PNG")
+
+
+def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
+    size = None
+    position = 2
+    while position + 4 <= len(data):  # walk the header segments up to the start of scan
+        marker = data[position + 1]
+        if data[position] != 0xFF:
+            return size  # not a well-formed marker: leave the verdict to the decoder
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            position += 1 if marker == 0xFF else 2  # a fill byte, or a marker without a length
+            continue
+        if marker == 0xDA:
+            # an intact JPEG ends with EOI; searching after SOS skips the EOI of any EXIF thumbnail
+            if data.find(b"\xff\xd9", position) < 0:
+                raise _truncated(source, "JPEG")
+            return size
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and position + 9 <= len(data):
+            size = struct.unpack_from(">HH", data, position + 5)  # a start of frame: height, width
+        position += 2 + struct.unpack_from(">H", data, position + 2)[0]
+    raise _truncated(source, "JPEG")
+
+
+def _write_atomically(target: Path, content: bytes) -> None:
+    """Write to a temporary file beside ``target``, then rename, so no reader sees a half-written image."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # os.open with 0o666 honours the umask, unlike mkstemp's private 0o600
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(content)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    except OSError as error:
+        reason = error.strerror or error
+        raise ZooError(f"cannot write {target}: {reason}; check that the folder is writable") from error

@@ -1,0 +1,67 @@
+"""Image quality metrics on batches of RGB images in [0, 1] (Nx3xHxW tensors).
+
+Each returns the mean over the batch as a float.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["colourfulness", "l1", "psnr", "sharpness", "ssim"]
+
+
+def l1(images: torch.Tensor, references: torch.Tensor) -> float:
+    return float((images.float() - references.float()).abs().mean())
+
+
+def psnr(images: torch.Tensor, references: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB, per image then averaged (capped at 100 dB for equal images)."""
+    mse = ((images.float() - references.float()) ** 2).flatten(1).mean(1)
+    values = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+    return float(values.mean())
+
+
+def ssim(images: torch.Tensor, references: torch.Tensor) -> float:
+    """Structural similarity (Wang et al. 2004) on luma, with the usual 11x11 Gaussian window (sigma 1.5)."""
+    x, y = _luma(images.float()), _luma(references.float())
+    size = min(11, x.shape[-1], x.shape[-2])
+    size -= 1 - size % 2  # odd window
+    coords = torch.arange(size, dtype=torch.float32) - size // 2
+    gauss = torch.exp(-(coords**2) / (2 * 1.5**2))
+    window = (gauss[:, None] * gauss[None, :] / gauss.sum() ** 2).expand(1, 1, size, size)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, window)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return float(ssim_map.flatten(1).mean(1).mean())
+
+
+def colourfulness(images: torch.Tensor) -> float:
+    """Hasler and Süsstrunk (2003) colourfulness, on 0-255 RGB as in the paper."""
+    rgb = images.float() * 255
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    rg, yb = r - g, 0.5 * (r + g) - b
+    std = torch.sqrt(rg.flatten(1).var(1, unbiased=False) + yb.flatten(1).var(1, unbiased=False))
+    mean = torch.sqrt(rg.flatten(1).mean(1) ** 2 + yb.flatten(1).mean(1) ** 2)
+    return float((std + 0.3 * mean).mean())
+
+
+def sharpness(images: torch.Tensor) -> float:
+    """Variance of the Laplacian of luma (0-255 scale): higher is sharper."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    response = F.conv2d(_luma(images.float()) * 255, kernel)
+    return float(response.flatten(1).var(1, unbiased=False).mean())
+
+
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    if images.shape[1] == 1:
+        return images
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype).view(1, 3, 1, 1)
+    return (images[:, :3] * weights).sum(1, keepdim=True)

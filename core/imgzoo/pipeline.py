@@ -1,0 +1,237 @@
+"""Loading a task with its weights, and the reusable inference :class:`Pipeline`."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imgzoo import images as _images
+from imgzoo import plugins, registry
+from imgzoo import weights as _weights
+from imgzoo.config import build_config
+from imgzoo.errors import WeightsError, ZooError
+from imgzoo.runtime import autocast, check_precision, resolve_device
+from imgzoo.task import Task, TaskConfig
+
+__all__ = ["LoadedWeights", "Pipeline", "build_task", "load"]
+
+WeightsArg = str | Path | None | bool
+
+
+@dataclass
+class LoadedWeights:
+    """Where a pipeline's weights came from (``None`` fields for an untrained model)."""
+
+    name: str | None = None
+    path: Path | None = None
+    sha256: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _locate_weights(task: str, weights: WeightsArg) -> LoadedWeights | None:
+    """Turn the user's ``weights=`` into a verified local file (None: train-from-scratch init)."""
+    if weights is False or weights == "none":
+        return None
+    entry = registry.resolve_weights_name(
+        task, None if weights is True else str(weights) if weights else None
+    )
+    if entry is not None:
+        path = _weights.resolve_weights_file(entry.source, sha256=entry.sha256, base_dir=entry.base_dir)
+        return LoadedWeights(name=entry.name, path=path, sha256=entry.sha256)
+    if weights is None or weights is True:
+        return None
+    text = str(weights)
+    if text.startswith(("http://", "https://")):
+        return LoadedWeights(name=text, path=_weights.resolve_weights_file(text, sha256=None))
+    path = Path(text).expanduser()
+    if path.is_file():
+        return LoadedWeights(name=path.name, path=path)
+    raise registry.unknown_weights_error(task, text)
+
+
+def build_task(
+    task: str,
+    *,
+    weights: WeightsArg = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Task, dict[str, torch.nn.Module], LoadedWeights | None]:
+    """Resolve config and weights for a task and build its models with the weights loaded.
+
+    ``weights``: a registered weights name, a path, a URL, ``None`` for the task's default
+    (fresh init if it has none) or ``False`` for a fresh init.
+    """
+    task_class = plugins.get_task_class(task)
+    located = _locate_weights(task, weights)
+    tensors: dict[str, torch.Tensor] = {}
+    if located is not None:
+        assert located.path is not None
+        tensors, located.metadata = _weights.load_weights(located.path, sha256=located.sha256)
+        trained_for = located.metadata.get("task")
+        if trained_for != task:
+            raise WeightsError(
+                f"{located.path}: these weights are for task {trained_for!r}, not {task!r}", path=located.path
+            )
+    config = build_config(
+        task_class.Config,
+        task=task,
+        weights_config=located.metadata.get("config") if located else None,
+        file=config_file,
+        overrides=overrides,
+    )
+    assert isinstance(config, TaskConfig)
+    task_object = task_class(config)
+    models = dict(task_object.build_models())
+    if located is not None:
+        _load_models(task_object, models, tensors, located.path)
+    return task_object, models, located
+
+
+def _load_models(
+    task: Task, models: Mapping[str, torch.nn.Module], tensors: Mapping[str, Any], path: Any
+) -> None:
+    prefixes = {name.split(".", 1)[0] for name in tensors}
+    unknown = prefixes - set(models)
+    if unknown:
+        raise WeightsError(
+            f"{path}: holds tensors for model(s) {sorted(unknown)}, "
+            f"but task {task.name!r} builds {sorted(models)}",
+            path=path,
+            tensor=sorted(unknown)[0],
+        )
+    if task.inference_model not in prefixes:
+        raise WeightsError(
+            f"{path}: no tensors for the inference model {task.inference_model!r} (expected names like "
+            f"'{task.inference_model}.<parameter>')",
+            path=path,
+            tensor=task.inference_model,
+        )
+    for name in prefixes:
+        _weights.load_state(models[name], tensors, prefix=name, path=path)
+
+
+class Pipeline:
+    """A task with its models loaded, ready to run on images: ``pipeline(image)``.
+
+    Build one with :func:`imgzoo.load`. Calls are thread-safe (inference runs without
+    gradients and never mutates the models).
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        models: Mapping[str, torch.nn.Module],
+        *,
+        device: torch.device,
+        precision: str,
+        weights: LoadedWeights | None,
+    ) -> None:
+        self.task = task
+        self.models = dict(models)
+        self.device = device
+        self.precision = precision
+        self.weights = weights
+        self._lock = threading.Lock()
+
+    @property
+    def config(self) -> TaskConfig:
+        return self.task.config
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The model used at inference (for a GAN, its generator)."""
+        return self.models[self.task.inference_model]
+
+    def __repr__(self) -> str:
+        weights = self.weights.name if self.weights else "untrained"
+        return (
+            f"Pipeline(task={self.task.name!r}, weights={weights!r}, device={self.device}, "
+            f"precision={self.precision!r})"
+        )
+
+    def __call__(self, image: Any, *, output: str | Path | None = None, batch_size: int = 8) -> Any:
+        """Run on one image or a list of them; the result has the input's type and size.
+
+        ``output``: also save the result there (a file for one image, a directory for several).
+        """
+        inputs, spec = _images.read_images(image)
+        results = self.process(inputs, batch_size=batch_size)
+        if output is not None:
+            _save_results(results, inputs, Path(output))
+        return _images.to_output(results, inputs, spec)
+
+    def process(self, inputs: list[_images.Image], *, batch_size: int = 8) -> list[np.ndarray]:
+        """Run on already-read images; returns HxWxC float32 arrays, one per input."""
+        task = self.task
+        results: list[np.ndarray | None] = [None] * len(inputs)
+        with torch.inference_mode():
+            model_inputs = [task.preprocess(image.pixels) for image in inputs]
+            # Inputs that preprocess to the same shape share one forward pass.
+            by_shape: dict[tuple[int, ...], list[int]] = {}
+            for index, tensor in enumerate(model_inputs):
+                by_shape.setdefault(tuple(tensor.shape), []).append(index)
+            for indices in by_shape.values():
+                for start in range(0, len(indices), batch_size):
+                    chunk = indices[start : start + batch_size]
+                    parts = [model_inputs[i] for i in chunk]
+                    batch = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(
+                        self.device, non_blocking=True
+                    )
+                    with autocast(self.device, self.precision):
+                        outputs = task.forward(self.models, batch)
+                    outputs = outputs.float().cpu()
+                    for row, index in enumerate(chunk):
+                        results[index] = task.postprocess(outputs[row], inputs[index].pixels)
+        for image, result in zip(inputs, results, strict=True):
+            assert result is not None
+            if result.shape[:2] != image.pixels.shape[:2]:
+                raise ZooError(
+                    f"task {task.name!r} returned a {result.shape[1]}x{result.shape[0]} image for a "
+                    f"{image.width}x{image.height} input: its postprocess() must restore the input size"
+                )
+        return [r for r in results if r is not None]
+
+
+def _save_results(results: list[np.ndarray], inputs: list[_images.Image], output: Path) -> None:
+    if len(results) == 1 and output.suffix:
+        _images.save_image(output, results[0], inputs[0].alpha)
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    for index, (result, image) in enumerate(zip(results, inputs, strict=True)):
+        stem = Path(image.source).stem if Path(image.source).suffix else f"image-{index:04d}"
+        _images.save_image(output / f"{stem}.png", result, image.alpha)
+
+
+def load(
+    task: str,
+    weights: WeightsArg = None,
+    *,
+    device: str | torch.device = "auto",
+    precision: str = "fp32",
+    config: str | Path | None = None,
+    **overrides: Any,
+) -> Pipeline:
+    """Load a task with its weights into a reusable, callable :class:`Pipeline`.
+
+    ``weights``: a registered name, a path or URL; ``None`` for the default weights.
+    ``config``: a TOML/JSON config file; keyword arguments override single config fields.
+    """
+    check_precision(precision)
+    task_object, models, located = build_task(task, weights=weights, config_file=config, overrides=overrides)
+    if located is None and weights is None:
+        warnings.warn(
+            f"task {task!r} has no weights to load: running an untrained model "
+            "(train one with `imgzoo train`, or pass weights=PATH)",
+            stacklevel=2,
+        )
+    target = resolve_device(device)
+    for model in models.values():
+        model.to(target).eval().requires_grad_(False)
+    return Pipeline(task_object, models, device=target, precision=precision, weights=located)

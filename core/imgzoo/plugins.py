@@ -1,0 +1,310 @@
+"""Finding, loading and asking plugins: the only module that talks to pluggy.
+
+Plugins come from the ``imgzoo`` entry-point group (built-in ones too) and from
+:func:`register_plugin` (tests, notebooks). Loading is lazy, happens once, and is forgiving: a
+plugin that fails to import, implements a hook that does not exist, targets another plugin API,
+or raises in a hook is marked *failed* with the reason, a warning names it, and the rest of the
+zoo keeps working. ``imgzoo plugins`` shows the state of each.
+
+Environment:
+    IMGZOO_PLUGINS           comma-separated allow-list of plugin names; only these load
+    IMGZOO_DISABLE_PLUGINS   comma-separated plugin names that must not load
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from imgzoo import hookspecs
+from imgzoo.errors import PluginError, UnknownTaskError
+
+if TYPE_CHECKING:
+    from imgzoo.data.base import DatasetFactory
+    from imgzoo.task import Task
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "dataset_factories",
+    "get_task_class",
+    "plugin_infos",
+    "register_plugin",
+    "registry_files",
+    "reload_plugins",
+    "task_classes",
+    "unregister_plugin",
+]
+
+ENTRY_POINT_GROUP = "imgzoo"
+ENV_ALLOW = "IMGZOO_PLUGINS"
+ENV_DENY = "IMGZOO_DISABLE_PLUGINS"
+TASK_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+
+
+@dataclass
+class PluginInfo:
+    """What ``imgzoo plugins`` shows about one plugin."""
+
+    name: str
+    module: str = ""
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "loaded"  # "loaded", "failed" or "disabled"
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Loaded:
+    """Everything the plugins contributed, collected in one pass."""
+
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    tasks: dict[str, tuple[type[Task], str]] = field(default_factory=dict)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
+    datasets: dict[str, tuple[DatasetFactory, str, str]] = field(default_factory=dict)
+    registry_files: list[tuple[Path, str]] = field(default_factory=list)
+
+
+_lock = threading.RLock()
+_loaded: _Loaded | None = None
+_extra_plugins: dict[str, object] = {}
+
+
+# ── public API ────────────────────────────────────────────────────────────────────────────
+def register_plugin(plugin: object, name: str | None = None) -> str:
+    """Add a plugin object or module at run time (tests, notebooks); takes effect at once."""
+    name = name or getattr(plugin, "__name__", None) or f"plugin-{id(plugin)}"
+    with _lock:
+        _extra_plugins[name] = plugin
+        reload_plugins()
+    return name
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin added with :func:`register_plugin`."""
+    with _lock:
+        _extra_plugins.pop(name, None)
+        reload_plugins()
+
+
+def reload_plugins() -> None:
+    """Forget what was loaded; the next use loads the plugins again."""
+    global _loaded
+    with _lock:
+        _loaded = None
+
+
+def plugin_infos() -> list[PluginInfo]:
+    return sorted(_state().plugins.values(), key=lambda info: info.name)
+
+
+def task_classes() -> dict[str, type[Task]]:
+    """Every usable task: name -> Task class (conflicting names excluded)."""
+    return {name: cls for name, (cls, _) in _state().tasks.items()}
+
+
+def task_plugin(name: str) -> str:
+    return _state().tasks[name][1]
+
+
+def get_task_class(name: str) -> type[Task]:
+    state = _state()
+    if name in state.conflicts:
+        owners = " and ".join(repr(p) for p in state.conflicts[name])
+        raise PluginError(
+            f"task {name!r} is registered by two plugins, {owners}; disable one with "
+            f"{ENV_DENY}=<plugin name>",
+            plugin=state.conflicts[name][-1],
+        )
+    if name not in state.tasks:
+        raise UnknownTaskError(name, state.tasks)
+    return state.tasks[name][0]
+
+
+def dataset_factories() -> dict[str, DatasetFactory]:
+    return {name: factory for name, (factory, _, _) in _state().datasets.items()}
+
+
+def dataset_descriptions() -> dict[str, str]:
+    return {name: description for name, (_, description, _) in _state().datasets.items()}
+
+
+def registry_files() -> list[Path]:
+    return [path for path, _ in _state().registry_files]
+
+
+def load_errors() -> list[PluginInfo]:
+    return [info for info in _state().plugins.values() if info.status == "failed"]
+
+
+# ── loading ───────────────────────────────────────────────────────────────────────────────
+def _state() -> _Loaded:
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            _loaded = _load_all()
+            for info in _loaded.plugins.values():
+                if info.status == "failed":
+                    warnings.warn(
+                        f"imgzoo plugin {info.name!r} failed: {info.error}", RuntimeWarning, stacklevel=3
+                    )
+        return _loaded
+
+
+def _names_from_env(variable: str) -> set[str] | None:
+    value = os.environ.get(variable)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _load_all() -> _Loaded:
+    loaded = _Loaded()
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    allow, deny = _names_from_env(ENV_ALLOW), _names_from_env(ENV_DENY) or set()
+
+    candidates: list[tuple[PluginInfo, Callable[[], object]]] = []
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(entry_point, "dist", None)
+        info = PluginInfo(
+            name=entry_point.name,
+            module=entry_point.value,
+            distribution=dist.metadata["Name"] if dist is not None else None,
+            version=dist.version if dist is not None else None,
+        )
+        candidates.append((info, entry_point.load))
+    for name, plugin in _extra_plugins.items():
+        module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__qualname__
+        candidates.append((PluginInfo(name=name, module=module), lambda plugin=plugin: plugin))
+
+    for info, load in candidates:
+        if info.name in loaded.plugins:  # the same entry point seen twice (e.g. editable + wheel)
+            continue
+        loaded.plugins[info.name] = info
+        if (allow is not None and info.name not in allow) or info.name in deny:
+            info.status = "disabled"
+            continue
+        try:
+            plugin = load()
+            _check_api_version(plugin)
+            manager.register(plugin, name=info.name)
+        except Exception as error:
+            _fail(info, error)
+            continue
+        # check_pending() is what turns a misspelled hook name into an error instead of silence.
+        try:
+            manager.check_pending()
+        except pluggy.PluginValidationError as error:
+            manager.unregister(name=info.name)
+            _fail(info, error)
+            continue
+        info.hooks = sorted(
+            caller.name for caller in manager.get_hookcallers(manager.get_plugin(info.name)) or []
+        )
+
+    _collect(manager, "register_tasks", loaded, _task_registrar)
+    _collect(manager, "register_datasets", loaded, _dataset_registrar)
+    _collect(manager, "register_registry_files", loaded, _registry_file_registrar)
+    for name in loaded.conflicts:
+        loaded.tasks.pop(name, None)
+    return loaded
+
+
+def _fail(info: PluginInfo, error: BaseException) -> None:
+    info.status = "failed"
+    source = f" (distribution {info.distribution} {info.version})" if info.distribution else ""
+    info.error = f"{type(error).__name__}: {error}{source}"
+
+
+def _check_api_version(plugin: object) -> None:
+    supported = getattr(plugin, "IMGZOO_PLUGIN_API", None)
+    if supported is None:
+        return
+    versions = {supported} if isinstance(supported, int) else set(supported)
+    if hookspecs.PLUGIN_API_VERSION not in versions:
+        raise PluginError(
+            f"targets imgzoo plugin API {sorted(versions)}, but this imgzoo provides API "
+            f"{hookspecs.PLUGIN_API_VERSION}; install a version of the plugin made for it"
+        )
+
+
+def _collect(
+    manager: pluggy.PluginManager, hook_name: str, loaded: _Loaded, make_registrar: Callable
+) -> None:
+    """Call one hook plugin by plugin, so that everything registered is attributed to its
+    plugin and one plugin raising does not stop the others."""
+    for impl in getattr(manager.hook, hook_name).get_hookimpls():
+        info = loaded.plugins[impl.plugin_name]
+        if info.status != "loaded":
+            continue
+        try:
+            impl.function(register=make_registrar(loaded, info))
+        except Exception as error:
+            _fail(info, error)
+
+
+def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task]], None]:
+    from imgzoo.task import Task, TaskConfig
+
+    def register(task_class: type[Task]) -> None:
+        if not (isinstance(task_class, type) and issubclass(task_class, Task)):
+            raise PluginError(
+                f"register_tasks: expected a Task subclass, got {task_class!r}", plugin=info.name
+            )
+        name = task_class.name
+        if not isinstance(name, str) or not TASK_NAME.match(name):
+            raise PluginError(
+                f"{task_class.__qualname__}.name must be lowercase letters, digits and dashes, got {name!r}",
+                plugin=info.name,
+            )
+        if not (isinstance(task_class.Config, type) and issubclass(task_class.Config, TaskConfig)):
+            raise PluginError(
+                f"{task_class.__qualname__}.Config must subclass imgzoo.TaskConfig", plugin=info.name
+            )
+        if name in loaded.conflicts:
+            loaded.conflicts[name].append(info.name)
+        elif name in loaded.tasks and loaded.tasks[name][1] != info.name:
+            loaded.conflicts[name] = [loaded.tasks[name][1], info.name]
+        else:
+            loaded.tasks[name] = (task_class, info.name)
+        info.tasks.append(name)
+
+    return register
+
+
+def _dataset_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[..., None]:
+    def register(name: str, factory: DatasetFactory, description: str = "") -> None:
+        if name in loaded.datasets and loaded.datasets[name][2] != info.name:
+            raise PluginError(
+                f"dataset {name!r} is registered by two plugins, "
+                f"{loaded.datasets[name][2]!r} and {info.name!r}",
+                plugin=info.name,
+            )
+        loaded.datasets[name] = (factory, description, info.name)
+        info.datasets.append(name)
+
+    return register
+
+
+def _registry_file_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[Path], None]:
+    def register(path: Path | str) -> None:
+        loaded.registry_files.append((Path(str(path)), info.name))
+
+    return register

@@ -1,0 +1,225 @@
+"""The catalogue: which tasks exist, what they do, and their named weights.
+
+Tasks come from plugins; what the zoo knows *about* them (descriptions, named weights with
+their sha256, licence, recipe and metrics, the default weights) comes from registry files in
+``registry.toml`` format, merged in this order, later files winning field by field:
+
+    the built-in registry.toml  <  files contributed by plugins  <  $IMGZOO_REGISTRY  <  add_registry()
+
+``IMGZOO_REGISTRY`` holds one or more paths separated by ``os.pathsep``. A registry file::
+
+    [tasks.colorize]
+    description = "Grayscale to colour (the paper's autoencoder)"
+    default_weights = "minifigs-v1"
+
+    [tasks.colorize.weights.minifigs-v1]
+    file = "imgzoo_colorize:weights/colorize-minifigs-v1.safetensors"   # or a path, or url = "https://..."
+    sha256 = "…64 hex digits…"
+    license = "MIT"
+    recipe = { steps = 3000, batch_size = 10, optimizer = "rmsprop" }
+    metrics = { psnr = 27.1 }
+
+Reading the catalogue imports neither torch nor any task's model code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from imgzoo import plugins
+from imgzoo.errors import ConfigError, WeightsError, ZooError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["TaskInfo", "WeightsEntry", "add_registry", "list_tasks", "task_info"]
+
+ENV_REGISTRY = "IMGZOO_REGISTRY"
+
+
+class WeightsEntry(BaseModel):
+    """One named set of weights for a task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Name used with weights=... and --weights.")
+    file: str | None = Field(
+        None, description="Local path (relative to the registry file) or 'package:path'."
+    )
+    url: str | None = Field(None, description="http(s) URL, downloaded once into the cache.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Full sha256 of the file, checked before use.")
+    license: str = Field("", description="Licence of the weights.")
+    description: str = Field("", description="What these weights are good at.")
+    recipe: dict[str, Any] = Field(default_factory=dict, description="How they were trained.")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Measured quality (and on what).")
+    base_dir: Path | None = Field(
+        None, description="Directory of the registry file that named them.", exclude=True
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WeightsEntry:
+        if (self.file is None) == (self.url is None):
+            raise ValueError("give exactly one of 'file' and 'url'")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.file if self.file is not None else str(self.url)
+
+
+@dataclass
+class TaskInfo:
+    """What ``imgzoo info TASK`` shows."""
+
+    name: str
+    description: str
+    plugin: str
+    default_weights: str | None
+    weights: dict[str, WeightsEntry] = field(default_factory=dict)
+    config_schema: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "plugin": self.plugin,
+            "default_weights": self.default_weights,
+            "weights": {name: entry.model_dump(mode="json") for name, entry in self.weights.items()},
+        }
+
+
+_lock = threading.Lock()
+_user_files: list[Path] = []
+
+
+def builtin_registry_file() -> Path:
+    """The shipped registry.toml: inside the package in a wheel, at the repository root in a
+    source checkout or editable install."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir / "registry.toml", package_dir.parent.parent / "registry.toml"):
+        if candidate.is_file():
+            return candidate
+    raise ZooError(
+        f"imgzoo's registry.toml is missing (looked in {package_dir} and the source root); reinstall imgzoo"
+    )
+
+
+def add_registry(path: str | Path) -> None:
+    """Add a user registry file (same format as registry.toml); it overrides earlier ones."""
+    path = Path(path).expanduser()
+    _read_registry_file(path)  # fail now, with the file's name, rather than at first use
+    with _lock:
+        _user_files.append(path)
+
+
+def clear_user_registries() -> None:
+    """Forget files added with :func:`add_registry` (tests use it)."""
+    with _lock:
+        _user_files.clear()
+
+
+def registry_files() -> list[Path]:
+    env = [Path(part) for part in os.environ.get(ENV_REGISTRY, "").split(os.pathsep) if part.strip()]
+    with _lock:
+        user = list(_user_files)
+    return [builtin_registry_file(), *plugins.registry_files(), *env, *user]
+
+
+def catalogue() -> dict[str, dict[str, Any]]:
+    """The merged raw entries of every registry file, by task name."""
+    merged: dict[str, dict[str, Any]] = {}
+    for path in registry_files():
+        for task, entry in _read_registry_file(path).items():
+            target = merged.setdefault(task, {"weights": {}})
+            for key, value in entry.items():
+                if key == "weights":
+                    for weights_name, weights in value.items():
+                        target["weights"][weights_name] = {
+                            **weights,
+                            "name": weights_name,
+                            "base_dir": path.parent,
+                        }
+                else:
+                    target[key] = value
+    return merged
+
+
+def list_tasks(pattern: str = "*") -> list[str]:
+    """Names of the installed tasks matching a shell-style wildcard, sorted (``"col*"``)."""
+    return sorted(name for name in plugins.task_classes() if fnmatch.fnmatchcase(name, pattern))
+
+
+def task_info(name: str) -> TaskInfo:
+    """Everything the zoo knows about one task (its description, plugin, weights, config schema)."""
+    task_class = plugins.get_task_class(name)
+    entry = catalogue().get(name, {"weights": {}})
+    try:
+        weights = {key: WeightsEntry.model_validate(value) for key, value in entry["weights"].items()}
+    except ValidationError as error:
+        raise ConfigError.from_validation_error(name, error, source="registry weights entry") from None
+    default = entry.get("default_weights")
+    if default is not None and default not in weights:
+        raise ZooError(
+            f"registry: task {name!r} names default_weights {default!r}, which has no [weights] entry"
+        )
+    return TaskInfo(
+        name=name,
+        description=entry.get("description") or task_class.description,
+        plugin=plugins.task_plugin(name),
+        default_weights=default,
+        weights=weights,
+        config_schema=task_class.Config.model_json_schema(),
+    )
+
+
+_ALLOWED_TASK_KEYS = {"description", "plugin", "default_weights", "weights"}
+
+
+def _read_registry_file(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ZooError(f"cannot read registry file {path}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ZooError(f"registry file {path} is not valid TOML: {error}") from None
+    tasks = data.get("tasks", {})
+    if not isinstance(tasks, dict):
+        raise ZooError(f"registry file {path}: [tasks] must be a table")
+    for task, entry in tasks.items():
+        unknown = set(entry) - _ALLOWED_TASK_KEYS if isinstance(entry, dict) else {"(not a table)"}
+        if unknown:
+            raise ZooError(
+                f"registry file {path}: [tasks.{task}] has unknown keys {sorted(unknown)}; "
+                f"allowed: {sorted(_ALLOWED_TASK_KEYS)}"
+            )
+    return tasks
+
+
+def resolve_weights_name(task: str, weights: str | None) -> WeightsEntry | None:
+    """The registry entry meant by ``weights`` (a name, or None for the default), or None when
+    ``weights`` is not a registered name (a path or URL then)."""
+    info = task_info(task)
+    if weights is None:
+        return info.weights[info.default_weights] if info.default_weights else None
+    if weights in info.weights:
+        return info.weights[weights]
+    return None
+
+
+def unknown_weights_error(task: str, weights: str) -> WeightsError:
+    names = sorted(task_info(task).weights)
+    known = ", ".join(names) if names else "none are registered"
+    return WeightsError(
+        f"task {task!r} has no weights named {weights!r} and no such file exists (registered: {known})",
+        path=weights,
+    )

@@ -1,0 +1,172 @@
+"""The Task interface: one image-to-image job, everything imgzoo needs to run and train it.
+
+A task is a small class. imgzoo's core never knows a task by name; it only calls these methods:
+
+    inference    image ──preprocess──▶ tensor ──forward(models)──▶ tensor ──postprocess──▶ image
+    training     Sample ──make_pair──▶ (input, target) ──training_step(models, batch, ctx)──▶ losses
+    evaluation   input ──predict──▶ output; metrics(output, target) ──▶ {"psnr": ..., ...}
+
+Images at the interface are numpy HxWxC float32 in [0, 1], RGB, C = 1 or 3 (``imgzoo.images``
+has already read and validated whatever the user passed). Tensors are NCHW float32.
+
+This module must stay importable without torch (``imgzoo list`` imports every task class):
+a task imports torch and its model code inside its methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from imgzoo.data.base import Sample
+    from imgzoo.model import Model
+
+__all__ = ["StepContext", "Task", "TaskConfig"]
+
+
+class TaskConfig(BaseModel):
+    """Base of every task's config: strict (unknown keys are errors) and fully described.
+
+    Subclass it and add fields, each with ``Field(default, description=...)``.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    image_size: int = Field(
+        256,
+        ge=8,
+        le=8192,
+        description="Working resolution: training crops are this size, and so is the network input.",
+    )
+    learning_rate: float = Field(1e-3, gt=0, description="Base learning rate of the task's optimizer(s).")
+
+
+class StepContext(Protocol):
+    """What the trainer hands to :meth:`Task.training_step`.
+
+    The task decides *what* to optimize and in which order (a GAN steps its discriminator, then
+    its generator); the trainer owns *how*: mixed precision, gradient scaling and accumulation,
+    clipping, distributed synchronisation and learning-rate schedules.
+    """
+
+    step: int
+    """Optimizer steps taken so far (not counting accumulation micro-steps)."""
+
+    def optimize(self, optimizer: str, loss: torch.Tensor) -> torch.Tensor:
+        """Backpropagate ``loss`` and step the named optimizer when the accumulation window closes.
+
+        Returns ``loss`` detached, for logging.
+        """
+        ...
+
+
+class Task:
+    """Base class of an image-to-image task. Override what differs; the defaults fit a task
+    with one model (``models["model"]``), an L1 loss and outputs in [0, 1].
+    """
+
+    name: ClassVar[str] = ""
+    """Public name: ``imgzoo.run(name, image)``. Lowercase, digits and dashes."""
+
+    description: ClassVar[str] = ""
+    """One line shown by ``imgzoo list``."""
+
+    Config: ClassVar[type[TaskConfig]] = TaskConfig
+    """The pydantic config class; ``self.config`` is an instance of it."""
+
+    inference_model: ClassVar[str] = "model"
+    """Which of :meth:`build_models`' models runs at inference (a GAN's generator, say)."""
+
+    def __init__(self, config: TaskConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    # ── models ────────────────────────────────────────────────────────────────────────────
+    def build_models(self) -> dict[str, Model]:
+        """Build freshly initialised models, keyed by role (``{"model": ...}``, or
+        ``{"generator": ..., "discriminator": ...}``). Weights are loaded afterwards."""
+        raise NotImplementedError(f"task {self.name!r} must implement build_models()")
+
+    # ── inference ─────────────────────────────────────────────────────────────────────────
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """Turn one HxWxC float image into a 1xCxhxw model input (resize or pad as needed)."""
+        raise NotImplementedError(f"task {self.name!r} must implement preprocess()")
+
+    def forward(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        """Run the inference model on a batch; override when inference is more than one call."""
+        return models[self.inference_model](inputs)
+
+    def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
+        """Turn one model output (CxHxW) back into an image with ``image``'s height and width."""
+        raise NotImplementedError(f"task {self.name!r} must implement postprocess()")
+
+    # ── training ──────────────────────────────────────────────────────────────────────────
+    def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
+        """Turn a training sample (already cropped to ``image_size``) into (input, target)
+        tensors, CxHxW each, in the spaces the model reads and writes."""
+        raise NotImplementedError(f"task {self.name!r} must implement make_pair()")
+
+    def augmentations(self) -> dict[str, Any]:
+        """Which paired augmentations the data pipeline may apply identically to input and
+        target, as keyword arguments of ``imgzoo.data.PairTransform``."""
+        return {"random_crop": True, "flip": True}
+
+    def configure_optimizers(self, models: Mapping[str, torch.nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        """One optimizer per name; :meth:`training_step` refers to them by that name."""
+        import torch
+
+        params = models[self.inference_model].parameters()
+        return {self.inference_model: torch.optim.Adam(params, lr=self.config.learning_rate)}
+
+    def loss(
+        self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Training loss of a single-model task (used by the default :meth:`training_step`)."""
+        import torch.nn.functional as F
+
+        return F.l1_loss(self.forward(models, inputs), targets)
+
+    def training_step(
+        self,
+        models: Mapping[str, torch.nn.Module],
+        batch: tuple[torch.Tensor, torch.Tensor],
+        ctx: StepContext,
+    ) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch; returns named losses for logging.
+
+        The default fits single-model tasks. A task with several models overrides it and
+        calls ``ctx.optimize(name, loss)`` once per optimizer, in its own order.
+        """
+        inputs, targets = batch
+        loss = self.loss(models, inputs, targets)
+        return {"loss": ctx.optimize(self.inference_model, loss)}
+
+    # ── evaluation ────────────────────────────────────────────────────────────────────────
+    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        """Outputs in the same space as :meth:`make_pair`'s targets (for metrics and pictures)."""
+        return self.forward(models, inputs)
+
+    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
+        """Evaluation metrics for a batch, averaged over it. Higher-is-better metrics should be
+        named so (``psnr``); :attr:`primary_metric` picks the one that selects the best checkpoint."""
+        from imgzoo.metrics import l1, psnr
+
+        images, references = self.to_display(outputs), self.to_display(targets)
+        return {"l1": l1(images, references), "psnr": psnr(images, references)}
+
+    primary_metric: ClassVar[tuple[str, str]] = ("psnr", "max")
+    """(metric name, "max" or "min"): what "best" means for checkpoints."""
+
+    def to_display(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Map a batch of model-space tensors (inputs, outputs or targets) to RGB in [0, 1],
+        Nx3xHxW, for metrics and the picture grids the trainer saves."""
+        batch = tensor.float().clamp(0, 1)
+        return batch.expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

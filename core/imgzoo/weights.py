@@ -1,0 +1,441 @@
+"""Weights on disk: self-describing safetensors files, verified by sha256 before use.
+
+A weights file holds one or more models' tensors, each named ``"{model}.{parameter}"`` (a GAN
+task stores ``generator.*`` and ``discriminator.*`` side by side), plus metadata: any
+JSON-serializable values, stored JSON-encoded because safetensors only keeps strings.
+
+Where a file comes from is a *source* string (see `resolve_weights_file`): a local path, a
+package resource or an http(s) URL, downloaded once into `cache_dir`.
+
+torch is imported inside the functions that need it, so ``import imgzoo`` stays light and
+`read_metadata` / `sha256_file` work without it. Nothing here ever unpickles: safetensors only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Mapping
+from http.client import HTTPException
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from imgzoo.errors import WeightsError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "cache_dir",
+    "load_state",
+    "load_weights",
+    "read_metadata",
+    "resolve_weights_file",
+    "save_weights",
+    "sha256_file",
+    "state_tensors",
+]
+
+StrPath: TypeAlias = "str | os.PathLike[str]"
+
+#: Metadata key recording the layout version of imgzoo weights files.
+FORMAT_KEY = "imgzoo.format"
+FORMAT_VERSION = 1
+
+# safetensors refuses headers above 100 MB; a larger length means the file is something else.
+_MAX_HEADER_BYTES = 100_000_000
+_CHUNK_BYTES = 1 << 20
+_PROGRESS_MIN_BYTES = 1 << 20
+_DEFAULT_TIMEOUT_S = 30.0
+_RECENT_WRITE_NS = 3_000_000_000
+_TRUE_WORDS = {"1", "true", "yes", "on"}
+# "package.name:path/in/package"; the package part is longer than one character so that a
+# Windows drive ("C:\\weights") is never mistaken for a package.
+_RESOURCE_SOURCE = re.compile(r"^(?P<package>[A-Za-z_]\w+(?:\.[A-Za-z_]\w*)*):(?P<resource>[^/\\].*)$")
+
+_digest_memo: dict[tuple[str, int, int, int], str] = {}
+
+
+def sha256_file(path: StrPath) -> str:
+    """Hex sha256 of a file, streamed; remembered while the file is unchanged on disk."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    # Size, mtime and inode together change whenever the file is rewritten or replaced...
+    key = (str(resolved), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key in _digest_memo:
+        return _digest_memo[key]
+    digest = hashlib.sha256()
+    with open(resolved, "rb") as file:
+        while chunk := file.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    # ...except within the filesystem's timestamp granularity: a file modified that recently
+    # could change again without its mtime moving, so it is not remembered yet (as git does).
+    if time.time_ns() - stat.st_mtime_ns > _RECENT_WRITE_NS:
+        _digest_memo[key] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def save_weights(
+    path: StrPath,
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    metadata: Mapping[str, Any],
+    dtype: torch.dtype | None = None,
+) -> str:
+    """Write ``tensors`` and ``metadata`` to ``path`` atomically; return the file's sha256.
+
+    ``dtype`` (``torch.float16`` for shipped weights) casts the floating tensors only. A reader
+    never sees a half-written file: the data goes to a temporary file that replaces ``path``.
+    """
+    from safetensors.torch import save_file
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    encoded = {key: json.dumps(value) for key, value in metadata.items()}
+    # Ours wins, so that metadata read from one file can be saved into another.
+    encoded[FORMAT_KEY] = json.dumps(FORMAT_VERSION)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        save_file(_standalone_tensors(tensors, dtype), str(temporary), metadata=encoded)
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_directory(target.parent)
+    return sha256_file(target)
+
+
+def read_metadata(path: StrPath) -> dict[str, Any]:
+    """The metadata of a weights file, values decoded from JSON; reads only the header."""
+    header = _read_header(Path(path))
+    return _decode_metadata(header.get("__metadata__") or {}, Path(path))
+
+
+def load_weights(
+    path: StrPath, *, sha256: str | None = None, device: str = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Verify (when ``sha256`` is given) and load a weights file: ``(tensors, metadata)``.
+
+    Floating tensors come back as float32 whatever the file stores.
+    """
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    source = Path(path)
+    if not source.is_file():
+        raise WeightsError(f"weights file {source} does not exist", path=source)
+    if sha256 is not None:
+        _verify_sha256(source, sha256)
+    metadata = read_metadata(source)
+    tensors: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(source), framework="pt", device="cpu") as file:
+            for name in file.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                tensors[name] = file.get_tensor(name)
+    except SafetensorError as error:
+        raise WeightsError(
+            f"{source}: not a readable safetensors file ({error}): it is corrupt or truncated; "
+            "delete it and download or export it again",
+            path=source,
+        ) from error
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point():
+            tensor = tensor.to(torch.float32)
+        tensors[name] = tensor.to(device)
+    return tensors, metadata
+
+
+def load_state(
+    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, prefix: str, path: StrPath
+) -> None:
+    """Copy ``tensors["{prefix}.{name}"]`` into ``module``; every entry must match exactly.
+
+    ``path`` is only used to name the file in errors.
+    """
+    expected = module.state_dict()
+    head = f"{prefix}."
+    given = {key.removeprefix(head): tensor for key, tensor in tensors.items() if key.startswith(head)}
+    other_model = "the weights were saved from a different model"
+    problems = [(name, "is missing from the file", other_model) for name in expected if name not in given]
+    problems += [(name, "is not part of the model", other_model) for name in given if name not in expected]
+    problems += [
+        (
+            name,
+            f"has shape {tuple(tensor.shape)}, the model expects {tuple(expected[name].shape)}",
+            "the weights were trained with a different config",
+        )
+        for name, tensor in given.items()
+        if name in expected and tensor.shape != expected[name].shape
+    ]
+    if problems:
+        name, problem, hint = problems[0]
+        others = len(problems) - 1
+        more = f" (and {others} more mismatched tensor{'s' * (others > 1)})" if others else ""
+        raise WeightsError(
+            f"{path}: tensor {head + name!r} {problem}{more}: {hint}", path=path, tensor=head + name
+        )
+    module.load_state_dict(given, strict=True)
+
+
+def state_tensors(module: torch.nn.Module, *, prefix: str) -> dict[str, torch.Tensor]:
+    """``module``'s state as ``{"{prefix}.{name}": tensor}``: detached contiguous CPU copies."""
+    import torch
+
+    return {
+        f"{prefix}.{name}": tensor.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
+        for name, tensor in module.state_dict().items()
+    }
+
+
+def resolve_weights_file(source: str, *, sha256: str | None, base_dir: Path | None = None) -> Path:
+    """Turn a weights source into a local file, downloading it into `cache_dir` if needed.
+
+    ``source`` is an ``http(s)://`` URL, a package resource ``"package.name:path/in/package"``,
+    or a local path (relative ones are taken from ``base_dir``, e.g. the registry's folder).
+    Downloads are verified against ``sha256``; other files are verified by `load_weights`.
+    Set ``IMGZOO_OFFLINE=1`` to forbid the network: then only cached URLs resolve.
+    """
+    if urllib.parse.urlsplit(source).scheme in ("http", "https"):
+        return _cached_download(source, sha256)
+    resource = _RESOURCE_SOURCE.match(source)
+    if resource:
+        return _package_resource(resource["package"], resource["resource"])
+    local = Path(source).expanduser()
+    if base_dir is not None and not local.is_absolute():
+        local = base_dir / local
+    if not local.is_file():
+        raise WeightsError(f"weights file {local} does not exist (from source {source!r})", path=local)
+    return local
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights live: ``$IMGZOO_CACHE``, else ``$XDG_CACHE_HOME/imgzoo``,
+    else ``~/.cache/imgzoo``. Created on first use."""
+    if os.environ.get("IMGZOO_CACHE"):
+        folder = Path(os.environ["IMGZOO_CACHE"]).expanduser()
+    elif os.environ.get("XDG_CACHE_HOME"):
+        folder = Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "imgzoo"
+    else:
+        folder = Path.home() / ".cache" / "imgzoo"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _standalone_tensors(
+    tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """Contiguous CPU tensors that each own their whole storage, as safetensors requires."""
+    seen_storages: set[int] = set()
+    result = {}
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().to("cpu")
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        tensor = tensor.contiguous()
+        storage = tensor.untyped_storage()
+        # Tied weights and views share storage; safetensors rejects them, so give each its own.
+        if storage.data_ptr() in seen_storages or storage.nbytes() != tensor.nbytes:
+            tensor = tensor.clone()
+        seen_storages.add(tensor.untyped_storage().data_ptr())
+        result[name] = tensor
+    return result
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; not possible (nor needed) on every platform."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """The safetensors header (8-byte little-endian length, then JSON), checked against the
+    file's size so that truncation is caught without reading the data."""
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist", path=path)
+    not_safetensors = WeightsError(f"{path} is not a safetensors weights file", path=path)
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        if len(prefix) < 8:
+            raise not_safetensors
+        header_bytes = int.from_bytes(prefix, "little")
+        if header_bytes > min(_MAX_HEADER_BYTES, size - 8):
+            raise not_safetensors
+        raw = file.read(header_bytes)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise not_safetensors from None
+    if not isinstance(header, dict):
+        raise not_safetensors
+    try:
+        data_bytes = max(
+            (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
+            default=0,
+        )
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise not_safetensors from None
+    if 8 + header_bytes + data_bytes > size:
+        raise WeightsError(
+            f"{path} is truncated ({size} bytes, {8 + header_bytes + data_bytes} expected): "
+            "delete it and download or export it again",
+            path=path,
+        )
+    return header
+
+
+def _decode_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
+    decoded: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            decoded[key] = json.loads(value)
+        except json.JSONDecodeError:
+            # Files written by other tools store plain strings; keep them as they are.
+            decoded[key] = value
+    version = decoded.get(FORMAT_KEY, FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise WeightsError(
+            f"{path} has weights format {version!r}, this imgzoo reads up to {FORMAT_VERSION}: "
+            "upgrade imgzoo",
+            path=path,
+        )
+    return decoded
+
+
+def _normalized_sha256(sha256: str) -> str:
+    digest = sha256.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise WeightsError(f"{sha256!r} is not a sha256 digest (64 hex characters): fix the registry entry")
+    return digest
+
+
+def _verify_sha256(path: Path, sha256: str) -> None:
+    expected = _normalized_sha256(sha256)
+    actual = sha256_file(path)
+    if actual != expected:
+        raise WeightsError(
+            f"{path}: sha256 mismatch (expected {expected}, got {actual}). The file is corrupt, "
+            "incomplete or another version: delete it so that it is downloaded again (or download "
+            "or export it again by hand), or, if this file is the right one, fix the sha256 in the "
+            "registry entry",
+            path=path,
+        )
+
+
+def _package_resource(package: str, resource: str) -> Path:
+    source = f"{package}:{resource}"
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError as error:
+        raise WeightsError(
+            f"weights source {source!r}: package {package!r} is not installed", path=source
+        ) from error
+    located = root.joinpath(resource)
+    if not isinstance(located, Path):
+        raise WeightsError(
+            f"weights source {source!r}: package {package!r} is not installed as plain files "
+            "(a zip?): reinstall it unpacked, or point at the file by path",
+            path=source,
+        )
+    if not located.is_file():
+        raise WeightsError(f"weights source {source!r}: {located} does not exist", path=located)
+    return located
+
+
+def _cached_download(url: str, sha256: str | None) -> Path:
+    """The cached copy of ``url``, downloaded and verified first if it is not cached yet."""
+    expected = _normalized_sha256(sha256) if sha256 is not None else None
+    basename = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    basename = re.sub(r"[^\w.-]", "_", basename) or "weights.safetensors"
+    # The digest in the name means a changed registry entry never reuses a stale file.
+    key = expected or hashlib.sha256(url.encode()).hexdigest()
+    target = cache_dir() / f"{key[:16]}-{basename}"
+    if target.is_file():
+        return target
+    offline = os.environ.get("IMGZOO_OFFLINE", "")
+    if offline.strip().lower() in _TRUE_WORDS:
+        raise WeightsError(
+            f"offline mode is on (IMGZOO_OFFLINE={offline}) and {url} is not cached: download it by "
+            f"hand to {target}, or unset IMGZOO_OFFLINE to let imgzoo download it",
+            path=target,
+        )
+    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        _download(url, part, target)
+        if expected is not None and sha256_file(part) != expected:
+            raise WeightsError(
+                f"{url}: the downloaded file's sha256 is {sha256_file(part)}, the registry expects "
+                f"{expected}: the file at the URL changed or the registry entry is wrong",
+                path=url,
+            )
+        try:
+            _read_header(part)
+        except WeightsError:
+            # Typically an HTML page (a login wall, a proxy's notice) served with status 200.
+            raise WeightsError(f"{url} did not serve a safetensors file", path=url) from None
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
+
+
+def _download(url: str, part: Path, target: Path) -> None:
+    from tqdm import tqdm
+
+    timeout_text = os.environ.get("IMGZOO_DOWNLOAD_TIMEOUT", "")
+    try:
+        timeout = float(timeout_text) if timeout_text else _DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise WeightsError(f"IMGZOO_DOWNLOAD_TIMEOUT={timeout_text!r} is not a number of seconds") from None
+    received = 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "xb") as file:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=target.name,
+                file=sys.stderr,
+                disable=total is None or total <= _PROGRESS_MIN_BYTES,
+                leave=False,
+            ) as progress:
+                while chunk := response.read(_CHUNK_BYTES):
+                    file.write(chunk)
+                    received += len(chunk)
+                    progress.update(len(chunk))
+            file.flush()
+            os.fsync(file.fileno())
+        if total is not None and received != total:
+            raise HTTPException(f"connection closed after {received} of {total} bytes")
+    except (OSError, HTTPException) as error:
+        if isinstance(error, urllib.error.HTTPError):
+            reason: object = f"HTTP {error.code} {error.reason}"
+        elif isinstance(error, urllib.error.URLError):
+            reason = error.reason
+        else:
+            reason = error
+        raise WeightsError(
+            f"could not download {url} ({reason}): download it another way and save it as {target}, "
+            "or use a local path as the weights source",
+            path=url,
+        ) from error

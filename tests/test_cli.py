@@ -1,0 +1,129 @@
+"""The imgzoo command line: one clean line per error, the right exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import imgzoo
+from imgzoo.cli import main
+from toy_tasks import write_invert_weights, write_registry
+
+pytestmark = pytest.mark.usefixtures("toy_tasks")
+
+
+@pytest.fixture
+def images_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for i, name in enumerate(["a.png", "b.jpg", "sub/c.png", "d.png", "e.png"]):
+        assert cv2.imwrite(str(folder / name), np.full((6 + i, 9, 3), 40 * i, np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture
+def invert_weights(tmp_path: Path) -> None:
+    sha256 = write_invert_weights(tmp_path / "w.safetensors")
+    write_registry(tmp_path / "r.toml", "invert", {"exact": ("w.safetensors", sha256)}, default="exact")
+    imgzoo.add_registry(tmp_path / "r.toml")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and imgzoo.__version__ in capsys.readouterr().out
+
+
+def test_list_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "invert" in out and "Photographic negative" in out and "toygan" in out
+    assert main(["list", "inv*", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [entry["name"] for entry in listed] == ["invert"]
+
+
+def test_info_and_schema(capsys: pytest.CaptureFixture[str], invert_weights: None) -> None:
+    assert main(["info", "invert"]) == 0
+    out = capsys.readouterr().out
+    assert "exact (default)" in out and "gain" in out and "sha256" in out
+    assert main(["info", "invert", "--schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["additionalProperties"] is False and "gain" in schema["properties"]
+
+
+def test_run_on_a_folder_writes_every_image(
+    images_dir: Path, tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["run", "invert", str(images_dir), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    result = cv2.imread(str(out / "d.png"))
+    assert result.shape == (9, 9, 3) and int(result[0, 0, 0]) == 255 - 120
+    assert "wrote 5 images" in capsys.readouterr().out
+
+
+def test_run_globs_single_file_and_set(images_dir: Path, tmp_path: Path, invert_weights: None) -> None:
+    out = tmp_path / "one.png"
+    assert main(["run", "invert", str(images_dir / "a.png"), "-o", str(out), "--set", "gain=1.0"]) == 0
+    assert cv2.imread(str(out)).min() == 255
+    globbed = tmp_path / "globbed"
+    assert main(["run", "invert", str(images_dir / "*.png"), "-o", str(globbed)]) == 0
+    assert sorted(p.name for p in globbed.iterdir()) == ["a.png", "d.png", "e.png"]
+
+
+def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json"]) == 0
+    listed = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
+    assert listed["toy-tasks"]["tasks"] == ["invert", "toygan"] and listed["toy-tasks"]["status"] == "loaded"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "invertt", "x.png"], "unknown task 'invertt': did you mean 'invert'?"),
+        (["info", "nope"], "unknown task 'nope'"),
+        (["run", "invert", "MISSING.png"], "MISSING.png"),
+        (["run", "invert", "CORRUPT.png"], "CORRUPT.png"),
+        (["run", "invert", "NOMATCH*.png"], "no files match"),
+        (["run", "invert", "GOOD.png", "--set", "gain=-1"], "gain"),
+        (["run", "invert", "GOOD.png", "--weights", "ghost"], "no weights named 'ghost'"),
+        (["run", "invert", "GOOD.png", "--device", "cuda:7"], "device"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(
+    argv: list[str], message: str, tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "CORRUPT.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    cv2.imwrite(str(tmp_path / "GOOD.png"), np.zeros((3, 3, 3), np.uint8))
+    argv = [
+        str(tmp_path / a) if a.isupper() or a.startswith(("MISSING", "CORRUPT", "NOMATCH", "GOOD")) else a
+        for a in argv
+    ]
+    assert main([*argv, "-o", str(tmp_path / "o")] if argv[0] == "run" else argv) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("imgzoo: error:")]
+    assert len(lines) == 1 and message in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback() -> None:
+    with pytest.raises(imgzoo.UnknownTaskError):
+        main(["--debug", "info", "nope"])
+
+
+def test_console_script_runs_in_a_subprocess() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "imgzoo.cli", "info", "no-such-task"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.strip().startswith("imgzoo: error: unknown task 'no-such-task'")

@@ -1,0 +1,91 @@
+"""Configs: layered sources, strictness, field-by-field errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+import imgzoo
+from imgzoo.config import build_config, parse_assignments
+from toy_tasks import InvertConfig
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    depth: int = Field(2, ge=1, description="Depth.")
+    name: str = Field("x", description="Name.")
+
+
+class Nested(imgzoo.TaskConfig):
+    inner: Inner = Field(default_factory=Inner, description="A nested section.")
+
+
+def test_defaults_then_weights_then_file_then_overrides(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text("gain = 3.0\nimage_size = 64\n")
+    config = build_config(
+        InvertConfig,
+        task="invert",
+        weights_config={"gain": 2.0, "learning_rate": 0.5},
+        file=file,
+        overrides={"image_size": 32},
+    )
+    assert (config.gain, config.image_size, config.learning_rate) == (3.0, 32, 0.5)
+
+
+def test_json_file_and_nested_dotted_overrides(tmp_path: Path) -> None:
+    file = tmp_path / "c.json"
+    file.write_text('{"inner": {"depth": 5}}')
+    config = build_config(Nested, task="t", file=file, overrides={"inner.name": "y"})
+    assert config.inner.depth == 5 and config.inner.name == "y"
+
+
+def test_parse_assignments_reads_json_values_or_strings() -> None:
+    assert parse_assignments(["a=1", "b=true", "c=mse", "d.e=[1, 2]", 'f="7"'], task="t") == {
+        "a": 1,
+        "b": True,
+        "c": "mse",
+        "d": {"e": [1, 2]},
+        "f": "7",
+    }
+    with pytest.raises(imgzoo.ConfigError, match="expected key=value"):
+        parse_assignments(["novalue"], task="t")
+
+
+def test_errors_are_field_by_field_and_name_the_task() -> None:
+    with pytest.raises(imgzoo.ConfigError) as caught:
+        build_config(Nested, task="mytask", overrides={"image_size": 2, "inner.depth": 0, "typo": 1})
+    error = caught.value
+    assert error.task == "mytask"
+    fields = dict(error.errors)
+    assert set(fields) == {"image_size", "inner.depth", "typo"}
+    assert "unknown field" in fields["typo"] and "got 2" in fields["image_size"]
+    assert str(error).startswith("invalid config for task 'mytask'")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("c.toml", "gain = [", "not valid toml"),
+        ("c.json", "{", "not valid json"),
+        ("c.json", "[1]", "must hold a table"),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, name: str, content: str, message: str) -> None:
+    file = tmp_path / name
+    file.write_text(content)
+    with pytest.raises(imgzoo.ConfigError, match=message):
+        build_config(InvertConfig, task="invert", file=file)
+
+
+def test_missing_config_file() -> None:
+    with pytest.raises(imgzoo.ConfigError, match="cannot read"):
+        build_config(InvertConfig, task="invert", file="/nonexistent/config.toml")
+
+
+def test_every_field_of_the_base_config_is_described() -> None:
+    for name, field in imgzoo.TaskConfig.model_fields.items():
+        assert field.description, name
+    assert imgzoo.TaskConfig.model_config["extra"] == "forbid"

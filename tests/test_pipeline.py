@@ -1,0 +1,185 @@
+"""imgzoo.run / imgzoo.load end to end, on the test-only ``invert`` task."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import imgzoo
+from imgzoo import api
+from toy_tasks import InvertTask, write_invert_weights, write_registry
+
+pytestmark = pytest.mark.usefixtures("toy_tasks")
+
+
+@pytest.fixture
+def invert_weights(tmp_path: Path) -> Path:
+    """Register exact weights as invert's default, through a user registry file."""
+    weights = tmp_path / "invert-exact.safetensors"
+    sha256 = write_invert_weights(weights)
+    registry_file = tmp_path / "registry.toml"
+    write_registry(registry_file, "invert", {"exact": (weights.name, sha256)}, default="exact")
+    imgzoo.add_registry(registry_file)
+    return weights
+
+
+def test_run_returns_the_same_type_and_size(invert_weights: Path, rng: np.random.Generator) -> None:
+    array = rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    result = imgzoo.run("invert", array)
+    assert isinstance(result, np.ndarray) and result.dtype == np.uint8 and result.shape == array.shape
+    assert np.abs(result.astype(int) - (255 - array.astype(int))).max() <= 1
+
+    tensor = torch.rand(3, 20, 30)
+    out = imgzoo.run("invert", tensor)
+    assert isinstance(out, torch.Tensor) and out.shape == tensor.shape
+    torch.testing.assert_close(out, 1 - tensor, atol=1e-5, rtol=0)
+
+
+def test_run_accepts_paths_bytes_and_lists(invert_weights: Path, tmp_path: Path) -> None:
+    bgr = np.zeros((8, 12, 3), np.uint8)
+    bgr[..., 2] = 255  # pure red in OpenCV's BGR order
+    path = tmp_path / "red.png"
+    assert cv2.imwrite(str(path), bgr)
+    from_path = imgzoo.run("invert", path)
+    assert from_path.shape == (8, 12, 3) and from_path.dtype == np.uint8
+    assert tuple(from_path[0, 0]) == (0, 255, 255)  # RGB order: red inverted is cyan
+    np.testing.assert_array_equal(imgzoo.run("invert", path.read_bytes()), from_path)
+    results = imgzoo.run("invert", [str(path), np.full((5, 7), 0.25, np.float32)])
+    assert isinstance(results, list) and results[0].shape == (8, 12, 3) and results[1].shape[:2] == (5, 7)
+
+
+def test_run_writes_output_file(invert_weights: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "neg.png"
+    target.parent.mkdir()
+    imgzoo.run("invert", np.zeros((4, 4, 3), np.uint8), output=target)
+    written = cv2.imread(str(target))
+    assert written is not None and written.shape == (4, 4, 3) and written.min() == 255
+
+
+def test_load_gives_a_reusable_pipeline(invert_weights: Path) -> None:
+    pipe = imgzoo.load("invert")
+    assert pipe.task.name == "invert" and isinstance(pipe.task, InvertTask)
+    assert isinstance(pipe.model, torch.nn.Module) and not pipe.model.training
+    assert pipe.weights is not None and pipe.weights.name == "exact"
+    assert pipe.weights.path == invert_weights
+    assert pipe.config.gain == 1.0
+    assert "invert" in repr(pipe)
+
+
+def test_config_layers_weights_then_kwargs(tmp_path: Path) -> None:
+    weights = tmp_path / "gain2.safetensors"
+    write_invert_weights(weights, gain=2.0)
+    assert imgzoo.load("invert", weights).config.gain == 2.0  # from the weights' metadata
+    assert imgzoo.load("invert", weights, gain=3.0).config.gain == 3.0  # keyword wins
+    config_file = tmp_path / "config.toml"
+    config_file.write_text("gain = 4.0\n")
+    assert imgzoo.load("invert", weights, config=config_file).config.gain == 4.0
+
+
+def test_run_caches_pipelines(invert_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = []
+    original = InvertTask.build_models
+    monkeypatch.setattr(InvertTask, "build_models", lambda self: builds.append(1) or original(self))
+    image = np.zeros((4, 4, 3), np.float32)
+    imgzoo.run("invert", image)
+    imgzoo.run("invert", image)
+    assert len(builds) == 1
+    imgzoo.run("invert", image, gain=2.0)  # different options: a different pipeline
+    assert len(builds) == 2
+
+
+def test_run_is_thread_safe_and_loads_once(invert_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = []
+    original = InvertTask.build_models
+    monkeypatch.setattr(InvertTask, "build_models", lambda self: builds.append(1) or original(self))
+    images = [np.full((6, 6, 3), i / 10, np.float32) for i in range(8)]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        results[i] = imgzoo.run("invert", images[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1
+    for i in range(8):
+        np.testing.assert_allclose(results[i], 1 - images[i], atol=1e-5)
+
+
+def test_a_list_is_batched(invert_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch_sizes = []
+    original = InvertTask.forward
+    monkeypatch.setattr(
+        InvertTask,
+        "forward",
+        lambda self, models, x: batch_sizes.append(x.shape[0]) or original(self, models, x),
+    )
+    same = [np.zeros((8, 8, 3), np.float32)] * 5
+    imgzoo.run("invert", [*same, np.zeros((9, 9, 3), np.float32)])
+    assert sorted(batch_sizes) == [1, 5]
+
+
+def test_without_weights_runs_untrained_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match="untrained"):
+        pipe = imgzoo.load("invert")
+    assert pipe.weights is None
+
+
+def test_unknown_task_suggests_close_names() -> None:
+    with pytest.raises(imgzoo.UnknownTaskError, match="did you mean 'invert'"):
+        imgzoo.run("invertt", np.zeros((2, 2, 3), np.uint8))
+
+
+def test_unknown_weights_name(invert_weights: Path) -> None:
+    with pytest.raises(imgzoo.WeightsError, match=r"no weights named 'nope'.*exact"):
+        imgzoo.load("invert", "nope")
+
+
+def test_hash_mismatch_is_refused(tmp_path: Path) -> None:
+    weights = tmp_path / "w.safetensors"
+    write_invert_weights(weights)
+    registry_file = tmp_path / "registry.toml"
+    write_registry(registry_file, "invert", {"bad": (weights.name, "0" * 64)}, default="bad")
+    imgzoo.add_registry(registry_file)
+    with pytest.raises(imgzoo.WeightsError, match=r"w\.safetensors"):
+        imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8))
+
+
+def test_weights_of_another_task_are_refused(tmp_path: Path) -> None:
+    weights = tmp_path / "w.safetensors"
+    write_invert_weights(weights)
+    with pytest.raises(imgzoo.WeightsError, match="for task 'invert', not 'toygan'"):
+        imgzoo.load("toygan", weights)
+
+
+def test_bad_config_value_names_task_and_field() -> None:
+    with pytest.raises(imgzoo.ConfigError) as caught:
+        imgzoo.load("invert", False, gain=-1, colour="red")
+    message = str(caught.value)
+    assert "invert" in message and "gain" in message and "colour" in message
+    assert {field for field, _ in caught.value.errors} == {"gain", "colour"}
+
+
+def test_bad_image_gives_invalid_image_error(invert_weights: Path, tmp_path: Path) -> None:
+    with pytest.raises(imgzoo.InvalidImageError, match=r"missing\.png"):
+        imgzoo.run("invert", tmp_path / "missing.png")
+
+
+def test_multi_model_task_runs_its_inference_model() -> None:
+    pipe = imgzoo.load("toygan", False)
+    assert set(pipe.models) == {"generator", "critic"} and pipe.model is pipe.models["generator"]
+    assert pipe(np.zeros((5, 5, 3), np.float32)).shape == (5, 5, 3)
+
+
+def test_cache_can_be_cleared(invert_weights: Path) -> None:
+    imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8))
+    assert api._cache
+    api.clear_cache()
+    assert not api._cache

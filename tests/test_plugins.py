@@ -1,0 +1,169 @@
+"""Plugin discovery and robustness: broken plugins are reported, the rest keeps working."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import imgzoo
+from imgzoo import plugins
+from toy_tasks import InvertTask, ToyTasksPlugin
+
+
+def _info(name: str) -> plugins.PluginInfo:
+    return next(info for info in plugins.plugin_infos() if info.name == name)
+
+
+def test_in_test_plugin_registers_tasks(toy_tasks: None) -> None:
+    assert {"invert", "toygan"} <= set(imgzoo.list_tasks())
+    info = _info("toy-tasks")
+    assert info.status == "loaded" and info.tasks == ["invert", "toygan"] and info.hooks == ["register_tasks"]
+
+
+def test_unregister_removes_tasks() -> None:
+    name = imgzoo.register_plugin(ToyTasksPlugin(), name="temp")
+    assert "invert" in imgzoo.list_tasks()
+    imgzoo.unregister_plugin(name)
+    assert "invert" not in imgzoo.list_tasks()
+
+
+def test_misspelled_hook_fails_loudly_and_the_rest_works(toy_tasks: None) -> None:
+    class Misspelled:
+        @imgzoo.hookimpl
+        def register_task(self, register):  # type: ignore[no-untyped-def]  # missing "s"
+            pass
+
+    with pytest.warns(RuntimeWarning, match="misspelled"):
+        imgzoo.register_plugin(Misspelled(), name="misspelled")
+        imgzoo.list_tasks()
+    info = _info("misspelled")
+    assert info.status == "failed" and "register_task" in (info.error or "")
+    assert "invert" in imgzoo.list_tasks()
+
+
+def test_plugin_raising_in_a_hook_is_reported(toy_tasks: None) -> None:
+    class Exploding:
+        @imgzoo.hookimpl
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    with pytest.warns(RuntimeWarning, match="boom"):
+        imgzoo.register_plugin(Exploding(), name="exploding")
+        imgzoo.list_tasks()
+    assert _info("exploding").status == "failed"
+    assert "RuntimeError: boom" in (_info("exploding").error or "")
+    assert "invert" in imgzoo.list_tasks()
+
+
+def test_two_plugins_claiming_a_task_is_an_error_naming_both(toy_tasks: None) -> None:
+    class Impostor:
+        @imgzoo.hookimpl
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            register(InvertTask)
+
+    imgzoo.register_plugin(Impostor(), name="impostor")
+    assert "invert" not in imgzoo.list_tasks() and "toygan" in imgzoo.list_tasks()
+    with pytest.raises(imgzoo.PluginError, match="'toy-tasks' and 'impostor'"):
+        imgzoo.load("invert")
+
+
+@pytest.mark.parametrize(
+    ("registered", "message"),
+    [
+        (42, "expected a Task subclass"),
+        (type("Nameless", (InvertTask,), {"name": "Bad Name"}), "lowercase letters"),
+        (
+            type("NoConfig", (InvertTask,), {"name": "noconfig", "Config": dict}),
+            "must subclass imgzoo.TaskConfig",
+        ),
+    ],
+)
+def test_malformed_registrations_are_reported(registered: object, message: str) -> None:
+    class Sloppy:
+        @imgzoo.hookimpl
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            register(registered)
+
+    with pytest.warns(RuntimeWarning):
+        imgzoo.register_plugin(Sloppy(), name="sloppy")
+        imgzoo.list_tasks()
+    assert message in (_info("sloppy").error or "")
+
+
+def test_incompatible_plugin_api_is_refused() -> None:
+    class FromTheFuture(ToyTasksPlugin):
+        IMGZOO_PLUGIN_API = (99,)
+
+    with pytest.warns(RuntimeWarning, match="plugin API"):
+        imgzoo.register_plugin(FromTheFuture(), name="future")
+        imgzoo.list_tasks()
+    assert "provides API 1" in (_info("future").error or "")
+    assert "invert" not in imgzoo.list_tasks()
+
+
+def test_env_vars_select_plugins(toy_tasks: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGZOO_DISABLE_PLUGINS", "toy-tasks")
+    plugins.reload_plugins()
+    assert "invert" not in imgzoo.list_tasks() and _info("toy-tasks").status == "disabled"
+    monkeypatch.delenv("IMGZOO_DISABLE_PLUGINS")
+    monkeypatch.setenv("IMGZOO_PLUGINS", "toy-tasks")
+    plugins.reload_plugins()
+    assert "invert" in imgzoo.list_tasks()
+    assert all(info.status == "disabled" for info in plugins.plugin_infos() if info.name != "toy-tasks")
+
+
+def test_plugins_contribute_datasets_and_registry_files(tmp_path: Path) -> None:
+    registry_file = tmp_path / "extra.toml"
+    registry_file.write_text('[tasks.invert]\ndescription = "from a plugin registry file"\n')
+
+    class Contributor(ToyTasksPlugin):
+        @imgzoo.hookimpl
+        def register_datasets(self, register):  # type: ignore[no-untyped-def]
+            register("nothing", lambda **options: [], description="an empty data source")
+
+        @imgzoo.hookimpl
+        def register_registry_files(self, register):  # type: ignore[no-untyped-def]
+            register(registry_file)
+
+    imgzoo.register_plugin(Contributor(), name="contributor")
+    assert "nothing" in plugins.dataset_factories()
+    assert imgzoo.task_info("invert").description == "from a plugin registry file"
+
+
+@pytest.fixture
+def broken_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A real installed-looking distribution whose entry point fails to import."""
+    site = tmp_path / "site"
+    (site / "broken_zoo_plugin").mkdir(parents=True)
+    (site / "broken_zoo_plugin" / "__init__.py").write_text("raise ImportError('needs libfoo')\n")
+    dist_info = site / "broken_zoo_plugin-1.2.3.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-zoo-plugin\nVersion: 1.2.3\n")
+    (dist_info / "entry_points.txt").write_text("[imgzoo]\nbroken = broken_zoo_plugin\n")
+    monkeypatch.syspath_prepend(str(site))
+    plugins.reload_plugins()
+    yield "broken"
+    sys.modules.pop("broken_zoo_plugin", None)
+
+
+def test_entry_point_that_fails_to_import_is_reported(broken_distribution: str, toy_tasks: None) -> None:
+    with pytest.warns(RuntimeWarning, match="needs libfoo"):
+        tasks = imgzoo.list_tasks()
+    assert "invert" in tasks
+    info = _info(broken_distribution)
+    assert info.status == "failed" and info.distribution == "broken-zoo-plugin" and info.version == "1.2.3"
+    assert "ImportError: needs libfoo" in (info.error or "") and "broken-zoo-plugin 1.2.3" in (
+        info.error or ""
+    )
+
+
+def test_hookspecs_module_is_documented() -> None:
+    from imgzoo import hookspecs
+
+    for name in ("register_tasks", "register_datasets", "register_registry_files"):
+        hook = getattr(hookspecs, name)
+        assert hook.__doc__ and len(hook.__doc__.strip()) > 80, name
+    assert textwrap.dedent(hookspecs.__doc__ or "").count("entry-points") >= 1

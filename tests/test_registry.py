@@ -1,0 +1,95 @@
+"""The catalogue: the built-in registry.toml, user registry files, wildcard listing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import imgzoo
+from imgzoo import registry
+from toy_tasks import write_registry
+
+pytestmark = pytest.mark.usefixtures("toy_tasks")
+SHA = "ab" * 32
+
+
+def test_list_tasks_filters_by_wildcard() -> None:
+    assert imgzoo.list_tasks("inv*") == ["invert"]
+    assert imgzoo.list_tasks("*gan") == ["toygan"]
+    assert imgzoo.list_tasks("nothing*") == []
+    assert imgzoo.list_tasks() == sorted(imgzoo.list_tasks())
+
+
+def test_builtin_registry_file_is_found() -> None:
+    assert registry.builtin_registry_file().name == "registry.toml"
+    assert registry.registry_files()[0] == registry.builtin_registry_file()
+
+
+def test_task_info_reads_plugin_and_schema() -> None:
+    info = imgzoo.task_info("invert")
+    assert info.plugin == "toy-tasks" and info.description == "Photographic negative (test task)"
+    assert info.weights == {} and info.default_weights is None
+    assert info.config_schema["properties"]["gain"]["description"]
+
+
+def test_user_registry_via_api(tmp_path: Path) -> None:
+    file = tmp_path / "mine.toml"
+    write_registry(file, "invert", {"v1": ("w.safetensors", SHA)}, default="v1")
+    imgzoo.add_registry(file)
+    info = imgzoo.task_info("invert")
+    assert info.default_weights == "v1"
+    assert info.weights["v1"].sha256 == SHA and info.weights["v1"].base_dir == tmp_path
+    assert info.weights["v1"].license == "MIT"
+
+
+def test_user_registry_via_env_overrides_earlier_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    write_registry(first, "invert", {"v1": ("a.safetensors", SHA)}, default="v1")
+    second.write_text(
+        '[tasks.invert]\ndescription = "overridden"\n\n'
+        f'[tasks.invert.weights.v2]\nurl = "https://example.invalid/v2.safetensors"\nsha256 = "{"cd" * 32}"\n'
+    )
+    monkeypatch.setenv("IMGZOO_REGISTRY", f"{first}:{second}")
+    info = imgzoo.task_info("invert")
+    assert info.description == "overridden" and set(info.weights) == {"v1", "v2"}
+    assert info.weights["v2"].source.startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[tasks.invert\n", "not valid TOML"),
+        ("[tasks.invert]\ncolour = 1\n", r"unknown keys \['colour'\]"),
+        ("tasks = 3\n", "must be a table"),
+    ],
+)
+def test_bad_registry_files_are_named(tmp_path: Path, content: str, message: str) -> None:
+    file = tmp_path / "bad.toml"
+    file.write_text(content)
+    with pytest.raises(imgzoo.ZooError, match=message) as caught:
+        imgzoo.add_registry(file)
+    assert "bad.toml" in str(caught.value)
+
+
+def test_missing_registry_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(imgzoo.ZooError, match=r"cannot read registry file .*nope\.toml"):
+        imgzoo.add_registry(tmp_path / "nope.toml")
+
+
+def test_bad_weights_entry_is_a_config_error(tmp_path: Path) -> None:
+    file = tmp_path / "r.toml"
+    file.write_text('[tasks.invert.weights.v1]\nfile = "w.safetensors"\nsha256 = "short"\n')
+    imgzoo.add_registry(file)
+    with pytest.raises(imgzoo.ConfigError, match="sha256"):
+        imgzoo.task_info("invert")
+
+
+def test_default_weights_must_exist(tmp_path: Path) -> None:
+    file = tmp_path / "r.toml"
+    file.write_text('[tasks.invert]\ndefault_weights = "ghost"\n')
+    imgzoo.add_registry(file)
+    with pytest.raises(imgzoo.ZooError, match="ghost"):
+        imgzoo.task_info("invert")

@@ -1,0 +1,440 @@
+"""Weights files: save/load, verification, state copying, and every way a file is resolved."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from imgzoo import weights
+from imgzoo.errors import WeightsError
+from imgzoo.weights import (
+    cache_dir,
+    load_state,
+    load_weights,
+    read_metadata,
+    resolve_weights_file,
+    save_weights,
+    sha256_file,
+    state_tensors,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+METADATA = {"task": "colorize", "config": {"width": 64, "blocks": [1, 2, 3], "dropout": 0.5}, "ok": True}
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("IMGZOO_OFFLINE", raising=False)
+    # The test server is on 127.0.0.1: never route it through a proxy set in the environment.
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+
+
+def sample_tensors() -> dict[str, torch.Tensor]:
+    generator = torch.linspace(-2, 2, 12)
+    return {
+        "generator.weight": generator.reshape(4, 3),
+        "generator.steps": torch.tensor([7], dtype=torch.int64),
+        "discriminator.bias": torch.full((5,), 0.1),
+    }
+
+
+@pytest.fixture
+def weights_file(tmp_path: Path) -> Path:
+    path = tmp_path / "colorize.safetensors"
+    save_weights(path, sample_tensors(), metadata=METADATA)
+    return path
+
+
+# --- saving and loading ---------------------------------------------------------------------
+
+
+def test_round_trip_keeps_tensors_and_metadata(weights_file: Path) -> None:
+    tensors, metadata = load_weights(weights_file)
+
+    assert tensors.keys() == sample_tensors().keys()
+    for name, original in sample_tensors().items():
+        assert torch.equal(tensors[name], original)
+    assert {key: metadata[key] for key in METADATA} == METADATA
+    assert metadata["imgzoo.format"] == 1
+    assert read_metadata(weights_file) == metadata
+
+
+def test_fp16_file_loads_as_fp32_within_fp16_tolerance(tmp_path: Path) -> None:
+    path, full = tmp_path / "half.safetensors", tmp_path / "full.safetensors"
+    save_weights(path, sample_tensors(), metadata={}, dtype=torch.float16)
+    save_weights(full, sample_tensors(), metadata={})
+
+    tensors, _ = load_weights(path)
+
+    assert path.stat().st_size < full.stat().st_size  # really stored as fp16
+    assert tensors["generator.weight"].dtype == torch.float32
+    assert tensors["generator.steps"].dtype == torch.int64  # integers are never cast
+    torch.testing.assert_close(
+        tensors["generator.weight"], sample_tensors()["generator.weight"], atol=1e-3, rtol=1e-3
+    )
+
+
+def test_save_returns_the_files_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "w.safetensors"
+    returned = save_weights(path, sample_tensors(), metadata={})
+
+    assert returned == sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_unchanged_old_file_is_hashed_once(weights_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(weights_file, ns=(an_hour_ago, an_hour_ago))
+    calls = []
+    real_sha256 = hashlib.sha256
+
+    def counting_sha256() -> hashlib._Hash:
+        calls.append(1)
+        return real_sha256()
+
+    monkeypatch.setattr(weights.hashlib, "sha256", counting_sha256)
+
+    first, second = sha256_file(weights_file), sha256_file(weights_file)
+
+    assert first == second and len(calls) == 1
+
+
+def test_fresh_file_edited_within_one_mtime_tick_is_rehashed(weights_file: Path) -> None:
+    # A coarse filesystem clock can leave mtime unchanged by a quick second write; simulate it.
+    before = sha256_file(weights_file)
+    stat = weights_file.stat()
+    with open(weights_file, "r+b") as file:
+        file.seek(-1, os.SEEK_END)
+        file.write(b"\x01")
+    os.utime(weights_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    assert sha256_file(weights_file) != before
+
+
+def test_shared_and_sliced_tensors_are_saved_independently(tmp_path: Path) -> None:
+    base = torch.arange(6.0)
+    path = tmp_path / "tied.safetensors"
+    save_weights(path, {"m.a": base, "m.tied": base, "m.slice": base[2:4]}, metadata={})
+
+    tensors, _ = load_weights(path)
+
+    assert torch.equal(tensors["m.tied"], base) and torch.equal(tensors["m.slice"], base[2:4])
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.safetensors"
+    save_weights(path, sample_tensors(), metadata={"version": 1})
+    save_weights(path, sample_tensors(), metadata={"version": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
+
+    def crash_midway(tensors: object, filename: str, metadata: object = None) -> None:
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", crash_midway)
+    with pytest.raises(OSError, match="disk full"):
+        save_weights(path, sample_tensors(), metadata={"version": 3})
+
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
+    assert read_metadata(path)["version"] == 2
+
+
+# --- verification and corrupt files ---------------------------------------------------------
+
+
+def test_hash_mismatch_names_file_and_both_hashes(weights_file: Path) -> None:
+    expected = sha256_file(weights_file)
+    data = bytearray(weights_file.read_bytes())
+    data[-1] ^= 0xFF
+    weights_file.write_bytes(bytes(data))
+
+    with pytest.raises(WeightsError) as caught:
+        load_weights(weights_file, sha256=expected)
+
+    message = str(caught.value)
+    assert str(weights_file) in message and expected in message
+    assert hashlib.sha256(data).hexdigest() in message
+    assert "registry" in message and "delete" in message
+
+
+def test_malformed_sha256_is_reported(weights_file: Path) -> None:
+    with pytest.raises(WeightsError, match="not a sha256 digest"):
+        load_weights(weights_file, sha256="abc123")
+
+
+def truncate(data: bytes) -> bytes:
+    return data[:-10]
+
+
+def break_dtype(data: bytes) -> bytes:
+    return data.replace(b'"F32"', b'"Q32"', 1)
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [truncate, break_dtype, lambda data: b"", lambda data: b"hello, I am a text file\n" * 3],
+    ids=["truncated", "unknown-dtype", "empty", "text"],
+)
+def test_corrupt_file_raises_weights_error_naming_it(weights_file: Path, corrupt) -> None:
+    weights_file.write_bytes(corrupt(weights_file.read_bytes()))
+
+    with pytest.raises(WeightsError) as caught:
+        load_weights(weights_file)
+
+    assert str(weights_file) in str(caught.value)
+    assert caught.value.path == weights_file
+
+
+def test_truncation_is_seen_from_the_header_alone(weights_file: Path) -> None:
+    weights_file.write_bytes(truncate(weights_file.read_bytes()))
+
+    with pytest.raises(WeightsError, match="truncated"):
+        read_metadata(weights_file)
+
+
+# --- module state ---------------------------------------------------------------------------
+
+
+def test_state_round_trip_through_a_file(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    source, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    path = tmp_path / "model.safetensors"
+    other = {"discriminator.x": torch.ones(1)}  # another model's tensors are left alone
+    save_weights(path, {**state_tensors(source, prefix="model"), **other}, metadata={})
+
+    tensors, _ = load_weights(path)
+    load_state(target, tensors, prefix="model", path=path)
+
+    assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
+
+
+@pytest.mark.parametrize(
+    ("change", "tensor", "words"),
+    [
+        (lambda t: t.pop("model.bias"), "model.bias", "missing"),
+        (lambda t: t.update({"model.extra": torch.ones(1)}), "model.extra", "not part of the model"),
+        (
+            lambda t: t.update({"model.weight": torch.ones(5, 3)}),
+            "model.weight",
+            "(5, 3), the model expects (2, 3)",
+        ),
+    ],
+    ids=["missing", "unexpected", "misshaped"],
+)
+def test_load_state_names_the_tensor_at_fault(change, tensor: str, words: str) -> None:
+    module = torch.nn.Linear(3, 2)
+    tensors = state_tensors(module, prefix="model")
+    change(tensors)
+
+    with pytest.raises(WeightsError) as caught:
+        load_state(module, tensors, prefix="model", path="colorize.safetensors")
+
+    assert caught.value.tensor == tensor
+    assert str(caught.value).startswith(f"colorize.safetensors: tensor '{tensor}'")
+    assert words in str(caught.value)
+
+
+# --- resolving sources ----------------------------------------------------------------------
+
+
+@dataclass
+class FileServer:
+    root: Path
+    url: str
+    requested: list[str] = field(default_factory=list)
+
+
+class CountingHandler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.requested.append(self.path)  # type: ignore[attr-defined]
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # keep test output clean
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[FileServer]:
+    root = tmp_path / "served"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(CountingHandler, directory=str(root))
+    )
+    served = FileServer(root, f"http://127.0.0.1:{server.server_address[1]}")
+    server.requested = served.requested  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield served
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def served_weights(file_server: FileServer) -> tuple[str, str]:
+    """(url, sha256) of a weights file on the test server."""
+    sha256 = save_weights(file_server.root / "colorize.safetensors", sample_tensors(), metadata=METADATA)
+    return f"{file_server.url}/colorize.safetensors", sha256
+
+
+def cached_files() -> list[str]:
+    return sorted(p.name for p in cache_dir().iterdir())
+
+
+def test_url_is_downloaded_once_into_the_cache(
+    file_server: FileServer, served_weights: tuple[str, str]
+) -> None:
+    url, sha256 = served_weights
+
+    first = resolve_weights_file(url, sha256=sha256)
+    second = resolve_weights_file(url, sha256=sha256)
+
+    assert first == second and first.parent == cache_dir()
+    assert sha256[:16] in first.name
+    assert first.read_bytes() == (file_server.root / "colorize.safetensors").read_bytes()
+    assert file_server.requested == ["/colorize.safetensors"]
+    assert cached_files() == [first.name]
+
+
+def test_url_without_sha256_is_cached_under_the_urls_hash(served_weights: tuple[str, str]) -> None:
+    url, _ = served_weights
+
+    path = resolve_weights_file(url, sha256=None)
+
+    assert path.name.startswith(hashlib.sha256(url.encode()).hexdigest()[:16])
+    assert read_metadata(path)["task"] == "colorize"
+
+
+def test_download_with_wrong_sha256_keeps_nothing(served_weights: tuple[str, str]) -> None:
+    url, _ = served_weights
+
+    with pytest.raises(WeightsError, match="sha256") as caught:
+        resolve_weights_file(url, sha256="0" * 64)
+
+    assert url in str(caught.value)
+    assert cached_files() == []
+
+
+def test_download_of_a_non_weights_page_keeps_nothing(file_server: FileServer) -> None:
+    (file_server.root / "login.html").write_text("<html>please sign in</html>")
+
+    with pytest.raises(WeightsError, match="did not serve a safetensors file"):
+        resolve_weights_file(f"{file_server.url}/login.html", sha256=None)
+
+    assert cached_files() == []
+
+
+def test_missing_url_names_it_and_the_manual_download_path(file_server: FileServer) -> None:
+    url = f"{file_server.url}/nowhere.safetensors"
+
+    with pytest.raises(WeightsError) as caught:
+        resolve_weights_file(url, sha256=None)
+
+    message = str(caught.value)
+    assert url in message and "404" in message and str(cache_dir()) in message
+    assert cached_files() == []
+
+
+def test_refused_connection_is_a_weights_error() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/w.safetensors"
+
+    with pytest.raises(WeightsError, match=re.escape(url)):
+        resolve_weights_file(url, sha256=None)
+
+
+def test_offline_mode_fails_fast_without_touching_the_network(
+    file_server: FileServer, served_weights: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, sha256 = served_weights
+    monkeypatch.setenv("IMGZOO_OFFLINE", "true")
+
+    with pytest.raises(WeightsError) as caught:
+        resolve_weights_file(url, sha256=sha256)
+
+    message = str(caught.value)
+    assert "offline" in message and "IMGZOO_OFFLINE" in message and str(cache_dir()) in message
+    assert file_server.requested == []
+
+
+def test_offline_mode_uses_the_cached_file(
+    file_server: FileServer, served_weights: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, sha256 = served_weights
+    downloaded = resolve_weights_file(url, sha256=sha256)
+    monkeypatch.setenv("IMGZOO_OFFLINE", "1")
+
+    assert resolve_weights_file(url, sha256=sha256) == downloaded
+    assert len(file_server.requested) == 1
+
+
+def test_package_resource_resolves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "site" / "tiny_zoo_weights"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    save_weights(package / "data" / "w.safetensors", sample_tensors(), metadata={})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "tiny_zoo_weights", raising=False)
+
+    resolved = resolve_weights_file("tiny_zoo_weights:data/w.safetensors", sha256=None)
+
+    assert resolved.samefile(package / "data" / "w.safetensors")
+    with pytest.raises(WeightsError, match="does not exist"):
+        resolve_weights_file("tiny_zoo_weights:data/other.safetensors", sha256=None)
+    with pytest.raises(WeightsError, match="not installed"):
+        resolve_weights_file("no_such_zoo_package:w.safetensors", sha256=None)
+
+
+def test_local_paths_are_relative_to_base_dir(weights_file: Path) -> None:
+    assert resolve_weights_file(weights_file.name, sha256=None, base_dir=weights_file.parent) == weights_file
+    assert resolve_weights_file(str(weights_file), sha256=None) == weights_file
+
+    with pytest.raises(WeightsError) as caught:
+        resolve_weights_file("missing.safetensors", sha256=None, base_dir=weights_file.parent)
+    assert str(weights_file.parent / "missing.safetensors") in str(caught.value)
+
+
+def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cache_dir() == tmp_path / "cache" and cache_dir().is_dir()
+    monkeypatch.delenv("IMGZOO_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "imgzoo"
+
+
+# --- project rules --------------------------------------------------------------------------
+
+
+def test_importing_weights_does_not_import_torch() -> None:
+    check = "import sys, imgzoo.weights; sys.exit('torch' in sys.modules)"
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "core")}
+    assert subprocess.run([sys.executable, "-c", check], env=environment, timeout=60).returncode == 0
+
+
+def test_no_pickle_anywhere_in_the_code() -> None:
+    pickle_use = re.compile(r"torch\.load\(|import pickle|from pickle import")
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for folder in ("core", "plugins")
+        for path in (REPO_ROOT / folder).rglob("*.py")
+        if pickle_use.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []

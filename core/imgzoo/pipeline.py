@@ -88,7 +88,7 @@ def build_task(
     )
     assert isinstance(config, TaskConfig)
     task_object = task_class(config)
-    models = dict(task_object.build_models())
+    models: dict[str, torch.nn.Module] = dict(task_object.build_models())
     if located is not None:
         _load_models(task_object, models, tensors, located.path)
     return task_object, models, located

@@ -13,6 +13,7 @@ Environment:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -192,7 +193,7 @@ def _load_all() -> _Loaded:
         candidates.append((info, entry_point.load))
     for name, plugin in _extra_plugins.items():
         module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__qualname__
-        candidates.append((PluginInfo(name=name, module=module), lambda plugin=plugin: plugin))
+        candidates.append((PluginInfo(name=name, module=module), functools.partial(_identity, plugin)))
 
     for info, load in candidates:
         if info.name in loaded.plugins:  # the same entry point seen twice (e.g. editable + wheel)
@@ -225,6 +226,10 @@ def _load_all() -> _Loaded:
     for name in loaded.conflicts:
         loaded.tasks.pop(name, None)
     return loaded
+
+
+def _identity(plugin: object) -> object:
+    return plugin
 
 
 def _fail(info: PluginInfo, error: BaseException) -> None:

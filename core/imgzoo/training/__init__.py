@@ -1,0 +1,67 @@
+"""Training and evaluation for every task: one :class:`Trainer`, knowing nothing of any task.
+
+    >>> from imgzoo.training import train
+    >>> result = train("colorize", "minifigs:n=500", out="runs/colorize", steps=3000, batch_size=10)
+    >>> result.weights                      # runs/colorize/colorize.safetensors
+    >>> imgzoo.load("colorize", weights=result.weights)
+
+The contract between a trainer and a task
+-----------------------------------------
+``Trainer(task, models, train_data, val_data, config, out_dir, callbacks=())`` then ``.fit()``:
+
+* **data**: ``train_data``/``val_data`` yield :class:`~imgzoo.data.Sample`; training samples go
+  through ``PairTransform(task.config.image_size, **task.augmentations())``, validation ones
+  through the plain resize and centre crop, then ``task.make_pair(sample) -> (input, target)``.
+* **a step**: ``task.training_step(models, (inputs, targets), ctx)`` runs under autocast and
+  calls ``ctx.optimize(name, loss)`` once per optimizer of ``task.configure_optimizers``. That
+  backpropagates ``loss`` into that optimizer's parameters, divided by ``grad_accum``; when the
+  accumulation window closes it averages gradients over processes, clips, steps and zeroes
+  them. The learning-rate schedule multiplies every optimizer's base rate.
+* **evaluation**: ``task.predict`` on validation inputs, ``task.metrics`` averaged over images,
+  ``task.primary_metric`` choosing the best checkpoint, ``task.to_display`` for the pictures.
+* **batches**: ``batch_size`` is the *global* batch of one optimizer step; it is split into
+  ``grad_accum`` micro-batches and each of those over the processes, so any split trains alike.
+* **out_dir**: ``metrics.jsonl``, ``loss.png``, ``samples/step-NNNNNN.png``,
+  ``checkpoints/step-NNNNNNNN/`` (last ``keep_last``) and ``checkpoints/best/``, and at the end
+  ``TASK.safetensors`` (models as ``{model}.{parameter}``, metadata ``task``, ``config``,
+  ``recipe``, ``metrics``, ``dataset``, ``code_version``) with ``registry-entry.toml``.
+* **resume**: ``fit(resume=True)`` continues bitwise-exactly (CPU, fp32): the batches of a step
+  and the randomness inside it are pure functions of (seed, step).
+* **interrupts**: Ctrl-C finishes the step, writes a checkpoint and raises
+  :class:`TrainingInterrupted`; only the main process of a distributed run writes files.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imgzoo.training.api import evaluate, train
+    from imgzoo.training.config import TrainConfig
+    from imgzoo.training.loop import Callback, Trainer, TrainingInterrupted, TrainResult
+
+__all__ = ["Callback", "TrainConfig", "TrainResult", "Trainer", "TrainingInterrupted", "evaluate", "train"]
+
+# Resolved on first access, so that `imgzoo --help` and `imgzoo.training.cli` load without torch.
+_LAZY = {
+    "train": "imgzoo.training.api",
+    "evaluate": "imgzoo.training.api",
+    "TrainConfig": "imgzoo.training.config",
+    "Callback": "imgzoo.training.loop",
+    "Trainer": "imgzoo.training.loop",
+    "TrainingInterrupted": "imgzoo.training.loop",
+    "TrainResult": "imgzoo.training.loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'imgzoo.training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

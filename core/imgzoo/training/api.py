@@ -1,0 +1,209 @@
+"""``imgzoo.train`` and ``imgzoo.evaluate``: a task name and a data spec in, a trained model or
+metrics out. Both resolve everything (configs, data, output folder, checkpoint) before the
+first step, so a mistake fails in seconds with a clear error."""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from imgzoo import plugins
+from imgzoo.config import build_config, read_config_file
+from imgzoo.data import CachedDataset, Dataset, PairTransform, open_dataset, train_val_split
+from imgzoo.errors import ConfigError, DataError, ZooError
+from imgzoo.pipeline import build_task
+from imgzoo.runtime import check_precision, resolve_device
+from imgzoo.task import Task, TaskConfig
+from imgzoo.training.batches import PairDataset
+from imgzoo.training.checkpoint import latest_checkpoint, read_state
+from imgzoo.training.config import build_train_config
+from imgzoo.training.evaluation import measure
+from imgzoo.training.loop import Callback, Trainer, TrainResult, prepare_output_dir
+
+__all__ = ["evaluate", "train"]
+
+_PLACE_SETTINGS = ("device", "num_workers", "progress")
+
+
+def train(
+    task: str,
+    data: str | Dataset,
+    *,
+    out: str | os.PathLike[str],
+    config: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    train_overrides: Mapping[str, Any] | None = None,
+    steps: int | None = None,
+    epochs: int | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    precision: str | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Callback] = (),
+    **train_options: Any,
+) -> TrainResult:
+    """Train ``task`` on the data spec ``data`` (a folder, ``paired:DIR``, ``minifigs:n=500``...,
+    or a dataset object), writing checkpoints, logs, pictures and the final ``TASK.safetensors``
+    under ``out``; the data is split into training and validation parts by ``val_fraction``.
+
+    ``config``: a TOML/JSON file of task settings, with an optional ``[train]`` table of
+    :class:`TrainConfig` settings. ``overrides``: task settings (``{"learning_rate": 1e-4}``;
+    keys under ``train`` / ``train.X`` go to the TrainConfig). ``train_overrides`` and
+    ``**train_options`` (``batch_size=4``, ``seed=1``) set TrainConfig fields, as do ``steps``,
+    ``epochs``, ``device`` and ``precision`` (None: from the config, default auto and fp32).
+    ``weights``: start from these weights (a name, path or URL) instead of a fresh init.
+    ``resume``: continue the run in ``out`` from its newest checkpoint, with the task and train
+    settings it was started with (arguments given now override them).
+    """
+    out_dir = prepare_output_dir(out)
+    file_settings = dict(read_config_file(Path(config), task=task)) if config is not None else {}
+    file_train = file_settings.pop("train", {})
+    if not isinstance(file_train, Mapping):
+        raise ConfigError(task, [("train", f"must be a table of training settings in {config}")])
+    task_settings = _nested(overrides or {})
+    set_train = task_settings.pop("train", {})
+
+    state: dict[str, Any] = {}
+    if resume:
+        if weights is not None:
+            raise ZooError(
+                "resume=True continues from the run's checkpoint: weights= cannot be given as well"
+            )
+        state = read_state(latest_checkpoint(out_dir, task))
+        # Where to run is not part of a run: take it from this call, not from the checkpoint.
+        for key in _PLACE_SETTINGS:
+            state["train_config"].pop(key, None)
+    explicit = {
+        key: value
+        for key, value in (("steps", steps), ("epochs", epochs), ("device", device), ("precision", precision))
+        if value is not None
+    }
+    train_config = build_train_config(
+        task,
+        [
+            ("the checkpoint", state.get("train_config")),
+            (f"{config} [train]", file_train),
+            ("overrides train.*", set_train),
+            ("train_overrides", train_overrides),
+            ("arguments", {**explicit, **train_options}),
+        ],
+    )
+
+    # The same seed gives every process the same initial weights.
+    _seed_everything(train_config.seed)
+    sources = ", ".join(
+        name for name, layer in ((str(config), file_settings), ("arguments", task_settings)) if layer
+    )
+    task_object, models = _build(task, state, weights, _merged(file_settings, task_settings), sources)
+
+    if isinstance(data, str):
+        dataset = open_dataset(data, resolution=task_object.config.image_size, seed=train_config.seed)
+    else:
+        dataset, data = data, repr(data)
+    if train_config.cache_images:
+        dataset = CachedDataset(dataset)
+    train_split, val_split = train_val_split(
+        dataset, val_fraction=train_config.val_fraction, seed=train_config.seed
+    )
+    trainer = Trainer(
+        task_object, models, train_split, val_split, train_config, out_dir, callbacks, data_spec=data
+    )
+    return trainer.fit(resume=resume)
+
+
+def evaluate(
+    task: str,
+    data: str,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int = 16,
+    max_samples: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
+    """The task's metrics (``task.metrics``, averaged over images) on all of ``data``, each
+    image resized and centre-cropped to the task's ``image_size``.
+
+    ``weights``: a registered name, a path or URL; None for the task's default weights.
+    """
+    check_precision(precision)
+    if batch_size < 1:
+        raise ZooError(f"batch_size must be at least 1, not {batch_size}")
+    task_object, models, located = build_task(
+        task, weights=None if weights is None else str(weights), overrides=overrides
+    )
+    if located is None:
+        warnings.warn(f"task {task!r} has no weights to load: evaluating an untrained model", stacklevel=2)
+    dataset = open_dataset(data, resolution=task_object.config.image_size, seed=0)
+    count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
+    if count < 1:
+        raise DataError(f"data spec {data!r} holds no images to evaluate on")
+    target = resolve_device(device)
+    for model in models.values():
+        model.to(target).eval()
+    pairs = PairDataset(dataset, task_object, PairTransform(task_object.config.image_size), seed=0)
+    metrics, _ = measure(
+        task_object, models, pairs, count=count, batch_size=batch_size, device=target, precision=precision
+    )
+    return metrics
+
+
+def _build(
+    task: str, state: Mapping[str, Any], weights: Any, settings: Mapping[str, Any], sources: str
+) -> tuple[Task, dict[str, torch.nn.Module]]:
+    """The task and freshly built models: from the checkpoint's task config when resuming
+    (the checkpoint's weights are loaded by the trainer), else from ``weights`` or a fresh init."""
+    try:
+        if state:
+            task_class = plugins.get_task_class(task)
+            config = build_config(
+                task_class.Config, task=task, weights_config=state["task_config"], overrides=settings
+            )
+            assert isinstance(config, TaskConfig)
+            task_object = task_class(config)
+            return task_object, dict(task_object.build_models())
+        task_object, models, _ = build_task(
+            task, weights=str(weights) if weights is not None else False, overrides=settings
+        )
+        return task_object, models
+    except ConfigError as error:
+        raise ConfigError(error.task, error.errors, source=sources) from None
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _nested(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` as ``{"a": {"b": 1}}`` (nested mappings are kept as they are)."""
+    result: dict[str, Any] = {}
+    for key, value in settings.items():
+        *parents, leaf = key.split(".")
+        target = result
+        for part in parents:
+            target = target.setdefault(part, {})
+        if isinstance(value, Mapping) and isinstance(target.get(leaf), dict):
+            target[leaf].update(value)
+        else:
+            target[leaf] = dict(value) if isinstance(value, Mapping) else value
+    return result
+
+
+def _merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

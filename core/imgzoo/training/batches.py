@@ -1,0 +1,144 @@
+"""From samples to batches: augmentation, ``task.make_pair`` and a reproducible batch order.
+
+Reproducibility is by construction rather than by saved loader state:
+
+* the order of epoch ``e`` is a permutation seeded by ``(seed, e)``;
+* the augmentation of item ``i`` in epoch ``e`` draws from a generator seeded by ``(seed, e, i)``;
+* optimizer step ``s`` reads positions ``[p * B, (p + 1) * B)`` of its epoch's order, where
+  ``(e, p) = divmod(s, steps_per_epoch)`` and ``B`` is the global batch.
+
+So the batches of any step are a pure function of ``(seed, step)``: a resumed run, a run with
+more or fewer loader workers and a distributed run all see the same images, augmented the same way.
+Each global batch is cut into ``grad_accum`` micro-batches, and each of those into one shard
+per process; the last, incomplete batch of an epoch is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from imgzoo.data.base import Dataset
+from imgzoo.data.transforms import PairTransform
+from imgzoo.task import Task
+
+__all__ = ["BatchPlan", "PairDataset", "auto_workers", "train_loader"]
+
+# Tags that keep the seed streams of different purposes apart.
+_ORDER_STREAM, _AUGMENT_STREAM = 0, 1
+
+Key = tuple[int, int]
+"""(epoch, index): which item, and which epoch's augmentation of it."""
+
+
+class PairDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """``samples`` as ``(input, target)`` tensors: ``transform`` then ``task.make_pair``.
+
+    Items are addressed by ``(epoch, index)``; the transform's random draws come from a
+    generator seeded by ``(seed, epoch, index)``, so an item looks the same wherever it is loaded.
+    """
+
+    def __init__(self, samples: Dataset, task: Task, transform: PairTransform, *, seed: int) -> None:
+        self.samples = samples
+        self.task = task
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = key
+        rng = np.random.default_rng((self.seed, _AUGMENT_STREAM, epoch, index))
+        inputs, targets = self.task.make_pair(self.transform(self.samples[index], rng))
+        return inputs, targets
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Which items every process reads for every optimizer step (see the module docstring)."""
+
+    dataset_size: int
+    batch_size: int
+    grad_accum: int = 1
+    world_size: int = 1
+    seed: int = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.dataset_size // self.batch_size
+
+    @property
+    def shard_size(self) -> int:
+        """Items one process reads per micro-batch."""
+        return self.batch_size // (self.grad_accum * self.world_size)
+
+    def position(self, step: int) -> tuple[int, int]:
+        """``(epoch, batch index within the epoch)`` of optimizer step ``step``."""
+        return divmod(step, self.steps_per_epoch)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng((self.seed, _ORDER_STREAM, epoch)).permutation(self.dataset_size)
+
+    def micro_batches(self, step: int, rank: int = 0, order: np.ndarray | None = None) -> list[list[Key]]:
+        """The ``grad_accum`` lists of keys that process ``rank`` reads for step ``step``."""
+        epoch, batch = self.position(step)
+        order = self.epoch_order(epoch) if order is None else order
+        first = batch * self.batch_size
+        micro = self.batch_size // self.grad_accum
+        result = []
+        for m in range(self.grad_accum):
+            start = first + m * micro + rank * self.shard_size
+            result.append([(epoch, int(index)) for index in order[start : start + self.shard_size]])
+        return result
+
+
+class _StepBatches:
+    """Endless batch sampler: the micro-batches of steps ``start, start + 1, ...`` for one process."""
+
+    def __init__(self, plan: BatchPlan, start: int, rank: int) -> None:
+        self.plan, self.start, self.rank = plan, start, rank
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        step, epoch, order = self.start, -1, np.empty(0)
+        while True:
+            if self.plan.position(step)[0] != epoch:
+                epoch = self.plan.position(step)[0]
+                order = self.plan.epoch_order(epoch)
+            yield from self.plan.micro_batches(step, self.rank, order)
+            step += 1
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    # Ctrl-C reaches every process of the terminal's group; workers must survive it so the
+    # main process can finish its step and write a checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def auto_workers(world_size: int = 1) -> int:
+    """Loader workers per process for ``num_workers="auto"``: the spare cores, at most 8."""
+    spare = (os.cpu_count() or 1) // max(world_size, 1) - 1
+    return max(0, min(8, spare))
+
+
+def train_loader(
+    pairs: PairDataset, plan: BatchPlan, *, start: int, rank: int, num_workers: int, pin_memory: bool
+) -> torch.utils.data.DataLoader[Any]:
+    """A DataLoader yielding this process's micro-batches from step ``start`` on, forever."""
+    return torch.utils.data.DataLoader(
+        pairs,
+        batch_sampler=_StepBatches(plan, start, rank),
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
+        worker_init_fn=_ignore_interrupts if num_workers > 0 else None,
+        # A private generator: creating the iterator must not draw from the global torch RNG.
+        generator=torch.Generator().manual_seed(plan.seed),
+    )

@@ -1,0 +1,157 @@
+"""The ``imgzoo train`` and ``imgzoo eval`` commands (wired into :mod:`imgzoo.cli`).
+
+Errors are left to the caller, which prints a :class:`~imgzoo.errors.ZooError` as one line;
+an interrupted run exits with 130 after saying where its checkpoint is and how to resume.
+Building the parsers imports no torch (``imgzoo list`` builds them too); running does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+
+from imgzoo.config import parse_assignments
+
+__all__ = ["add_eval_arguments", "add_train_arguments", "run_eval", "run_train"]
+
+EXIT_INTERRUPTED = 130
+PRECISIONS = ("fp32", "bf16", "fp16")  # as imgzoo.runtime.PRECISIONS, which imports torch
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", help="the task to train (see `imgzoo list`)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="SPEC",
+        help="a folder of images, paired:DIR, aligned:DIR or a dataset name",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="where checkpoints, logs and weights go")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML/JSON task settings, with an optional [train] table of training settings",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a task setting, or a training one as train.KEY=VALUE (repeatable)",
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimizer steps to train for")
+    length.add_argument("--epochs", type=int, help="passes over the training data to train for")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
+    )
+    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16")
+    parser.add_argument("--batch-size", type=int, help="images per optimizer step (over all processes)")
+    parser.add_argument("--seed", type=int, help="random seed of the split, data order and initialisation")
+    parser.add_argument(
+        "--weights", help="start from these weights (a name, path or URL) instead of a fresh init"
+    )
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", help="the task to evaluate (see `imgzoo list`)")
+    parser.add_argument(
+        "--data", required=True, metavar="SPEC", help="the images to evaluate on (a data spec)"
+    )
+    parser.add_argument(
+        "--weights", help="a registered name, a path or URL (default: the task's default weights)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32", help="fp32 (default), bf16 or fp16"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--max-samples", type=int, help="evaluate on at most this many images")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a task setting (repeatable)",
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from imgzoo.training.api import train
+    from imgzoo.training.loop import TrainingInterrupted
+
+    settings = parse_assignments(args.settings, task=args.task)
+    options = {key: getattr(args, key) for key in ("batch_size", "seed") if getattr(args, key) is not None}
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    try:
+        result = train(
+            args.task,
+            args.data,
+            out=args.out,
+            config=args.config,
+            overrides=settings,
+            steps=args.steps,
+            epochs=args.epochs,
+            resume=args.resume,
+            device=args.device,
+            precision=args.precision,
+            weights=args.weights,
+            **options,
+        )
+    except TrainingInterrupted as stop:
+        if main_process:
+            print(f"\n{stop}", file=sys.stderr)
+            if stop.checkpoint is not None:
+                command = [
+                    "imgzoo",
+                    "train",
+                    args.task,
+                    "--data",
+                    args.data,
+                    "--out",
+                    str(args.out),
+                    "--resume",
+                ]
+                print(f"resume with: {shlex.join(command)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if main_process:
+        metrics = (
+            ", ".join(f"{name} {value:.4g}" for name, value in result.metrics.items())
+            or "no validation split"
+        )
+        print(f"trained {result.task} for {result.steps} steps ({result.epochs:.2f} epochs): {metrics}")
+        waiting = f"{result.data_wait_fraction:.1%} of the time waiting for data"
+        print(f"{result.images_per_s:.1f} images/s, {waiting}")
+        print(f"weights: {result.weights} (sha256 {result.sha256})")
+        if result.registry_entry is not None:
+            print(f"registry entry ({result.registry_entry}):\n")
+            print(result.registry_entry.read_text(encoding="utf-8"))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from imgzoo.training.api import evaluate
+
+    metrics = evaluate(
+        args.task,
+        args.data,
+        weights=args.weights,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        max_samples=args.max_samples,
+        overrides=parse_assignments(args.settings, task=args.task),
+    )
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        for name, value in metrics.items():
+            print(f"{name:<14} {value:.4f}")
+    return 0

@@ -1,0 +1,137 @@
+"""`TrainConfig`: how to train (steps, batch, precision, schedule, logging), whatever the task.
+
+It is built from layers like a task's config, later ones winning::
+
+    defaults  <  the checkpoint being resumed  <  the [train] table of --config FILE
+              <  --set train.X=... / train_overrides  <  explicit arguments (--steps, --batch-size, ...)
+
+``steps`` and ``epochs`` exclude each other: a layer that sets one clears the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from imgzoo.errors import ConfigError
+
+__all__ = ["TrainConfig", "build_train_config"]
+
+
+class TrainConfig(BaseModel):
+    """How to train: every field can be set with ``--set train.FIELD=VALUE``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    steps: int | None = Field(
+        1000, ge=1, description="Optimizer steps to train for (total, counting steps before a resume)."
+    )
+    epochs: int | None = Field(
+        None, ge=1, description="Train for this many passes over the training split instead of `steps`."
+    )
+    batch_size: int = Field(
+        8,
+        ge=1,
+        description="Global batch: images per optimizer step, summed over the grad_accum micro-batches "
+        "and over all processes of a distributed run (so results do not depend on the process count).",
+    )
+    grad_accum: int = Field(
+        1, ge=1, description="Split each batch into this many micro-batches whose gradients are accumulated."
+    )
+    grad_clip: float | None = Field(
+        None, gt=0, description="Clip each optimizer's gradient norm to this value; None turns clipping off."
+    )
+    lr_schedule: Literal["constant", "linear"] = Field(
+        "constant",
+        description="'constant', or 'linear': constant, then decaying linearly to 0 from `decay_start` "
+        "(pix2pix's schedule). It multiplies every optimizer's base learning rate.",
+    )
+    decay_start: float = Field(
+        0.5, ge=0, le=1, description="Fraction of the run after which the 'linear' schedule starts decaying."
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        description="Seeds the split, the data order, the augmentations and the model initialisation.",
+    )
+    deterministic: bool = Field(
+        False,
+        description="Use only deterministic kernels (torch.use_deterministic_algorithms); slower on GPU.",
+    )
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="fp32, or mixed precision bf16 / fp16 (fp16 scales the loss on CUDA)."
+    )
+    eval_every: int = Field(500, ge=1, description="Evaluate on the validation split every this many steps.")
+    eval_samples: int | None = Field(
+        None, ge=1, description="Evaluate on at most this many validation images; None uses them all."
+    )
+    checkpoint_every: int = Field(
+        1000, ge=1, description="Write a resumable checkpoint every this many steps."
+    )
+    keep_last: int = Field(3, ge=1, description="Keep this many recent checkpoints (plus the best one).")
+    val_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Fraction of the data held out for validation (0: no evaluation)."
+    )
+    num_workers: Literal["auto"] | int = Field(
+        "auto",
+        description="Data-loading worker processes; 'auto' picks from the CPU count, 0 loads in-process.",
+    )
+    cache_images: bool = Field(
+        False, description="Keep decoded images in memory after their first use (for small datasets)."
+    )
+    log_every: int = Field(
+        50, ge=1, description="Log losses to metrics.jsonl and the progress bar every N steps."
+    )
+    grid_rows: int = Field(
+        4, ge=1, description="Validation images in each picture grid (input | output | target)."
+    )
+    export: Literal["all", "inference"] = Field(
+        "all", description="Models in the final weights file: all of them, or only the inference model."
+    )
+    export_dtype: Literal["fp32", "fp16"] = Field(
+        "fp32", description="Storage type of the final weights file (fp16 halves it; it loads as fp32)."
+    )
+    progress: bool = Field(True, description="Show a progress bar when the output is a terminal.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("set exactly one of steps and epochs")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})"
+            )
+        if isinstance(self.num_workers, int) and self.num_workers < 0:
+            raise ValueError(f"num_workers must be 'auto' or at least 0, not {self.num_workers}")
+        return self
+
+
+def build_train_config(task: str, layers: Iterable[tuple[str, Mapping[str, Any] | None]]) -> TrainConfig:
+    """Merge ``(source name, settings)`` layers in order and validate once.
+
+    Failures raise :class:`ConfigError` naming each field as ``train.FIELD``.
+    """
+    merged: dict[str, Any] = {}
+    sources = []
+    for source, layer in layers:
+        if not layer:
+            continue
+        sources.append(source)
+        settings = dict(layer)
+        # A later layer's choice of run length replaces an earlier one's, whichever unit it used.
+        if settings.get("epochs") is not None:
+            merged["steps"] = None
+        if settings.get("steps") is not None:
+            merged["epochs"] = None
+        merged.update(settings)
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as error:
+        problem = ConfigError.from_validation_error(task, error)
+        fields = [
+            (f"train.{name}" if name != "(config)" else "train", message) for name, message in problem.errors
+        ]
+        raise ConfigError(task, fields, source=", ".join(sources)) from None

@@ -1,0 +1,771 @@
+"""The :class:`Trainer`: one training loop for every task.
+
+The task decides *what* a step is (:meth:`imgzoo.Task.training_step`, which calls
+``ctx.optimize(name, loss)`` once per optimizer, in its own order); the trainer owns *how*:
+devices and precision, gradient accumulation and averaging over processes, clipping, the
+learning-rate schedule, evaluation, pictures, logs, checkpoints and the exported weights.
+See :mod:`imgzoo.training` for the contract, and :mod:`imgzoo.training.batches` for why a
+resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from imgzoo import __version__
+from imgzoo.data.base import Dataset
+from imgzoo.data.transforms import PairTransform
+from imgzoo.errors import ConfigError, DataError, ZooError
+from imgzoo.runtime import autocast
+from imgzoo.task import Task
+from imgzoo.training import distributed
+from imgzoo.training.batches import BatchPlan, PairDataset, auto_workers, train_loader
+from imgzoo.training.checkpoint import (
+    best_dir,
+    checkpoint_dir,
+    host_rng_state,
+    join_tensors,
+    latest_checkpoint,
+    list_checkpoints,
+    prune_checkpoints,
+    read_checkpoint,
+    restore_host_rng_state,
+    split_tensors,
+    write_checkpoint,
+)
+from imgzoo.training.config import TrainConfig
+from imgzoo.training.evaluation import GridRow, measure
+from imgzoo.training.report import MetricsLog, registry_entry, save_grid, save_loss_curve
+from imgzoo.training.schedule import lr_factor
+from imgzoo.weights import load_state, save_weights, state_tensors
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["Callback", "TrainResult", "Trainer", "TrainingInterrupted", "prepare_output_dir"]
+
+# Settings whose change makes a resumed run differ from an uninterrupted one.
+_EXACTNESS_SETTINGS = ("batch_size", "grad_accum", "seed", "precision", "lr_schedule", "decay_start")
+
+
+class Callback:
+    """Hooks into a run: subclass and override the methods you need (they do nothing here).
+
+    ``on_evaluate`` and ``on_checkpoint`` run in the process that evaluates and writes
+    checkpoints (the main one); the others run in every process. Raising ``KeyboardInterrupt``
+    from a hook stops the run as Ctrl-C does: the step finishes, a checkpoint is written and
+    :class:`TrainingInterrupted` is raised.
+    """
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Before the first step (after a resume has restored the state)."""
+
+    def on_step_end(self, trainer: Trainer, step: int, losses: Mapping[str, torch.Tensor]) -> None:
+        """After optimizer step ``step`` (1-based), with its losses (detached, on the device)."""
+
+    def on_evaluate(self, trainer: Trainer, step: int, metrics: Mapping[str, float]) -> None:
+        """After an evaluation on the validation split."""
+
+    def on_checkpoint(self, trainer: Trainer, step: int, path: Path) -> None:
+        """After a checkpoint folder was written."""
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        """After the weights were exported."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped early (Ctrl-C, or a callback raised ``KeyboardInterrupt``).
+
+    ``checkpoint`` is where the run can be resumed from (``None`` if it cannot), ``step`` the
+    optimizer steps it holds.
+    """
+
+    def __init__(self, message: str, *, step: int, checkpoint: Path | None, out_dir: Path) -> None:
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+        self.out_dir = out_dir
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` (and :func:`imgzoo.training.train`) return."""
+
+    task: str
+    out_dir: Path
+    steps: int
+    epochs: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The final evaluation on the validation split (empty without one)."""
+    best: dict[str, Any] | None = None
+    """``{"metric", "mode", "value", "step"}`` of the best evaluation, kept in checkpoints/best."""
+    weights: Path | None = None
+    sha256: str | None = None
+    registry_entry: Path | None = None
+    checkpoint: Path | None = None
+    images_per_s: float = 0.0
+    data_wait_fraction: float = 0.0
+    """Share of training time spent waiting for batches (over the whole run, resumes included)."""
+    elapsed_s: float = 0.0
+
+
+class _StepContext:
+    """The :class:`imgzoo.StepContext` the trainer hands to ``task.training_step``."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.step = 0
+        self.micro_step = 0
+        self.stepped: list[str] = []
+
+    def optimize(self, optimizer: str, loss: torch.Tensor) -> torch.Tensor:
+        """Backpropagate ``loss`` into the parameters of ``optimizer`` only (so a GAN's generator
+        loss leaves its critic's gradients alone), and step that optimizer when the accumulation
+        window closes. Returns ``loss`` detached."""
+        trainer = self.trainer
+        if optimizer not in trainer.optimizers:
+            raise ZooError(
+                f"task {trainer.task.name!r} asked to optimize {optimizer!r}, but its configure_optimizers() "
+                f"made {sorted(trainer.optimizers)}"
+            )
+        if optimizer in self.stepped:
+            raise ZooError(f"task {trainer.task.name!r} optimized {optimizer!r} twice in one training_step")
+        scaled = trainer.scaler.scale(loss / trainer.config.grad_accum)
+        # Backward runs outside autocast; it follows the forward pass's dtypes anyway.
+        with torch.autocast(trainer.device.type, enabled=False):
+            torch.autograd.backward(scaled, inputs=trainer.parameters[optimizer])
+        if self.micro_step == trainer.config.grad_accum - 1:
+            trainer._apply_gradients(optimizer)
+            self.stepped.append(optimizer)
+        return loss.detach()
+
+
+class Trainer:
+    """Trains ``models`` for ``task`` on ``train_data``, evaluating on ``val_data``.
+
+    ``train_data`` and ``val_data`` are imgzoo datasets of :class:`~imgzoo.data.Sample`; the
+    trainer augments them (``task.augmentations()``; validation is only resized and centre
+    cropped) and turns them into tensors with ``task.make_pair``. Everything is written under
+    ``out_dir``. Construction checks the settings, the data and the output folder, so that a
+    mistake fails before training starts. :meth:`fit` runs the loop.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        models: Mapping[str, torch.nn.Module],
+        train_data: Dataset,
+        val_data: Dataset,
+        config: TrainConfig,
+        out_dir: str | os.PathLike[str],
+        callbacks: Sequence[Callback] = (),
+        *,
+        data_spec: str = "",
+    ) -> None:
+        self.task = task
+        self.models = dict(models)
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.data_spec = data_spec
+        self.group, self.device = distributed.setup(config.device)
+        self.out_dir = prepare_output_dir(out_dir) if self.group.is_main else Path(out_dir)
+
+        # Data: training pairs augmented as the task allows, validation pairs only sized.
+        size = task.config.image_size
+        self.train_pairs = PairDataset(
+            train_data, task, PairTransform(size, **task.augmentations()), seed=config.seed
+        )
+        self.val_pairs = PairDataset(val_data, task, PairTransform(size), seed=config.seed)
+        self.plan = BatchPlan(
+            len(train_data), config.batch_size, config.grad_accum, self.group.world_size, config.seed
+        )
+        self._check_plan()
+        self.total_steps = (
+            config.steps if config.steps is not None else (config.epochs or 0) * self.plan.steps_per_epoch
+        )
+        self._check_pairs()
+
+        # Models, optimizers and the fp16 loss scaler.
+        for model in self.models.values():
+            model.to(self.device).train()
+        self.optimizers = dict(task.configure_optimizers(self.models))
+        self.base_lrs = {
+            name: [float(g["lr"]) for g in opt.param_groups] for name, opt in self.optimizers.items()
+        }
+        self.parameters = {
+            name: [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
+            for name, opt in self.optimizers.items()
+        }
+        for name, params in self.parameters.items():
+            if not params:
+                raise ZooError(f"task {task.name!r}: optimizer {name!r} has no trainable parameters")
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=config.precision == "fp16" and self.device.type == "cuda"
+        )
+        distributed.broadcast_models(self.models, self.group)
+
+        # Run state: what checkpoints save besides models and optimizers.
+        self.step = 0
+        self.metrics: dict[str, float] = {}
+        self.best: dict[str, Any] | None = None
+        self.evaluated_step = (
+            0  # the step of the last evaluation, so a resumed run neither skips nor repeats one
+        )
+        self.history: list[tuple[int, dict[str, float]]] = []
+        self.last_grid: list[GridRow] = []
+        self.log = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.group.is_main)
+        self._stop_requested = False
+        self._optimizer_stepped = False  # within the current step: the state is half-updated
+        self._window: dict[str, Any] = _new_window()
+        self._totals = {"time": 0.0, "wait": 0.0, "images": 0}
+
+    # ── the loop ──────────────────────────────────────────────────────────────────────────────
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        """Train to ``total_steps``; with ``resume``, continue exactly from the newest checkpoint
+        in ``out_dir``. Ctrl-C finishes the step, writes a checkpoint and raises
+        :class:`TrainingInterrupted`."""
+        cfg, group = self.config, self.group
+        start = self._restore() if resume else self._start_fresh()
+        workers = auto_workers(group.world_size) if cfg.num_workers == "auto" else cfg.num_workers
+        loader = train_loader(
+            self.train_pairs,
+            self.plan,
+            start=start,
+            rank=group.rank,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        batches = iter(loader)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=start,
+            desc=self.task.name,
+            unit="step",
+            dynamic_ncols=True,
+            disable=True if not (group.is_main and cfg.progress) else None,  # None: only on a terminal
+        )
+        clean_exit = False
+        try:
+            with _deterministic(cfg.deterministic, self.device), _interrupt_handler(self):
+                self._call("on_train_start")
+                self._train(start, batches, bar)
+                result = self._finish()
+            clean_exit = True
+        except TrainingInterrupted:
+            clean_exit = True
+            raise
+        except KeyboardInterrupt as error:  # a second Ctrl-C, or one raised inside the step
+            self._stop_interrupted(error)
+        finally:
+            bar.close()
+            del batches, loader  # stops the loader's worker processes
+            distributed.teardown(group, wait=clean_exit)
+        return result
+
+    def _train(
+        self, start: int, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], bar: tqdm[Any]
+    ) -> None:
+        """The loop: from step ``start`` to ``total_steps``, one optimizer step per iteration."""
+        cfg, group, ctx = self.config, self.group, _StepContext(self)
+        while self.step < self.total_steps:
+            step = self.step
+
+            # ── learning rate: a pure function of the step ──
+            factor = lr_factor(step, self.total_steps, schedule=cfg.lr_schedule, decay_start=cfg.decay_start)
+            for name, optimizer in self.optimizers.items():
+                for param_group, base_lr in zip(optimizer.param_groups, self.base_lrs[name], strict=True):
+                    param_group["lr"] = base_lr * factor
+
+            # ── evaluate and checkpoint (the end of the run does both after the loop) ──
+            if step % cfg.eval_every == 0 and step > self.evaluated_step:
+                self._evaluate_and_report()
+            if step > start and step % cfg.checkpoint_every == 0:
+                self._save_checkpoint()
+
+            # ── forward / backward: the task's step. Clip, step and zero grads happen in
+            #    ctx.optimize -> _apply_gradients, as each optimizer's accumulation window closes ──
+            tick = time.perf_counter()
+            # Randomness inside a step (dropout, a GAN's noise) depends on (seed, step, process)
+            # only, so resuming cannot shift it.
+            torch.manual_seed(_step_seed(cfg.seed, step, group.rank))
+            ctx.step, ctx.stepped = step, []
+            losses: dict[str, torch.Tensor] = {}
+            for micro_step in range(cfg.grad_accum):
+                waiting = time.perf_counter()
+                inputs, targets = next(batches)
+                inputs = inputs.to(self.device, non_blocking=True)
+                targets = targets.to(self.device, non_blocking=True)
+                self._window["wait"] += time.perf_counter() - waiting
+                ctx.micro_step = micro_step
+                with autocast(self.device, cfg.precision):
+                    step_losses = self.task.training_step(self.models, (inputs, targets), ctx)
+                for name, value in step_losses.items():
+                    value = torch.as_tensor(value).detach().float() / cfg.grad_accum
+                    losses[name] = losses[name] + value if name in losses else value
+            if not ctx.stepped:
+                raise ZooError(
+                    f"task {self.task.name!r}: training_step() stepped no optimizer; "
+                    "it must call ctx.optimize(name, loss)"
+                )
+            self.scaler.update()
+            self.step, self._optimizer_stepped = step + 1, False
+
+            # ── log ──
+            self._window["time"] += time.perf_counter() - tick
+            self._window["steps"] += 1
+            for name, value in losses.items():
+                self._window["losses"][name] = self._window["losses"].get(name, 0.0) + value
+            if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                self._log_training(bar)
+            bar.update(1)
+            self._call("on_step_end", self.step, losses)
+
+            # ── stop: on Ctrl-C or a callback's KeyboardInterrupt, in every process at once ──
+            if distributed.any_process(self._stop_requested, group, self.device):
+                self._stop_interrupted()
+
+    def _apply_gradients(self, name: str) -> None:
+        """The end of an accumulation window for one optimizer (called from ``ctx.optimize``)."""
+        optimizer, params = self.optimizers[name], self.parameters[name]
+        # ── synchronise: every process gets the gradient of the whole global batch ──
+        distributed.average_gradients(params, self.group)
+        # ── clip ──
+        if self.config.grad_clip is not None:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        # ── step ──
+        self.scaler.step(optimizer)
+        self._optimizer_stepped = True
+        # ── zero grads ──
+        optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on the validation split, averaged over its images (train modes restored after).
+
+        The picture-grid rows of the first ``grid_rows`` images are kept in ``last_grid``.
+        """
+        cfg = self.config
+        count = min(len(self.val_pairs), cfg.eval_samples or len(self.val_pairs))
+        modes = {module: module.training for model in self.models.values() for module in model.modules()}
+        for model in self.models.values():
+            model.eval()
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        try:
+            # A task whose predictions are random gets the same draws at every evaluation.
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(cfg.seed)
+                metrics, self.last_grid = measure(
+                    self.task,
+                    self.models,
+                    self.val_pairs,
+                    count=count,
+                    batch_size=cfg.batch_size,
+                    device=self.device,
+                    precision=cfg.precision,
+                    keep=cfg.grid_rows,
+                )
+        finally:
+            for module, training in modes.items():
+                module.training = training
+        return metrics
+
+    # ── phases of the loop ────────────────────────────────────────────────────────────────────
+    def _evaluate_and_report(self) -> None:
+        if not len(self.val_pairs) or not self.group.is_main:
+            return
+        metrics = self.evaluate()
+        self.metrics, self.evaluated_step = metrics, self.step
+        improved = self._update_best(metrics)
+        self.log.write({"event": "eval", "step": self.step, "metrics": metrics, "best": improved})
+        save_grid(self.out_dir / "samples" / f"step-{self.step:06d}.png", self.last_grid)
+        save_loss_curve(self.out_dir / "loss.png", self.history)
+        self._call("on_evaluate", self.step, metrics)
+        if improved:
+            self._save_checkpoint(best=True)
+
+    def _update_best(self, metrics: Mapping[str, float]) -> bool:
+        metric, mode = self.task.primary_metric
+        value = metrics.get(metric)
+        if value is None:
+            warnings.warn(
+                f"task {self.task.name!r}: primary metric {metric!r} is not among its metrics "
+                f"{sorted(metrics)}; no best checkpoint is kept",
+                stacklevel=2,
+            )
+            return False
+        if math.isnan(value):
+            return False
+        if self.best is not None and not (
+            value > self.best["value"] if mode == "max" else value < self.best["value"]
+        ):
+            return False
+        self.best = {"metric": metric, "mode": mode, "value": float(value), "step": self.step}
+        return True
+
+    def _log_training(self, bar: tqdm[Any]) -> None:
+        window, self._window = self._window, _new_window()
+        names = sorted(window["losses"])
+        losses: dict[str, float] = {}
+        if names:
+            stacked = torch.stack([window["losses"][name] for name in names]) / window["steps"]
+            losses = dict(
+                zip(names, distributed.mean_over_processes(stacked, self.group).tolist(), strict=True)
+            )
+        images = window["steps"] * self.config.batch_size
+        for key, value in (("time", window["time"]), ("wait", window["wait"]), ("images", images)):
+            self._totals[key] += value
+        speed = images / max(window["time"], 1e-9)
+        wait = window["wait"] / max(window["time"], 1e-9)
+        lrs = {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+        self.history.append((self.step, losses))
+        self.log.write(
+            {
+                "event": "train",
+                "step": self.step,
+                "epoch": round(self.step / self.plan.steps_per_epoch, 4),
+                "losses": losses,
+                "lr": lrs,
+                "images_per_s": round(speed, 2),
+                "data_wait": round(wait, 4),
+            }
+        )
+        bar.set_postfix({**{name: f"{value:.4g}" for name, value in losses.items()}, "img/s": f"{speed:.1f}"})
+
+    def _finish(self) -> TrainResult:
+        """After the last step: evaluate, checkpoint, export the weights and the registry entry."""
+        result = TrainResult(
+            task=self.task.name,
+            out_dir=self.out_dir,
+            steps=self.step,
+            epochs=self.step / self.plan.steps_per_epoch,
+        )
+        if self.group.is_main:
+            if self.evaluated_step < self.step or not self.metrics:
+                self._evaluate_and_report()
+            result.checkpoint = self._save_checkpoint()
+            save_loss_curve(self.out_dir / "loss.png", self.history)
+            result.weights, result.sha256, result.registry_entry = self._export()
+        result.metrics, result.best = dict(self.metrics), self.best
+        totals = self._totals
+        result.elapsed_s = totals["time"]
+        result.images_per_s = totals["images"] / max(totals["time"], 1e-9)
+        result.data_wait_fraction = totals["wait"] / max(totals["time"], 1e-9)
+        self._call("on_train_end", result)
+        return result
+
+    def _stop_interrupted(self, error: KeyboardInterrupt | None = None) -> NoReturn:
+        """Write a checkpoint of the last complete step and raise TrainingInterrupted."""
+        if self._optimizer_stepped or (error is not None and self.group.enabled):
+            # Stopped halfway through a step (or in one process only): this state cannot be resumed.
+            found = list_checkpoints(self.out_dir)
+            last = found[-1][1] if found else None
+            where = f"resume from the last checkpoint, {last}" if last else "no checkpoint was written yet"
+            raise TrainingInterrupted(
+                f"training stopped in the middle of step {self.step + 1}: {where}",
+                step=found[-1][0] if found else 0,
+                checkpoint=last,
+                out_dir=self.out_dir,
+            ) from error
+        # Only the main process writes; the others name the folder it writes.
+        path = self._save_checkpoint() if self.group.is_main else checkpoint_dir(self.out_dir, self.step)
+        raise TrainingInterrupted(
+            f"training interrupted at step {self.step}; checkpoint saved to {path}",
+            step=self.step,
+            checkpoint=path,
+            out_dir=self.out_dir,
+        ) from error
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            try:
+                getattr(callback, hook)(self, *args)
+            except KeyboardInterrupt:
+                self._stop_requested = True
+
+    # ── checkpoints ──────────────────────────────────────────────────────────────────────────
+    def _save_checkpoint(self, *, best: bool = False) -> Path:
+        """Write the full state after ``self.step`` steps (main process only)."""
+        tensors: dict[str, torch.Tensor] = {}
+        for name, model in self.models.items():
+            tensors.update(state_tensors(model, prefix=f"model.{name}"))
+        optimizers = {
+            name: split_tensors(opt.state_dict(), f"optimizer.{name}", tensors)
+            for name, opt in self.optimizers.items()
+        }
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        epoch, position = self.plan.position(self.step)
+        state = {
+            "task": self.task.name,
+            "task_config": self.task.config.model_dump(mode="json"),
+            "train_config": self.config.model_dump(mode="json"),
+            "step": self.step,
+            "epoch": epoch,
+            "batch_in_epoch": position,
+            "steps_per_epoch": self.plan.steps_per_epoch,
+            "world_size": self.group.world_size,
+            "optimizers": optimizers,
+            "scaler": self.scaler.state_dict(),
+            "schedule": {
+                "name": self.config.lr_schedule,
+                "decay_start": self.config.decay_start,
+                "total_steps": self.total_steps,
+                "base_lrs": self.base_lrs,
+            },
+            "rng": host_rng_state(),
+            "best": self.best,
+            "evaluated_step": self.evaluated_step,
+            "metrics": self.metrics,
+            "data": self._data_info(),
+            "totals": self._totals,
+        }
+        folder = write_checkpoint(
+            best_dir(self.out_dir) if best else checkpoint_dir(self.out_dir, self.step), tensors, state
+        )
+        if not best:
+            prune_checkpoints(self.out_dir, self.config.keep_last)
+        self._call("on_checkpoint", self.step, folder)
+        return folder
+
+    def _start_fresh(self) -> int:
+        if self.group.is_main:
+            found = list_checkpoints(self.out_dir)
+            if found:
+                raise ZooError(
+                    f"{self.out_dir} already holds a training run (checkpoint {found[-1][1].name}): "
+                    "resume it with --resume (resume=True), or choose another --out"
+                )
+            self.log.keep_until(-1)  # a log left by a run that never reached a checkpoint
+        return 0
+
+    def _restore(self) -> int:
+        """Load the newest checkpoint into the models, optimizers and run state; return its step."""
+        folder = latest_checkpoint(self.out_dir, self.task.name)
+        tensors, state = read_checkpoint(folder)
+        for name, model in self.models.items():
+            load_state(model, tensors, prefix=f"model.{name}", path=folder)
+        for name, optimizer in self.optimizers.items():
+            if name not in state["optimizers"]:
+                raise ZooError(
+                    f"checkpoint {folder} has no state for optimizer {name!r} of task {self.task.name!r}"
+                )
+            optimizer.load_state_dict(join_tensors(state["optimizers"][name], tensors))
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        restore_host_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.best, self.metrics = state.get("best"), dict(state.get("metrics") or {})
+        self.evaluated_step = int(state.get("evaluated_step", 0))
+        self._totals = dict(state.get("totals") or self._totals)
+        events = self.log.keep_until(self.step)
+        self.history = [(event["step"], event["losses"]) for event in events if event.get("event") == "train"]
+        self._warn_about_changes(state)
+        return self.step
+
+    def _warn_about_changes(self, state: Mapping[str, Any]) -> None:
+        previous = state.get("train_config", {})
+        changed = [
+            key
+            for key in _EXACTNESS_SETTINGS
+            if key in previous and previous[key] != getattr(self.config, key)
+        ]
+        if state.get("world_size") != self.group.world_size and self.group.world_size > 1:
+            changed.append("the number of processes")
+        if state.get("data", {}).get("train_size") != len(self.train_pairs):
+            changed.append("the size of the training split")
+        if changed and self.group.is_main:
+            warnings.warn(
+                f"resuming with a different {', '.join(changed)}: "
+                "the run will not match an uninterrupted one",
+                stacklevel=3,
+            )
+
+    # ── the results ──────────────────────────────────────────────────────────────────────────
+    def _export(self) -> tuple[Path, str, Path]:
+        """Write ``TASK.safetensors`` (self-describing) and its registry entry beside it."""
+        task = self.task
+        names = list(self.models) if self.config.export == "all" else [task.inference_model]
+        tensors: dict[str, torch.Tensor] = {}
+        for name in names:
+            tensors.update(state_tensors(self.models[name], prefix=name))
+        recipe = self._recipe()
+        metadata = {
+            "task": task.name,
+            "config": task.config.model_dump(mode="json"),
+            "recipe": recipe,
+            "metrics": self.metrics,
+            "dataset": self._data_info(),
+            "code_version": code_version(),
+        }
+        path = self.out_dir / f"{task.name}.safetensors"
+        dtype = torch.float16 if self.config.export_dtype == "fp16" else None
+        sha256 = save_weights(path, tensors, metadata=metadata, dtype=dtype)
+        name = re.sub(r"[^a-z0-9._-]+", "-", self.out_dir.resolve().name.lower()).strip("-.") or "trained"
+        entry = registry_entry(
+            task.name, name, file=path.name, sha256=sha256, recipe=recipe, metrics=self.metrics
+        )
+        entry_path = self.out_dir / "registry-entry.toml"
+        entry_path.write_text(entry, encoding="utf-8")
+        return path, sha256, entry_path
+
+    def _recipe(self) -> dict[str, Any]:
+        recipe = self.config.model_dump(
+            mode="json", exclude={"device", "progress", "num_workers", "export", "export_dtype"}
+        )
+        recipe.update(steps=self.step, epochs=None, data=self.data_spec, processes=self.group.world_size)
+        recipe["optimizers"] = {
+            name: {"class": type(opt).__name__, "lr": lrs[0] if len(lrs) == 1 else lrs}
+            for (name, opt), lrs in zip(self.optimizers.items(), self.base_lrs.values(), strict=True)
+        }
+        return recipe
+
+    def _data_info(self) -> dict[str, Any]:
+        return {
+            "spec": self.data_spec,
+            "train_size": len(self.train_pairs),
+            "val_size": len(self.val_pairs),
+            "image_size": self.task.config.image_size,
+        }
+
+    # ── checks before training ───────────────────────────────────────────────────────────────
+    def _check_plan(self) -> None:
+        cfg, plan = self.config, self.plan
+        shards = cfg.grad_accum * self.group.world_size
+        if cfg.batch_size % shards:
+            raise ConfigError(
+                self.task.name,
+                [
+                    (
+                        "train.batch_size",
+                        f"{cfg.batch_size} must be a multiple of grad_accum x processes = {shards}",
+                    )
+                ],
+            )
+        if plan.steps_per_epoch == 0:
+            raise DataError(
+                f"the training split has {plan.dataset_size} image(s), fewer than one batch of "
+                f"{cfg.batch_size}: add images, or lower train.batch_size or train.val_fraction"
+            )
+
+    def _check_pairs(self) -> None:
+        """Run the first training item through the task now, so a broken pipeline fails early."""
+        pair = self.train_pairs[(0, 0)]
+        if not (
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and all(isinstance(t, torch.Tensor) and t.ndim == 3 for t in pair)
+        ):
+            raise ZooError(
+                f"task {self.task.name!r}: make_pair() must return two CxHxW tensors (input, target)"
+            )
+
+
+def prepare_output_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """Create ``out_dir`` and make sure files can be written there, or raise ZooError naming it."""
+    folder = Path(out_dir).expanduser()
+    probe = folder / f".imgzoo-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ZooError(
+            f"cannot write to the output folder {folder}: {reason}; choose another --out"
+        ) from None
+    return folder
+
+
+def code_version() -> dict[str, str]:
+    """imgzoo's version, and the git commit of its source tree when it is one."""
+    version = {"imgzoo": __version__}
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return version
+    if completed.returncode == 0 and completed.stdout.strip():
+        version["git"] = completed.stdout.strip()
+    return version
+
+
+def _new_window() -> dict[str, Any]:
+    return {"losses": {}, "steps": 0, "time": 0.0, "wait": 0.0}
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence((seed, 2, step, rank)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool, device: torch.device) -> Iterator[None]:
+    """Deterministic kernels for the duration of a run (the global flags are restored after)."""
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # input sizes are fixed: let cuDNN pick the fastest kernels
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[2], previous[3]
+
+
+@contextlib.contextmanager
+def _interrupt_handler(trainer: Trainer) -> Iterator[None]:
+    """The first Ctrl-C asks the loop to stop after the current step; a second stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if trainer._stop_requested:
+            raise KeyboardInterrupt
+        trainer._stop_requested = True
+        if trainer.group.is_main:
+            print(
+                "\nstopping after this step to save a checkpoint (Ctrl-C again to quit at once)",
+                file=sys.stderr,
+            )
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,181 @@
+"""What a run leaves for people to read: ``metrics.jsonl``, picture grids, ``loss.png`` and the
+registry entry of the trained weights. Pictures are drawn with OpenCV (no plotting library)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from imgzoo.images import save_image
+
+__all__ = ["MetricsLog", "grid_shape", "registry_entry", "save_grid", "save_loss_curve"]
+
+GRID_GAP = 2
+# Distinguishable line colours (RGB), one per loss.
+_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per training log or evaluation, appended as they happen."""
+
+    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, event: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(event) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        return [
+            json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
+
+    def keep_until(self, step: int) -> list[dict[str, Any]]:
+        """Drop events after ``step`` (logged by a run that then stopped before its next
+        checkpoint) so that a resumed run continues the log without duplicates; return the rest."""
+        events = [event for event in self.read() if event.get("step", 0) <= step]
+        if self.enabled and self.path.exists():
+            temporary = self.path.with_name(f".{self.path.name}.tmp")
+            temporary.write_text("".join(json.dumps(event) + "\n" for event in events), encoding="utf-8")
+            os.replace(temporary, self.path)
+        return events
+
+
+def grid_shape(rows: int, tile: tuple[int, int], columns: int = 3) -> tuple[int, int]:
+    """(height, width) of a picture grid of ``rows`` x ``columns`` tiles of ``tile`` = (h, w)."""
+    return rows * tile[0] + (rows - 1) * GRID_GAP, columns * tile[1] + (columns - 1) * GRID_GAP
+
+
+def save_grid(path: Path, rows: Sequence[Sequence[torch.Tensor]]) -> Path:
+    """Save rows of 3xHxW RGB tensors in [0, 1] (input | output | target) as one PNG.
+
+    Tiles are shown at the size of the largest; smaller ones (a super-resolution input, say)
+    are enlarged without smoothing.
+    """
+    tiles = [
+        [tensor.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() for tensor in row] for row in rows
+    ]
+    height = max(tile.shape[0] for row in tiles for tile in row)
+    width = max(tile.shape[1] for row in tiles for tile in row)
+    columns = max(len(row) for row in tiles)
+    canvas = np.ones((*grid_shape(len(tiles), (height, width), columns), 3), dtype=np.float32)
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            if tile.shape[:2] != (height, width):
+                tile = cv2.resize(tile, (width, height), interpolation=cv2.INTER_NEAREST).reshape(
+                    height, width, -1
+                )
+            top, left = r * (height + GRID_GAP), c * (width + GRID_GAP)
+            canvas[top : top + height, left : left + width] = tile[..., :3]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_image(path, canvas)
+
+
+def save_loss_curve(
+    path: Path, history: Sequence[tuple[int, Mapping[str, float]]], size: tuple[int, int] = (720, 400)
+) -> Path:
+    """Plot each named loss against the step; the y axis is logarithmic when values span > 20x."""
+    width, height = size
+    left, right, top, bottom = 72, 16, 16, 36
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    series: dict[str, list[tuple[int, float]]] = {}
+    for step, losses in history:
+        for name, value in losses.items():
+            if math.isfinite(value):
+                series.setdefault(name, []).append((step, value))
+    points = [point for line in series.values() for point in line]
+    cv2.rectangle(canvas, (left, top), (width - right, height - bottom), (160, 160, 160), 1)
+    if points:
+        values = [value for _, value in points]
+        logarithmic = min(values) > 0 and max(values) > 20 * min(values)
+
+        def y_of(value: float) -> float:
+            return math.log10(value) if logarithmic else value
+
+        x_low, x_high = min(step for step, _ in points), max(step for step, _ in points)
+        y_low, y_high = min(map(y_of, values)), max(map(y_of, values))
+        x_span, y_span = max(x_high - x_low, 1), max(y_high - y_low, 1e-12)
+
+        def pixel(step: int, value: float) -> tuple[int, int]:
+            x = left + (step - x_low) / x_span * (width - left - right)
+            y = height - bottom - (y_of(value) - y_low) / y_span * (height - top - bottom)
+            return round(x), round(y)
+
+        for fraction in (0.0, 0.5, 1.0):
+            level = y_low + fraction * (y_high - y_low)
+            y = round(height - bottom - fraction * (height - top - bottom))
+            cv2.line(canvas, (left, y), (width - right, y), (225, 225, 225), 1)
+            label = f"{10**level if logarithmic else level:.3g}"
+            cv2.putText(canvas, label, (4, y + 4), _FONT, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
+        for text, x in ((str(x_low), left), (f"step {x_high}", width - right - 70)):
+            cv2.putText(canvas, text, (x, height - 12), _FONT, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
+        for index, (name, line) in enumerate(series.items()):
+            colour = _COLOURS[index % len(_COLOURS)]
+            polyline = np.array([pixel(step, value) for step, value in line], dtype=np.int32)
+            cv2.polylines(canvas, [polyline], False, colour, 2, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                name,
+                (width - right - 150, top + 16 + 16 * index),
+                _FONT,
+                0.45,
+                colour,
+                1,
+                cv2.LINE_AA,
+            )
+    return save_image(path, canvas)
+
+
+def registry_entry(
+    task: str, name: str, *, file: str, sha256: str, recipe: Mapping[str, Any], metrics: Mapping[str, Any]
+) -> str:
+    """A ``[tasks.TASK.weights.NAME]`` table for a registry file (see :mod:`imgzoo.registry`)."""
+    lines = [
+        f"[tasks.{_toml_key(task)}.weights.{_toml_key(name)}]",
+        f"file = {_toml_value(file)}",
+        f"sha256 = {_toml_value(sha256)}",
+        'license = "TODO"  # the licence of these weights (and of the data they were trained on)',
+        f"recipe = {_toml_value(recipe)}",
+        f"metrics = {_toml_value(metrics)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    """TOML for JSON-like data; None values (TOML has no null) are left out of tables and lists."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        items = [
+            f"{_toml_key(str(key))} = {_toml_value(item)}" for key, item in value.items() if item is not None
+        ]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value if item is not None) + "]"
+    return json.dumps(str(value), ensure_ascii=False)

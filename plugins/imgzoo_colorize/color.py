@@ -1,0 +1,169 @@
+"""CIE Lab for colorization: OpenCV's float32 sRGB <-> Lab, the network's scaling, and the ab colour prior.
+
+Conventions are OpenCV's for float32 images (D65 white, sRGB gamma): RGB in [0, 1], L in [0, 100],
+a and b roughly in [-128, 127] (sRGB colours reach a in [-86, 98] and b in [-108, 95]).
+
+The network reads L mapped to [-1, 1] (``L / 50 - 1``: zero-centred, which suits a stack of plain
+ReLU convolutions without normalisation layers) and writes ab divided by 128, tanh's range.
+
+The colour prior (for the class-rebalanced loss, after Zhang et al. 2016, "Colorful Image
+Colorization") quantises the ab plane into 10x10 bins over [-130, 130)^2; the in-gamut bins are
+those some sRGB colour falls into.
+
+Everything here is numpy and OpenCV: importing it does not import torch.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "AB_BINS",
+    "AB_BIN_SIZE",
+    "AB_BIN_START",
+    "AB_SCALE",
+    "ab_bin_index",
+    "as_rgb",
+    "colorize",
+    "decode_lightness",
+    "encode_lightness",
+    "gamut_mask",
+    "lab_to_rgb",
+    "lightness",
+    "rebalance_weights",
+    "rgb_to_lab",
+    "working_size",
+]
+
+AB_SCALE = 128.0
+"""ab values are divided by this for the network (tanh's output range is (-1, 1))."""
+
+AB_BIN_SIZE = 10.0
+AB_BIN_START = -130.0
+AB_BINS = 26
+"""The ab plane is cut into ``AB_BINS x AB_BINS`` bins of ``AB_BIN_SIZE``, starting at ``AB_BIN_START``."""
+
+# Pixels per strip when recombining a full-size image: the Lab temporaries stay a few MB however
+# large the image is, instead of two more full-size float32 copies.
+_STRIP_PIXELS = 1 << 18
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 float32 RGB in [0, 1] to HxWx3 float32 Lab (OpenCV's conversion)."""
+    return cv2.cvtColor(np.asarray(rgb, dtype=np.float32), cv2.COLOR_RGB2Lab)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """HxWx3 float32 Lab to HxWx3 float32 RGB, clipped to [0, 1] (out-of-gamut colours are clipped)."""
+    rgb = cv2.cvtColor(np.asarray(lab, dtype=np.float32), cv2.COLOR_Lab2RGB)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """An HxWx3 float32 RGB view or copy of an HxWx3, HxWx1 or HxW image (gray is repeated)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    gray = image.reshape(image.shape[0], image.shape[1])
+    return cv2.cvtColor(np.ascontiguousarray(gray), cv2.COLOR_GRAY2RGB)
+
+
+def lightness(image: np.ndarray) -> np.ndarray:
+    """The HxW L channel (0..100) of an HxWxC image, C = 1 (gray: R = G = B) or 3 (RGB)."""
+    return rgb_to_lab(as_rgb(image))[..., 0]
+
+
+def encode_lightness(lightness_values: np.ndarray) -> np.ndarray:
+    """L in [0, 100] to the network's input range [-1, 1]."""
+    return lightness_values * np.float32(1 / 50) - np.float32(1)
+
+
+def decode_lightness(encoded: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`encode_lightness`."""
+    return (encoded + np.float32(1)) * np.float32(50)
+
+
+def working_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(height, width) the network runs at: the aspect ratio kept, the long side ``long_side``,
+    both sides rounded to a multiple of 8 (at least 8) because the network downsamples 8x."""
+    scale = long_side / max(height, width)
+
+    def side(length: int) -> int:
+        return max(8, round(length * scale / 8) * 8)
+
+    return side(height), side(width)
+
+
+def colorize(image: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Join ``image``'s own full-resolution L with predicted chroma ``ab`` and return RGB.
+
+    ``image``: HxWxC float32 in [0, 1], C = 1 or 3 (colour inputs give their L only).
+    ``ab``: hxwx2 float32 in Lab units at any resolution; resized bilinearly to HxW.
+    Returns a new HxWx3 float32 RGB array clipped to [0, 1]: its L equals the input's wherever the
+    colour is inside the sRGB gamut.
+    """
+    height, width = image.shape[:2]
+    ab = np.ascontiguousarray(ab, dtype=np.float32)
+    if ab.shape[:2] != (height, width):
+        shrinking = ab.shape[0] >= height and ab.shape[1] >= width
+        ab = cv2.resize(ab, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        ab = ab.reshape(height, width, 2)  # cv2 drops a 1-pixel axis
+    output = np.empty((height, width, 3), dtype=np.float32)
+    rows = max(1, _STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        strip = slice(top, top + rows)
+        lab = rgb_to_lab(as_rgb(image[strip]))
+        lab[..., 1:] = ab[strip]
+        output[strip] = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)  # OpenCV clips to [0, 1] itself
+    return output
+
+
+# ── the ab colour prior ─────────────────────────────────────────────────────────────────────
+
+
+def ab_bin_index(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Flat bin index (``a_bin * AB_BINS + b_bin``) of Lab a, b values; outliers go to the edge bins."""
+    a_bin = np.clip(np.floor((a - AB_BIN_START) / AB_BIN_SIZE), 0, AB_BINS - 1).astype(np.int64)
+    b_bin = np.clip(np.floor((b - AB_BIN_START) / AB_BIN_SIZE), 0, AB_BINS - 1).astype(np.int64)
+    return a_bin * AB_BINS + b_bin
+
+
+@lru_cache(maxsize=1)
+def gamut_mask() -> np.ndarray:
+    """Boolean ``AB_BINS**2`` mask of the bins that some sRGB colour falls into."""
+    levels = np.linspace(0.0, 1.0, 49, dtype=np.float32)
+    cube = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 1, 3)
+    lab = rgb_to_lab(cube).reshape(-1, 3)
+    mask = np.zeros(AB_BINS * AB_BINS, dtype=bool)
+    mask[ab_bin_index(lab[:, 1], lab[:, 2])] = True
+    mask.setflags(write=False)
+    return mask
+
+
+def rebalance_weights(counts: np.ndarray, *, mix: float, sigma: float) -> np.ndarray:
+    """Per-bin loss weights that make rare colours count more (Zhang et al. 2016, eq. 3-4).
+
+    ``counts``: how many target pixels fell into each of the ``AB_BINS**2`` bins. The empirical
+    distribution is smoothed with a Gaussian of ``sigma`` (ab units), mixed with the uniform
+    distribution over the in-gamut bins (weight ``mix``, their lambda), inverted, and normalised so
+    that the expected weight of a pixel drawn from the smoothed distribution is 1.
+    """
+    if not 0 < mix <= 1:
+        raise ValueError(f"mix must be in (0, 1], got {mix}")
+    counts = np.asarray(counts, dtype=np.float64).reshape(AB_BINS, AB_BINS)
+    total = counts.sum()
+    if total <= 0:
+        return np.ones(AB_BINS * AB_BINS, dtype=np.float32)
+    if sigma > 0:
+        # Separable Gaussian as a matrix product: G @ H @ G.T smooths along a, then along b.
+        centres = np.arange(AB_BINS, dtype=np.float64)
+        blur = np.exp(-((centres[:, None] - centres[None, :]) ** 2) / (2 * (sigma / AB_BIN_SIZE) ** 2))
+        counts = blur @ counts @ blur.T
+    prior = (counts / counts.sum()).reshape(-1)
+    in_gamut = int(gamut_mask().sum())
+    weights = 1.0 / ((1.0 - mix) * prior + mix / in_gamut)
+    weights /= float((prior * weights).sum())
+    return weights.astype(np.float32)

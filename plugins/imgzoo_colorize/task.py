@@ -1,0 +1,315 @@
+"""The ``colorize`` task: gray to colour with the paper's autoencoder, predicting Lab chroma from lightness.
+
+    inference   image ─▶ its L at the working size ─▶ autoencoder ─▶ ab ─▶ resized bilinearly to the
+                image's size and joined with the image's *own* full-resolution L ─▶ RGB
+    training    RGB crop ─▶ Lab ─▶ (L, Lab) ─▶ MSE on ab (or the class-rebalanced MSE)
+
+So the result has the input's size, aspect ratio, luminance and every detail: the network only
+chooses colours. Gray and colour inputs both work (a colour input gives its L).
+
+Model-space tensors: inputs are L mapped to [-1, 1] (1 channel). Targets, and the outputs of
+:meth:`ColorizeTask.predict`, are the whole Lab image (3 channels: that L, then a and b divided by
+128), so :meth:`ColorizeTask.to_display` can render each of them on its own; the network itself
+writes only the 2 ab channels.
+
+torch, OpenCV and the model code are imported inside the methods: ``imgzoo list`` imports this
+module and must stay light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from imgzoo.task import StepContext, Task, TaskConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from imgzoo.data.base import Sample
+    from imgzoo.model import Model
+
+__all__ = ["ColorizeConfig", "ColorizeTask"]
+
+
+class ColorizeConfig(TaskConfig):
+    """Settings of the ``colorize`` task (``--set key=value``, or keyword arguments of ``imgzoo.run``)."""
+
+    image_size: int = Field(
+        256,
+        ge=8,
+        le=8192,
+        multiple_of=8,
+        description=(
+            "Working resolution, a multiple of 8: the network sees the image resized so that its long side "
+            "is this (aspect kept, sides rounded to multiples of 8); training crops are this size squared. "
+            "The result always has the input's own size."
+        ),
+    )
+    learning_rate: float = Field(
+        1e-3, gt=0, description="RMSprop learning rate (the paper's Keras default, 1e-3)."
+    )
+    loss: Literal["mse", "rebalanced"] = Field(
+        "mse",
+        description=(
+            "'mse': the paper's mean squared error on ab, which averages plausible colours into washed-out "
+            "browns. 'rebalanced': the same error weighted per pixel by the rarity of the target colour "
+            "(Zhang et al. 2016), which keeps saturated colours."
+        ),
+    )
+    rebalance_mix: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "loss='rebalanced' only: weight of the uniform distribution mixed into the empirical colour "
+            "prior (Zhang et al.'s lambda). 1 gives plain MSE; smaller values weigh rare colours more."
+        ),
+    )
+    rebalance_sigma: float = Field(
+        5.0,
+        ge=0,
+        description="loss='rebalanced' only: width (ab units) of the Gaussian that smooths the colour prior.",
+    )
+
+
+class ColorizeTask(Task):
+    """Colorization with the paper's 6.2M-parameter convolutional autoencoder (see ``model.py``)."""
+
+    name = "colorize"
+    description = "Grayscale to colour: the paper's autoencoder predicts Lab chroma, the input keeps its L"
+    Config = ColorizeConfig
+    config: ColorizeConfig
+
+    def __init__(self, config: TaskConfig | None = None) -> None:
+        super().__init__(config)
+        self.statistics = ColourStatistics()
+
+    # ── models ────────────────────────────────────────────────────────────────────────────
+    def build_models(self) -> dict[str, Model]:
+        from imgzoo_colorize.model import build_autoencoder
+
+        return {"model": build_autoencoder()}
+
+    # ── inference ─────────────────────────────────────────────────────────────────────────
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """The image's L at the working size (long side ``image_size``), as a 1x1xhxw tensor."""
+        import cv2
+        import torch
+
+        from imgzoo_colorize.color import encode_lightness, lightness, working_size
+
+        height, width = image.shape[:2]
+        size = working_size(height, width, self.config.image_size)
+        if size != (height, width):
+            # Resizing RGB before converting to Lab matches training, where crops are resized RGB;
+            # and it makes the conversion cost nothing for a large image.
+            shrinking = size[0] <= height and size[1] <= width
+            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            image = cv2.resize(image, size[::-1], interpolation=interpolation)
+        return torch.from_numpy(encode_lightness(lightness(image)))[None, None]
+
+    def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
+        """Predicted ab, resized to the image's size, joined with the image's own L, as RGB."""
+        from imgzoo_colorize.color import AB_SCALE, colorize
+
+        # A channels-last output (the model's layout) transposes to a contiguous HxWx2 view.
+        ab = output.detach().float().cpu().numpy().transpose(1, 2, 0) * AB_SCALE
+        return colorize(image, ab)
+
+    # ── training ──────────────────────────────────────────────────────────────────────────
+    def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L 1xHxW, Lab 3xHxW) in model space. A paired sample's target is the colour image."""
+        import numpy as np
+        import torch
+
+        from imgzoo_colorize.color import AB_SCALE, as_rgb, encode_lightness, rgb_to_lab
+
+        colour = sample.target if sample.target is not None else sample.image
+        lab = rgb_to_lab(as_rgb(colour)).transpose(2, 0, 1)
+        encoded = np.empty(lab.shape, dtype=np.float32)
+        encoded[0] = encode_lightness(lab[0])
+        np.multiply(lab[1:], np.float32(1 / AB_SCALE), out=encoded[1:])
+        target = torch.from_numpy(encoded)
+        return target[:1].clone(), target
+
+    def configure_optimizers(self, models: Mapping[str, torch.nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        """RMSprop with Keras' defaults, as the paper trained: rho 0.9, epsilon 1e-7 added outside the
+        square root (TF 2's Keras RMSprop without momentum; the same update as torch's)."""
+        import torch
+
+        params = models[self.inference_model].parameters()
+        optimizer = torch.optim.RMSprop(params, lr=self.config.learning_rate, alpha=0.9, eps=1e-7)
+        return {self.inference_model: optimizer}
+
+    def training_step(
+        self,
+        models: Mapping[str, torch.nn.Module],
+        batch: tuple[torch.Tensor, torch.Tensor],
+        ctx: StepContext,
+    ) -> dict[str, torch.Tensor]:
+        inputs, targets = batch
+        # Before the loss: the rebalanced weights then already know this batch's colours.
+        self.statistics.update(_ab_of(targets))
+        loss = self.loss(models, inputs, targets)
+        return {"loss": ctx.optimize(self.inference_model, loss)}
+
+    def loss(
+        self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean squared error on ab (targets may be Lab or ab alone), weighted per pixel if rebalanced."""
+        target_ab = _ab_of(targets).float()
+        squared = (self.forward(models, inputs).float() - target_ab) ** 2
+        if self.config.loss == "mse":
+            return squared.mean()
+        return (squared * self.pixel_weights(target_ab)[:, None]).mean()
+
+    def pixel_weights(self, target_ab: torch.Tensor) -> torch.Tensor:
+        """Nx2xHxW target ab (model space) to NxHxW rebalancing weights: rare colours weigh more.
+
+        The colour prior is the histogram of every training target seen so far (of this batch
+        alone before the first training step).
+        """
+        import torch
+
+        from imgzoo_colorize.color import rebalance_weights
+
+        counts = self.statistics.counts if self.statistics.pixels else _histogram(target_ab).numpy()
+        table = rebalance_weights(counts, mix=self.config.rebalance_mix, sigma=self.config.rebalance_sigma)
+        return torch.from_numpy(table).to(target_ab.device)[_bin_index(target_ab)]
+
+    # ── evaluation ────────────────────────────────────────────────────────────────────────
+    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        """The whole predicted Lab image, the input's L then the predicted ab (like the targets)."""
+        import torch
+
+        return torch.cat([inputs.float(), self.forward(models, inputs).float()], dim=1)
+
+    def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
+        """PSNR and SSIM of the RGB result, and its colourfulness over the ground truth's; the same
+        for two baselines: ``gray`` (the input's L alone, a = b = 0) and ``mean_colour`` (the
+        input's L with the mean ab of every training target seen; before any training step, of
+        this batch's targets). Outputs and targets may be Lab (3 channels) or ab alone.
+
+        ``colourfulness_ratio`` is the batch's mean Hasler-Süsstrunk colourfulness over the
+        ground truth's, the latter floored at 1 (visually gray) so gray batches stay finite.
+        """
+        import torch
+
+        from imgzoo.metrics import colourfulness, psnr, ssim
+        from imgzoo_colorize.color import AB_SCALE
+
+        inputs = inputs.float()
+        lightness_only = inputs[:, :1]
+        outputs, targets = _as_lab(outputs, lightness_only), _as_lab(targets, lightness_only)
+        reference = self.to_display(targets)
+        reference_colourfulness = max(colourfulness(reference), 1.0)
+        seen_ab = self.statistics.mean_ab()
+        if seen_ab is None:
+            mean_colour = targets[:, 1:].mean(dim=(0, 2, 3), keepdim=True)
+        else:
+            mean_colour = torch.tensor(seen_ab, dtype=torch.float32, device=inputs.device).view(1, 2, 1, 1)
+            mean_colour /= AB_SCALE
+        candidates = {
+            "": outputs,
+            "_gray": _as_lab(torch.zeros_like(targets[:, 1:]), lightness_only),
+            "_mean_colour": _as_lab(mean_colour.expand_as(targets[:, 1:]), lightness_only),
+        }
+        results: dict[str, float] = {}
+        for suffix, lab in candidates.items():
+            image = self.to_display(lab)
+            results["psnr" + suffix] = psnr(image, reference)
+            results["ssim" + suffix] = ssim(image, reference)
+            if suffix != "_gray":  # a gray image's colourfulness is 0 by construction
+                results["colourfulness_ratio" + suffix] = colourfulness(image) / reference_colourfulness
+        return results
+
+    def to_display(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Model-space batches to RGB in [0, 1], Nx3xHxW, on the tensor's device.
+
+        1 channel (L): its gray image. 3 channels (Lab): the colour image. 2 channels (ab alone,
+        a raw network output): its colours at a constant mid lightness (L = 50), a chroma map.
+        """
+        import numpy as np
+        import torch
+
+        from imgzoo_colorize.color import AB_SCALE, decode_lightness, lab_to_rgb
+
+        batch = tensor.detach().float()
+        count, channels, height, width = batch.shape
+        if channels == 2:
+            # An encoded L of 0 is L = 50.
+            batch = torch.cat([batch.new_zeros(count, 1, height, width), batch], dim=1)
+        elif channels == 1:
+            batch = torch.cat([batch, batch.new_zeros(count, 2, height, width)], dim=1)
+        elif channels != 3:
+            raise ValueError(f"colorize tensors have 1 (L), 2 (ab) or 3 (Lab) channels, not {channels}")
+        # One OpenCV call for the whole batch, stacked as one tall image; np.array copies, so the
+        # caller's tensor is never written to.
+        lab = np.array(batch.cpu().permute(0, 2, 3, 1).numpy(), dtype=np.float32, order="C")
+        lab = lab.reshape(count * height, width, 3)
+        lab[..., 0] = decode_lightness(lab[..., 0])
+        lab[..., 1:] *= np.float32(AB_SCALE)
+        rgb = torch.from_numpy(lab_to_rgb(lab)).view(count, height, width, 3).permute(0, 3, 1, 2)
+        return rgb.to(tensor.device)
+
+
+class ColourStatistics:
+    """Running statistics of the training targets' colours: the ab histogram (the prior of the
+    rebalanced loss) and the mean ab (the mean-colour baseline). Kept by the task for one run."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        from imgzoo_colorize.color import AB_BINS
+
+        self.counts = np.zeros(AB_BINS * AB_BINS, dtype=np.int64)
+        self.ab_sum = np.zeros(2, dtype=np.float64)
+        self.pixels = 0
+
+    def update(self, target_ab: torch.Tensor) -> None:
+        """Count an Nx2xHxW batch of target ab (model space)."""
+        from imgzoo_colorize.color import AB_SCALE
+
+        batch = target_ab.detach().float()
+        self.counts += _histogram(batch).numpy()
+        self.ab_sum += batch.sum(dim=(0, 2, 3)).double().cpu().numpy() * AB_SCALE
+        self.pixels += batch.shape[0] * batch.shape[2] * batch.shape[3]
+
+    def mean_ab(self) -> tuple[float, float] | None:
+        """Mean (a, b) in Lab units of every target pixel counted, or None before the first."""
+        if not self.pixels:
+            return None
+        return float(self.ab_sum[0]) / self.pixels, float(self.ab_sum[1]) / self.pixels
+
+
+def _ab_of(tensor: torch.Tensor) -> torch.Tensor:
+    """The ab channels of a Lab (3-channel) or ab (2-channel) model-space batch."""
+    return tensor[:, 1:] if tensor.shape[1] == 3 else tensor
+
+
+def _as_lab(tensor: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
+    """A Lab batch: ``tensor`` itself if it has 3 channels, else ``lightness`` joined with its ab."""
+    import torch
+
+    return tensor if tensor.shape[1] == 3 else torch.cat([lightness, tensor.to(lightness.dtype)], dim=1)
+
+
+def _bin_index(target_ab: torch.Tensor) -> torch.Tensor:
+    """Flat ab-bin index (see ``color.ab_bin_index``) of every pixel of an Nx2xHxW batch, NxHxW."""
+    from imgzoo_colorize.color import AB_BIN_SIZE, AB_BIN_START, AB_BINS, AB_SCALE
+
+    bins = ((target_ab.float() * AB_SCALE - AB_BIN_START) / AB_BIN_SIZE).floor().clamp_(0, AB_BINS - 1).long()
+    return bins[:, 0] * AB_BINS + bins[:, 1]
+
+
+def _histogram(target_ab: torch.Tensor) -> torch.Tensor:
+    """Pixel counts per ab bin of an Nx2xHxW batch, on the CPU."""
+    import torch
+
+    from imgzoo_colorize.color import AB_BINS
+
+    return torch.bincount(_bin_index(target_ab).flatten(), minlength=AB_BINS * AB_BINS).cpu()

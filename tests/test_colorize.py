@@ -1,0 +1,378 @@
+"""The built-in ``colorize`` task: the paper's architecture, the Lab pipeline, edge inputs, training.
+
+Untrained models throughout (``weights=False``) and small images: these tests check plumbing,
+shapes and invariants, not colours.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import imgzoo
+from imgzoo.data.base import Sample
+from imgzoo.pipeline import Pipeline
+from imgzoo.weights import save_weights, state_tensors
+from imgzoo_colorize import color
+from imgzoo_colorize.model import ColorizationAutoencoder, KerasSameConv2d
+from imgzoo_colorize.task import ColorizeConfig, ColorizeTask
+from imgzoo_minifigs.dataset import MinifigsDataset
+
+# The paper's Keras summary (section 3), channels-first and without the batch axis.
+PAPER_SUMMARY = [
+    ("conv2d", (64, 128, 128), 640),
+    ("conv2d_1", (128, 128, 128), 73856),
+    ("conv2d_2", (128, 64, 64), 147584),
+    ("conv2d_3", (256, 64, 64), 295168),
+    ("conv2d_4", (256, 32, 32), 590080),
+    ("conv2d_5", (512, 32, 32), 1180160),
+    ("conv2d_6", (512, 32, 32), 2359808),
+    ("conv2d_7", (256, 32, 32), 1179904),
+    ("conv2d_8", (128, 32, 32), 295040),
+    ("up_sampling2d", (128, 64, 64), 0),
+    ("conv2d_9", (64, 64, 64), 73792),
+    ("up_sampling2d_1", (64, 128, 128), 0),
+    ("conv2d_10", (32, 128, 128), 18464),
+    ("conv2d_11", (16, 128, 128), 4624),
+    ("conv2d_12", (2, 128, 128), 290),
+    ("up_sampling2d_2", (2, 256, 256), 0),
+]
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Iterator[Pipeline]:
+    """An untrained pipeline at a small working size, shared by the module (inference only)."""
+    yield imgzoo.load("colorize", weights=False, image_size=64)
+
+
+def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A colourful but smooth RGB float image (noise blurred and stretched to [0, 1])."""
+    noise = np.random.default_rng(seed).random((height, width, 3)).astype(np.float32)
+    blurred = cv2.GaussianBlur(noise, (0, 0), 3)
+    blurred = blurred.reshape(height, width, 3)
+    return (blurred - blurred.min()) / max(float(blurred.max() - blurred.min()), 1e-6)
+
+
+def minifig_batch(task: ColorizeTask, count: int = 2, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [task.make_pair(sample) for sample in MinifigsDataset(resolution=size, n=count)]
+    return torch.stack([pair[0] for pair in pairs]), torch.stack([pair[1] for pair in pairs])
+
+
+# ── the plugin ──────────────────────────────────────────────────────────────────────────────
+
+
+def test_listing_does_not_import_torch() -> None:
+    code = "import sys, imgzoo; assert 'colorize' in imgzoo.list_tasks(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_config_fields_are_described_and_strict() -> None:
+    schema = ColorizeConfig.model_json_schema()
+    assert {"image_size", "learning_rate", "loss", "rebalance_mix", "rebalance_sigma"} <= set(
+        schema["properties"]
+    )
+    for name, field in schema["properties"].items():
+        assert field.get("description"), f"config field {name!r} has no description"
+    with pytest.raises(imgzoo.ConfigError, match="image_size"):
+        imgzoo.load("colorize", weights=False, image_size=60)  # not a multiple of 8
+    with pytest.raises(imgzoo.ConfigError, match="colour"):
+        imgzoo.load("colorize", weights=False, colour=True)
+    with pytest.raises(imgzoo.ConfigError, match="loss"):
+        imgzoo.load("colorize", weights=False, loss="l1")
+
+
+# ── the architecture ────────────────────────────────────────────────────────────────────────
+
+
+def test_parameter_count_and_layer_shapes_match_the_paper() -> None:
+    model = ColorizationAutoencoder()
+    assert model.num_parameters() == 6_219_410
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Upsample))]
+    shapes: list[tuple[int, ...]] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:]))) for m in layers]
+    with torch.inference_mode():
+        output = model(torch.zeros(1, 1, 256, 256))
+    for hook in hooks:
+        hook.remove()
+    assert shapes == [shape for _, shape, _ in PAPER_SUMMARY]
+    assert [sum(p.numel() for p in m.parameters()) for m in layers] == [count for *_, count in PAPER_SUMMARY]
+    assert output.shape == (1, 2, 256, 256)
+    assert [
+        type(m).__name__ for m in model.layers if not isinstance(m, (KerasSameConv2d, torch.nn.Upsample))
+    ] == ["ReLU"] * 12 + ["Tanh"]
+
+
+def test_stride_two_pads_like_keras_same() -> None:
+    """Keras 'same' with stride 2 on an even side pads only after: output (0, 0) sees rows/cols 0..2."""
+    conv = KerasSameConv2d(1, 1, stride=2)
+    x = torch.randn(1, 1, 8, 8)
+    with torch.no_grad():
+        out = conv(x)
+        expected = (x[0, 0, :3, :3] * conv.weight[0, 0]).sum() + conv.bias[0]
+        last = (F.pad(x, (0, 1, 0, 1))[0, 0, 6:9, 6:9] * conv.weight[0, 0]).sum() + conv.bias[0]
+    assert out.shape == (1, 1, 4, 4)
+    assert torch.allclose(out[0, 0, 0, 0], expected, atol=1e-5)
+    assert torch.allclose(out[0, 0, 3, 3], last, atol=1e-5)
+
+
+@pytest.mark.parametrize(("height", "width"), [(8, 8), (24, 40), (64, 16)])
+def test_any_multiple_of_eight_works(height: int, width: int) -> None:
+    with torch.inference_mode():
+        output = ColorizationAutoencoder()(torch.rand(2, 1, height, width))
+    assert output.shape == (2, 2, height, width)
+    assert float(output.abs().max()) < 1  # tanh
+
+
+def test_other_sizes_are_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="multiples of 8"):
+        ColorizationAutoencoder()(torch.rand(1, 1, 30, 32))
+
+
+# ── colour ─────────────────────────────────────────────────────────────────────────────────
+
+
+def test_lab_round_trip_and_ranges() -> None:
+    rgb = np.random.default_rng(0).random((40, 50, 3)).astype(np.float32)
+    lab = color.rgb_to_lab(rgb)
+    assert lab.dtype == np.float32 and lab.shape == rgb.shape
+    assert lab[..., 0].min() >= 0 and lab[..., 0].max() <= 100
+    assert lab[..., 1:].min() >= -128 and lab[..., 1:].max() <= 127
+    np.testing.assert_allclose(
+        color.lab_to_rgb(lab), rgb, atol=0.01
+    )  # OpenCV's float conversion is approximate
+    np.testing.assert_allclose(
+        color.decode_lightness(color.encode_lightness(lab[..., 0])), lab[..., 0], atol=1e-4
+    )
+    gray = rgb[..., :1]
+    np.testing.assert_allclose(color.lightness(gray), color.lightness(np.repeat(gray, 3, axis=2)))
+
+
+def test_colorize_keeps_the_lightness_wherever_the_colour_is_in_gamut() -> None:
+    image = smooth_image(61, 83)
+    ab = np.random.default_rng(1).uniform(-40, 40, size=(8, 8, 2)).astype(np.float32)
+    result = color.colorize(image, ab)
+    assert result.shape == image.shape and result.dtype == np.float32
+    assert result.min() >= 0 and result.max() <= 1
+    error = np.abs(color.lightness(result) - color.lightness(image))
+    # Colours outside the sRGB gamut are clipped, which moves their L; the others keep it.
+    in_gamut = ((result > 0.002) & (result < 0.998)).all(axis=2)
+    assert in_gamut.mean() > 0.5
+    assert error[in_gamut].max() < 0.5
+
+
+def test_working_size_keeps_the_aspect_in_multiples_of_eight() -> None:
+    assert color.working_size(256, 256, 256) == (256, 256)
+    assert color.working_size(1000, 500, 256) == (256, 128)
+    assert color.working_size(37, 91, 256) == (104, 256)
+    assert color.working_size(10, 10000, 256) == (8, 256)
+    assert color.working_size(1, 1, 64) == (64, 64)
+
+
+# ── inference ──────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("height", "width"), [(37, 91), (91, 37), (1, 1), (10, 10000), (10000, 10), (64, 64)]
+)
+def test_output_has_the_input_size(pipe: Pipeline, height: int, width: int) -> None:
+    image = np.random.default_rng(0).random((height, width, 3)).astype(np.float32)
+    result = pipe(image)
+    assert result.shape == (height, width, 3) and result.dtype == np.float32
+
+
+def test_luminance_and_detail_are_the_inputs(pipe: Pipeline) -> None:
+    image = smooth_image(45, 77)
+    image[::7] = 1.0  # fine detail the network never sees at its working size
+    result = pipe(image)
+    in_gamut = ((result > 0.002) & (result < 0.998)).all(axis=2)
+    error = np.abs(color.lightness(result) - color.lightness(image))
+    assert in_gamut.mean() > 0.5 and error[in_gamut].max() < 0.5
+
+
+def test_gray_and_colour_inputs(pipe: Pipeline) -> None:
+    colour = smooth_image(40, 56)
+    gray = color.lab_to_rgb(
+        np.dstack([color.lightness(colour), np.zeros((40, 56, 2), np.float32)])
+    )  # same L, no colour
+    from_colour, from_gray = pipe(colour), pipe(gray)
+    np.testing.assert_allclose(from_colour, from_gray, atol=0.02)  # only L reaches the network
+    gray_2d = np.ascontiguousarray(gray[..., 0])  # a 2-D one-channel input
+    result = pipe(gray_2d)
+    assert result.shape == (40, 56, 3)
+    np.testing.assert_allclose(result, from_gray, atol=0.02)
+    as_uint8 = pipe((gray_2d * 255).round().astype(np.uint8))
+    assert as_uint8.dtype == np.uint8 and as_uint8.shape == (40, 56, 3)
+
+
+def test_an_already_colourful_image_gets_its_own_lightness(pipe: Pipeline) -> None:
+    image = np.zeros((32, 48, 3), np.float32)
+    image[:, :16, 0] = image[:, 16:32, 1] = image[:, 32:, 2] = 1.0  # pure red, green, blue
+    result = pipe(image)
+    assert result.shape == image.shape
+    in_gamut = ((result > 0.002) & (result < 0.998)).all(axis=2)
+    error = np.abs(color.lightness(result) - color.lightness(image))
+    assert error[in_gamut].max() < 0.5
+
+
+def test_sixteen_bit_and_rgba_pngs(pipe: Pipeline, tmp_path: Path) -> None:
+    deep = (smooth_image(30, 20) * 65535).round().astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    result = pipe(str(tmp_path / "deep.png"))
+    assert result.shape == (30, 20, 3) and result.dtype == np.uint8
+    assert pipe(deep).dtype == np.uint16  # numpy in, the same dtype out
+
+    rgba = np.concatenate(
+        [(smooth_image(25, 35) * 255).astype(np.uint8), np.zeros((25, 35, 1), np.uint8)], axis=2
+    )
+    rgba[..., 3] = np.arange(35, dtype=np.uint8)[None, :] * 7
+    cv2.imwrite(str(tmp_path / "alpha.png"), rgba[..., [2, 1, 0, 3]])
+    result = pipe(str(tmp_path / "alpha.png"))
+    assert result.shape == (25, 35, 4)
+    np.testing.assert_array_equal(result[..., 3], rgba[..., 3])
+
+
+def test_unreadable_inputs_fail_clearly(pipe: Pipeline) -> None:
+    with pytest.raises(imgzoo.InvalidImageError, match="2 channels"):
+        pipe(np.zeros((8, 8, 2), np.float32))
+    with pytest.raises(imgzoo.InvalidImageError, match="empty"):
+        pipe(np.zeros((0, 8, 3), np.float32))
+
+
+def test_bf16_precision_runs() -> None:
+    image = smooth_image(24, 40)
+    result = imgzoo.load("colorize", weights=False, image_size=32, precision="bf16")(image)
+    assert result.shape == image.shape and np.isfinite(result).all()
+
+
+def test_saved_weights_load_back(tmp_path: Path) -> None:
+    task = ColorizeTask(ColorizeConfig(image_size=32))
+    model = task.build_models()["model"]
+    metadata = {"task": "colorize", "config": task.config.model_dump(mode="json")}
+    save_weights(tmp_path / "c.safetensors", state_tensors(model, prefix="model"), metadata=metadata)
+    loaded = imgzoo.load("colorize", weights=str(tmp_path / "c.safetensors"))
+    assert loaded.config.image_size == 32
+    x = torch.rand(1, 1, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(loaded.model(x), model.eval()(x))
+
+
+# ── training ────────────────────────────────────────────────────────────────────────────────
+
+
+def test_make_pair_is_lightness_and_lab() -> None:
+    task = ColorizeTask(ColorizeConfig(image_size=32))
+    image = smooth_image(32, 32)
+    inputs, targets = task.make_pair(Sample(image=image))
+    assert inputs.shape == (1, 32, 32) and targets.shape == (3, 32, 32)
+    assert torch.equal(inputs, targets[:1])
+    assert float(inputs.min()) >= -1 and float(inputs.max()) <= 1 and float(targets[1:].abs().max()) < 1
+    np.testing.assert_allclose(task.to_display(targets[None])[0].permute(1, 2, 0).numpy(), image, atol=0.01)
+    paired = task.make_pair(Sample(image=np.zeros_like(image), target=image))[1]
+    assert torch.equal(paired, targets)  # a paired sample's colour side is the target
+
+
+def test_to_display_renders_each_kind() -> None:
+    task = ColorizeTask()
+    lab = torch.zeros(2, 3, 16, 24)
+    lab[:, 1] = 0.5  # a = 64: red at L = 50
+    for tensor in (lab[:, :1], lab[:, 1:], lab):
+        shown = task.to_display(tensor)
+        assert shown.shape == (2, 3, 16, 24) and float(shown.min()) >= 0 and float(shown.max()) <= 1
+    gray = task.to_display(lab[:, :1])
+    assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+    red = task.to_display(lab)
+    assert float(red[:, 0].mean()) > float(red[:, 1].mean()) + 0.2
+    with pytest.raises(ValueError, match="channels"):
+        task.to_display(torch.zeros(1, 4, 8, 8))
+
+
+def test_rebalanced_weights_favour_rare_colours() -> None:
+    gray_bin = int(color.ab_bin_index(np.array(0.0), np.array(0.0)))
+    red_bin = int(color.ab_bin_index(np.array(70.0), np.array(50.0)))
+    counts = np.zeros(color.AB_BINS**2)
+    counts[gray_bin], counts[red_bin] = 1000, 10
+    weights = color.rebalance_weights(counts, mix=0.5, sigma=5.0)
+    assert weights[red_bin] > 5 * weights[gray_bin]
+    assert np.allclose(color.rebalance_weights(counts, mix=1.0, sigma=5.0), 1.0)  # plain MSE
+    assert color.gamut_mask()[[gray_bin, red_bin]].all()
+    assert 200 < color.gamut_mask().sum() < 400  # Zhang et al. count 313 bins of 10 in gamut
+
+    # The task's per-pixel weights: a batch of mostly gray pixels and a few red ones.
+    task = ColorizeTask(ColorizeConfig(loss="rebalanced"))
+    target_ab = torch.zeros(1, 2, 10, 10)
+    target_ab[0, 0, 0, :3], target_ab[0, 1, 0, :3] = 70 / 128, 50 / 128
+    pixel_weights = task.pixel_weights(target_ab)
+    assert pixel_weights.shape == (1, 10, 10)
+    assert float(pixel_weights[0, 0, 0]) > 5 * float(pixel_weights[0, 5, 5])
+
+
+class _Step:
+    """A minimal :class:`imgzoo.StepContext`: backward and step at once."""
+
+    step = 0
+
+    def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    def optimize(self, optimizer: str, loss: torch.Tensor) -> torch.Tensor:
+        loss.backward()
+        self.optimizers[optimizer].step()
+        self.optimizers[optimizer].zero_grad()
+        return loss.detach()
+
+
+@pytest.mark.parametrize("loss", ["mse", "rebalanced"])
+def test_one_training_step_lowers_the_loss(loss: str) -> None:
+    torch.manual_seed(0)
+    # RMSprop's first step moves every weight by about 3 x lr whatever its gradient (the running
+    # square starts at 0), which overshoots at the paper's 1e-3 on a single tiny batch.
+    task = ColorizeTask(ColorizeConfig(image_size=32, loss=loss, learning_rate=1e-5))
+    models = task.build_models()
+    optimizers = task.configure_optimizers(models)
+    optimizer = optimizers["model"]
+    assert isinstance(optimizer, torch.optim.RMSprop)
+    assert optimizer.defaults["alpha"] == 0.9 and optimizer.defaults["eps"] == 1e-7
+    batch = minifig_batch(task)
+    with torch.no_grad():
+        before = float(task.loss(models, *batch))
+    losses = task.training_step(models, batch, _Step(optimizers))
+    with torch.no_grad():
+        after = float(task.loss(models, *batch))
+    assert float(losses["loss"]) == pytest.approx(before, rel=1e-4)
+    assert after < before
+    assert task.statistics.pixels == 2 * 32 * 32
+
+
+def test_metrics_and_baselines() -> None:
+    task = ColorizeTask(ColorizeConfig(image_size=32))
+    inputs, targets = minifig_batch(task, count=3)
+    perfect = task.metrics(targets, targets, inputs)
+    assert perfect["psnr"] > 60 and perfect["ssim"] > 0.99
+    assert perfect["colourfulness_ratio"] == pytest.approx(1.0)
+    assert perfect["psnr_gray"] < perfect["psnr"] and perfect["psnr_mean_colour"] < perfect["psnr"]
+    assert set(perfect) == {
+        "psnr",
+        "ssim",
+        "colourfulness_ratio",
+        "psnr_gray",
+        "ssim_gray",
+        "psnr_mean_colour",
+        "ssim_mean_colour",
+        "colourfulness_ratio_mean_colour",
+    }
+    gray = task.metrics(torch.zeros_like(targets[:, 1:]), targets, inputs)  # a 2-channel ab output
+    assert gray["psnr"] == pytest.approx(gray["psnr_gray"]) and gray["colourfulness_ratio"] < 0.05
+    # Once training has seen targets, the mean-colour baseline uses their mean ab.
+    task.statistics.update(torch.full_like(targets[:, 1:], 0.25))
+    assert task.statistics.mean_ab() == pytest.approx((32.0, 32.0))
+    assert task.metrics(targets, targets, inputs)["psnr_mean_colour"] != perfect["psnr_mean_colour"]
+    assert task.primary_metric == ("psnr", "max")

@@ -1,0 +1,546 @@
+"""The generic trainer, end to end on the test-only tasks: ``invert`` (one model) and ``toygan``
+(two models, two optimizers). Images are 20x20 PNGs cropped to 16x16; runs take a few steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import tomllib
+import torch
+
+import imgzoo
+from imgzoo import ConfigError, DataError, ZooError, cli, plugins
+from imgzoo.images import save_image
+from imgzoo.registry import WeightsEntry
+from imgzoo.training import Callback, Trainer, TrainingInterrupted, TrainResult, evaluate, train
+from imgzoo.training import api as training_api
+from imgzoo.training.batches import BatchPlan
+from imgzoo.training.report import grid_shape
+from imgzoo.training.schedule import lr_factor
+from imgzoo.weights import load_weights
+
+REPO = Path(__file__).resolve().parent.parent
+# Small and quick: eval, checkpoints and logs rarely unless a test is about them.
+QUICK: dict[str, Any] = {
+    "batch_size": 4,
+    "device": "cpu",
+    "num_workers": 0,
+    "progress": False,
+    "log_every": 1,
+}
+
+pytestmark = pytest.mark.usefixtures("toy_tasks")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """20 random 20x20 RGB PNGs: 18 for training (4 batches of 4 per epoch), 2 for validation."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for index in range(20):
+        save_image(folder / f"{index:02d}.png", rng.random((20, 20, 3)).astype(np.float32))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def invert_run(images: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainResult]:
+    """One complete invert run that several tests inspect."""
+    from toy_tasks import ToyTasksPlugin
+
+    name = imgzoo.register_plugin(ToyTasksPlugin(), name="toy-tasks-module")
+    out = tmp_path_factory.mktemp("runs") / "invert-v1"
+    try:
+        yield train(
+            "invert",
+            images,
+            out=out,
+            overrides={"learning_rate": 0.1},
+            steps=60,
+            eval_every=20,
+            checkpoint_every=20,
+            grid_rows=2,
+            **{**QUICK, "batch_size": 8, "log_every": 5},
+        )
+    finally:
+        if name in plugins._extra_plugins:
+            imgzoo.unregister_plugin(name)
+
+
+class StopAt(Callback):
+    """Interrupts the run after a given step, as Ctrl-C would."""
+
+    def __init__(self, step: int, *, signal_number: int | None = None) -> None:
+        self.step = step
+        self.signal_number = signal_number
+
+    def on_step_end(self, trainer: Trainer, step: int, losses: Mapping[str, torch.Tensor]) -> None:
+        if step == self.step:
+            if self.signal_number is not None:
+                os.kill(os.getpid(), self.signal_number)
+            else:
+                raise KeyboardInterrupt
+
+
+class Recorder(Callback):
+    """Records which hooks ran at which step, and the weights training started from."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int | str]] = []
+        self.initial: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.events.append(("start", trainer.step))
+        for name, model in trainer.models.items():
+            self.initial.update({f"{name}.{key}": value.clone() for key, value in model.state_dict().items()})
+
+    def on_evaluate(self, trainer: Trainer, step: int, metrics: Mapping[str, float]) -> None:
+        self.events.append(("evaluate", step))
+
+    def on_checkpoint(self, trainer: Trainer, step: int, path: Path) -> None:
+        self.events.append(("checkpoint", path.name))
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        self.events.append(("end", result.steps))
+
+
+def logged_results(out: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl without its timings."""
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in event.items() if k not in ("images_per_s", "data_wait")} for event in events]
+
+
+def weights_of(path: Path) -> dict[str, torch.Tensor]:
+    return load_weights(path)[0]
+
+
+def train_events(out: Path) -> list[dict[str, Any]]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [event for event in map(json.loads, lines) if event["event"] == "train"]
+
+
+# ── the schedule and the batch plan: pure functions ─────────────────────────────────────────
+def test_linear_schedule_is_constant_then_decays_to_zero() -> None:
+    factors = [lr_factor(step, 10, schedule="linear", decay_start=0.6) for step in range(10)]
+    assert factors == pytest.approx([1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25])
+    assert lr_factor(10, 10, schedule="linear") == 0.0
+    assert all(lr_factor(step, 10, schedule="constant") == 1.0 for step in range(12))
+    assert lr_factor(0, 4, schedule="linear", decay_start=0.0) == 1.0
+    with pytest.raises(ValueError, match="cosine"):
+        lr_factor(0, 10, schedule="cosine")
+
+
+def test_batch_plan_shards_each_global_batch_across_processes_and_micro_batches() -> None:
+    single = BatchPlan(dataset_size=10, batch_size=4, seed=3)
+    split = [BatchPlan(10, 4, grad_accum=2, world_size=2, seed=3).micro_batches(5, rank) for rank in (0, 1)]
+    (whole,) = single.micro_batches(5)
+    assert whole[0][0] == 2  # step 5 is batch 1 of epoch 2 (two batches per epoch)
+    assert [split[0][0], split[1][0], split[0][1], split[1][1]] == [
+        whole[0:1],
+        whole[1:2],
+        whole[2:3],
+        whole[3:4],
+    ]
+    assert single.micro_batches(5) == single.micro_batches(5)
+    assert single.epoch_order(0).tolist() != single.epoch_order(1).tolist()
+
+
+# ── training works ──────────────────────────────────────────────────────────────────────────
+def test_invert_learns(invert_run: TrainResult) -> None:
+    losses = [event["losses"]["loss"] for event in train_events(invert_run.out_dir)]
+    assert losses[-1] < losses[0] / 3
+    assert invert_run.steps == 60 and invert_run.epochs == pytest.approx(60 / 2)
+    assert invert_run.metrics["l1"] < 0.06
+    assert invert_run.best is not None and invert_run.best["metric"] == "psnr"
+    assert 0 <= invert_run.data_wait_fraction < 1 and invert_run.images_per_s > 0
+
+
+def test_run_writes_logs_pictures_and_only_safe_files(invert_run: TrainResult) -> None:
+    out = invert_run.out_dir
+    files = [path for path in out.rglob("*") if path.is_file()]
+    assert {path.suffix for path in files} <= {".safetensors", ".json", ".jsonl", ".png", ".toml"}
+    assert sorted(path.name for path in (out / "samples").iterdir()) == [
+        "step-000020.png",
+        "step-000040.png",
+        "step-000060.png",
+    ]
+    grid = cv2.imread(str(out / "samples" / "step-000060.png"))
+    assert grid is not None and grid.shape[:2] == grid_shape(2, (16, 16), columns=3)
+    assert cv2.imread(str(out / "loss.png")) is not None
+
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [event["step"] for event in events if event["event"] == "eval"] == [20, 40, 60]
+    assert [event["step"] for event in events if event["event"] == "train"] == list(range(5, 61, 5))
+    assert all(0 <= event["data_wait"] <= 1 and event["images_per_s"] > 0 for event in train_events(out))
+
+
+def test_final_weights_describe_themselves_and_load(invert_run: TrainResult) -> None:
+    assert invert_run.weights == invert_run.out_dir / "invert.safetensors"
+    tensors, metadata = load_weights(invert_run.weights, sha256=invert_run.sha256)
+    assert set(tensors) == {"model.mix.weight", "model.mix.bias"}
+    assert {"task", "config", "recipe", "metrics", "dataset", "code_version"} <= set(metadata)
+    assert metadata["task"] == "invert" and metadata["config"]["learning_rate"] == 0.1
+    assert metadata["recipe"]["optimizers"] == {"model": {"class": "Adam", "lr": 0.1}}
+    assert metadata["recipe"]["steps"] == 60 and metadata["metrics"] == invert_run.metrics
+    assert metadata["dataset"]["train_size"] == 18 and metadata["dataset"]["val_size"] == 2
+    assert metadata["code_version"]["imgzoo"] == imgzoo.__version__
+
+    pipeline = imgzoo.load("invert", weights=str(invert_run.weights), device="cpu")
+    image = np.random.default_rng(1).random((12, 12, 3)).astype(np.float32)
+    assert np.abs(pipeline(image) - (1 - image)).mean() < 0.06
+
+
+def test_registry_entry_names_the_weights(invert_run: TrainResult) -> None:
+    assert invert_run.registry_entry is not None
+    entry = tomllib.loads(invert_run.registry_entry.read_text())["tasks"]["invert"]["weights"]["invert-v1"]
+    checked = WeightsEntry.model_validate({**entry, "name": "invert-v1"})
+    assert checked.sha256 == invert_run.sha256 and checked.file == "invert.safetensors"
+    assert checked.recipe["batch_size"] == 8 and checked.metrics == pytest.approx(invert_run.metrics)
+    imgzoo.add_registry(invert_run.registry_entry)
+    loaded = imgzoo.load("invert", weights="invert-v1", device="cpu").weights
+    assert loaded is not None and loaded.sha256 == invert_run.sha256
+
+
+def test_evaluate_measures_weights_on_a_data_spec(invert_run: TrainResult, images: str) -> None:
+    metrics = evaluate("invert", images, weights=str(invert_run.weights), device="cpu", max_samples=6)
+    assert set(metrics) == {"l1", "psnr"} and metrics["l1"] < 0.06
+    with pytest.warns(UserWarning, match="untrained"):
+        untrained = evaluate("invert", images, device="cpu", max_samples=6)
+    assert untrained["psnr"] < metrics["psnr"]
+
+
+def test_toygan_trains_both_models(images: str, tmp_path: Path) -> None:
+    recorder = Recorder()
+    result = train("toygan", images, out=tmp_path, steps=4, eval_every=2, callbacks=[recorder], **QUICK)
+    before = recorder.initial
+    assert before.keys() == {
+        "generator.mix.weight",
+        "generator.mix.bias",
+        "critic.score.weight",
+        "critic.score.bias",
+    }
+    after = weights_of(tmp_path / "toygan.safetensors")
+    for name, tensor in before.items():
+        assert not torch.equal(after[name], tensor), f"{name} did not change"
+    events = train_events(tmp_path)
+    assert set(events[-1]["losses"]) == {"critic", "generator"}
+    assert set(events[-1]["lr"]) == {"critic", "generator"}
+    assert recorder.events[:3] == [("start", 0), ("evaluate", 2), ("checkpoint", "best")]
+    assert [event for event in recorder.events[3:] if event != ("checkpoint", "best")] == [
+        ("evaluate", 4),
+        ("checkpoint", "step-00000004"),
+        ("end", 4),
+    ]
+    assert result.best is not None
+
+
+def test_epochs_on_a_named_dataset_and_inference_only_export(tmp_path: Path) -> None:
+    # minifigs:n=10 at 16 px: 9 training pictures, 2 batches of 4 per epoch.
+    result = train("toygan", "minifigs:n=10", out=tmp_path, epochs=2, export="inference", **QUICK)
+    assert result.steps == 4 and result.epochs == 2
+    assert _metadata(tmp_path / "toygan.safetensors")["dataset"] == {
+        "spec": "minifigs:n=10",
+        "train_size": 9,
+        "val_size": 1,
+        "image_size": 16,
+    }
+    assert {name.split(".")[0] for name in weights_of(tmp_path / "toygan.safetensors")} == {"generator"}
+    assert imgzoo.load("toygan", weights=str(tmp_path / "toygan.safetensors"), device="cpu") is not None
+
+
+def test_gradient_accumulation_matches_the_full_batch(images: str, tmp_path: Path) -> None:
+    whole = train("invert", images, out=tmp_path / "whole", steps=3, **QUICK)
+    halves = train(
+        "invert", images, out=tmp_path / "halves", steps=3, grad_accum=2, deterministic=True, **QUICK
+    )
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
+    assert whole.weights is not None and halves.weights is not None
+    a, b = weights_of(whole.weights), weights_of(halves.weights)
+    assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
+
+
+def test_bf16_and_clipping_run(images: str, tmp_path: Path) -> None:
+    result = train("invert", images, out=tmp_path, steps=2, precision="bf16", grad_clip=0.5, **QUICK)
+    assert result.steps == 2 and all(np.isfinite(list(result.metrics.values())))
+
+
+# ── checkpoints, resume and interrupts ───────────────────────────────────────────────────────
+@pytest.mark.parametrize(
+    ("task", "stop_at", "full_workers", "resumed_workers"),
+    # 4 steps per epoch, so both stop mid-epoch; at step 2 an evaluation is due when it resumes.
+    [("invert", 2, 0, 1), ("toygan", 3, 1, 0)],
+)
+def test_resume_is_bitwise_exact(
+    task: str, stop_at: int, full_workers: int, resumed_workers: int, images: str, tmp_path: Path
+) -> None:
+    options = {**QUICK, "steps": 7, "lr_schedule": "linear", "eval_every": 2, "checkpoint_every": 5}
+    full = train(task, images, out=tmp_path / "full", **{**options, "num_workers": full_workers})
+    out = tmp_path / "resumed"
+    options["num_workers"] = resumed_workers
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(task, images, out=out, callbacks=[StopAt(stop_at)], **options)
+    assert (
+        stop.value.step == stop_at and stop.value.checkpoint == out / "checkpoints" / f"step-0000000{stop_at}"
+    )
+    resumed = train(task, images, out=out, resume=True, **options)
+
+    assert full.weights is not None and resumed.weights is not None
+    expected, actual = weights_of(full.weights), weights_of(resumed.weights)
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    # The log reads as one run: the same losses, evaluations and best flags, in the same order.
+    assert logged_results(out) == logged_results(tmp_path / "full")
+    assert resumed.metrics == full.metrics and resumed.best == full.best
+
+
+def test_ctrl_c_finishes_the_step_and_leaves_a_resumable_checkpoint(images: str, tmp_path: Path) -> None:
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(
+            "toygan",
+            images,
+            out=tmp_path,
+            steps=6,
+            callbacks=[StopAt(2, signal_number=signal.SIGINT)],
+            **QUICK,
+        )
+    assert stop.value.step == 2
+    state = json.loads((tmp_path / "checkpoints" / "step-00000002" / "state.json").read_text())
+    assert state["task"] == "toygan" and state["step"] == 2 and state["train_config"]["steps"] == 6
+    assert set(state["optimizers"]) == {"generator", "critic"}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+    assert train("toygan", images, out=tmp_path, resume=True, **QUICK).steps == 6
+
+
+def test_rotation_keeps_the_last_checkpoints_and_the_best(images: str, tmp_path: Path) -> None:
+    result = train(
+        "invert",
+        images,
+        out=tmp_path,
+        steps=6,
+        checkpoint_every=1,
+        eval_every=1,
+        keep_last=2,
+        cache_images=True,
+        **QUICK,
+    )
+    folder = tmp_path / "checkpoints"
+    assert sorted(path.name for path in folder.iterdir()) == ["best", "step-00000005", "step-00000006"]
+    evaluations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    best = max(
+        (event for event in evaluations if event["event"] == "eval"), key=lambda e: e["metrics"]["psnr"]
+    )
+    best_state = json.loads((folder / "best" / "state.json").read_text())
+    assert best_state["step"] == best["step"] == result.best["step"]  # type: ignore[index]
+    assert best_state["best"]["value"] == pytest.approx(best["metrics"]["psnr"])
+
+
+# ── bad input fails before training starts ──────────────────────────────────────────────────
+def _write_pairs(root: Path, *, partner: bool = True, same_size: bool = True) -> None:
+    for side in ("A", "B"):
+        (root / side).mkdir(parents=True)
+    pixels = np.zeros((20, 20, 3), np.float32)
+    for name in ("x", "y"):
+        save_image(root / "A" / f"{name}.png", pixels)
+    save_image(root / "B" / "x.png", pixels if same_size else np.zeros((24, 20, 3), np.float32))
+    if partner:
+        save_image(root / "B" / "y.png", pixels)
+
+
+def _bad_data(kind: str, root: Path) -> str:
+    if kind == "missing":
+        return str(root / "nowhere")
+    root.mkdir()
+    if kind == "image-less":
+        (root / "notes.txt").write_text("no pictures here")
+    elif kind == "no partner":
+        _write_pairs(root / "pairs", partner=False)
+        return str(root / "pairs")
+    elif kind == "size mismatch":
+        _write_pairs(root / "pairs", same_size=False)
+        return str(root / "pairs")
+    return str(root)
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "message"),
+    [
+        ("empty", DataError, "no images found"),
+        ("missing", DataError, "does not exist"),
+        ("image-less", DataError, "1 other file"),
+        ("no partner", DataError, "no partner"),
+        ("size mismatch", DataError, "same size"),
+    ],
+)
+def test_bad_data_fails_before_training(
+    kind: str, error: type[Exception], message: str, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    with pytest.raises(error, match=message):
+        train(
+            "invert",
+            _bad_data(kind, tmp_path / "data"),
+            out=tmp_path / "out",
+            steps=2,
+            callbacks=[recorder],
+            **QUICK,
+        )
+    assert recorder.events == []
+
+
+def test_too_few_images_for_a_batch(images: str, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="fewer than one batch"):
+        train("invert", images, out=tmp_path, steps=2, **{**QUICK, "batch_size": 32})
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"overrides": {"learnig_rate": 0.1}}, "learnig_rate"),
+        ({"overrides": {"train.stepz": 3}}, "train.stepz"),
+        ({"train_overrides": {"lr_schedule": "cosine"}}, "train.lr_schedule"),
+        ({"grad_accum": 3}, "batch_size"),
+    ],
+)
+def test_config_mistakes_name_the_field(
+    settings: dict[str, Any], field: str, images: str, tmp_path: Path
+) -> None:
+    options = {**QUICK, "steps": 2, **settings}
+    with pytest.raises(ConfigError, match=field):
+        train("invert", images, out=tmp_path, **options)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_unwritable_output_folder(images: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(ZooError, match=str(blocker / "out")):
+        train("invert", images, out=blocker / "out", steps=2, **QUICK)
+
+
+def test_resume_needs_a_checkpoint_of_the_same_task(images: str, tmp_path: Path) -> None:
+    with pytest.raises(ZooError, match="nothing to resume"):
+        train("invert", images, out=tmp_path, resume=True, steps=2, **QUICK)
+    train("toygan", images, out=tmp_path, steps=1, **QUICK)
+    with pytest.raises(ZooError, match="belongs to task 'toygan'"):
+        train("invert", images, out=tmp_path, resume=True, steps=2, **QUICK)
+    with pytest.raises(ZooError, match="already holds a training run"):
+        train("toygan", images, out=tmp_path, steps=2, **QUICK)
+
+
+# ── command line ─────────────────────────────────────────────────────────────────────────────
+def test_cli_train_interrupt_resume_and_eval(
+    images: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "invert.toml"
+    config.write_text("learning_rate = 0.02\n[train]\nbatch_size = 2\nlog_every = 1\nnum_workers = 0\n")
+    out = tmp_path / "run"
+    command = [
+        "train",
+        "invert",
+        "--data",
+        images,
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+        "--steps",
+        "4",
+        "--set",
+        "train.eval_every=2",
+        "--set",
+        "gain=1.0",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+    ]
+    real_train = training_api.train
+    monkeypatch.setattr(training_api, "train", lambda *a, **k: real_train(*a, callbacks=[StopAt(2)], **k))
+    assert cli.main(command) == 130
+    assert "--resume" in capsys.readouterr().err
+    monkeypatch.setattr(training_api, "train", real_train)
+
+    assert cli.main([*command, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "[tasks.invert.weights.run]" in printed and "sha256" in printed
+    state = json.loads((out / "checkpoints" / "step-00000004" / "state.json").read_text())
+    assert state["train_config"]["batch_size"] == 2 and state["train_config"]["eval_every"] == 2
+    assert state["train_config"]["seed"] == 1 and state["task_config"]["learning_rate"] == 0.02
+
+    assert (
+        cli.main(["eval", "invert", "--data", images, "--weights", str(out / "invert.safetensors"), "--json"])
+        == 0
+    )
+    assert set(json.loads(capsys.readouterr().out)) == {"l1", "psnr"}
+    assert (
+        cli.main(["train", "invert", "--data", images, "--out", str(tmp_path / "x"), "--set", "train.nope=1"])
+        == 1
+    )
+    assert "train.nope" in capsys.readouterr().err
+
+
+# ── several processes ────────────────────────────────────────────────────────────────────────
+DDP_SCRIPT = """
+import sys
+sys.path[:0] = {paths!r}
+import imgzoo
+from toy_tasks import ToyTasksPlugin
+imgzoo.register_plugin(ToyTasksPlugin(), name="toy-tasks")
+from imgzoo.training import train
+train("toygan", {data!r}, out={out!r}, **{options!r})
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_with_the_same_global_batch(images: str, tmp_path: Path) -> None:
+    options = {**QUICK, "steps": 5, "lr_schedule": "linear", "eval_every": 2, "log_every": 2}
+    single = train("toygan", images, out=tmp_path / "single", **options)
+    script = tmp_path / "ddp.py"
+    paths = [str(REPO / "core"), str(REPO / "plugins"), str(REPO / "tests")]
+    script.write_text(DDP_SCRIPT.format(paths=paths, data=images, out=str(tmp_path / "ddp"), options=options))
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+    ]
+    completed = subprocess.run(
+        launch, env=environment, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    assert single.weights is not None
+    expected, actual = weights_of(single.weights), weights_of(tmp_path / "ddp" / "toygan.safetensors")
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.allclose(expected[name], actual[name], rtol=1e-5, atol=1e-6), name
+    # Only the main process writes: one line per event, as in a single process.
+    assert [e["step"] for e in train_events(tmp_path / "ddp")] == [
+        e["step"] for e in train_events(tmp_path / "single")
+    ]
+    assert _metadata(tmp_path / "ddp" / "toygan.safetensors")["recipe"]["processes"] == 2
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    return load_weights(path)[1]
+
+
+def test_public_names() -> None:
+    import imgzoo.training
+
+    assert sorted(imgzoo.training.__all__) == sorted(
+        ["Callback", "TrainConfig", "TrainResult", "Trainer", "TrainingInterrupted", "evaluate", "train"]
+    )
+    assert imgzoo.train is train and imgzoo.evaluate is evaluate

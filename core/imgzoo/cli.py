@@ -5,6 +5,7 @@
     imgzoo run TASK INPUT... [-o OUT] [--weights W] [--set key=value]...
     imgzoo train TASK --data SPEC --out DIR ...        imgzoo eval TASK --data SPEC ...
     imgzoo plugins [--json]
+    imgzoo new-plugin NAME [--dir D]
 
 Errors print one line (``imgzoo: error: ...``) and exit with status 1; ``--debug`` shows the
 traceback instead. Listing commands never import torch.
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imgzoo import __version__, plugins, registry
+from imgzoo import __version__, hookspecs, plugins, registry
 from imgzoo.errors import ZooError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -86,6 +87,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub = command("plugins", _cmd_plugins, "list plugins: distribution, version, hooks, tasks, status")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub = command("new-plugin", _cmd_new_plugin, "write a new plugin package: a task, its model and tests")
+    sub.add_argument("name", help="the task's name: lowercase letters, digits and dashes, e.g. 'sharpen'")
+    sub.add_argument(
+        "--dir", default=".", metavar="D", help="where to create the imgzoo-NAME folder (default: here)"
+    )
 
     from imgzoo.training import cli as training_cli
 
@@ -153,11 +160,14 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
         return 0
+    print(f"imgzoo {__version__} provides plugin API {hookspecs.PLUGIN_API_VERSION}")
     if not infos:
         print("no plugins installed")
     for info in infos:
         source = f"{info.distribution} {info.version}" if info.distribution else info.module
         print(f"{info.name} ({source}): {info.status}")
+        if info.plugin_api is not None:
+            print(f"  plugin API: {', '.join(map(str, info.plugin_api))}")
         if info.error:
             print(f"  error: {info.error}")
         if info.hooks:
@@ -166,6 +176,25 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             print(f"  tasks: {', '.join(info.tasks)}")
         if info.datasets:
             print(f"  datasets: {', '.join(info.datasets)}")
+    return 0
+
+
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    from imgzoo.scaffold import new_plugin
+
+    folder = new_plugin(args.name, args.dir)
+    if args.name in registry.list_tasks():
+        owner = plugins.task_plugin(args.name)
+        print(
+            f"imgzoo: warning: plugin {owner!r} already provides a task {args.name!r}; "
+            "installing both makes the name ambiguous (rename the task, or disable one plugin)",
+            file=sys.stderr,
+        )
+    print(f"created {folder} (task {args.name!r}); next:")
+    print(f"  cd {folder}")
+    print("  pip install -e .      # registers the task through its entry point")
+    print("  python -m pytest      # imgzoo's task contract and the task's own tests")
+    print(f"  imgzoo run {args.name} IMAGE -o result.png")
     return 0
 
 

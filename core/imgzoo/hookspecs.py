@@ -15,6 +15,9 @@ exposed through the ``imgzoo`` entry-point group::
         from my_package.task import MyTask   # keep heavy imports (torch, models) out of here
         register(MyTask)
 
+A plugin module may declare the plugin API versions it was written for, ``IMGZOO_PLUGIN_API = 1``
+(or a tuple); a plugin that targets another version is refused with a message saying which work.
+
 Every hook takes a ``register`` callback, so a plugin can register any number of things (or
 none) and imgzoo can tell which plugin registered what. Hooks run once, when the zoo is first
 used; they must be cheap: import torch and model code lazily, inside the task's methods, so that

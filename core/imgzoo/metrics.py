@@ -23,16 +23,19 @@ def psnr(images: torch.Tensor, references: torch.Tensor) -> float:
 
 
 def ssim(images: torch.Tensor, references: torch.Tensor) -> float:
-    """Structural similarity (Wang et al. 2004) on luma, with the usual 11x11 Gaussian window (sigma 1.5)."""
-    x, y = _luma(images.float()), _luma(references.float())
+    """Structural similarity (Wang et al. 2004) per colour channel, then averaged, with the usual
+    11x11 Gaussian window (sigma 1.5). Per channel rather than on luma, so that colour errors
+    count: a colourization keeps its input's luma by construction."""
+    x, y = images.float(), references.float()
+    channels = x.shape[1]
     size = min(11, x.shape[-1], x.shape[-2])
     size -= 1 - size % 2  # odd window
-    coords = torch.arange(size, dtype=torch.float32) - size // 2
+    coords = torch.arange(size, dtype=torch.float32, device=x.device) - size // 2
     gauss = torch.exp(-(coords**2) / (2 * 1.5**2))
-    window = (gauss[:, None] * gauss[None, :] / gauss.sum() ** 2).expand(1, 1, size, size)
+    window = (gauss[:, None] * gauss[None, :] / gauss.sum() ** 2).expand(channels, 1, size, size)
 
     def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window)
+        return F.conv2d(t, window, groups=channels)
 
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
@@ -55,7 +58,9 @@ def colourfulness(images: torch.Tensor) -> float:
 
 def sharpness(images: torch.Tensor) -> float:
     """Variance of the Laplacian of luma (0-255 scale): higher is sharper."""
-    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=images.device).view(
+        1, 1, 3, 3
+    )
     response = F.conv2d(_luma(images.float()) * 255, kernel)
     return float(response.flatten(1).var(1, unbiased=False).mean())
 
@@ -63,5 +68,5 @@ def sharpness(images: torch.Tensor) -> float:
 def _luma(images: torch.Tensor) -> torch.Tensor:
     if images.shape[1] == 1:
         return images
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype).view(1, 3, 1, 1)
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images[:, :3] * weights).sum(1, keepdim=True)

@@ -62,6 +62,8 @@ class PluginInfo:
     distribution: str | None = None
     version: str | None = None
     status: str = "loaded"  # "loaded", "failed" or "disabled"
+    plugin_api: list[int] | None = None
+    """The plugin API versions the plugin declares with ``IMGZOO_PLUGIN_API`` (None: it declares none)."""
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
@@ -204,7 +206,8 @@ def _load_all() -> _Loaded:
             continue
         try:
             plugin = load()
-            _check_api_version(plugin)
+            info.plugin_api = _declared_api(plugin)
+            _check_api_version(info.plugin_api)
             manager.register(plugin, name=info.name)
         except Exception as error:
             _fail(info, error)
@@ -238,16 +241,34 @@ def _fail(info: PluginInfo, error: BaseException) -> None:
     info.error = f"{type(error).__name__}: {error}{source}"
 
 
-def _check_api_version(plugin: object) -> None:
-    supported = getattr(plugin, "IMGZOO_PLUGIN_API", None)
-    if supported is None:
+def _declared_api(plugin: object) -> list[int] | None:
+    """The ``IMGZOO_PLUGIN_API`` of a plugin (an int, or a tuple of the ints it supports), sorted."""
+    declared = getattr(plugin, "IMGZOO_PLUGIN_API", None)
+    if declared is None:
+        return None
+    versions = [declared] if isinstance(declared, int) else declared
+    if (
+        not isinstance(versions, (list, tuple, set, frozenset))
+        or not versions
+        or not all(isinstance(version, int) and not isinstance(version, bool) for version in versions)
+    ):
+        raise PluginError(f"IMGZOO_PLUGIN_API must be an int or a non-empty tuple of ints, got {declared!r}")
+    return sorted(versions)
+
+
+def _check_api_version(declared: list[int] | None) -> None:
+    # A plugin that declares nothing is assumed to target the current API.
+    if declared is None or hookspecs.PLUGIN_API_VERSION in declared:
         return
-    versions = {supported} if isinstance(supported, int) else set(supported)
-    if hookspecs.PLUGIN_API_VERSION not in versions:
-        raise PluginError(
-            f"targets imgzoo plugin API {sorted(versions)}, but this imgzoo provides API "
-            f"{hookspecs.PLUGIN_API_VERSION}; install a version of the plugin made for it"
-        )
+    from imgzoo import __version__
+
+    current = hookspecs.PLUGIN_API_VERSION
+    wanted = " or ".join(str(version) for version in declared)
+    raise PluginError(
+        f"targets imgzoo plugin API {wanted}, but this imgzoo ({__version__}) provides API {current}: "
+        f"install a release of the plugin that supports API {current}, or an imgzoo that provides "
+        f"API {wanted}"
+    )
 
 
 def _collect(

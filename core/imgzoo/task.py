@@ -83,6 +83,10 @@ class Task:
     inference_model: ClassVar[str] = "model"
     """Which of :meth:`build_models`' models runs at inference (a GAN's generator, say)."""
 
+    test_overrides: ClassVar[Mapping[str, Any]] = {}
+    """Config values that make the task small and quick for the contract checks of
+    :mod:`imgzoo.testing` (fewer filters, a small ``image_size``); nothing else uses them."""
+
     def __init__(self, config: TaskConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
 

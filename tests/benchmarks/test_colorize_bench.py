@@ -86,7 +86,7 @@ def _warm_pipeline(image: np.ndarray, precision: str = "fp32") -> Pipeline:
     return next(p for p in api._cache.values() if p.task.name == "colorize" and p.precision == precision)
 
 
-def test_a_warm_run_costs_little_more_than_a_bare_forward(benchmark, image: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def test_a_warm_run_costs_little_more_than_a_bare_forward(benchmark, image: np.ndarray) -> None:
     pipeline = _warm_pipeline(image)
     tensor = pipeline.task.preprocess(image.astype(np.float32) / 255)
 
@@ -105,7 +105,7 @@ def test_a_warm_run_costs_little_more_than_a_bare_forward(benchmark, image: np.n
     assert ratio <= 1.1
 
 
-def test_b_forward_throughput_against_a_large_convolution(benchmark) -> None:  # type: ignore[no-untyped-def]
+def test_b_forward_throughput_against_a_large_convolution(benchmark) -> None:
     model = imgzoo.load("colorize", weights=False).model
     flops = _forward_flops(model, SIZE, SIZE)
     tensor = torch.rand(1, 1, SIZE, SIZE)
@@ -141,7 +141,7 @@ def test_b_forward_throughput_against_a_large_convolution(benchmark) -> None:  #
 
 
 @pytest.mark.skipif(not _cpu_has_bf16(), reason="no native bf16 on this CPU")
-def test_c_bf16_is_faster(benchmark, image: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def test_c_bf16_is_faster(benchmark, image: np.ndarray) -> None:
     _warm_pipeline(image, "fp32")
     _warm_pipeline(image, "bf16")
     best = _interleaved_best(

@@ -1,0 +1,570 @@
+"""The task contract as pytest helpers: what a plugin author runs to know their task works in the zoo.
+
+    # tests/test_mytask.py of a plugin package
+    from imgzoo.testing import TaskContract
+
+    class TestMyTask(TaskContract):
+        task = "mytask"
+        overrides = {"width": 8}        # optional, on top of the task's own test_overrides
+
+Each check below becomes one test of that class. Or call them yourself: ``check_task("mytask")``
+runs them all, and each ``check_*`` function runs one. The checks, in order:
+
+    check_registered          listed, with a description; its registry entries are valid
+    check_config              the config is strict, fully described, has defaults and survives JSON
+    check_forward             preprocess -> forward -> postprocess at square and odd sizes, gray and colour
+    check_weights_round_trip  weights saved as safetensors load into fresh models and give the same outputs
+    check_run                 imgzoo.load() runs on gray, RGB, RGBA and odd-sized images, keeping their size
+    check_training_step       one training step on a tiny batch lowers the loss
+    check_trainer             two steps through imgzoo's Trainer; the exported weights load and run
+    check_registered_weights  every shipped weights file matches its sha256, loads and runs
+    check_listing_is_light    listing the task imports no torch (plugins installed as packages)
+
+Every check takes the task name and ``overrides``: config values merged over the task's
+:attr:`~imgzoo.Task.test_overrides`. Use them to make the models tiny and ``image_size`` small,
+so that the whole contract runs in seconds on a CPU. A broken contract raises
+:class:`TaskContractError` (an ``AssertionError``) naming the task and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from imgzoo import plugins, registry
+from imgzoo.config import build_config
+from imgzoo.data.base import Sample
+from imgzoo.data.transforms import PairTransform
+from imgzoo.model import Model
+from imgzoo.pipeline import load
+from imgzoo.task import Task, TaskConfig
+from imgzoo.weights import load_weights, resolve_weights_file, save_weights, state_tensors
+
+__all__ = [
+    "CHECKS",
+    "Check",
+    "ImmediateStepContext",
+    "TaskContract",
+    "TaskContractError",
+    "check_config",
+    "check_forward",
+    "check_listing_is_light",
+    "check_registered",
+    "check_registered_weights",
+    "check_run",
+    "check_task",
+    "check_trainer",
+    "check_training_step",
+    "check_weights_round_trip",
+    "synthetic_image",
+    "task_config",
+]
+
+Overrides = Mapping[str, Any] | None
+Check = Callable[[str, Overrides], None]
+"""The signature of every check: the task's name, and config overrides for the test."""
+
+
+class TaskContractError(AssertionError):
+    """A task breaks the contract imgzoo relies on; the message names the task and the problem."""
+
+
+def _require(condition: object, task: str, problem: str) -> None:
+    if not condition:
+        raise TaskContractError(f"task {task!r}: {problem}")
+
+
+# ── helpers for plugin tests ──────────────────────────────────────────────────────────────────
+def synthetic_image(height: int, width: int, channels: int = 3, *, seed: int = 0) -> np.ndarray:
+    """An HxWxC float32 image in [0, 1] with gradients, flat patches and sharp edges: enough
+    structure for any task to have something to work on. The same seed gives the same image."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    columns = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
+    start, slope_y, slope_x = (rng.uniform(0, 1, 3).astype(np.float32) for _ in range(3))
+    image = np.clip(start * 0.5 + slope_y * rows * 0.4 + slope_x * columns * 0.4, 0, 1)
+    for _ in range(3):
+        top, left = int(rng.integers(0, height)), int(rng.integers(0, width))
+        bottom = min(height, top + 1 + int(rng.integers(0, max(1, height // 2))))
+        right = min(width, left + 1 + int(rng.integers(0, max(1, width // 2))))
+        image[top:bottom, left:right] = rng.uniform(0, 1, 3).astype(np.float32)
+    if channels == 1:
+        image = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return np.ascontiguousarray(image[..., None])
+    return np.ascontiguousarray(image)
+
+
+class ImmediateStepContext:
+    """A minimal :class:`imgzoo.StepContext` for unit tests of ``training_step``.
+
+    Each ``optimize(name, loss)`` backpropagates ``loss`` into that optimizer's parameters only
+    (as the trainer does) and steps it at once: no accumulation, loss scaling or clipping.
+    ``calls`` lists the optimizers stepped, in order, since it was last cleared.
+    """
+
+    def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
+        self.optimizers = dict(optimizers)
+        self.step = 0
+        self.calls: list[str] = []
+
+    def optimize(self, optimizer: str, loss: torch.Tensor) -> torch.Tensor:
+        if optimizer not in self.optimizers:
+            raise TaskContractError(
+                f"training_step() asked to optimize {optimizer!r}, but configure_optimizers() "
+                f"made {sorted(self.optimizers)}"
+            )
+        chosen = self.optimizers[optimizer]
+        parameters = [p for group in chosen.param_groups for p in group["params"] if p.requires_grad]
+        torch.autograd.backward(loss, inputs=parameters)
+        chosen.step()
+        chosen.zero_grad(set_to_none=True)
+        self.calls.append(optimizer)
+        return loss.detach()
+
+
+def task_config(name: str, overrides: Overrides = None) -> TaskConfig:
+    """The task's config with its ``test_overrides`` and then ``overrides`` applied."""
+    task_class = plugins.get_task_class(name)
+    config = build_config(
+        task_class.Config, task=name, overrides={**task_class.test_overrides, **(overrides or {})}
+    )
+    assert isinstance(config, TaskConfig)  # build_config validated it with task_class.Config
+    return config
+
+
+# ── the checks ────────────────────────────────────────────────────────────────────────────────
+def check_registered(name: str, overrides: Overrides = None) -> None:
+    """The task is listed under its name, with a description, and its registry entries are valid."""
+    failures = "; ".join(f"{info.name}: {info.error}" for info in plugins.load_errors())
+    _require(
+        name in registry.list_tasks(),
+        name,
+        "is not registered: is its plugin installed (pip install -e .) or registered with "
+        f"imgzoo.register_plugin()? Installed tasks: {registry.list_tasks()}"
+        + (f". Plugins that failed: {failures}" if failures else ""),
+    )
+    task_class = plugins.get_task_class(name)
+    _require(task_class.name == name, name, f"{task_class.__qualname__}.name is {task_class.name!r}")
+    info = registry.task_info(name)  # raises on a malformed registry entry
+    _require(info.description.strip(), name, "has no description (set the class's `description`)")
+
+
+def check_config(name: str, overrides: Overrides = None) -> None:
+    """The config forbids unknown keys, describes every field, builds from its defaults alone and
+    survives the JSON round trip that weights metadata puts it through."""
+    config_class = plugins.get_task_class(name).Config
+    _require(
+        config_class.model_config.get("extra") == "forbid",
+        name,
+        f"{config_class.__qualname__} must forbid unknown keys (model_config extra='forbid', "
+        "as imgzoo.TaskConfig sets): a misspelled --set would otherwise be ignored",
+    )
+    undescribed = [field for field, info in config_class.model_fields.items() if not info.description]
+    _require(
+        not undescribed,
+        name,
+        f"config field(s) {undescribed} have no description: use Field(default, description=...)",
+    )
+    try:
+        default = config_class()
+    except ValidationError as error:
+        missing = [".".join(map(str, problem["loc"])) for problem in error.errors()]
+        raise TaskContractError(
+            f"task {name!r}: the config must build from defaults alone (imgzoo.run passes no "
+            f"settings); give field(s) {missing} a default"
+        ) from None
+    json.dumps(config_class.model_json_schema())  # `imgzoo info --schema` prints it
+    for config in (default, task_config(name, overrides)):
+        stored = json.loads(json.dumps(config.model_dump(mode="json")))
+        _require(
+            config_class.model_validate(stored) == config,
+            name,
+            f"config {stored} does not read back equal from JSON (weights metadata stores it so)",
+        )
+    try:
+        config_class.model_validate({"no_such_setting_": 1})
+    except ValidationError:
+        pass
+    else:
+        raise TaskContractError(f"task {name!r}: the config accepted an unknown key")
+
+
+def check_forward(name: str, overrides: Overrides = None) -> None:
+    """Fresh models run on images of the working size and of odd sizes, gray and colour, and
+    ``postprocess`` returns finite [0, 1] images of the input's size."""
+    task, models = _fresh_task(name, overrides)
+    size = task.config.image_size
+    shapes = [(size, size, 3), (size + 7, 2 * size - 5, 3), (size // 2 + 3, size + 1, 1)]
+    with torch.no_grad():
+        for index, shape in enumerate(shapes):
+            image = synthetic_image(*shape, seed=index)
+            result = _infer(task, models, image)
+            _require(
+                result.ndim == 3 and result.shape[:2] == image.shape[:2] and result.shape[2] in (1, 3),
+                name,
+                f"postprocess() returned shape {result.shape} for a {shape} image: it must return "
+                "HxWxC (C = 1 or 3) with the input's height and width",
+            )
+            _require(
+                np.isfinite(result).all() and result.min() >= -1e-3 and result.max() <= 1 + 1e-3,
+                name,
+                f"postprocess() returned values outside [0, 1] (or NaN) for a {shape} image",
+            )
+
+
+def check_weights_round_trip(name: str, overrides: Overrides = None) -> None:
+    """Every model, saved with the metadata the trainer writes, loads with ``imgzoo.load`` into
+    fresh models that hold the same tensors and give the same outputs; so does an fp16 file."""
+    task, models = _fresh_task(name, overrides)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        # Nudge every parameter, so layers initialised to zero (or alike) are told apart too.
+        for model in models.values():
+            for parameter in model.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.01)
+    tensors: dict[str, torch.Tensor] = {}
+    for role, model in models.items():
+        tensors.update(state_tensors(model, prefix=role))
+    metadata = {"task": name, "config": task.config.model_dump(mode="json")}
+    image = synthetic_image(task.config.image_size + 3, task.config.image_size, seed=2)
+    for model in models.values():
+        model.eval()
+    with torch.no_grad():
+        expected = _infer(task, models, image)
+    with tempfile.TemporaryDirectory(prefix="imgzoo-contract-") as folder:
+        for dtype, tolerance in ((None, 1e-5), (torch.float16, 2e-2)):
+            path = Path(folder) / f"{name}-{dtype}.safetensors"
+            save_weights(path, tensors, metadata=metadata, dtype=dtype)
+            pipeline = load(name, weights=path, device="cpu")
+            stored, _ = load_weights(path)
+            for role, model in pipeline.models.items():
+                for key, value in state_tensors(model, prefix=role).items():
+                    _require(
+                        torch.allclose(value.float(), stored[key].float()),
+                        name,
+                        f"tensor {key!r} differs after loading {path.name}",
+                    )
+            with torch.no_grad():
+                result = _infer(pipeline.task, pipeline.models, image)
+            error = float(np.abs(result - expected).max())
+            _require(
+                error <= tolerance,
+                name,
+                f"outputs differ by {error:.3g} after a save/load round trip of {dtype or 'fp32'} "
+                "weights: does build_models() depend on something that is not in the config?",
+            )
+
+
+def check_run(name: str, overrides: Overrides = None) -> None:
+    """``imgzoo.load(name)`` runs on 2-D gray, RGB, RGBA and odd-sized images (one at a time and
+    as a list), and each result has its input's height and width."""
+    settings = {**plugins.get_task_class(name).test_overrides, **(overrides or {})}
+    pipeline = load(name, weights=False, device="cpu", **settings)
+    size = pipeline.config.image_size
+    inputs = {
+        "2-D gray uint8": _to_uint8(synthetic_image(size, size + 2, 1, seed=3)[..., 0]),
+        "RGB uint8": _to_uint8(synthetic_image(size, size, seed=4)),
+        "RGBA uint8": np.dstack(
+            [_to_uint8(synthetic_image(size + 1, size, seed=5)), np.full((size + 1, size), 200, np.uint8)]
+        ),
+        "odd-sized RGB float": synthetic_image(2 * size + 1, size + 3, seed=6),
+        "small odd-sized RGB": synthetic_image(7, 5, seed=7),
+    }
+    # Synthetic pictures may not look like what the task expects; "garbage in" warnings are fine.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        results = {kind: pipeline(image) for kind, image in inputs.items()}
+        batched = pipeline(list(inputs.values()))
+    for (kind, image), result, in_list in zip(inputs.items(), results.values(), batched, strict=True):
+        for output in (result, in_list):
+            _require(
+                isinstance(output, np.ndarray) and output.shape[:2] == image.shape[:2],
+                name,
+                f"run() on a {kind} image of shape {image.shape} returned "
+                f"{getattr(output, 'shape', type(output).__name__)}: results must keep the input's size",
+            )
+
+
+def check_training_step(name: str, overrides: Overrides = None, *, steps: int = 1) -> None:
+    """``make_pair`` gives CxHxW tensors, ``training_step`` steps at least one optimizer (each at
+    most once) and returns finite losses, and after ``steps`` steps on a tiny batch the total
+    of those losses on that batch is lower. The step's randomness (dropout) is seeded alike
+    before each measurement, so only the updates differ."""
+    task, models = _fresh_task(name, overrides)
+    for model in models.values():
+        model.train()
+    optimizers = dict(task.configure_optimizers(models))
+    _require(optimizers, name, "configure_optimizers() returned no optimizers")
+    batch = _tiny_batch(task)
+    ctx = ImmediateStepContext(optimizers)
+    totals = []
+    with torch.random.fork_rng(devices=[]):
+        for step in range(steps + 1):
+            torch.manual_seed(0)
+            ctx.step, ctx.calls = step, []
+            losses = task.training_step(models, batch, ctx)
+            _require(
+                ctx.calls, name, "training_step() stepped no optimizer: it must call ctx.optimize(name, loss)"
+            )
+            _require(
+                len(ctx.calls) == len(set(ctx.calls)),
+                name,
+                f"training_step() stepped an optimizer twice in one step: {ctx.calls}",
+            )
+            _require(
+                isinstance(losses, Mapping) and losses,
+                name,
+                "training_step() must return a dict of named losses",
+            )
+            values = {key: float(torch.as_tensor(value).detach().float()) for key, value in losses.items()}
+            _require(
+                all(math.isfinite(value) for value in values.values()),
+                name,
+                f"non-finite loss(es) {values}",
+            )
+            totals.append(sum(values.values()))
+    _require(
+        totals[-1] < totals[0],
+        name,
+        f"the losses on one tiny batch did not go down after {steps} step(s): total {totals[0]:.6g} -> "
+        f"{totals[-1]:.6g}. Is the learning rate far too high, or the loss detached from the model?",
+    )
+
+
+def check_trainer(name: str, overrides: Overrides = None) -> None:
+    """Two optimizer steps through :func:`imgzoo.training.train` on six synthetic images, with a
+    validation split; the exported weights file then loads with ``imgzoo.load`` and runs."""
+    from imgzoo.training import train
+
+    config = task_config(name, overrides)
+    settings = {**plugins.get_task_class(name).test_overrides, **(overrides or {})}
+    size = config.image_size
+    with tempfile.TemporaryDirectory(prefix="imgzoo-contract-") as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = train(
+            name,
+            _SyntheticImages(6, size + size // 4),
+            out=Path(folder) / "run",
+            overrides=settings,
+            steps=2,
+            batch_size=2,
+            val_fraction=0.34,
+            num_workers=0,
+            device="cpu",
+            precision="fp32",
+            progress=False,
+            grid_rows=2,
+        )
+        _require(
+            result.weights is not None and result.weights.is_file(), name, "training exported no weights"
+        )
+        assert result.weights is not None  # for the type checker: _require raised otherwise
+        _require(
+            result.metrics and all(math.isfinite(value) for value in result.metrics.values()),
+            name,
+            f"metrics() gave no or non-finite values after training: {result.metrics}",
+        )
+        pipeline = load(name, weights=result.weights, device="cpu")
+        image = synthetic_image(size, size + 1, seed=8)
+        _require(pipeline(image).shape[:2] == image.shape[:2], name, "trained weights did not run")
+
+
+def check_registered_weights(name: str, overrides: Overrides = None) -> None:
+    """Every registered weights file that is local (shipped in a package, or on disk) matches
+    its sha256, is weights for this task, loads and runs. Weights behind URLs are not fetched."""
+    info = registry.task_info(name)
+    for weights_name, entry in info.weights.items():
+        if entry.file is None:
+            continue
+        path = resolve_weights_file(entry.file, sha256=entry.sha256, base_dir=entry.base_dir)
+        pipeline = load(name, weights=weights_name, device="cpu")  # checks the sha256 and the task
+        image = synthetic_image(24, 17, seed=9)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = pipeline(image)
+        _require(result.shape[:2] == image.shape[:2], name, f"weights {weights_name!r} ({path}) did not run")
+
+
+def check_listing_is_light(name: str, overrides: Overrides = None) -> None:
+    """Listing the task and reading its catalogue entry imports no torch, so ``imgzoo list`` stays
+    fast: the plugin module and the task module must import torch and models inside methods.
+    Checked in a fresh interpreter, so only for plugins installed as packages (entry points)."""
+    plugin = next((info for info in plugins.plugin_infos() if name in info.tasks), None)
+    _require(plugin is not None, name, "is not registered by any plugin")
+    assert plugin is not None  # for the type checker: _require raised otherwise
+    if plugin.distribution is None:
+        return  # registered in this process only: a fresh interpreter would not see it
+    probe = f"import sys, imgzoo\nimgzoo.task_info({name!r})\nprint('torch' in sys.modules)\n"
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "IMGZOO_PLUGINS": plugin.name},
+        check=False,
+    )
+    _require(
+        completed.returncode == 0, name, f"listing it in a fresh interpreter failed:\n{completed.stderr}"
+    )
+    _require(
+        completed.stdout.strip().endswith("False"),
+        name,
+        f"listing it imports torch: import torch (and model code) inside the task's methods and the "
+        f"hooks of plugin {plugin.name!r}, not at the top of their modules",
+    )
+
+
+CHECKS: tuple[Check, ...] = (
+    check_registered,
+    check_config,
+    check_forward,
+    check_weights_round_trip,
+    check_run,
+    check_training_step,
+    check_trainer,
+    check_registered_weights,
+    check_listing_is_light,
+)
+"""Every contract check, in the order :func:`check_task` runs them."""
+
+
+def check_task(name: str, overrides: Overrides = None, *, skip: Sequence[str] = ()) -> None:
+    """Run every contract check on task ``name`` (except those named in ``skip``)."""
+    unknown = set(skip) - {check.__name__ for check in CHECKS}
+    if unknown:
+        raise ValueError(f"unknown check(s) {sorted(unknown)}; the checks are {[c.__name__ for c in CHECKS]}")
+    for check in CHECKS:
+        if check.__name__ not in skip:
+            check(name, overrides)
+
+
+class TaskContract:
+    """Subclass in a test module, set ``task`` (and maybe ``overrides``), and pytest runs each
+    contract check as a test of its own. Override a ``test_*`` method to skip or adapt one."""
+
+    task: ClassVar[str] = ""
+    overrides: ClassVar[Mapping[str, Any]] = {}
+
+    def test_registered(self) -> None:
+        check_registered(self.task, self.overrides)
+
+    def test_config(self) -> None:
+        check_config(self.task, self.overrides)
+
+    def test_forward(self) -> None:
+        check_forward(self.task, self.overrides)
+
+    def test_weights_round_trip(self) -> None:
+        check_weights_round_trip(self.task, self.overrides)
+
+    def test_run(self) -> None:
+        check_run(self.task, self.overrides)
+
+    def test_training_step(self) -> None:
+        check_training_step(self.task, self.overrides)
+
+    def test_trainer(self) -> None:
+        check_trainer(self.task, self.overrides)
+
+    def test_registered_weights(self) -> None:
+        check_registered_weights(self.task, self.overrides)
+
+    def test_listing_is_light(self) -> None:
+        check_listing_is_light(self.task, self.overrides)
+
+
+# ── internals ─────────────────────────────────────────────────────────────────────────────────
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.rint(image * 255).astype(np.uint8)
+
+
+def _fresh_task(name: str, overrides: Overrides) -> tuple[Task, dict[str, torch.nn.Module]]:
+    """The task with its test config and freshly built models (seeded, on the CPU)."""
+    task = plugins.get_task_class(name)(task_config(name, overrides))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        models = dict(task.build_models())
+    _require(models, name, "build_models() returned no models")
+    _require(
+        task.inference_model in models,
+        name,
+        f"inference_model is {task.inference_model!r}, but build_models() made {sorted(models)}",
+    )
+    for role, model in models.items():
+        _require(
+            isinstance(model, Model),
+            name,
+            f"build_models()[{role!r}] is a {type(model).__name__}: subclass imgzoo.Model",
+        )
+    return task, dict(models)
+
+
+def _infer(task: Task, models: Mapping[str, torch.nn.Module], image: np.ndarray) -> np.ndarray:
+    """preprocess -> forward -> postprocess of one image, as the pipeline does."""
+    # Synthetic pictures may not look like what the task expects; "garbage in" warnings are fine.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        inputs = task.preprocess(image)
+    _require(
+        isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[0] == 1,
+        task.name,
+        f"preprocess() must return a 1xCxHxW tensor, got {getattr(inputs, 'shape', type(inputs).__name__)}",
+    )
+    outputs = task.forward(models, inputs)
+    _require(
+        isinstance(outputs, torch.Tensor) and torch.isfinite(outputs).all(),
+        task.name,
+        "forward() must return a finite tensor",
+    )
+    return np.asarray(task.postprocess(outputs.float()[0], image))
+
+
+def _tiny_batch(task: Task) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two synthetic samples through the task's own augmentations and ``make_pair``."""
+    size = task.config.image_size
+    transform = PairTransform(size, **task.augmentations())
+    pairs = []
+    for index in range(2):
+        sample = Sample(image=synthetic_image(size + size // 4, size + size // 4, seed=10 + index))
+        pair = task.make_pair(transform(sample, np.random.default_rng(index)))
+        _require(
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and all(isinstance(t, torch.Tensor) and t.ndim == 3 for t in pair),
+            task.name,
+            "make_pair() must return two CxHxW tensors (input, target)",
+        )
+        pairs.append(pair)
+    return torch.stack([p[0] for p in pairs]).float(), torch.stack([p[1] for p in pairs]).float()
+
+
+class _SyntheticImages:
+    """A dataset of ``count`` synthetic ``size`` x ``size`` pictures (with a short repr: the
+    trainer records it as the run's data)."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count, self.size = count, size
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        image = synthetic_image(self.size, self.size, seed=100 + index)
+        return Sample(image=image, name=f"synthetic-{index}")
+
+    def __repr__(self) -> str:
+        return f"synthetic test images ({self.count} at {self.size} px)"

@@ -63,8 +63,9 @@ def test_run_on_a_folder_writes_every_image(
     images_dir: Path, tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
-    assert main(["run", "invert", str(images_dir), "-o", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    assert main(["run", "invert", str(images_dir), "-o", str(out), "--batch-size", "2"]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["a.png", "b.png", "d.png", "e.png", "sub/c.png"]  # the folder's layout is kept
     result = cv2.imread(str(out / "d.png"))
     assert result.shape == (9, 9, 3) and int(result[0, 0, 0]) == 255 - 120
     assert "wrote 5 images" in capsys.readouterr().out
@@ -127,3 +128,46 @@ def test_console_script_runs_in_a_subprocess() -> None:
     )
     assert completed.returncode == 1
     assert completed.stderr.strip().startswith("imgzoo: error: unknown task 'no-such-task'")
+
+
+def test_run_skips_unreadable_files_and_reports_them(
+    images_dir: Path, tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (images_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    assert main(["run", "invert", str(images_dir), "-o", str(out)]) == 1
+    assert len(list(out.rglob("*.png"))) == 5
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "1 of 6 inputs could not be read" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-o", "ONE.png"], "names one file, but there are 2 inputs"),
+        (["-o", "OUT.gif"], "cannot write .gif images"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+    ],
+)
+def test_run_checks_its_arguments_before_loading(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((3, 3, 3), np.uint8))
+    extra = [str(tmp_path / e) if e[:1].isupper() else e for e in extra]
+    code = main(["run", "invert", str(tmp_path / "a.png"), str(tmp_path / "b.png"), *extra])
+    assert code == 1 and message in capsys.readouterr().err
+
+
+def test_two_inputs_writing_one_output_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "same.png"), np.zeros((3, 3, 3), np.uint8))
+    code = main(["run", "invert", str(tmp_path / "x" / "same.png"), str(tmp_path / "y" / "same.png")])
+    assert code == 1 and "would both be written as same.png" in capsys.readouterr().err
+
+
+def test_a_missing_input_is_found_before_anything_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    assert main(["run", "invert", str(tmp_path / "ghost.png"), "-o", str(out)]) == 1
+    assert not out.exists()

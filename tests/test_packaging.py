@@ -24,6 +24,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "pip",
             "wheel",
             "--no-deps",
+            "--no-build-isolation",  # offline: hatchling comes with the test extras
             "--quiet",
             "--wheel-dir",
             str(out),

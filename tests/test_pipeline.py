@@ -183,3 +183,14 @@ def test_cache_can_be_cleared(invert_weights: Path) -> None:
     assert api._cache
     api.clear_cache()
     assert not api._cache
+
+
+def test_the_pipeline_cache_is_bounded(invert_weights: Path) -> None:
+    for gain in range(1, api.MAX_CACHED_PIPELINES + 3):
+        imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8), gain=float(gain))
+    assert len(api._cache) == api.MAX_CACHED_PIPELINES
+
+
+def test_batch_size_must_be_positive(invert_weights: Path) -> None:
+    with pytest.raises(imgzoo.ZooError, match="batch_size must be at least 1"):
+        imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8), batch_size=0)

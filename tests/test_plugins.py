@@ -167,3 +167,31 @@ def test_hookspecs_module_is_documented() -> None:
         hook = getattr(hookspecs, name)
         assert hook.__doc__ and len(hook.__doc__.strip()) > 80, name
     assert textwrap.dedent(hookspecs.__doc__ or "").count("entry-points") >= 1
+
+
+def test_a_plugin_failing_halfway_leaves_nothing_behind(toy_tasks: None) -> None:
+    from toy_tasks import InvertTask as Registered
+
+    class Halfway:
+        @imgzoo.hookimpl
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            register(type("Partial", (Registered,), {"name": "partial"}))
+            raise RuntimeError("crashed after registering")
+
+    with pytest.warns(RuntimeWarning, match="crashed after registering"):
+        imgzoo.register_plugin(Halfway(), name="halfway")
+        tasks = imgzoo.list_tasks()
+    assert "partial" not in tasks and "invert" in tasks
+    assert _info("halfway").status == "failed" and _info("halfway").tasks == []
+
+
+def test_a_plugin_with_a_broken_registry_file_fails_alone(toy_tasks: None, tmp_path: Path) -> None:
+    class Careless:
+        @imgzoo.hookimpl
+        def register_registry_files(self, register):  # type: ignore[no-untyped-def]
+            register(tmp_path / "missing.toml")
+
+    with pytest.warns(RuntimeWarning, match="missing.toml"):
+        imgzoo.register_plugin(Careless(), name="careless")
+        assert imgzoo.task_info("invert").name == "invert"
+    assert _info("careless").status == "failed"

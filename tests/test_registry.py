@@ -64,6 +64,8 @@ def test_user_registry_via_env_overrides_earlier_files(
         ("[tasks.invert\n", "not valid TOML"),
         ("[tasks.invert]\ncolour = 1\n", r"unknown keys \['colour'\]"),
         ("tasks = 3\n", "must be a table"),
+        ("[tasks]\ninvert = 3\n", "must be a table"),
+        ("[tasks.invert]\nweights = 3\n", "one table per named weights"),
     ],
 )
 def test_bad_registry_files_are_named(tmp_path: Path, content: str, message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,12 @@ from imgzoo.pipeline import Pipeline, load
 
 __all__ = ["clear_cache", "run"]
 
-_cache: dict[str, Pipeline] = {}
+# Recently used pipelines, oldest first; bounded, so that a long-lived process trying many
+# options does not keep every model it ever loaded.
+_cache: OrderedDict[str, Pipeline] = OrderedDict()
 _cache_lock = threading.Lock()
 _loading_locks: dict[str, threading.Lock] = {}
+MAX_CACHED_PIPELINES = 8
 
 
 def run(
@@ -53,9 +57,11 @@ def _cached_pipeline(
         sort_keys=True,
         default=repr,
     )
-    pipeline = _cache.get(key)
-    if pipeline is not None:
-        return pipeline
+    with _cache_lock:
+        pipeline = _cache.get(key)
+        if pipeline is not None:
+            _cache.move_to_end(key)
+            return pipeline
     # One lock per key: two threads asking for the same pipeline load it once, while loading
     # one task does not block calls to another.
     with _cache_lock:
@@ -66,4 +72,7 @@ def _cached_pipeline(
             pipeline = load(task, weights, device=device, precision=precision, **options)
             with _cache_lock:
                 _cache[key] = pipeline
+                while len(_cache) > MAX_CACHED_PIPELINES:
+                    evicted, _ = _cache.popitem(last=False)
+                    _loading_locks.pop(evicted, None)
     return pipeline

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not args.debug:
                 warnings.simplefilter("ignore", RuntimeWarning)  # plugin failures are printed below instead
+                warnings.showwarning = _show_warning
             _report_plugin_failures(args)
             return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("imgzoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`imgzoo list | head`): not an error. Point stdout at devnull so
+        # that Python's own flush at exit does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ZooError, OSError) as error:
         if args.debug:
             raise
@@ -103,6 +110,10 @@ def _build_parser() -> argparse.ArgumentParser:
         command("eval", training_cli.run_eval, "evaluate weights on a folder or dataset")
     )
     return parser
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    print(f"imgzoo: warning: {message}", file=sys.stderr)
 
 
 def _report_plugin_failures(args: argparse.Namespace) -> None:
@@ -201,63 +212,99 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from imgzoo import config as config_module
     from imgzoo import images
+    from imgzoo.errors import InvalidImageError
     from imgzoo.pipeline import load
 
-    paths = expand_inputs(args.inputs)
+    if args.batch_size < 1:
+        raise ZooError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # Everything that can be checked without the model is checked before loading it.
+    plugins.get_task_class(args.task)
+    jobs = expand_inputs(args.inputs)
+    target = _output_target(args.output or str(Path("outputs") / args.task), len(jobs))
     overrides = config_module.parse_assignments(args.set, task=args.task)
     pipeline = load(
         args.task, args.weights, device=args.device, precision=args.precision, config=args.config, **overrides
     )
-    output = Path(args.output) if args.output else Path("outputs") / args.task
-    single_file = len(paths) == 1 and output.suffix.lower() in IMAGE_SUFFIXES
-    if not single_file:
-        output.mkdir(parents=True, exist_ok=True)
-    progress = _progress(paths, desc=args.task)
-    written: list[Path] = []
-    for path in progress:
-        image = images.load_image(path)
-        result = pipeline.process([image], batch_size=args.batch_size)[0]
-        target = output if single_file else output / f"{path.stem}.png"
-        images.save_image(target, result, image.alpha)
-        written.append(target)
-    where = written[0] if single_file else output
-    print(f"wrote {len(written)} image{'s' if len(written) != 1 else ''} to {where}")
+    written, unreadable = 0, []
+    for start in _progress(range(0, len(jobs), args.batch_size), total=len(jobs), step=args.batch_size):
+        batch = []
+        for path, name in jobs[start : start + args.batch_size]:
+            try:
+                batch.append((images.load_image(path), name))
+            except InvalidImageError as error:  # one bad file does not stop the others
+                unreadable.append(str(error))
+        results = pipeline.process([image for image, _ in batch], batch_size=args.batch_size)
+        for (image, name), result in zip(batch, results, strict=True):
+            images.save_image(target if target.suffix else target / name, result, image.alpha)
+            written += 1
+    print(f"wrote {written} image{'s' if written != 1 else ''} to {target}")
+    for problem in unreadable:
+        print(f"imgzoo: skipped: {problem}", file=sys.stderr)
+    if unreadable:
+        print(f"imgzoo: error: {len(unreadable)} of {len(jobs)} inputs could not be read", file=sys.stderr)
+        return 1
     return 0
 
 
-def expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """Files as given, folders searched recursively for images, globs expanded (for shells,
-    such as Windows', that leave them alone). A pattern that matches nothing is an error."""
+def _output_target(output: str, count: int) -> Path:
+    """A file for one input (when OUT has an image suffix), else a directory."""
+    path = Path(output)
+    is_directory = output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix
+    if is_directory:
+        return path
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ZooError(
+            f"cannot write {path.suffix} images: use one of {', '.join(IMAGE_SUFFIXES)}, "
+            f"or end -o with '/' to name a directory"
+        )
+    if count > 1:
+        raise ZooError(f"-o {output} names one file, but there are {count} inputs: give a directory")
+    return path
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, str]]:
+    """(input file, output file name) for every image: files as given, folders searched
+    recursively (their layout is kept in the output), globs expanded for shells that leave them
+    alone. A missing file, a pattern matching nothing, an empty folder or two inputs that would
+    write the same output file are errors, found before any model loads."""
     from imgzoo.errors import InvalidImageError
 
-    paths: list[Path] = []
+    jobs: list[tuple[Path, str]] = []
     for item in inputs:
-        matches = (
-            [Path(p) for p in sorted(glob.glob(item, recursive=True))]
-            if glob.has_magic(item)
-            else [Path(item)]
-        )
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
         if not matches:
             raise InvalidImageError(f"no files match {item!r}", source=item)
-        for path in matches:
-            if path.is_dir():
+        for match in map(Path, matches):
+            if match.is_dir():
                 found = sorted(
-                    p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                    p for p in match.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
                 )
                 if not found:
-                    raise InvalidImageError(f"no images in folder {path}", source=path)
-                paths.extend(found)
+                    raise InvalidImageError(f"no images in folder {match}", source=match)
+                jobs += [(p, p.relative_to(match).with_suffix(".png").as_posix()) for p in found]
+            elif match.is_file():
+                jobs.append((match, match.with_suffix(".png").name))
             else:
-                paths.append(path)
-    return paths
+                raise InvalidImageError(f"{match}: no such file", source=match)
+    names: dict[str, Path] = {}
+    for path, name in jobs:
+        if name in names and names[name] != path:
+            raise ZooError(f"{names[name]} and {path} would both be written as {name}: run them separately")
+        names[name] = path
+    return jobs
 
 
-def _progress(items: list[Path], *, desc: str) -> Any:
-    if len(items) < 4:
-        return items
+def _progress(starts: range, *, total: int, step: int) -> Iterator[int]:
+    """Yield batch starts, with a progress bar counting images when there are many."""
+    if total < 4:
+        yield from starts
+        return
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="img", file=sys.stderr)
+    with tqdm(total=total, unit="img", file=sys.stderr) as bar:
+        for start in starts:
+            yield start
+            bar.update(min(step, total - start))
 
 
 if __name__ == "__main__":

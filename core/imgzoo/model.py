@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from imgzoo import weights as _weights
 from imgzoo.errors import WeightsError
@@ -48,6 +48,14 @@ class Model(torch.nn.Module):
             raise WeightsError(
                 f"{path}: no 'model_config' in the metadata; was it written by Model.save()?", path=path
             )
-        model = cls(cls.Config.model_validate(metadata["model_config"]))
+        try:
+            config = cls.Config.model_validate(metadata["model_config"])
+        except ValidationError as error:
+            raise WeightsError(
+                f"{path}: its model_config does not fit {cls.__qualname__}: {error.errors()[0]['msg']} "
+                f"(at {'.'.join(map(str, error.errors()[0]['loc'])) or 'the top level'})",
+                path=path,
+            ) from None
+        model = cls(config)
         _weights.load_state(model, tensors, prefix="model", path=path)
         return model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -138,7 +137,6 @@ class Pipeline:
         self.device = device
         self.precision = precision
         self.weights = weights
-        self._lock = threading.Lock()
 
     @property
     def config(self) -> TaskConfig:
@@ -161,6 +159,8 @@ class Pipeline:
 
         ``output``: also save the result there (a file for one image, a directory for several).
         """
+        if batch_size < 1:
+            raise ZooError(f"batch_size must be at least 1, got {batch_size}")
         inputs, spec = _images.read_images(image)
         results = self.process(inputs, batch_size=batch_size)
         if output is not None:

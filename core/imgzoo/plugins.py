@@ -78,6 +78,7 @@ class _Loaded:
     """Everything the plugins contributed, collected in one pass."""
 
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    claims: dict[str, list[tuple[type[Task], str]]] = field(default_factory=dict)
     tasks: dict[str, tuple[type[Task], str]] = field(default_factory=dict)
     conflicts: dict[str, list[str]] = field(default_factory=dict)
     datasets: dict[str, tuple[DatasetFactory, str, str]] = field(default_factory=dict)
@@ -226,9 +227,25 @@ def _load_all() -> _Loaded:
     _collect(manager, "register_tasks", loaded, _task_registrar)
     _collect(manager, "register_datasets", loaded, _dataset_registrar)
     _collect(manager, "register_registry_files", loaded, _registry_file_registrar)
-    for name in loaded.conflicts:
-        loaded.tasks.pop(name, None)
+    _settle(loaded)
     return loaded
+
+
+def _settle(loaded: _Loaded) -> None:
+    """Keep only what plugins that are still loaded contributed (a plugin that failed halfway
+    through a hook leaves nothing behind), and turn task names claimed twice into conflicts."""
+    ok = {name for name, info in loaded.plugins.items() if info.status == "loaded"}
+    for info in loaded.plugins.values():
+        if info.name not in ok:
+            info.tasks, info.datasets = [], []
+    loaded.datasets = {name: entry for name, entry in loaded.datasets.items() if entry[2] in ok}
+    loaded.registry_files = [(path, plugin) for path, plugin in loaded.registry_files if plugin in ok]
+    for name, claims in loaded.claims.items():
+        claims = [(task_class, plugin) for task_class, plugin in claims if plugin in ok]
+        if len(claims) == 1:
+            loaded.tasks[name] = claims[0]
+        elif len(claims) > 1:
+            loaded.conflicts[name] = [plugin for _, plugin in claims]
 
 
 def _identity(plugin: object) -> object:
@@ -304,13 +321,10 @@ def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task]],
             raise PluginError(
                 f"{task_class.__qualname__}.Config must subclass imgzoo.TaskConfig", plugin=info.name
             )
-        if name in loaded.conflicts:
-            loaded.conflicts[name].append(info.name)
-        elif name in loaded.tasks and loaded.tasks[name][1] != info.name:
-            loaded.conflicts[name] = [loaded.tasks[name][1], info.name]
-        else:
-            loaded.tasks[name] = (task_class, info.name)
-        info.tasks.append(name)
+        claims = loaded.claims.setdefault(name, [])
+        if all(plugin != info.name for _, plugin in claims):
+            claims.append((task_class, info.name))
+            info.tasks.append(name)
 
     return register
 
@@ -330,7 +344,11 @@ def _dataset_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[..., None]
 
 
 def _registry_file_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[Path], None]:
+    from imgzoo.registry import read_registry_file
+
     def register(path: Path | str) -> None:
-        loaded.registry_files.append((Path(str(path)), info.name))
+        path = Path(str(path))
+        read_registry_file(path)  # a broken file fails its plugin now, not every later listing
+        loaded.registry_files.append((path, info.name))
 
     return register

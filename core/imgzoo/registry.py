@@ -117,7 +117,7 @@ def builtin_registry_file() -> Path:
 def add_registry(path: str | Path) -> None:
     """Add a user registry file (same format as registry.toml); it overrides earlier ones."""
     path = Path(path).expanduser()
-    _read_registry_file(path)  # fail now, with the file's name, rather than at first use
+    read_registry_file(path)  # fail now, with the file's name, rather than at first use
     with _lock:
         _user_files.append(path)
 
@@ -139,7 +139,7 @@ def catalogue() -> dict[str, dict[str, Any]]:
     """The merged raw entries of every registry file, by task name."""
     merged: dict[str, dict[str, Any]] = {}
     for path in registry_files():
-        for task, entry in _read_registry_file(path).items():
+        for task, entry in read_registry_file(path).items():
             target = merged.setdefault(task, {"weights": {}})
             for key, value in entry.items():
                 if key == "weights":
@@ -185,7 +185,7 @@ def task_info(name: str) -> TaskInfo:
 _ALLOWED_TASK_KEYS = {"description", "plugin", "default_weights", "weights"}
 
 
-def _read_registry_file(path: Path) -> dict[str, dict[str, Any]]:
+def read_registry_file(path: Path) -> dict[str, dict[str, Any]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -196,11 +196,19 @@ def _read_registry_file(path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(tasks, dict):
         raise ZooError(f"registry file {path}: [tasks] must be a table")
     for task, entry in tasks.items():
-        unknown = set(entry) - _ALLOWED_TASK_KEYS if isinstance(entry, dict) else {"(not a table)"}
+        if not isinstance(entry, dict):
+            raise ZooError(f"registry file {path}: [tasks.{task}] must be a table")
+        unknown = set(entry) - _ALLOWED_TASK_KEYS
         if unknown:
             raise ZooError(
                 f"registry file {path}: [tasks.{task}] has unknown keys {sorted(unknown)}; "
                 f"allowed: {sorted(_ALLOWED_TASK_KEYS)}"
+            )
+        weights = entry.get("weights", {})
+        if not isinstance(weights, dict) or not all(isinstance(w, dict) for w in weights.values()):
+            raise ZooError(
+                f"registry file {path}: [tasks.{task}.weights] must hold one table per named weights, "
+                f"like [tasks.{task}.weights.NAME]"
             )
     return tasks
 

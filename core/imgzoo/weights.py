@@ -106,6 +106,8 @@ def save_weights(
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         save_file(_standalone_tensors(tensors, dtype), str(temporary), metadata=encoded)
+        # safetensors creates the file private (0o600); weights are meant to be shared.
+        os.chmod(temporary, 0o666 & ~_umask())
         with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
         os.replace(temporary, target)
@@ -113,6 +115,12 @@ def save_weights(
         temporary.unlink(missing_ok=True)
     _fsync_directory(target.parent)
     return sha256_file(target)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_metadata(path: StrPath) -> dict[str, Any]:

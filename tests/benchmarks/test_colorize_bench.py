@@ -5,8 +5,11 @@ Run: python -m pytest tests/benchmarks/test_colorize_bench.py -p no:cacheprovide
 the default run ignores this folder; ``-s`` shows the printed figures.)
 
 The machine may be shared, so compared variants are timed interleaved, each keeping its best
-time: a burst of someone else's work then slows both sides instead of one. Untrained weights:
-speed does not depend on their values.
+time: a burst of someone else's work then slows both sides instead of one. That is not enough
+when another process holds one of only two cores for long: torch's two threads then wait for
+each other at every layer, and a forward pass takes 5x longer whatever the precision, so (b) and
+(c) fail. Measure on a quiet machine, or with OMP_NUM_THREADS=1 for figures immune to that.
+Untrained weights: speed does not depend on their values.
 
     (a) a warm imgzoo.run() on 256x256 costs at most 1.1x a bare forward of the same tensor
     (b) the fp32 forward reaches at least 80 % of this CPU's throughput on a large 3x3 convolution

@@ -14,13 +14,16 @@ from __future__ import annotations
 import re
 import string
 from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imgzoo import __version__
 from imgzoo.errors import ZooError
 from imgzoo.hookspecs import PLUGIN_API_VERSION
 from imgzoo.plugins import TASK_NAME
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # Python 3.11+; only annotations need it
 
 __all__ = ["new_plugin", "plugin_names"]
 

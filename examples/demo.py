@@ -3,7 +3,7 @@
     python examples/demo.py [--out outputs/demo]
 
 For each task it writes the results to ``OUT/TASK/`` and a picture ``OUT/TASK.png`` with one row
-per example: what the model was given | what it made | the original. Only the public API is used.
+per example: what the model was given | what it made | the original.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -28,12 +27,6 @@ from toy_tasks import InvertConfig, InvertTask
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
-
-# Small settings for the built-in tasks, which do not declare test_overrides (yet): with them the
-# whole contract takes seconds. Colorize's RMSprop overshoots on one tiny batch at its 1e-3.
-BUILTIN_OVERRIDES: dict[str, dict[str, Any]] = {
-    "colorize": {"image_size": 32, "learning_rate": 1e-4},
-}
 
 
 def _uninstalled_examples() -> dict[str, Path]:
@@ -79,7 +72,7 @@ def test_task_keeps_the_contract(
     name: str, check: testing.Check, example_plugins: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the fresh interpreter of check_listing_is_light
-    check(name, BUILTIN_OVERRIDES.get(name))
+    check(name)
 
 
 # ── the kit catches broken tasks ────────────────────────────────────────────────────────────

@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +23,13 @@ import tomllib
 import torch
 
 import imgzoo
-from imgzoo import ConfigError, DataError, ZooError, cli, plugins
+from imgzoo import ConfigError, DataError, ZooError, cli
+from imgzoo.data import Sample
 from imgzoo.images import save_image
 from imgzoo.registry import WeightsEntry
 from imgzoo.training import Callback, Trainer, TrainingInterrupted, TrainResult, evaluate, train
 from imgzoo.training import api as training_api
+from imgzoo.training import loop as training_loop
 from imgzoo.training.batches import BatchPlan
 from imgzoo.training.report import grid_shape
 from imgzoo.training.schedule import lr_factor
@@ -53,14 +59,15 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def invert_run(images: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainResult]:
+def invert_run(images: str, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     """One complete invert run that several tests inspect."""
     from toy_tasks import ToyTasksPlugin
 
+    # Registered for the run only: the tests that inspect it have the toy_tasks fixture's tasks.
     name = imgzoo.register_plugin(ToyTasksPlugin(), name="toy-tasks-module")
     out = tmp_path_factory.mktemp("runs") / "invert-v1"
     try:
-        yield train(
+        return train(
             "invert",
             images,
             out=out,
@@ -72,8 +79,7 @@ def invert_run(images: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             **{**QUICK, "batch_size": 8, "log_every": 5},
         )
     finally:
-        if name in plugins._extra_plugins:
-            imgzoo.unregister_plugin(name)
+        imgzoo.unregister_plugin(name)
 
 
 class StopAt(Callback):
@@ -111,6 +117,25 @@ class Recorder(Callback):
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         self.events.append(("end", result.steps))
+
+
+BROKEN_PAIR = "pairs/B/x.png is 24x20 but pairs/A/x.png is 20x20: a pair must be the same size"
+
+
+class Pictures:
+    """A dataset object of ``count`` random 16x16 pictures; reading picture ``broken`` fails as a
+    paired source's size check does."""
+
+    def __init__(self, count: int, *, broken: int | None = None) -> None:
+        self.count, self.broken = count, broken
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Sample:
+        if index == self.broken:
+            raise DataError(BROKEN_PAIR)
+        return Sample(np.random.default_rng(index).random((16, 16, 3), dtype=np.float32), name=str(index))
 
 
 def logged_results(out: Path) -> list[dict[str, Any]]:
@@ -199,6 +224,34 @@ def test_final_weights_describe_themselves_and_load(invert_run: TrainResult) -> 
     assert np.abs(pipeline(image) - (1 - image)).mean() < 0.06
 
 
+def _git_repository(root: Path) -> str:
+    """A git repository at ``root`` with one commit; its short hash."""
+    root.mkdir(parents=True)
+    identity = ["-c", "user.name=imgzoo", "-c", "user.email=imgzoo@example.org"]
+    for command in (["init", "-q"], [*identity, "commit", "-q", "--allow-empty", "-m", "start"]):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_code_version_records_only_a_checkout_of_imgzoo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = _git_repository(tmp_path / "project")
+    installed = tmp_path / "project" / ".venv" / "lib" / "python3" / "site-packages" / "imgzoo" / "training"
+    checkout = tmp_path / "project" / "core" / "imgzoo" / "training"
+    for folder in (installed, checkout):
+        folder.mkdir(parents=True)
+    # A wheel installed in a virtual environment inside another repository: not that repository's commit.
+    monkeypatch.setattr(training_loop, "__file__", str(installed / "loop.py"))
+    assert training_loop.code_version() == {"imgzoo": imgzoo.__version__}
+    # Running from a checkout (core/imgzoo/ at the top of the work tree): its commit.
+    monkeypatch.setattr(training_loop, "__file__", str(checkout / "loop.py"))
+    assert training_loop.code_version() == {"imgzoo": imgzoo.__version__, "git": commit}
+
+
 def test_registry_entry_names_the_weights(invert_run: TrainResult) -> None:
     assert invert_run.registry_entry is not None
     entry = tomllib.loads(invert_run.registry_entry.read_text())["tasks"]["invert"]["weights"]["invert-v1"]
@@ -216,6 +269,16 @@ def test_evaluate_measures_weights_on_a_data_spec(invert_run: TrainResult, image
     with pytest.warns(UserWarning, match="untrained"):
         untrained = evaluate("invert", images, device="cpu", max_samples=6)
     assert untrained["psnr"] < metrics["psnr"]
+
+
+def test_evaluate_takes_a_dataset_object_and_a_fresh_init(invert_run: TrainResult) -> None:
+    pictures = Pictures(6)
+    trained = evaluate("invert", pictures, weights=invert_run.weights, device="cpu")
+    assert trained["l1"] < 0.06
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fresh init was asked for: nothing to warn about
+        untrained = evaluate("invert", pictures, weights=False, device="cpu")
+    assert set(untrained) == {"l1", "psnr"} and untrained["psnr"] < trained["psnr"]
 
 
 def test_toygan_trains_both_models(images: str, tmp_path: Path) -> None:
@@ -343,6 +406,25 @@ def test_rotation_keeps_the_last_checkpoints_and_the_best(images: str, tmp_path:
     assert best_state["best"]["value"] == pytest.approx(best["metrics"]["psnr"])
 
 
+def test_a_state_file_that_is_not_an_object_is_a_clear_error(images: str, tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoints" / "step-00000002"
+    folder.mkdir(parents=True)
+    (folder / "tensors.safetensors").write_bytes(b"")
+    (folder / "state.json").write_text("[1, 2]")
+    with pytest.raises(ZooError, match=f"{folder / 'state.json'} holds no JSON object"):
+        train("invert", images, out=tmp_path, resume=True, steps=2, **QUICK)
+
+
+def test_an_error_in_a_loader_worker_keeps_its_own_message(tmp_path: Path) -> None:
+    options = {**QUICK, "num_workers": 1, "val_fraction": 0.0}
+    with pytest.raises(DataError) as failure:
+        train("invert", Pictures(8, broken=5), out=tmp_path, steps=2, **options)
+    assert str(failure.value) == BROKEN_PAIR
+    with pytest.raises(DataError) as failure:  # evaluation reads its pairs in this process
+        evaluate("invert", Pictures(8, broken=5), weights=False, device="cpu")
+    assert str(failure.value) == BROKEN_PAIR
+
+
 # ── bad input fails before training starts ──────────────────────────────────────────────────
 def _write_pairs(root: Path, *, partner: bool = True, same_size: bool = True) -> None:
     for side in ("A", "B"):
@@ -393,7 +475,7 @@ def test_bad_data_fails_before_training(
             callbacks=[recorder],
             **QUICK,
         )
-    assert recorder.events == []
+    assert recorder.events == [] and not (tmp_path / "out").exists()
 
 
 def test_too_few_images_for_a_batch(images: str, tmp_path: Path) -> None:
@@ -415,8 +497,8 @@ def test_config_mistakes_name_the_field(
 ) -> None:
     options = {**QUICK, "steps": 2, **settings}
     with pytest.raises(ConfigError, match=field):
-        train("invert", images, out=tmp_path, **options)
-    assert not (tmp_path / "checkpoints").exists()
+        train("invert", images, out=tmp_path / "run", **options)
+    assert not (tmp_path / "run").exists()  # no empty output folder left behind
 
 
 def test_unwritable_output_folder(images: str, tmp_path: Path) -> None:
@@ -498,6 +580,49 @@ imgzoo.register_plugin(ToyTasksPlugin(), name="toy-tasks")
 from imgzoo.training import train
 train("toygan", {data!r}, out={out!r}, **{options!r})
 """
+
+
+def _train_as_rank(rank: int, port: int, images: str, out: Path, outcome: Path) -> None:
+    """One process of a two-process run (in a forked child): writes how ``train`` ended."""
+    os.environ.update(
+        WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    try:
+        train("invert", images, out=out, steps=2, **QUICK)
+        outcome.write_text("finished")
+    except Exception as error:
+        outcome.write_text(f"{type(error).__name__}: {error}")
+
+
+@pytest.mark.parametrize("problem", ["earlier run", "unwritable"])
+def test_a_failed_check_stops_every_process(problem: str, images: str, tmp_path: Path) -> None:
+    if problem == "earlier run":
+        out = tmp_path / "run"
+        for name in ("state.json", "tensors.safetensors"):
+            (out / "checkpoints" / "step-00000001").mkdir(parents=True, exist_ok=True)
+            (out / "checkpoints" / "step-00000001" / name).write_text("")
+        expected = "already holds a training run"
+    else:
+        (tmp_path / "file").write_text("a file, not a folder")
+        out, expected = tmp_path / "file" / "run", "cannot write to the output folder"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fork = multiprocessing.get_context("fork")
+    outcomes = [tmp_path / f"rank{rank}.txt" for rank in (0, 1)]
+    processes = [
+        fork.Process(target=_train_as_rank, args=(rank, port, images, out, outcomes[rank])) for rank in (0, 1)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    ended = [path.read_text() if path.exists() else "hung" for path in outcomes]
+    assert ended[0].startswith("ZooError") and expected in ended[0]
+    assert ended[1] == "ZooError: process 1 stopped: a check failed in the main process (see its error)"
 
 
 @pytest.mark.slow

@@ -64,7 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"imgzoo {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     parser.set_defaults(command=None)
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_CommandParser)
 
     def command(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
@@ -110,6 +110,22 @@ def _build_parser() -> argparse.ArgumentParser:
         command("eval", training_cli.run_eval, "evaluate weights on a folder or dataset")
     )
     return parser
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser; ``imgzoo train --help`` also lists the trainer's settings, read from
+    TrainConfig only when help is asked for."""
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if self.prog.split()[-1] != "train":
+            return text
+        from imgzoo.training.config import TrainConfig
+
+        lines = ["", "training settings (--set train.KEY=VALUE, or a [train] table in --config):"]
+        for name, field in TrainConfig.model_fields.items():
+            lines.append(f"  {name} = {field.default!r}: {field.description}")
+        return text + "\n".join(lines) + "\n"
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:

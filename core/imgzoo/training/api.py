@@ -9,7 +9,7 @@ import random
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from imgzoo.training.batches import PairDataset
 from imgzoo.training.checkpoint import latest_checkpoint, read_state
 from imgzoo.training.config import build_train_config
 from imgzoo.training.evaluation import measure
-from imgzoo.training.loop import Callback, Trainer, TrainResult, prepare_output_dir
+from imgzoo.training.loop import Callback, Trainer, TrainResult
 
 __all__ = ["evaluate", "train"]
 
@@ -45,7 +45,7 @@ def train(
     resume: bool = False,
     device: str | None = None,
     precision: str | None = None,
-    weights: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | Literal[False] | None = None,
     callbacks: Sequence[Callback] = (),
     **train_options: Any,
 ) -> TrainResult:
@@ -58,11 +58,11 @@ def train(
     keys under ``train`` / ``train.X`` go to the TrainConfig). ``train_overrides`` and
     ``**train_options`` (``batch_size=4``, ``seed=1``) set TrainConfig fields, as do ``steps``,
     ``epochs``, ``device`` and ``precision`` (None: from the config, default auto and fp32).
-    ``weights``: start from these weights (a name, path or URL) instead of a fresh init.
+    ``weights``: start from these weights (a name, path or URL); None or False: a fresh init.
     ``resume``: continue the run in ``out`` from its newest checkpoint, with the task and train
     settings it was started with (arguments given now override them).
     """
-    out_dir = prepare_output_dir(out)
+    out_dir = Path(out).expanduser()  # created by the Trainer, once everything has been checked
     file_settings = dict(read_config_file(Path(config), task=task)) if config is not None else {}
     file_train = file_settings.pop("train", {})
     if not isinstance(file_train, Mapping):
@@ -72,7 +72,7 @@ def train(
 
     state: dict[str, Any] = {}
     if resume:
-        if weights is not None:
+        if weights is not None and weights is not False:
             raise ZooError(
                 "resume=True continues from the run's checkpoint: weights= cannot be given as well"
             )
@@ -120,32 +120,34 @@ def train(
 
 def evaluate(
     task: str,
-    data: str,
+    data: str | Dataset,
     *,
-    weights: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | Literal[False] | None = None,
     device: str = "auto",
     precision: str = "fp32",
     batch_size: int = 16,
     max_samples: int | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
-    """The task's metrics (``task.metrics``, averaged over images) on all of ``data``, each
-    image resized and centre-cropped to the task's ``image_size``.
+    """The task's metrics (``task.metrics``, averaged over images) on all of ``data`` (a data
+    spec or a dataset object), each image resized and centre-cropped to the task's ``image_size``.
 
-    ``weights``: a registered name, a path or URL; None for the task's default weights.
+    ``weights``: a registered name, a path or URL; None for the task's default weights, False
+    for a fresh init.
     """
     check_precision(precision)
     if batch_size < 1:
         raise ZooError(f"batch_size must be at least 1, not {batch_size}")
-    task_object, models, located = build_task(
-        task, weights=None if weights is None else str(weights), overrides=overrides
-    )
-    if located is None:
+    task_object, models, located = build_task(task, weights=_weights_arg(weights), overrides=overrides)
+    if located is None and weights is not False:
         warnings.warn(f"task {task!r} has no weights to load: evaluating an untrained model", stacklevel=2)
-    dataset = open_dataset(data, resolution=task_object.config.image_size, seed=0)
+    if isinstance(data, str):
+        dataset = open_dataset(data, resolution=task_object.config.image_size, seed=0)
+    else:
+        dataset = data
     count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
     if count < 1:
-        raise DataError(f"data spec {data!r} holds no images to evaluate on")
+        raise DataError(f"data {data!r} holds no images to evaluate on")
     target = resolve_device(device)
     for model in models.values():
         model.to(target).eval()
@@ -157,7 +159,11 @@ def evaluate(
 
 
 def _build(
-    task: str, state: Mapping[str, Any], weights: Any, settings: Mapping[str, Any], sources: str
+    task: str,
+    state: Mapping[str, Any],
+    weights: str | os.PathLike[str] | Literal[False] | None,
+    settings: Mapping[str, Any],
+    sources: str,
 ) -> tuple[Task, dict[str, torch.nn.Module]]:
     """The task and freshly built models: from the checkpoint's task config when resuming
     (the checkpoint's weights are loaded by the trainer), else from ``weights`` or a fresh init."""
@@ -171,11 +177,17 @@ def _build(
             task_object = task_class(config)
             return task_object, dict(task_object.build_models())
         task_object, models, _ = build_task(
-            task, weights=str(weights) if weights is not None else False, overrides=settings
+            task, weights=False if weights is None else _weights_arg(weights), overrides=settings
         )
         return task_object, models
     except ConfigError as error:
         raise ConfigError(error.task, error.errors, source=sources) from None
+
+
+def _weights_arg(weights: str | os.PathLike[str] | Literal[False] | None) -> str | Literal[False] | None:
+    """``weights=`` as :func:`imgzoo.pipeline.build_task` takes it: a path as a string, False
+    (a fresh init) and None (the default weights) as they are."""
+    return weights if weights is None or weights is False else os.fspath(weights)
 
 
 def _seed_everything(seed: int) -> None:

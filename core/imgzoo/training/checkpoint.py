@@ -147,7 +147,12 @@ def read_state(folder: Path) -> dict[str, Any]:
         state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ZooError(f"checkpoint {folder} is unreadable ({error}): resume from another one") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict):
+        raise ZooError(
+            f"checkpoint {folder} is unreadable ({folder / STATE_FILE} holds no JSON object): "
+            "resume from another one"
+        )
+    if state.get("format") != FORMAT:
         raise ZooError(
             f"checkpoint {folder} was written by another version of imgzoo (format {state.get('format')!r})"
         )

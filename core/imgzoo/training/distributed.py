@@ -14,12 +14,13 @@ backward or step two optimizers in turn (a GAN), which DDP's reducer does not al
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from imgzoo.errors import ZooError
 from imgzoo.runtime import resolve_device
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "any_process",
     "average_gradients",
     "broadcast_models",
+    "check_on_main",
     "mean_over_processes",
     "setup",
     "teardown",
@@ -123,6 +125,22 @@ def any_process(flag: bool, group: Distributed, device: torch.device) -> bool:
     value = torch.tensor([int(flag)], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def check_on_main(check: Callable[[], object], group: Distributed, device: torch.device) -> None:
+    """Run ``check`` in the main process only, and fail in every process if it fails: with its
+    error in the main process, with a ZooError pointing there in the others (which would
+    otherwise wait forever in the next collective operation)."""
+    failure: Exception | None = None
+    if group.is_main:
+        try:
+            check()
+        except Exception as error:
+            failure = error
+    if any_process(failure is not None, group, device):
+        if failure is not None:
+            raise failure
+        raise ZooError(f"process {group.rank} stopped: a check failed in the main process (see its error)")
 
 
 def mean_over_processes(values: torch.Tensor, group: Distributed) -> torch.Tensor:

@@ -185,7 +185,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.data_spec = data_spec
         self.group, self.device = distributed.setup(config.device)
-        self.out_dir = prepare_output_dir(out_dir) if self.group.is_main else Path(out_dir)
+        self.out_dir = Path(out_dir).expanduser()
 
         # Data: training pairs augmented as the task allows, validation pairs only sized.
         size = task.config.image_size
@@ -219,6 +219,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=config.precision == "fp16" and self.device.type == "cuda"
         )
+        # The output folder comes last, so that a mistake found above leaves none behind.
+        distributed.check_on_main(lambda: prepare_output_dir(self.out_dir), self.group, self.device)
         distributed.broadcast_models(self.models, self.group)
 
         # Run state: what checkpoints save besides models and optimizers.
@@ -309,7 +311,7 @@ class Trainer:
             losses: dict[str, torch.Tensor] = {}
             for micro_step in range(cfg.grad_accum):
                 waiting = time.perf_counter()
-                inputs, targets = next(batches)
+                inputs, targets = self._next_batch(batches, step, micro_step)
                 inputs = inputs.to(self.device, non_blocking=True)
                 targets = targets.to(self.device, non_blocking=True)
                 self._window["wait"] += time.perf_counter() - waiting
@@ -340,6 +342,28 @@ class Trainer:
             # ── stop: on Ctrl-C or a callback's KeyboardInterrupt, in every process at once ──
             if distributed.any_process(self._stop_requested, group, self.device):
                 self._stop_interrupted()
+
+    def _next_batch(
+        self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], step: int, micro_step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loader's next micro-batch, which is micro-batch ``micro_step`` of step ``step``.
+
+        An error raised in a loader worker reaches this process as torch's copy of it: its type
+        (or a RuntimeError) with the worker's whole traceback as the message. Batches are a pure
+        function of the step, so reading the failed one again here raises the original error,
+        with its own message.
+        """
+        try:
+            return next(batches)
+        except Exception as error:
+            if "in DataLoader worker process" not in str(error).partition("\n")[0]:
+                raise
+            try:
+                for key in self.plan.micro_batches(step, self.group.rank)[micro_step]:
+                    self.train_pairs[key]
+            except Exception as original:
+                raise original from None
+            raise  # it does not happen again here: torch's copy is all there is
 
     def _apply_gradients(self, name: str) -> None:
         """The end of an accumulation window for one optimizer (called from ``ctx.optimize``)."""
@@ -547,15 +571,18 @@ class Trainer:
         return folder
 
     def _start_fresh(self) -> int:
+        distributed.check_on_main(self._check_no_earlier_run, self.group, self.device)
         if self.group.is_main:
-            found = list_checkpoints(self.out_dir)
-            if found:
-                raise ZooError(
-                    f"{self.out_dir} already holds a training run (checkpoint {found[-1][1].name}): "
-                    "resume it with --resume (resume=True), or choose another --out"
-                )
             self.log.keep_until(-1)  # a log left by a run that never reached a checkpoint
         return 0
+
+    def _check_no_earlier_run(self) -> None:
+        found = list_checkpoints(self.out_dir)
+        if found:
+            raise ZooError(
+                f"{self.out_dir} already holds a training run (checkpoint {found[-1][1].name}): "
+                "resume it with --resume (resume=True), or choose another --out"
+            )
 
     def _restore(self) -> int:
         """Load the newest checkpoint into the models, optimizers and run state; return its step."""
@@ -699,12 +726,18 @@ def prepare_output_dir(out_dir: str | os.PathLike[str]) -> Path:
 
 
 def code_version() -> dict[str, str]:
-    """imgzoo's version, and the git commit of its source tree when it is one."""
+    """imgzoo's version, and the git commit when imgzoo runs from a git checkout of itself.
+
+    An installed imgzoo (say, in a virtual environment that lies inside another project's
+    repository) records no commit: the commit of whatever repository holds it would mislead.
+    """
     version = {"imgzoo": __version__}
+    # A checkout holds this file as ROOT/core/imgzoo/training/loop.py, ROOT being the top of the work tree.
+    root = Path(__file__).resolve().parents[3]
     try:
         completed = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
+            ["git", "rev-parse", "--show-toplevel", "--short", "HEAD"],
+            cwd=root,
             capture_output=True,
             text=True,
             timeout=5,
@@ -712,8 +745,9 @@ def code_version() -> dict[str, str]:
         )
     except (OSError, subprocess.SubprocessError):
         return version
-    if completed.returncode == 0 and completed.stdout.strip():
-        version["git"] = completed.stdout.strip()
+    lines = completed.stdout.splitlines()
+    if completed.returncode == 0 and len(lines) == 2 and Path(lines[0]).resolve() == root:
+        version["git"] = lines[1]
     return version
 
 

@@ -21,9 +21,7 @@ uint8 torch tensors are read as 0..255. Importing this module imports neither to
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ import cv2
 import numpy as np
 
 from imgzoo.errors import InvalidImageError, ZooError
+from imgzoo.files import write_atomically
 
 __all__ = [
     "MAX_PIXELS",
@@ -446,20 +445,8 @@ def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
 
 
 def _write_atomically(target: Path, content: bytes) -> None:
-    """Write to a temporary file beside ``target``, then rename, so no reader sees a half-written image."""
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # os.open with 0o666 honours the umask, unlike mkstemp's private 0o600
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(content)
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        write_atomically(target, content)
     except OSError as error:
         reason = error.strerror or error
         raise ZooError(f"cannot write {target}: {reason}; check that the folder is writable") from error

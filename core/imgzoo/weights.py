@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from imgzoo.errors import WeightsError
+from imgzoo.files import fsync_path
 
 if TYPE_CHECKING:
     import torch
@@ -113,7 +114,7 @@ def save_weights(
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_directory(target.parent)
+    fsync_path(target.parent)
     return sha256_file(target)
 
 
@@ -257,20 +258,6 @@ def _standalone_tensors(
         seen_storages.add(tensor.untyped_storage().data_ptr())
         result[name] = tensor
     return result
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make a rename in ``folder`` durable; not possible (nor needed) on every platform."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def _read_header(path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from imgzoo.errors import ZooError
+from imgzoo.files import fsync_path
 
 __all__ = [
     "best_dir",
@@ -125,8 +126,8 @@ def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict
             json.dumps({"format": FORMAT, **state}, indent=1), encoding="utf-8"
         )
         for name in (TENSORS_FILE, STATE_FILE):
-            _fsync(temporary / name)
-        _fsync(temporary)
+            fsync_path(temporary / name)
+        fsync_path(temporary)
         if folder.exists():
             # Directories cannot be renamed over each other: move the old one aside first.
             stale = parent / f".old-{folder.name}-{uuid.uuid4().hex[:8]}"
@@ -138,7 +139,7 @@ def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
-    _fsync(parent)
+    fsync_path(parent)
     return folder
 
 
@@ -207,16 +208,3 @@ def prune_checkpoints(out_dir: Path, keep_last: int) -> None:
     for pattern in (".tmp-*", ".old-*"):
         for leftover in (out_dir / "checkpoints").glob(pattern):
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _fsync(path: Path) -> None:
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:  # directories cannot be fsynced on every platform
-        pass
-    finally:
-        os.close(descriptor)

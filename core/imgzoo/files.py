@@ -1,0 +1,52 @@
+"""Durable file writes, shared by weights, checkpoints, images and logs.
+
+A reader never sees a half-written file: data goes to a temporary file beside the target, which
+then replaces it in one rename. ``fsync_path`` makes such a rename survive a power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["fsync_path", "temporary_sibling", "write_atomically"]
+
+
+def temporary_sibling(target: Path) -> Path:
+    """A fresh hidden name beside ``target`` (same folder, so the final rename is atomic)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+
+
+def write_atomically(target: Path, content: bytes) -> None:
+    """Write ``content`` to ``target`` through a temporary file and a rename. Raises OSError."""
+    temporary = temporary_sibling(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # os.open with 0o666 honours the umask, unlike mkstemp's private 0o600.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file or a folder (after a rename in it) to disk; a no-op where the platform
+    cannot fsync folders."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

@@ -8,18 +8,16 @@ Importing it is cheap: torch, OpenCV and the model load when the task is first u
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from imgzoo.hookspecs import hookimpl
+import imgzoo
 
-if TYPE_CHECKING:
-    from imgzoo.task import Task
+IMGZOO_PLUGIN_API = 1  # the plugin API this module is written for
 
 __all__ = ["register_tasks"]
 
 
-@hookimpl
-def register_tasks(register: Callable[[type[Task]], None]) -> None:
+@imgzoo.hookimpl
+def register_tasks(register: Callable[[type[imgzoo.Task]], None]) -> None:
     from imgzoo_colorize.task import ColorizeTask
 
     register(ColorizeTask)

@@ -9,18 +9,16 @@ task's training inputs are made.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from imgzoo.hookspecs import hookimpl
+import imgzoo
 
-if TYPE_CHECKING:
-    from imgzoo.task import Task
+IMGZOO_PLUGIN_API = 1  # the plugin API this module is written for
 
 __all__ = ["register_tasks"]
 
 
-@hookimpl
-def register_tasks(register: Callable[[type[Task]], None]) -> None:
+@imgzoo.hookimpl
+def register_tasks(register: Callable[[type[imgzoo.Task]], None]) -> None:
     from imgzoo_edges2photo.task import Edges2PhotoTask
 
     register(Edges2PhotoTask)

@@ -11,11 +11,13 @@ import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, SupportsIndex
 
+import imgzoo
 from imgzoo.errors import DataError
-from imgzoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from imgzoo_minifigs.dataset import MinifigsDataset
+
+IMGZOO_PLUGIN_API = 1  # the plugin API this module is written for
 
 __all__ = ["make_dataset", "register_datasets"]
 
@@ -23,7 +25,7 @@ DEFAULT_N = 10_000
 _OPTIONS = {"n": "number of pictures, default 10000"}
 
 
-@hookimpl
+@imgzoo.hookimpl
 def register_datasets(register: Callable[..., None]) -> None:
     register(
         "minifigs",

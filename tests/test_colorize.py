@@ -381,3 +381,32 @@ def test_metrics_and_baselines() -> None:
     assert task.statistics.mean_ab() == pytest.approx((32.0, 32.0))
     assert task.metrics(targets, targets, inputs)["psnr_mean_colour"] != perfect["psnr_mean_colour"]
     assert task.primary_metric == ("psnr", "max")
+
+
+def test_a_resumed_rebalanced_run_ends_exactly_like_an_uninterrupted_one(tmp_path: Path) -> None:
+    """The colour statistics behind the rebalanced loss travel in the checkpoint."""
+    from safetensors.torch import load_file
+
+    from imgzoo.training import Callback, TrainingInterrupted, train
+
+    class StopAfter(Callback):
+        def on_step_end(self, trainer: object, step: int, losses: object) -> None:
+            if step == 2:
+                raise KeyboardInterrupt
+
+    options = {
+        "overrides": {"image_size": 16, "loss": "rebalanced", "learning_rate": 1e-4},
+        "steps": 4,
+        "batch_size": 2,
+        "num_workers": 0,
+        "device": "cpu",
+        "progress": False,
+        "eval_every": 100,
+    }
+    full = train("colorize", "minifigs:n=20", out=tmp_path / "full", **options)
+    with pytest.raises(TrainingInterrupted):
+        train("colorize", "minifigs:n=20", out=tmp_path / "resumed", callbacks=[StopAfter()], **options)
+    resumed = train("colorize", "minifigs:n=20", out=tmp_path / "resumed", resume=True, **options)
+    assert full.weights is not None and resumed.weights is not None
+    expected, actual = load_file(str(full.weights)), load_file(str(resumed.weights))
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)

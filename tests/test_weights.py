@@ -430,10 +430,12 @@ def test_importing_weights_does_not_import_torch() -> None:
 
 
 def test_no_pickle_anywhere_in_the_code() -> None:
-    pickle_use = re.compile(r"torch\.load\(|import pickle|from pickle import")
+    # Spelled in pieces so that this file does not match its own search.
+    module = "pick" + "le"
+    pickle_use = re.compile(rf"torch\.load\(|import {module}\b|from {module} import|{module}\.loads?\(")
     offenders = [
         str(path.relative_to(REPO_ROOT))
-        for folder in ("core", "plugins")
+        for folder in ("core", "plugins", "examples")
         for path in (REPO_ROOT / folder).rglob("*.py")
         if pickle_use.search(path.read_text(encoding="utf-8"))
     ]

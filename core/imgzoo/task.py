@@ -150,6 +150,15 @@ class Task:
         loss = self.loss(models, inputs, targets)
         return {"loss": ctx.optimize(self.inference_model, loss)}
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the task itself learns during a run besides its models' weights (running
+        statistics, say), as JSON values. Checkpoints keep it so that a resumed run continues
+        exactly; most tasks have none."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (on ``--resume``)."""
+
     # ── evaluation ────────────────────────────────────────────────────────────────────────
     def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
         """Outputs in the same space as :meth:`make_pair`'s targets (for metrics and pictures)."""

@@ -155,11 +155,16 @@ class ColorizeTask(Task):
         batch: tuple[torch.Tensor, torch.Tensor],
         ctx: StepContext,
     ) -> dict[str, torch.Tensor]:
-        inputs, targets = batch
         # Before the loss: the rebalanced weights then already know this batch's colours.
-        self.statistics.update(_ab_of(targets))
-        loss = self.loss(models, inputs, targets)
-        return {"loss": ctx.optimize(self.inference_model, loss)}
+        self.statistics.update(_ab_of(batch[1]))
+        return super().training_step(models, batch, ctx)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The colour statistics of the targets seen so far: resuming must not forget them."""
+        return self.statistics.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.statistics.load_state_dict(state)
 
     def loss(
         self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor, targets: torch.Tensor
@@ -282,6 +287,17 @@ class ColourStatistics:
         self.counts += _histogram(batch).numpy()
         self.ab_sum += batch.sum(dim=(0, 2, 3)).double().cpu().numpy() * AB_SCALE
         self.pixels += batch.shape[0] * batch.shape[2] * batch.shape[3]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts.tolist(), "ab_sum": self.ab_sum.tolist(), "pixels": self.pixels}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        import numpy as np
+
+        if state:
+            self.counts = np.asarray(state["counts"], dtype=np.int64)
+            self.ab_sum = np.asarray(state["ab_sum"], dtype=np.float64)
+            self.pixels = int(state["pixels"])
 
     def mean_ab(self) -> tuple[float, float] | None:
         """Mean (a, b) in Lab units of every target pixel counted, or None before the first."""

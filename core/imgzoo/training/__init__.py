@@ -26,7 +26,8 @@ The contract between a trainer and a task
   ``TASK.safetensors`` (models as ``{model}.{parameter}``, metadata ``task``, ``config``,
   ``recipe``, ``metrics``, ``dataset``, ``code_version``) with ``registry-entry.toml``.
 * **resume**: ``fit(resume=True)`` continues bitwise-exactly (CPU, fp32): the batches of a step
-  and the randomness inside it are pure functions of (seed, step).
+  and the randomness inside it are pure functions of (seed, step), and checkpoints keep the
+  task's own ``state_dict()`` besides the models and optimizers.
 * **interrupts**: Ctrl-C finishes the step, writes a checkpoint and raises
   :class:`TrainingInterrupted`; only the main process of a distributed run writes files.
 """

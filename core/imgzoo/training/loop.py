@@ -556,6 +556,7 @@ class Trainer:
                 "base_lrs": self.base_lrs,
             },
             "rng": host_rng_state(),
+            "task_state": self.task.state_dict(),
             "best": self.best,
             "evaluated_step": self.evaluated_step,
             "metrics": self.metrics,
@@ -602,6 +603,7 @@ class Trainer:
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         restore_host_rng_state(state["rng"])
+        self.task.load_state_dict(state.get("task_state") or {})
         self.step = int(state["step"])
         self.best, self.metrics = state.get("best"), dict(state.get("metrics") or {})
         self.evaluated_step = int(state.get("evaluated_step", 0))

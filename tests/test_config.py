@@ -89,3 +89,15 @@ def test_every_field_of_the_base_config_is_described() -> None:
     for name, field in imgzoo.TaskConfig.model_fields.items():
         assert field.description, name
     assert imgzoo.TaskConfig.model_config["extra"] == "forbid"
+
+
+def test_dotted_keys_and_layers_never_change_their_inputs() -> None:
+    from imgzoo.config import expand_dotted, merged
+
+    section = {"steps": 3}
+    flat = {"train": section, "train.batch_size": 4, "a.b.c": 1}
+    assert expand_dotted(flat) == {"train": {"steps": 3, "batch_size": 4}, "a": {"b": {"c": 1}}}
+    assert section == {"steps": 3}
+    base = {"train": {"steps": 3}, "x": 1}
+    assert merged(base, {"train": {"steps": 5, "seed": 1}}) == {"train": {"steps": 5, "seed": 1}, "x": 1}
+    assert base == {"train": {"steps": 3}, "x": 1}

@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["build_config", "parse_assignments", "read_config_file"]
+__all__ = ["build_config", "expand_dotted", "merged", "parse_assignments", "read_config_file"]
 
 
 def read_config_file(path: str | Path, *, task: str) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def parse_assignments(assignments: Iterable[str], *, task: str) -> dict[str, Any
     A value is read as JSON when it parses (numbers, booleans, lists, quoted strings), else kept
     as a plain string, so ``--set loss=mse`` needs no quotes.
     """
-    result: dict[str, Any] = {}
+    flat: dict[str, Any] = {}
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         if not sep or not key.strip():
@@ -64,8 +64,8 @@ def parse_assignments(assignments: Iterable[str], *, task: str) -> dict[str, Any
             value: Any = json.loads(raw)
         except ValueError:
             value = raw
-        _set_dotted(result, key.strip(), value)
-    return result
+        flat[key.strip()] = value
+    return expand_dotted(flat)
 
 
 def build_config(
@@ -77,40 +77,44 @@ def build_config(
     overrides: Mapping[str, Any] | None = None,
 ) -> BaseModel:
     """Merge the layers (see the module docstring) and validate once, at the end."""
-    merged: dict[str, Any] = {}
+    combined: dict[str, Any] = {}
     layers: list[tuple[str, Mapping[str, Any]]] = [("weights metadata", weights_config or {})]
     if file is not None:
         layers.append((str(file), read_config_file(file, task=task)))
-    layers.append(("arguments", _expand_dotted(overrides or {})))
+    layers.append(("arguments", expand_dotted(overrides or {})))
     for _, layer in layers:
-        _deep_update(merged, layer)
+        _deep_update(combined, layer)
     try:
-        return config_class.model_validate(merged)
+        return config_class.model_validate(combined)
     except ValidationError as error:
         sources = ", ".join(name for name, layer in layers if layer)
         raise ConfigError.from_validation_error(task, error, source=sources) from None
 
 
-def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        child = target.setdefault(part, {})
-        if not isinstance(child, dict):
-            child = target[part] = {}
-        target = child
-    target[leaf] = value
-
-
-def _expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
+def expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` as ``{"a": {"b": 1}}``; nested mappings are copied, never changed."""
     nested: dict[str, Any] = {}
     for key, value in flat.items():
-        _set_dotted(nested, key, value)
+        layer: Any = value
+        for part in reversed(key.split(".")):
+            layer = {part: layer}
+        _deep_update(nested, layer)
     return nested
+
+
+def merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` laid over ``base``, mapping by mapping; neither is changed."""
+    result: dict[str, Any] = {}
+    _deep_update(result, base)
+    _deep_update(result, update)
+    return result
 
 
 def _deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:
     for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+        if isinstance(value, Mapping):
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
             _deep_update(target[key], value)
         else:
-            target[key] = dict(value) if isinstance(value, Mapping) else value
+            target[key] = value

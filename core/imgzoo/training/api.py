@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from imgzoo import plugins
-from imgzoo.config import build_config, read_config_file
+from imgzoo.config import build_config, expand_dotted, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, PairTransform, open_dataset, train_val_split
 from imgzoo.errors import ConfigError, DataError, ZooError
 from imgzoo.pipeline import build_task
@@ -67,7 +67,7 @@ def train(
     file_train = file_settings.pop("train", {})
     if not isinstance(file_train, Mapping):
         raise ConfigError(task, [("train", f"must be a table of training settings in {config}")])
-    task_settings = _nested(overrides or {})
+    task_settings = expand_dotted(overrides or {})
     set_train = task_settings.pop("train", {})
 
     state: dict[str, Any] = {}
@@ -101,7 +101,7 @@ def train(
     sources = ", ".join(
         name for name, layer in ((str(config), file_settings), ("arguments", task_settings)) if layer
     )
-    task_object, models = _build(task, state, weights, _merged(file_settings, task_settings), sources)
+    task_object, models = _build(task, state, weights, merged(file_settings, task_settings), sources)
 
     if isinstance(data, str):
         dataset = open_dataset(data, resolution=task_object.config.image_size, seed=train_config.seed)
@@ -194,28 +194,3 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-
-
-def _nested(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` as ``{"a": {"b": 1}}`` (nested mappings are kept as they are)."""
-    result: dict[str, Any] = {}
-    for key, value in settings.items():
-        *parents, leaf = key.split(".")
-        target = result
-        for part in parents:
-            target = target.setdefault(part, {})
-        if isinstance(value, Mapping) and isinstance(target.get(leaf), dict):
-            target[leaf].update(value)
-        else:
-            target[leaf] = dict(value) if isinstance(value, Mapping) else value
-    return result
-
-
-def _merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

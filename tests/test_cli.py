@@ -45,6 +45,7 @@ def test_list_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "invert" in out and "Photographic negative" in out and "toygan" in out
+    assert "minifigs: procedural toy minifigure pictures" in out  # data sources are listed too
     assert main(["list", "inv*", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [entry["name"] for entry in listed] == ["invert"]

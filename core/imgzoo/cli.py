@@ -153,6 +153,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for info in infos:
         weights = info.default_weights or "(no weights)"
         print(f"{info.name:<{width}}  {info.description}  [default weights: {weights}]")
+    datasets = plugins.dataset_descriptions()
+    if datasets and args.pattern == "*":
+        print("\ndata sources for --data (besides folders):")
+        for name, description in sorted(datasets.items()):
+            print(f"  {name}: {description}")
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import imgzoo
 from imgzoo.data.base import Sample
 from imgzoo.pipeline import Pipeline
+from imgzoo.testing import ImmediateStepContext
 from imgzoo.weights import save_weights, state_tensors
 from imgzoo_colorize import color
 from imgzoo_colorize.model import ColorizationAutoencoder, KerasSameConv2d
@@ -320,21 +321,6 @@ def test_rebalanced_weights_favour_rare_colours() -> None:
     assert float(pixel_weights[0, 0, 0]) > 5 * float(pixel_weights[0, 5, 5])
 
 
-class _Step:
-    """A minimal :class:`imgzoo.StepContext`: backward and step at once."""
-
-    step = 0
-
-    def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
-        self.optimizers = optimizers
-
-    def optimize(self, optimizer: str, loss: torch.Tensor) -> torch.Tensor:
-        loss.backward()
-        self.optimizers[optimizer].step()
-        self.optimizers[optimizer].zero_grad()
-        return loss.detach()
-
-
 @pytest.mark.parametrize("loss", ["mse", "rebalanced"])
 def test_one_training_step_lowers_the_loss(loss: str) -> None:
     torch.manual_seed(0)
@@ -349,7 +335,7 @@ def test_one_training_step_lowers_the_loss(loss: str) -> None:
     batch = minifig_batch(task)
     with torch.no_grad():
         before = float(task.loss(models, *batch))
-    losses = task.training_step(models, batch, _Step(optimizers))
+    losses = task.training_step(models, batch, ImmediateStepContext(optimizers))
     with torch.no_grad():
         after = float(task.loss(models, *batch))
     assert float(losses["loss"]) == pytest.approx(before, rel=1e-4)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import imgzoo
+from imgzoo.testing import ImmediateStepContext
 from imgzoo_edges2photo.task import Edges2PhotoConfig, Edges2PhotoTask
 from imgzoo_edges2photo.unet import UNetGenerator, build_unet
 
@@ -169,21 +170,6 @@ def test_warm_run_costs_at_most_10_percent_over_the_bare_forward(edge_map: np.nd
 # --------------------------------------------------------------------------------------------
 
 
-class _Steps:
-    """The smallest StepContext: backward, step, zero; what the trainer does without extras."""
-
-    step = 0
-
-    def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
-        self.optimizers = optimizers
-
-    def optimize(self, optimizer: str, loss: torch.Tensor) -> torch.Tensor:
-        loss.backward()
-        self.optimizers[optimizer].step()
-        self.optimizers[optimizer].zero_grad(set_to_none=True)
-        return loss.detach()
-
-
 @pytest.mark.parametrize("ndf", [32, 64])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_training_throughput(benchmark, precision: str, ndf: int) -> None:  # type: ignore[no-untyped-def]
@@ -192,7 +178,7 @@ def test_training_throughput(benchmark, precision: str, ndf: int) -> None:  # ty
     models = task.build_models()
     for model in models.values():
         model.train()
-    ctx = _Steps(task.configure_optimizers(models))
+    ctx = ImmediateStepContext(task.configure_optimizers(models))
     batch = (torch.rand(batch_size, 3, SIZE, SIZE) * 2 - 1, torch.rand(batch_size, 3, SIZE, SIZE) * 2 - 1)
 
     def step() -> None:

@@ -35,14 +35,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="TOML/JSON task settings, with an optional [train] table of training settings",
     )
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a task setting, or a training one as train.KEY=VALUE (repeatable)",
-    )
+    _add_settings(parser, "a task setting, or a training one as train.KEY=VALUE (repeatable)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimizer steps to train for")
     length.add_argument("--epochs", type=int, help="passes over the training data to train for")
@@ -56,6 +49,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights", help="start from these weights (a name, path or URL) instead of a fresh init"
     )
+
+
+def _add_settings(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,14 +70,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     parser.add_argument("--max-samples", type=int, help="evaluate on at most this many images")
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a task setting (repeatable)",
-    )
+    _add_settings(parser, "a task setting (repeatable)")
 
 
 def run_train(args: argparse.Namespace) -> int:

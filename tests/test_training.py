@@ -33,7 +33,7 @@ from imgzoo.training import loop as training_loop
 from imgzoo.training.batches import BatchPlan
 from imgzoo.training.report import grid_shape
 from imgzoo.training.schedule import lr_factor
-from imgzoo.weights import load_weights
+from imgzoo.weights import load_weights, read_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 # Small and quick: eval, checkpoints and logs rarely unless a test is about them.
@@ -222,6 +222,22 @@ def test_final_weights_describe_themselves_and_load(invert_run: TrainResult) -> 
     pipeline = imgzoo.load("invert", weights=str(invert_run.weights), device="cpu")
     image = np.random.default_rng(1).random((12, 12, 3)).astype(np.float32)
     assert np.abs(pipeline(image) - (1 - image)).mean() < 0.06
+    assert "started_from" not in metadata["recipe"]  # a fresh init
+
+
+def test_weights_trained_from_other_weights_name_them(
+    invert_run: TrainResult, images: str, tmp_path: Path
+) -> None:
+    assert invert_run.weights is not None
+    stage_two = train(
+        "invert", images, out=tmp_path / "stage-two", weights=invert_run.weights, steps=2, **QUICK
+    )
+    assert stage_two.weights is not None
+    recipe = read_metadata(stage_two.weights)["recipe"]
+    assert recipe["started_from"] == {"weights": str(invert_run.weights), "sha256": invert_run.sha256}
+    assert stage_two.registry_entry is not None
+    entry = tomllib.loads(stage_two.registry_entry.read_text())["tasks"]["invert"]["weights"]["stage-two"]
+    assert entry["recipe"]["started_from"]["sha256"] == invert_run.sha256
 
 
 def _git_repository(root: Path) -> str:

@@ -26,6 +26,7 @@ from imgzoo.training.checkpoint import latest_checkpoint, read_state
 from imgzoo.training.config import build_train_config
 from imgzoo.training.evaluation import measure
 from imgzoo.training.loop import Callback, Trainer, TrainResult
+from imgzoo.weights import sha256_file
 
 __all__ = ["evaluate", "train"]
 
@@ -101,7 +102,9 @@ def train(
     sources = ", ".join(
         name for name, layer in ((str(config), file_settings), ("arguments", task_settings)) if layer
     )
-    task_object, models = _build(task, state, weights, merged(file_settings, task_settings), sources)
+    task_object, models, started_from = _build(
+        task, state, weights, merged(file_settings, task_settings), sources
+    )
 
     if isinstance(data, str):
         dataset = open_dataset(data, resolution=task_object.config.image_size, seed=train_config.seed)
@@ -113,7 +116,15 @@ def train(
         dataset, val_fraction=train_config.val_fraction, seed=train_config.seed
     )
     trainer = Trainer(
-        task_object, models, train_split, val_split, train_config, out_dir, callbacks, data_spec=data
+        task_object,
+        models,
+        train_split,
+        val_split,
+        train_config,
+        out_dir,
+        callbacks,
+        data_spec=data,
+        started_from=started_from,
     )
     return trainer.fit(resume=resume)
 
@@ -164,9 +175,10 @@ def _build(
     weights: str | os.PathLike[str] | Literal[False] | None,
     settings: Mapping[str, Any],
     sources: str,
-) -> tuple[Task, dict[str, torch.nn.Module]]:
+) -> tuple[Task, dict[str, torch.nn.Module], dict[str, str] | None]:
     """The task and freshly built models: from the checkpoint's task config when resuming
-    (the checkpoint's weights are loaded by the trainer), else from ``weights`` or a fresh init."""
+    (the checkpoint's weights are loaded by the trainer), else from ``weights`` or a fresh init.
+    Third: which weights the run starts from (None for a fresh init or a resume)."""
     try:
         if state:
             task_class = plugins.get_task_class(task)
@@ -175,11 +187,16 @@ def _build(
             )
             assert isinstance(config, TaskConfig)
             task_object = task_class(config)
-            return task_object, dict(task_object.build_models())
-        task_object, models, _ = build_task(
+            return task_object, dict(task_object.build_models()), None
+        task_object, models, located = build_task(
             task, weights=False if weights is None else _weights_arg(weights), overrides=settings
         )
-        return task_object, models
+        if located is None or located.path is None:
+            return task_object, models, None
+        # A weights file names what it was trained from, so a recipe of several stages can be
+        # traced back from the last one.
+        started_from = {"weights": str(weights), "sha256": sha256_file(located.path)}
+        return task_object, models, started_from
     except ConfigError as error:
         raise ConfigError(error.task, error.errors, source=sources) from None
 

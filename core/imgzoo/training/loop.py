@@ -178,12 +178,14 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         *,
         data_spec: str = "",
+        started_from: Mapping[str, str] | None = None,
     ) -> None:
         self.task = task
         self.models = dict(models)
         self.config = config
         self.callbacks = list(callbacks)
         self.data_spec = data_spec
+        self.started_from = dict(started_from) if started_from else None
         self.group, self.device = distributed.setup(config.device)
         self.out_dir = Path(out_dir).expanduser()
 
@@ -558,6 +560,7 @@ class Trainer:
             "rng": host_rng_state(),
             "task_state": self.task.state_dict(),
             "best": self.best,
+            "started_from": self.started_from,
             "evaluated_step": self.evaluated_step,
             "metrics": self.metrics,
             "data": self._data_info(),
@@ -606,6 +609,7 @@ class Trainer:
         self.task.load_state_dict(state.get("task_state") or {})
         self.step = int(state["step"])
         self.best, self.metrics = state.get("best"), dict(state.get("metrics") or {})
+        self.started_from = state.get("started_from")
         self.evaluated_step = int(state.get("evaluated_step", 0))
         self._totals = dict(state.get("totals") or self._totals)
         events = self.log.keep_until(self.step)
@@ -664,6 +668,8 @@ class Trainer:
             mode="json", exclude={"device", "progress", "num_workers", "export", "export_dtype"}
         )
         recipe.update(steps=self.step, epochs=None, data=self.data_spec, processes=self.group.world_size)
+        if self.started_from:
+            recipe["started_from"] = self.started_from
         recipe["optimizers"] = {
             name: {"class": type(opt).__name__, "lr": lrs[0] if len(lrs) == 1 else lrs}
             for (name, opt), lrs in zip(self.optimizers.items(), self.base_lrs.values(), strict=True)

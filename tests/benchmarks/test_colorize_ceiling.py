@@ -1,0 +1,56 @@
+"""How much PSNR any colorizer can gain over the gray image on held-out ``minifigs``.
+
+Run: python -m pytest tests/benchmarks/test_colorize_ceiling.py -p no:cacheprovider -s
+
+A colorizer sees only L. The figures' colours are partly told by L (yellow skin, palette colours
+of distinct lightness), but the backgrounds take random muted hues that L does not reveal: the
+best guess there is gray. Oracles built from the ground truth bound the gain:
+
+    gray            the input's L, no colour (the gray baseline of ``imgzoo eval colorize``)
+    figure oracle   the true colours on the figure, gray background: a colorizer that gets every
+                    figure pixel right and guesses the background as well as L allows
+    full oracle     the ground truth itself (PSNR is then unbounded; reported as a check)
+
+Same pictures as ``imgzoo eval colorize --data minifigs:n=200,seed=1`` with the shipped weights
+(which run at 128 px). No timing: the figures are printed, and the test checks their order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imgzoo.metrics import psnr
+from imgzoo_colorize.color import lab_to_rgb, rgb_to_lab
+from imgzoo_minifigs.generator import render_minifig_with_mask
+
+HELD_OUT_SEED = 1
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_gain_over_gray_is_capped_by_the_backgrounds(size: int) -> None:
+    truths, grays, figure_oracles = [], [], []
+    for index in range(200):
+        picture, figure = render_minifig_with_mask(index, seed=HELD_OUT_SEED, size=size)
+        rgb = picture.astype(np.float32) / 255
+        lab = rgb_to_lab(rgb)
+        gray = lab.copy()
+        gray[..., 1:] = 0
+        figure_only = lab.copy()
+        figure_only[~figure, 1:] = 0
+        truths.append(rgb)
+        grays.append(lab_to_rgb(gray))
+        figure_oracles.append(lab_to_rgb(figure_only))
+
+    def as_batch(images: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+
+    truth = as_batch(truths)
+    gray_psnr = psnr(as_batch(grays), truth)
+    figure_psnr = psnr(as_batch(figure_oracles), truth)
+    print(
+        f"\n{size} px, 200 held-out pictures: gray {gray_psnr:.2f} dB, figure oracle {figure_psnr:.2f} dB "
+        f"(+{figure_psnr - gray_psnr:.2f} dB over gray)"
+    )
+    assert gray_psnr < figure_psnr < 100

@@ -42,30 +42,19 @@ class Venv:
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         return {**env, "OMP_NUM_THREADS": "1"}
 
-    def pip(self, *args: str) -> None:
+    def call(self, *argv: str) -> str:
+        """Run a command with the venv's environment in its scratch folder; its standard output."""
         completed = subprocess.run(
-            [str(self.python), "-m", "pip", *args, "--quiet", "--no-deps", "--no-index"],
-            cwd=self.root,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=300, check=False
         )
         assert completed.returncode == 0, completed.stdout + completed.stderr
+        return completed.stdout
+
+    def pip(self, *args: str) -> None:
+        self.call(str(self.python), "-m", "pip", *args, "--quiet", "--no-deps", "--no-index")
 
     def run(self, *args: str) -> str:
-        completed = subprocess.run(
-            [str(self.imgzoo), *args],
-            cwd=self.root,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert completed.returncode == 0, completed.stderr
-        return completed.stdout
+        return self.call(str(self.imgzoo), *args)
 
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json"))
@@ -112,15 +101,7 @@ def test_the_installed_plugin_is_listed_runs_and_is_reported(venv: Venv, tmp_pat
         "print(imgzoo.__file__, imgzoo_denoise.__file__)\n"
         "print(imgzoo.run('denoise', numpy.full((21, 34, 3), 0.5, 'float32')).shape)\n"
     )
-    shown = subprocess.run(
-        [str(venv.python), "-c", probe],
-        cwd=venv.root,
-        env=venv.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout.splitlines()
+    shown = venv.call(str(venv.python), "-c", probe).splitlines()
     assert all(path.startswith(str(venv.root / "venv")) for path in shown[0].split()), shown
     assert shown[1] == "(21, 34, 3)"  # imgzoo.run, with the shipped weights
 
@@ -157,13 +138,7 @@ def test_a_generated_plugin_installs_and_registers_through_its_entry_point(venv:
 
 
 def test_uninstalling_the_package_removes_its_task(venv: Venv) -> None:
-    subprocess.run(
-        [str(venv.python), "-m", "pip", "uninstall", "--yes", "--quiet", "imgzoo-denoise"],
-        cwd=venv.root,
-        env=venv.env(),
-        check=True,
-        timeout=300,
-    )
+    venv.call(str(venv.python), "-m", "pip", "uninstall", "--yes", "--quiet", "imgzoo-denoise")
     listed = {entry["name"] for entry in venv.json("list")}
     assert "denoise" not in listed and "colorize" in listed
     assert "denoise" not in {entry["name"] for entry in venv.json("plugins")}

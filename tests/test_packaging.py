@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from scratch_venv import make_scratch_venv
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,11 +52,7 @@ def test_wheel_contains_the_catalogue_and_plugins(wheel: Path) -> None:
 @pytest.mark.slow
 def test_wheel_installs_into_a_fresh_venv_and_lists(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    # System site packages keep torch and friends, so nothing is downloaded again.
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300
-    )
-    python = venv / "bin" / "python"
+    python = make_scratch_venv(venv)
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
         check=True,
@@ -77,7 +75,7 @@ def test_wheel_installs_into_a_fresh_venv_and_lists(wheel: Path, tmp_path: Path)
     ).stdout.splitlines()
     assert shown[0].startswith(str(venv)) and shown[1].startswith(str(venv)) and shown[2] == "False"
     listed = subprocess.run(
-        [str(venv / "bin" / "imgzoo"), "list", "--json"],
+        [str(python.parent / "imgzoo"), "list", "--json"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -87,7 +85,7 @@ def test_wheel_installs_into_a_fresh_venv_and_lists(wheel: Path, tmp_path: Path)
     assert listed.returncode == 0, listed.stderr
     assert isinstance(json.loads(listed.stdout), list)
     plugins_out = subprocess.run(
-        [str(venv / "bin" / "imgzoo"), "plugins", "--json"],
+        [str(python.parent / "imgzoo"), "plugins", "--json"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -1,8 +1,8 @@
 """Third-party plugins for real: a fresh virtual environment, pip, entry points and the CLI.
 
 imgzoo (as a built wheel) and the example package ``examples/imgzoo-denoise`` are pip-installed
-into a new venv that borrows torch and the other dependencies from this interpreter
-(``--system-site-packages``), so nothing is downloaded. The venv's ``imgzoo`` command must then
+into a new venv that borrows torch and the other dependencies from the environment running the
+tests (see ``scratch_venv``), so nothing is downloaded. The venv's ``imgzoo`` command must then
 list, run and report the plugin; a package written by ``imgzoo new-plugin`` must install and
 register too; and after ``pip uninstall`` the task must be gone. The tests share the venv and
 run in file order.
@@ -23,6 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+
+from scratch_venv import make_scratch_venv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "imgzoo-denoise"
@@ -72,13 +74,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
         timeout=600,
     )
     (wheel,) = (root / "dist").glob("imgzoo-*.whl")
-    # No pip of its own: the venv runs this interpreter's pip, which installs into the venv.
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root / "venv")],
-        check=True,
-        timeout=300,
-    )
-    venv = Venv(root, root / "venv" / "bin" / "python", root / "venv" / "bin" / "imgzoo", wheel)
+    python = make_scratch_venv(root / "venv")
+    venv = Venv(root, python, python.parent / "imgzoo", wheel)
     venv.pip("install", str(wheel))
     # Built from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
     source = shutil.copytree(

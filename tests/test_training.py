@@ -19,7 +19,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-import tomllib
 import torch
 
 import imgzoo
@@ -34,6 +33,11 @@ from imgzoo.training.batches import BatchPlan
 from imgzoo.training.report import grid_shape
 from imgzoo.training.schedule import lr_factor
 from imgzoo.weights import load_weights, read_metadata
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomli is imgzoo's own dependency on Python 3.10
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 # Small and quick: eval, checkpoints and logs rarely unless a test is about them.

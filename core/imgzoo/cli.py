@@ -14,6 +14,7 @@ traceback instead. Listing commands never import torch.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -143,6 +144,11 @@ def _report_plugin_failures(args: argparse.Namespace) -> None:
 def _cmd_list(args: argparse.Namespace) -> int:
     names = registry.list_tasks(args.pattern)
     infos = [registry.task_info(name) for name in names]
+    clashes = _clashes(args.pattern)
+    for clash in clashes:
+        print(f"imgzoo: warning: {clash}", file=sys.stderr)
+    if not infos:
+        _explain_missing_tasks(args.pattern, clashes)
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
         return 0
@@ -159,6 +165,39 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for name, description in sorted(datasets.items()):
             print(f"  {name}: {description}")
     return 0
+
+
+def _clashes(pattern: str) -> list[str]:
+    """A sentence for each task name matching ``pattern`` (and, when listing everything, each
+    dataset name) that several plugins register, which makes it unusable."""
+    found = [
+        plugins.clash_error("task", name, owners)
+        for name, owners in sorted(plugins.task_conflicts().items())
+        if fnmatch.fnmatchcase(name, pattern)
+    ]
+    if pattern == "*":
+        found += [
+            plugins.clash_error("dataset", name, owners)
+            for name, owners in sorted(plugins.dataset_conflicts().items())
+        ]
+    return [str(error) for error in found]
+
+
+def _explain_missing_tasks(pattern: str, clashes: list[str]) -> None:
+    """An empty listing is an error when broken plugins may be why it is empty."""
+    failed = sorted(info.name for info in plugins.load_errors())
+    if not failed and not clashes:
+        return
+    reasons = []
+    if failed:
+        reasons.append(f"plugin{'s' * (len(failed) > 1)} {', '.join(map(repr, failed))} failed to load")
+    if clashes:
+        reasons.append(f"{len(clashes)} name{'s' * (len(clashes) > 1)} clash between plugins")
+    match = f" match {pattern!r}" if pattern != "*" else ""
+    raise ZooError(
+        f"no usable tasks{match}: {' and '.join(reasons)} (warnings above); `imgzoo plugins` shows "
+        f"why, and {plugins.ENV_DENY}=<plugin name> disables a plugin"
+    )
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -208,6 +247,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             print(f"  tasks: {', '.join(info.tasks)}")
         if info.datasets:
             print(f"  datasets: {', '.join(info.datasets)}")
+        for clash in info.clashes:
+            print(f"  clash: {clash}")
     return 0
 
 

@@ -71,9 +71,12 @@ def open_dataset(
     if not _NAME.fullmatch(name):
         raise DataError(f"data folder {spec} does not exist", path=path)
     if factories is None:
-        from imgzoo.plugins import dataset_factories
+        from imgzoo import plugins
 
-        factories = dataset_factories()
+        conflicts = plugins.dataset_conflicts()
+        if name in conflicts:
+            raise plugins.clash_error("dataset", name, conflicts[name])
+        factories = plugins.dataset_factories()
     if name not in factories:
         raise DataError(_unknown_name_message(spec, name, factories), path=path)
     options: dict[str, Any] = {"resolution": resolution, "seed": seed, **_parse_options(spec, option_text)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import os
 import re
 import socket
@@ -207,6 +208,50 @@ def test_truncation_is_seen_from_the_header_alone(weights_file: Path) -> None:
 
     with pytest.raises(WeightsError, match="truncated"):
         read_metadata(weights_file)
+
+
+def with_header(header: object) -> bytes:
+    """A safetensors file with this header (raw JSON text when a str) and no tensors."""
+    text = header if isinstance(header, str) else json.dumps(header)
+    encoded = text.encode()
+    return len(encoded).to_bytes(8, "little") + encoded
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"__metadata__": {"task": 5}},
+        {"__metadata__": {"config": {"image_size": 128}}},
+        {"__metadata__": ["task", "colorize"]},
+        {"__metadata__": "colorize"},
+        "[" * 100_000 + "]" * 100_000,
+        {"__metadata__": {"config": "[" * 100_000 + "]" * 100_000}},
+        {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 1e400]}},
+    ],
+    ids=[
+        "number-value",
+        "object-value",
+        "metadata-list",
+        "metadata-string",
+        "deep-header",
+        "deep-metadata-value",
+        "infinite-offset",
+    ],
+)
+def test_malformed_header_is_a_weights_error_naming_the_file(tmp_path: Path, header: object) -> None:
+    path = tmp_path / "odd.safetensors"
+    path.write_bytes(with_header(header))
+
+    with pytest.raises(WeightsError) as caught:
+        read_metadata(path)
+
+    assert str(path) in str(caught.value) and caught.value.path == path
+
+
+def test_header_without_metadata_reads_as_empty(tmp_path: Path) -> None:
+    for header in ({}, {"__metadata__": None}):
+        (tmp_path / "plain.safetensors").write_bytes(with_header(header))
+        assert read_metadata(tmp_path / "plain.safetensors") == {}
 
 
 # --- module state ---------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def _umask() -> int:
 def read_metadata(path: StrPath) -> dict[str, Any]:
     """The metadata of a weights file, values decoded from JSON; reads only the header."""
     header = _read_header(Path(path))
-    return _decode_metadata(header.get("__metadata__") or {}, Path(path))
+    return _decode_metadata(header.get("__metadata__"), Path(path))
 
 
 def load_weights(
@@ -277,7 +277,8 @@ def _read_header(path: Path) -> dict[str, Any]:
         raw = file.read(header_bytes)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: JSON nested deeper than Python's parser goes, which no real header is.
         raise not_safetensors from None
     if not isinstance(header, dict):
         raise not_safetensors
@@ -286,7 +287,7 @@ def _read_header(path: Path) -> dict[str, Any]:
             (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
             default=0,
         )
-    except (TypeError, KeyError, IndexError, ValueError):
+    except (TypeError, KeyError, IndexError, ValueError, OverflowError):
         raise not_safetensors from None
     if 8 + header_bytes + data_bytes > size:
         raise WeightsError(
@@ -297,7 +298,16 @@ def _read_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _decode_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
+def _decode_metadata(raw: object, path: Path) -> dict[str, Any]:
+    if raw is None:  # no metadata at all
+        raw = {}
+    # safetensors' format says string keys and string values; anything else is a damaged file.
+    if not isinstance(raw, dict) or not all(isinstance(value, str) for value in raw.values()):
+        raise WeightsError(
+            f"{path} is not a valid safetensors weights file: its __metadata__ must map names to "
+            "strings; export or download the file again",
+            path=path,
+        )
     decoded: dict[str, Any] = {}
     for key, value in raw.items():
         try:
@@ -305,6 +315,12 @@ def _decode_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
         except json.JSONDecodeError:
             # Files written by other tools store plain strings; keep them as they are.
             decoded[key] = value
+        except RecursionError:
+            raise WeightsError(
+                f"{path}: metadata {key!r} is JSON nested too deeply to read; the file was not "
+                "written by imgzoo: export or download it again",
+                path=path,
+            ) from None
     version = decoded.get(FORMAT_KEY, FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise WeightsError(

@@ -15,6 +15,7 @@ their sha256, licence, recipe and metrics, the default weights) comes from regis
     [tasks.colorize.weights.minifigs-v1]
     file = "imgzoo_colorize:weights/colorize-minifigs-v1.safetensors"   # or a path, or url = "https://..."
     sha256 = "…64 hex digits…"
+    size = 1234567                                   # optional: bytes; a bigger download is stopped
     license = "MIT"
     recipe = { steps = 3000, batch_size = 10, optimizer = "rmsprop" }
     metrics = { psnr = 27.1 }
@@ -58,6 +59,9 @@ class WeightsEntry(BaseModel):
     )
     url: str | None = Field(None, description="http(s) URL, downloaded once into the cache.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Full sha256 of the file, checked before use.")
+    size: int | None = Field(
+        None, gt=0, description="Size of the file in bytes: a download that grows past it is stopped."
+    )
     license: str = Field("", description="Licence of the weights.")
     description: str = Field("", description="What these weights are good at.")
     recipe: dict[str, Any] = Field(default_factory=dict, description="How they were trained.")

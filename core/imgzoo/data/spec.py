@@ -31,6 +31,8 @@ _FOLDER_KINDS: dict[str, Callable[[Path], Dataset]] = {
     "paired": PairedFolders,
     "aligned": AlignedPairs,
 }
+#: The field of every task's config (imgzoo.TaskConfig) that a named dataset's ``resolution`` is.
+RESOLUTION_FIELD = "image_size"
 _NAME = re.compile(r"[A-Za-z][\w.-]*")
 _OPTION_KEY = re.compile(r"[A-Za-z_]\w*")
 
@@ -93,9 +95,11 @@ def _parse_options(spec: str, text: str) -> dict[str, Any]:
         if key in options:
             raise DataError(f"option {key!r} is given twice in data spec {spec!r}")
         if key == "resolution":
+            size = _option_value(value)
+            example = size if isinstance(size, int) and not isinstance(size, bool) else 128
             raise DataError(
-                f"data spec {spec!r} sets 'resolution', which comes from the task's config: "
-                "set it there (for example --set resolution=128)"
+                f"data spec {spec!r} sets 'resolution', which comes from the task's config field "
+                f"{RESOLUTION_FIELD!r}: set that instead (--set {RESOLUTION_FIELD}={example})"
             )
         options[key] = _option_value(value)
     return options

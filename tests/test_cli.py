@@ -236,3 +236,24 @@ def test_list_of_an_empty_zoo_is_not_an_error(
 
     assert main(["list"]) == 0
     assert capsys.readouterr().out == "no tasks installed\n"
+
+
+def test_info_shows_the_config_the_default_weights_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sha256 = write_invert_weights(tmp_path / "half.safetensors", gain=0.5)
+    write_registry(tmp_path / "r.toml", "invert", {"half": ("half.safetensors", sha256)}, default="half")
+    imgzoo.add_registry(tmp_path / "r.toml")
+
+    assert main(["info", "invert"]) == 0
+    out = capsys.readouterr().out
+    assert "config (as the default weights 'half' use it):" in out
+    assert "    gain = 0.5 (default weights; 1.0 without them): " in out
+    assert main(["info", "invert", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["default_weights_config"]["gain"] == 0.5
+
+
+def test_info_of_colorize_shows_the_image_size_its_weights_run_at(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "colorize"]) == 0
+    out = capsys.readouterr().out
+    assert "    image_size = 128 (default weights; 256 without them): " in out

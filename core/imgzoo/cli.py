@@ -205,8 +205,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.schema:
         print(json.dumps(info.config_schema, indent=2))
         return 0
+    trained = registry.weights_config(info.name) if info.default_weights else None
     if args.json:
-        print(json.dumps({**info.as_dict(), "config_schema": info.config_schema}, indent=2))
+        shown = {**info.as_dict(), "config_schema": info.config_schema, "default_weights_config": trained}
+        print(json.dumps(shown, indent=2))
         return 0
     print(f"{info.name}: {info.description}")
     print(f"  plugin: {info.plugin}")
@@ -219,10 +221,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"      sha256 {entry.sha256}  license {entry.license or '?'}")
         if entry.metrics:
             print("      metrics " + ", ".join(f"{k}={v}" for k, v in entry.metrics.items()))
-    print("  config:")
+    if trained is not None:
+        print(f"  config (as the default weights {info.default_weights!r} use it):")
+    elif info.default_weights:
+        pending = info.default_weights
+        print(f"  config (class defaults; the default weights' own show once {pending!r} is downloaded):")
+    else:
+        print("  config:")
     for field, spec in info.config_schema.get("properties", {}).items():
         default = spec.get("default", "(required)")
-        print(f"    {field} = {default!r}: {spec.get('description', '')}")
+        # The weights carry the config they were trained with, which wins over the class's.
+        if trained is not None and field in trained and trained[field] != default:
+            value = f"{trained[field]!r} (default weights; {default!r} without them)"
+        else:
+            value = repr(default)
+        print(f"    {field} = {value}: {spec.get('description', '')}")
     return 0
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "cache_dir",
     "load_state",
     "load_weights",
+    "local_weights_file",
     "read_metadata",
     "resolve_weights_file",
     "save_weights",
@@ -244,6 +245,18 @@ def resolve_weights_file(
     return local
 
 
+def local_weights_file(source: str, *, sha256: str | None, base_dir: Path | None = None) -> Path | None:
+    """The file a weights source names if it is on this machine already (a URL's once it is
+    cached), else None; never downloads. Like `resolve_weights_file`, it verifies nothing."""
+    if urllib.parse.urlsplit(source).scheme in ("http", "https"):
+        cached = _cache_path(source, _normalized_sha256(sha256) if sha256 is not None else None)
+        return cached if cached.is_file() else None
+    try:
+        return resolve_weights_file(source, sha256=sha256, base_dir=base_dir)
+    except WeightsError:
+        return None
+
+
 def cache_dir() -> Path:
     """Where downloaded weights live: ``$IMGZOO_CACHE``, else ``$XDG_CACHE_HOME/imgzoo``,
     else ``~/.cache/imgzoo``. Created on first use."""
@@ -392,11 +405,7 @@ def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
     """The cached copy of ``url``, downloaded and verified first if it is not cached yet (or if
     the cached copy is damaged)."""
     expected = _normalized_sha256(sha256) if sha256 is not None else None
-    basename = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
-    basename = re.sub(r"[^\w.-]", "_", basename) or "weights.safetensors"
-    # The digest in the name means a changed registry entry never reuses a stale file.
-    key = expected or hashlib.sha256(url.encode()).hexdigest()
-    target = cache_dir() / f"{key[:16]}-{basename}"
+    target = _cache_path(url, expected)
     cached = target.is_file()
     if cached and _is_intact(target, expected):
         return target
@@ -430,6 +439,14 @@ def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
     finally:
         part.unlink(missing_ok=True)
     return target
+
+
+def _cache_path(url: str, sha256: str | None) -> Path:
+    basename = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    basename = re.sub(r"[^\w.-]", "_", basename) or "weights.safetensors"
+    # The digest in the name means a changed registry entry never reuses a stale file.
+    key = sha256 or hashlib.sha256(url.encode()).hexdigest()
+    return cache_dir() / f"{key[:16]}-{basename}"
 
 
 def _is_intact(path: Path, sha256: str | None) -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import imgzoo
+from imgzoo import plugins
 from imgzoo.cli import main
 from toy_tasks import write_invert_weights, write_registry
 
@@ -172,3 +173,87 @@ def test_a_missing_input_is_found_before_anything_is_written(tmp_path: Path) -> 
     out = tmp_path / "never"
     assert main(["run", "invert", str(tmp_path / "ghost.png"), "-o", str(out)]) == 1
     assert not out.exists()
+
+
+def test_plugins_and_list_show_a_dataset_clash(capsys: pytest.CaptureFixture[str]) -> None:
+    class Copycat:
+        @imgzoo.hookimpl
+        def register_datasets(self, register):  # type: ignore[no-untyped-def]
+            register("minifigs", lambda **options: [])
+
+    imgzoo.register_plugin(Copycat(), name="copycat")
+
+    assert main(["plugins"]) == 0
+    assert "  clash: dataset 'minifigs' is also registered by 'copycat': unusable" in capsys.readouterr().out
+    assert main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert "invert" in captured.out and "  minifigs:" not in captured.out
+    assert "imgzoo: warning: dataset 'minifigs' is registered by 2 plugins, 'minifigs' and 'copycat'" in (
+        captured.err
+    )
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_list_with_every_task_clashing_says_why_and_fails(
+    json_flag: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from toy_tasks import ToyTasksPlugin
+
+    imgzoo.register_plugin(ToyTasksPlugin(), name="twin")
+    monkeypatch.setenv("IMGZOO_PLUGINS", "toy-tasks,twin")
+    plugins.reload_plugins()
+
+    assert main(["list", *json_flag]) == 1
+    captured = capsys.readouterr()
+    assert "imgzoo: warning: task 'invert' is registered by 2 plugins, 'toy-tasks' and 'twin'" in captured.err
+    assert "imgzoo: error: no usable tasks: 2 names clash between plugins" in captured.err
+    assert captured.out == ""
+
+
+def test_list_with_every_plugin_failing_says_why_and_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Exiting:
+        @imgzoo.hookimpl
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            sys.exit(0)
+
+    imgzoo.register_plugin(Exiting(), name="exiting")
+    monkeypatch.setenv("IMGZOO_PLUGINS", "exiting")
+    plugins.reload_plugins()
+
+    assert main(["list", "inv*"]) == 1
+    err = capsys.readouterr().err
+    assert "plugin 'exiting' failed to load: SystemExit" in err
+    assert "imgzoo: error: no usable tasks match 'inv*': plugin 'exiting' failed to load" in err
+
+
+def test_list_of_an_empty_zoo_is_not_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMGZOO_PLUGINS", "none-of-them")
+    plugins.reload_plugins()
+
+    assert main(["list"]) == 0
+    assert capsys.readouterr().out == "no tasks installed\n"
+
+
+def test_info_shows_the_config_the_default_weights_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sha256 = write_invert_weights(tmp_path / "half.safetensors", gain=0.5)
+    write_registry(tmp_path / "r.toml", "invert", {"half": ("half.safetensors", sha256)}, default="half")
+    imgzoo.add_registry(tmp_path / "r.toml")
+
+    assert main(["info", "invert"]) == 0
+    out = capsys.readouterr().out
+    assert "config (as the default weights 'half' use it):" in out
+    assert "    gain = 0.5 (default weights; 1.0 without them): " in out
+    assert main(["info", "invert", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["default_weights_config"]["gain"] == 0.5
+
+
+def test_info_of_colorize_shows_the_image_size_its_weights_run_at(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "colorize"]) == 0
+    out = capsys.readouterr().out
+    assert "    image_size = 128 (default weights; 256 without them): " in out

@@ -3,6 +3,7 @@ transforms, the train/validation split, data specs and the in-memory cache."""
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -469,3 +470,16 @@ def test_public_names() -> None:
     )
     for name in imgzoo.data.__all__:
         assert hasattr(imgzoo.data, name)
+
+
+def test_the_resolution_hint_names_a_setting_that_works() -> None:
+    from imgzoo.config import build_config, parse_assignments
+
+    with pytest.raises(DataError) as caught:
+        open_dataset("minifigs:resolution=96", resolution=64)
+    suggested = re.search(r"--set (\S+)\)", str(caught.value))
+
+    assert suggested is not None
+    overrides = parse_assignments([suggested[1]], task="colorize")
+    config = build_config(imgzoo.TaskConfig, task="colorize", overrides=overrides)
+    assert config.model_dump() == {**imgzoo.TaskConfig().model_dump(), "image_size": 96}

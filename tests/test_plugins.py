@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import imgzoo
 from imgzoo import plugins
+from imgzoo.data import open_dataset
 from toy_tasks import InvertTask, ToyTasksPlugin
 
 
@@ -133,17 +137,22 @@ def test_plugins_contribute_datasets_and_registry_files(tmp_path: Path) -> None:
     assert imgzoo.task_info("invert").description == "from a plugin registry file"
 
 
-@pytest.fixture
-def broken_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A real installed-looking distribution whose entry point fails to import."""
-    site = tmp_path / "site"
+def write_distribution(site: Path, module_source: str) -> None:
+    """An installed-looking distribution, broken-zoo-plugin 1.2.3, whose entry point ``broken``
+    is a module with this source."""
     (site / "broken_zoo_plugin").mkdir(parents=True)
-    (site / "broken_zoo_plugin" / "__init__.py").write_text("raise ImportError('needs libfoo')\n")
+    (site / "broken_zoo_plugin" / "__init__.py").write_text(module_source)
     dist_info = site / "broken_zoo_plugin-1.2.3.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-zoo-plugin\nVersion: 1.2.3\n")
     (dist_info / "entry_points.txt").write_text("[imgzoo]\nbroken = broken_zoo_plugin\n")
-    monkeypatch.syspath_prepend(str(site))
+
+
+@pytest.fixture
+def broken_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real installed-looking distribution whose entry point fails to import."""
+    write_distribution(tmp_path / "site", "raise ImportError('needs libfoo')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
     plugins.reload_plugins()
     yield "broken"
     sys.modules.pop("broken_zoo_plugin", None)
@@ -195,3 +204,80 @@ def test_a_plugin_with_a_broken_registry_file_fails_alone(toy_tasks: None, tmp_p
         imgzoo.register_plugin(Careless(), name="careless")
         assert imgzoo.task_info("invert").name == "invert"
     assert _info("careless").status == "failed"
+
+
+def test_a_plugin_exiting_at_import_leaves_a_library_user_running(tmp_path: Path) -> None:
+    write_distribution(tmp_path / "site", "import sys\nsys.exit('plugin says bye')\n")
+    script = (
+        "import warnings, imgzoo\n"
+        "from imgzoo import plugins\n"
+        "warnings.simplefilter('ignore')\n"
+        "print(','.join(imgzoo.list_tasks()))\n"
+        "print(next(i.error for i in plugins.plugin_infos() if i.name == 'broken'))\n"
+    )
+    paths = [str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True, timeout=120
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    tasks, error = completed.stdout.splitlines()
+    assert "colorize" in tasks.split(",")
+    assert error.startswith("SystemExit: plugin says bye") and "broken-zoo-plugin 1.2.3" in error
+
+
+@pytest.mark.parametrize("escape", [SystemExit(3), GeneratorExit(), type("Custom", (BaseException,), {})()])
+def test_a_plugin_raising_a_base_exception_in_a_hook_fails_alone(
+    toy_tasks: None, escape: BaseException
+) -> None:
+    class Escaping:
+        @imgzoo.hookimpl
+        def register_datasets(self, register):  # type: ignore[no-untyped-def]
+            raise escape
+
+    with pytest.warns(RuntimeWarning, match=type(escape).__name__):
+        imgzoo.register_plugin(Escaping(), name="escaping")
+        tasks = imgzoo.list_tasks()
+    assert "invert" in tasks and "minifigs" in plugins.dataset_factories()
+    assert _info("escaping").status == "failed"
+    assert (_info("escaping").error or "").startswith(type(escape).__name__)
+
+
+def test_keyboard_interrupt_in_a_plugin_still_interrupts() -> None:
+    class Interrupted:
+        @imgzoo.hookimpl
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        imgzoo.register_plugin(Interrupted(), name="interrupted")
+        imgzoo.list_tasks()
+
+
+def test_two_plugins_registering_a_dataset_name_is_an_error_naming_both() -> None:
+    class Copycat:
+        @imgzoo.hookimpl
+        def register_datasets(self, register):  # type: ignore[no-untyped-def]
+            register("minifigs", lambda **options: [], description="not the real minifigs")
+
+    imgzoo.register_plugin(Copycat(), name="copycat")
+
+    assert "minifigs" not in plugins.dataset_factories()
+    assert plugins.dataset_conflicts() == {"minifigs": ["minifigs", "copycat"]}
+    with pytest.raises(imgzoo.PluginError, match="'minifigs' and 'copycat'"):
+        open_dataset("minifigs", resolution=32)
+    for name in ("minifigs", "copycat"):
+        assert _info(name).status == "loaded" and _info(name).datasets == ["minifigs"]
+    assert _info("copycat").clashes == ["dataset 'minifigs' is also registered by 'minifigs': unusable"]
+
+
+def test_a_task_clash_is_recorded_on_both_plugins(toy_tasks: None) -> None:
+    imgzoo.register_plugin(ToyTasksPlugin(), name="twin")
+
+    assert plugins.task_conflicts() == {"invert": ["toy-tasks", "twin"], "toygan": ["toy-tasks", "twin"]}
+    assert _info("toy-tasks").clashes == [
+        "task 'invert' is also registered by 'twin': unusable",
+        "task 'toygan' is also registered by 'twin': unusable",
+    ]

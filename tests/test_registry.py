@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,27 @@ def test_user_registry_via_env_overrides_earlier_files(
         '[tasks.invert]\ndescription = "overridden"\n\n'
         f'[tasks.invert.weights.v2]\nurl = "https://example.invalid/v2.safetensors"\nsha256 = "{"cd" * 32}"\n'
     )
-    monkeypatch.setenv("IMGZOO_REGISTRY", f"{first}:{second}")
+    monkeypatch.setenv("IMGZOO_REGISTRY", os.pathsep.join([str(first), str(second)]))
     info = imgzoo.task_info("invert")
     assert info.description == "overridden" and set(info.weights) == {"v1", "v2"}
     assert info.weights["v2"].source.startswith("https://")
+
+
+def test_readme_gives_the_registry_separator_the_code_uses() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `IMGZOO_REGISTRY` |"))
+    assert "the platform's path separator" in row and f"`{os.pathsep}`" in row
+
+
+def test_a_weights_entry_may_give_its_size(tmp_path: Path) -> None:
+    file = tmp_path / "sized.toml"
+    url = "https://example.invalid/v.safetensors"
+    file.write_text(f'[tasks.invert.weights.v]\nurl = "{url}"\nsha256 = "{SHA}"\nsize = 1234\n')
+    imgzoo.add_registry(file)
+    assert imgzoo.task_info("invert").weights["v"].size == 1234
+    file.write_text(file.read_text().replace("1234", "0"))
+    with pytest.raises(imgzoo.ConfigError, match="size"):
+        imgzoo.task_info("invert")
 
 
 @pytest.mark.parametrize(

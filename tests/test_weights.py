@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import os
 import re
 import socket
@@ -20,7 +21,7 @@ import pytest
 import torch
 
 from imgzoo import weights
-from imgzoo.errors import WeightsError
+from imgzoo.errors import ConfigError, WeightsError
 from imgzoo.weights import (
     cache_dir,
     load_state,
@@ -209,6 +210,50 @@ def test_truncation_is_seen_from_the_header_alone(weights_file: Path) -> None:
         read_metadata(weights_file)
 
 
+def with_header(header: object) -> bytes:
+    """A safetensors file with this header (raw JSON text when a str) and no tensors."""
+    text = header if isinstance(header, str) else json.dumps(header)
+    encoded = text.encode()
+    return len(encoded).to_bytes(8, "little") + encoded
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"__metadata__": {"task": 5}},
+        {"__metadata__": {"config": {"image_size": 128}}},
+        {"__metadata__": ["task", "colorize"]},
+        {"__metadata__": "colorize"},
+        "[" * 100_000 + "]" * 100_000,
+        {"__metadata__": {"config": "[" * 100_000 + "]" * 100_000}},
+        {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 1e400]}},
+    ],
+    ids=[
+        "number-value",
+        "object-value",
+        "metadata-list",
+        "metadata-string",
+        "deep-header",
+        "deep-metadata-value",
+        "infinite-offset",
+    ],
+)
+def test_malformed_header_is_a_weights_error_naming_the_file(tmp_path: Path, header: object) -> None:
+    path = tmp_path / "odd.safetensors"
+    path.write_bytes(with_header(header))
+
+    with pytest.raises(WeightsError) as caught:
+        read_metadata(path)
+
+    assert str(path) in str(caught.value) and caught.value.path == path
+
+
+def test_header_without_metadata_reads_as_empty(tmp_path: Path) -> None:
+    for header in ({}, {"__metadata__": None}):
+        (tmp_path / "plain.safetensors").write_bytes(with_header(header))
+        assert read_metadata(tmp_path / "plain.safetensors") == {}
+
+
 # --- module state ---------------------------------------------------------------------------
 
 
@@ -385,6 +430,153 @@ def test_offline_mode_uses_the_cached_file(
 
     assert resolve_weights_file(url, sha256=sha256) == downloaded
     assert len(file_server.requested) == 1
+
+
+@dataclass
+class Script:
+    """What the scripted server answers: ``body`` sent ``repeat`` times, ``pause_s`` apart."""
+
+    body: bytes = b""
+    repeat: int = 1
+    pause_s: float = 0.0
+    content_length: str | None = None
+    sent: int = 0
+
+
+class ScriptedHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # the body ends when the connection closes
+
+    def do_GET(self) -> None:
+        script: Script = self.server.script  # type: ignore[attr-defined]
+        self.send_response(200)
+        if script.content_length is not None:
+            self.send_header("Content-Length", script.content_length)
+        self.end_headers()
+        try:
+            for _ in range(script.repeat):
+                self.wfile.write(script.body)
+                script.sent += len(script.body)
+                time.sleep(script.pause_s)
+        except OSError:
+            pass  # the client hung up, as it should when it has had enough
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[tuple[str, Script]]:
+    """(url, script): a server on 127.0.0.1 answering every request as ``script`` says."""
+    script = Script()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ScriptedHandler)
+    server.daemon_threads = True
+    server.script = script  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/w.safetensors", script
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_dripping_server_meets_the_overall_deadline(
+    scripted_server: tuple[str, Script], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, script = scripted_server
+    script.body, script.repeat, script.pause_s = b"x", 200, 0.02  # each byte well within the timeout
+    monkeypatch.setenv("IMGZOO_DOWNLOAD_DEADLINE", "0.3")
+
+    with pytest.raises(WeightsError, match=r"took over 0\.3 s .*IMGZOO_DOWNLOAD_DEADLINE"):
+        resolve_weights_file(url, sha256=None)
+
+    assert cached_files() == []  # its .part included
+    assert script.sent < 200
+
+
+def test_a_download_growing_past_the_registry_size_is_stopped(scripted_server: tuple[str, Script]) -> None:
+    url, script = scripted_server
+    script.body, script.repeat = b"x" * 65536, 1024  # 64 MiB, with no Content-Length
+
+    with pytest.raises(WeightsError, match="sent more than 1000 bytes, the registry's size"):
+        resolve_weights_file(url, sha256="0" * 64, size=1000)
+
+    assert cached_files() == []
+    assert script.sent < 32 << 20  # it hung up long before the end, whatever the socket buffers held
+
+
+@pytest.mark.parametrize(
+    ("announced", "message"),
+    [
+        ("10000000000", "announces 10000000000 bytes, more than the limit of 4294967296 bytes"),
+        ("lots", "malformed Content-Length 'lots'"),
+    ],
+)
+def test_an_announced_length_over_the_cap_is_refused_before_reading(
+    scripted_server: tuple[str, Script], announced: str, message: str
+) -> None:
+    url, script = scripted_server
+    script.body, script.content_length = b"x" * 100, announced
+
+    with pytest.raises(WeightsError, match=message):
+        resolve_weights_file(url, sha256=None)
+
+    assert cached_files() == []
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
+def test_download_timeout_must_be_a_positive_number_of_seconds(
+    served_weights: tuple[str, str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    url, sha256 = served_weights
+    monkeypatch.setenv("IMGZOO_DOWNLOAD_TIMEOUT", value)
+
+    with pytest.raises(
+        ConfigError, match=f"IMGZOO_DOWNLOAD_TIMEOUT: must be a positive number of seconds, got '{value}'"
+    ):
+        resolve_weights_file(url, sha256=sha256)
+
+
+@pytest.mark.parametrize("with_sha256", [True, False])
+def test_a_damaged_cached_download_is_downloaded_again(
+    file_server: FileServer, served_weights: tuple[str, str], with_sha256: bool
+) -> None:
+    url, sha256 = served_weights
+    cached = resolve_weights_file(url, sha256=sha256 if with_sha256 else None)
+    cached.write_bytes(cached.read_bytes()[:-10])  # a damaged disk, an interrupted copy
+
+    again = resolve_weights_file(url, sha256=sha256 if with_sha256 else None)
+
+    assert again == cached and again.read_bytes() == (file_server.root / "colorize.safetensors").read_bytes()
+    assert len(file_server.requested) == 2
+
+
+def test_partial_downloads_of_killed_processes_are_removed(
+    scripted_server: tuple[str, Script], served_weights: tuple[str, str]
+) -> None:
+    drip_url, script = scripted_server
+    script.body, script.repeat, script.pause_s = b"x", 6000, 0.01
+    download = (
+        f"from imgzoo.weights import resolve_weights_file; resolve_weights_file({drip_url!r}, sha256=None)"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "core")}
+    killed = subprocess.Popen([sys.executable, "-c", download], env=environment)
+    try:
+        for _ in range(600):  # until its partial download appears (a minute at most)
+            if any(name.endswith(".part") for name in cached_files()) or killed.poll() is not None:
+                break
+            time.sleep(0.1)
+    finally:
+        killed.kill()
+        killed.wait(timeout=60)
+    orphaned = [name for name in cached_files() if name.endswith(".part")]
+    assert len(orphaned) == 1
+    alive = cache_dir() / f".other.safetensors.0123abcd.{os.getpid()}@{weights._HOST}.part"
+    alive.write_bytes(b"a download in progress")
+
+    url, sha256 = served_weights
+    downloaded = resolve_weights_file(url, sha256=sha256)
+
+    assert sorted(cached_files()) == sorted([downloaded.name, alive.name])
 
 
 def test_package_resource_resolves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

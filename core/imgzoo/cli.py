@@ -14,6 +14,7 @@ traceback instead. Listing commands never import torch.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -143,6 +144,11 @@ def _report_plugin_failures(args: argparse.Namespace) -> None:
 def _cmd_list(args: argparse.Namespace) -> int:
     names = registry.list_tasks(args.pattern)
     infos = [registry.task_info(name) for name in names]
+    clashes = _clashes(args.pattern)
+    for clash in clashes:
+        print(f"imgzoo: warning: {clash}", file=sys.stderr)
+    if not infos:
+        _explain_missing_tasks(args.pattern, clashes)
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
         return 0
@@ -161,13 +167,48 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clashes(pattern: str) -> list[str]:
+    """A sentence for each task name matching ``pattern`` (and, when listing everything, each
+    dataset name) that several plugins register, which makes it unusable."""
+    found = [
+        plugins.clash_error("task", name, owners)
+        for name, owners in sorted(plugins.task_conflicts().items())
+        if fnmatch.fnmatchcase(name, pattern)
+    ]
+    if pattern == "*":
+        found += [
+            plugins.clash_error("dataset", name, owners)
+            for name, owners in sorted(plugins.dataset_conflicts().items())
+        ]
+    return [str(error) for error in found]
+
+
+def _explain_missing_tasks(pattern: str, clashes: list[str]) -> None:
+    """An empty listing is an error when broken plugins may be why it is empty."""
+    failed = sorted(info.name for info in plugins.load_errors())
+    if not failed and not clashes:
+        return
+    reasons = []
+    if failed:
+        reasons.append(f"plugin{'s' * (len(failed) > 1)} {', '.join(map(repr, failed))} failed to load")
+    if clashes:
+        reasons.append(f"{len(clashes)} name{'s' * (len(clashes) > 1)} clash between plugins")
+    match = f" match {pattern!r}" if pattern != "*" else ""
+    raise ZooError(
+        f"no usable tasks{match}: {' and '.join(reasons)} (warnings above); `imgzoo plugins` shows "
+        f"why, and {plugins.ENV_DENY}=<plugin name> disables a plugin"
+    )
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     info = registry.task_info(args.task)
     if args.schema:
         print(json.dumps(info.config_schema, indent=2))
         return 0
+    trained = registry.weights_config(info.name) if info.default_weights else None
     if args.json:
-        print(json.dumps({**info.as_dict(), "config_schema": info.config_schema}, indent=2))
+        shown = {**info.as_dict(), "config_schema": info.config_schema, "default_weights_config": trained}
+        print(json.dumps(shown, indent=2))
         return 0
     print(f"{info.name}: {info.description}")
     print(f"  plugin: {info.plugin}")
@@ -180,10 +221,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"      sha256 {entry.sha256}  license {entry.license or '?'}")
         if entry.metrics:
             print("      metrics " + ", ".join(f"{k}={v}" for k, v in entry.metrics.items()))
-    print("  config:")
+    if trained is not None:
+        print(f"  config (as the default weights {info.default_weights!r} use it):")
+    elif info.default_weights:
+        pending = info.default_weights
+        print(f"  config (class defaults; the default weights' own show once {pending!r} is downloaded):")
+    else:
+        print("  config:")
     for field, spec in info.config_schema.get("properties", {}).items():
         default = spec.get("default", "(required)")
-        print(f"    {field} = {default!r}: {spec.get('description', '')}")
+        # The weights carry the config they were trained with, which wins over the class's.
+        if trained is not None and field in trained and trained[field] != default:
+            value = f"{trained[field]!r} (default weights; {default!r} without them)"
+        else:
+            value = repr(default)
+        print(f"    {field} = {value}: {spec.get('description', '')}")
     return 0
 
 
@@ -208,6 +260,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             print(f"  tasks: {', '.join(info.tasks)}")
         if info.datasets:
             print(f"  datasets: {', '.join(info.datasets)}")
+        for clash in info.clashes:
+            print(f"  clash: {clash}")
     return 0
 
 

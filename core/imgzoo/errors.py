@@ -70,13 +70,15 @@ class WeightsError(ZooError):
 
 
 class ConfigError(ZooError, ValueError):
-    """A task's config did not validate. ``errors`` holds one ``(field, message)`` per problem."""
+    """A task's config (or, with ``task=""``, a setting of imgzoo's own, such as an environment
+    variable) did not validate. ``errors`` holds one ``(field, message)`` per problem."""
 
     def __init__(self, task: str, errors: Sequence[tuple[str, str]], *, source: str = "") -> None:
         self.task = task
         self.errors = list(errors)
         where = f" (from {source})" if source else ""
-        lines = [f"invalid config for task {task!r}{where}:"]
+        subject = f"config for task {task!r}" if task else "setting"
+        lines = [f"invalid {subject}{where}:"]
         lines += [f"  {field}: {message}" for field, message in self.errors]
         super().__init__("\n".join(lines))
 

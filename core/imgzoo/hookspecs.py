@@ -59,7 +59,8 @@ def register_datasets(register: Callable[..., None]) -> None:
 
     Call ``register(name, factory, description="...")`` where ``factory(resolution=..., seed=...,
     **options)`` returns a :class:`imgzoo.data.base.Dataset`. Options come from the data spec
-    ``NAME:key=value,key=value``. Return nothing.
+    ``NAME:key=value,key=value``. Two plugins registering the same name is an error naming
+    both, as for tasks. Return nothing.
     """
 
 

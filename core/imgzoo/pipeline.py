@@ -42,7 +42,9 @@ def _locate_weights(task: str, weights: WeightsArg) -> LoadedWeights | None:
         task, None if weights is True else str(weights) if weights else None
     )
     if entry is not None:
-        path = _weights.resolve_weights_file(entry.source, sha256=entry.sha256, base_dir=entry.base_dir)
+        path = _weights.resolve_weights_file(
+            entry.source, sha256=entry.sha256, base_dir=entry.base_dir, size=entry.size
+        )
         return LoadedWeights(name=entry.name, path=path, sha256=entry.sha256)
     if weights is None or weights is True:
         return None

@@ -3,8 +3,10 @@
 Plugins come from the ``imgzoo`` entry-point group (built-in ones too) and from
 :func:`register_plugin` (tests, notebooks). Loading is lazy, happens once, and is forgiving: a
 plugin that fails to import, implements a hook that does not exist, targets another plugin API,
-or raises in a hook is marked *failed* with the reason, a warning names it, and the rest of the
-zoo keeps working. ``imgzoo plugins`` shows the state of each.
+or raises in a hook (``SystemExit`` included: only ``KeyboardInterrupt`` gets through) is marked
+*failed* with the reason, a warning names it, and the rest of the zoo keeps working. A task or
+dataset name that two plugins register is usable from neither, and each plugin lists the clash.
+``imgzoo plugins`` shows the state of each.
 
 Environment:
     IMGZOO_PLUGINS           comma-separated allow-list of plugin names; only these load
@@ -13,12 +15,13 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -68,6 +71,8 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    clashes: list[str] = field(default_factory=list)
+    """Names this plugin registers that another plugin registers too; neither is usable."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -81,7 +86,9 @@ class _Loaded:
     claims: dict[str, list[tuple[type[Task], str]]] = field(default_factory=dict)
     tasks: dict[str, tuple[type[Task], str]] = field(default_factory=dict)
     conflicts: dict[str, list[str]] = field(default_factory=dict)
-    datasets: dict[str, tuple[DatasetFactory, str, str]] = field(default_factory=dict)
+    dataset_claims: dict[str, list[tuple[tuple[DatasetFactory, str], str]]] = field(default_factory=dict)
+    datasets: dict[str, tuple[tuple[DatasetFactory, str], str]] = field(default_factory=dict)
+    dataset_conflicts: dict[str, list[str]] = field(default_factory=dict)
     registry_files: list[tuple[Path, str]] = field(default_factory=list)
 
 
@@ -130,23 +137,39 @@ def task_plugin(name: str) -> str:
 def get_task_class(name: str) -> type[Task]:
     state = _state()
     if name in state.conflicts:
-        owners = " and ".join(repr(p) for p in state.conflicts[name])
-        raise PluginError(
-            f"task {name!r} is registered by two plugins, {owners}; disable one with "
-            f"{ENV_DENY}=<plugin name>",
-            plugin=state.conflicts[name][-1],
-        )
+        raise clash_error("task", name, state.conflicts[name])
     if name not in state.tasks:
         raise UnknownTaskError(name, state.tasks)
     return state.tasks[name][0]
 
 
+def clash_error(kind: str, name: str, owners: list[str]) -> PluginError:
+    """The error for a task or dataset name that several plugins register."""
+    named = " and ".join(repr(owner) for owner in owners)
+    return PluginError(
+        f"{kind} {name!r} is registered by {len(owners)} plugins, {named}, so none of them is used: "
+        f"disable all but one with {ENV_DENY}=<plugin name> (see `imgzoo plugins`)",
+        plugin=owners[-1],
+    )
+
+
+def task_conflicts() -> dict[str, list[str]]:
+    """Task names registered by more than one plugin -> those plugins (the names are unusable)."""
+    return {name: list(owners) for name, owners in _state().conflicts.items()}
+
+
+def dataset_conflicts() -> dict[str, list[str]]:
+    """Dataset names registered by more than one plugin -> those plugins (the names are unusable)."""
+    return {name: list(owners) for name, owners in _state().dataset_conflicts.items()}
+
+
 def dataset_factories() -> dict[str, DatasetFactory]:
-    return {name: factory for name, (factory, _, _) in _state().datasets.items()}
+    """Every usable dataset: name -> factory (names registered by several plugins excluded)."""
+    return {name: factory for name, ((factory, _), _) in _state().datasets.items()}
 
 
 def dataset_descriptions() -> dict[str, str]:
-    return {name: description for name, (_, description, _) in _state().datasets.items()}
+    return {name: description for name, ((_, description), _) in _state().datasets.items()}
 
 
 def registry_files() -> list[Path]:
@@ -205,13 +228,12 @@ def _load_all() -> _Loaded:
         if (allow is not None and info.name not in allow) or info.name in deny:
             info.status = "disabled"
             continue
-        try:
+        with _failing_alone(info):
             plugin = load()
             info.plugin_api = _declared_api(plugin)
             _check_api_version(info.plugin_api)
             manager.register(plugin, name=info.name)
-        except Exception as error:
-            _fail(info, error)
+        if info.status == "failed":
             continue
         # check_pending() is what turns a misspelled hook name into an error instead of silence.
         try:
@@ -233,23 +255,58 @@ def _load_all() -> _Loaded:
 
 def _settle(loaded: _Loaded) -> None:
     """Keep only what plugins that are still loaded contributed (a plugin that failed halfway
-    through a hook leaves nothing behind), and turn task names claimed twice into conflicts."""
+    through a hook leaves nothing behind), and turn names claimed twice into conflicts."""
     ok = {name for name, info in loaded.plugins.items() if info.status == "loaded"}
     for info in loaded.plugins.values():
         if info.name not in ok:
             info.tasks, info.datasets = [], []
-    loaded.datasets = {name: entry for name, entry in loaded.datasets.items() if entry[2] in ok}
     loaded.registry_files = [(path, plugin) for path, plugin in loaded.registry_files if plugin in ok]
-    for name, claims in loaded.claims.items():
-        claims = [(task_class, plugin) for task_class, plugin in claims if plugin in ok]
+    loaded.tasks, loaded.conflicts = _settle_claims("task", loaded.claims, ok, loaded.plugins)
+    loaded.datasets, loaded.dataset_conflicts = _settle_claims(
+        "dataset", loaded.dataset_claims, ok, loaded.plugins
+    )
+
+
+_Claimed = Any  # a task class, or a dataset's (factory, description)
+
+
+def _settle_claims(
+    kind: str,
+    claims_by_name: dict[str, list[tuple[_Claimed, str]]],
+    ok: set[str],
+    infos: dict[str, PluginInfo],
+) -> tuple[dict[str, tuple[_Claimed, str]], dict[str, list[str]]]:
+    """(the names exactly one loaded plugin claims, the names several claim -> those plugins);
+    each plugin of a clash records it, so that ``imgzoo plugins`` shows it."""
+    winners: dict[str, tuple[_Claimed, str]] = {}
+    conflicts: dict[str, list[str]] = {}
+    for name, claims in claims_by_name.items():
+        claims = [(claimed, plugin) for claimed, plugin in claims if plugin in ok]
         if len(claims) == 1:
-            loaded.tasks[name] = claims[0]
+            winners[name] = claims[0]
         elif len(claims) > 1:
-            loaded.conflicts[name] = [plugin for _, plugin in claims]
+            owners = [plugin for _, plugin in claims]
+            conflicts[name] = owners
+            for owner in owners:
+                others = " and ".join(repr(other) for other in owners if other != owner)
+                infos[owner].clashes.append(f"{kind} {name!r} is also registered by {others}: unusable")
+    return winners, conflicts
 
 
 def _identity(plugin: object) -> object:
     return plugin
+
+
+@contextlib.contextmanager
+def _failing_alone(info: PluginInfo) -> Iterator[None]:
+    """Mark the plugin failed if the block raises anything but KeyboardInterrupt: a plugin that
+    calls sys.exit() must not end the program that merely listed tasks."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        _fail(info, error)
 
 
 def _fail(info: PluginInfo, error: BaseException) -> None:
@@ -297,10 +354,8 @@ def _collect(
         info = loaded.plugins[impl.plugin_name]
         if info.status != "loaded":
             continue
-        try:
+        with _failing_alone(info):
             impl.function(register=make_registrar(loaded, info))
-        except Exception as error:
-            _fail(info, error)
 
 
 def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task]], None]:
@@ -321,24 +376,37 @@ def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task]],
             raise PluginError(
                 f"{task_class.__qualname__}.Config must subclass imgzoo.TaskConfig", plugin=info.name
             )
-        claims = loaded.claims.setdefault(name, [])
-        if all(plugin != info.name for _, plugin in claims):
-            claims.append((task_class, info.name))
-            info.tasks.append(name)
+        _claim(loaded.claims, name, task_class, info, info.tasks)
 
     return register
 
 
+def _claim(
+    claims_by_name: dict[str, list[tuple[_Claimed, str]]],
+    name: str,
+    claimed: _Claimed,
+    info: PluginInfo,
+    names: list[str],
+) -> None:
+    """Record that ``info``'s plugin registers ``name``; registering it again replaces its own."""
+    claims = [claim for claim in claims_by_name.get(name, []) if claim[1] != info.name]
+    claims_by_name[name] = [*claims, (claimed, info.name)]
+    if name not in names:
+        names.append(name)
+
+
 def _dataset_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[..., None]:
     def register(name: str, factory: DatasetFactory, description: str = "") -> None:
-        if name in loaded.datasets and loaded.datasets[name][2] != info.name:
+        if not isinstance(name, str) or not name:
             raise PluginError(
-                f"dataset {name!r} is registered by two plugins, "
-                f"{loaded.datasets[name][2]!r} and {info.name!r}",
+                f"register_datasets: a dataset name must be a non-empty string, got {name!r}",
                 plugin=info.name,
             )
-        loaded.datasets[name] = (factory, description, info.name)
-        info.datasets.append(name)
+        if not callable(factory):
+            raise PluginError(
+                f"register_datasets: the factory of {name!r} is not callable: {factory!r}", plugin=info.name
+            )
+        _claim(loaded.dataset_claims, name, (factory, str(description)), info, info.datasets)
 
     return register
 

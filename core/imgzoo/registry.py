@@ -15,6 +15,7 @@ their sha256, licence, recipe and metrics, the default weights) comes from regis
     [tasks.colorize.weights.minifigs-v1]
     file = "imgzoo_colorize:weights/colorize-minifigs-v1.safetensors"   # or a path, or url = "https://..."
     sha256 = "…64 hex digits…"
+    size = 1234567                                   # optional: bytes; a bigger download is stopped
     license = "MIT"
     recipe = { steps = 3000, batch_size = 10, optimizer = "rmsprop" }
     metrics = { psnr = 27.1 }
@@ -42,7 +43,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["TaskInfo", "WeightsEntry", "add_registry", "list_tasks", "task_info"]
+__all__ = ["TaskInfo", "WeightsEntry", "add_registry", "list_tasks", "task_info", "weights_config"]
 
 ENV_REGISTRY = "IMGZOO_REGISTRY"
 
@@ -58,6 +59,9 @@ class WeightsEntry(BaseModel):
     )
     url: str | None = Field(None, description="http(s) URL, downloaded once into the cache.")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Full sha256 of the file, checked before use.")
+    size: int | None = Field(
+        None, gt=0, description="Size of the file in bytes: a download that grows past it is stopped."
+    )
     license: str = Field("", description="Licence of the weights.")
     description: str = Field("", description="What these weights are good at.")
     recipe: dict[str, Any] = Field(default_factory=dict, description="How they were trained.")
@@ -211,6 +215,26 @@ def read_registry_file(path: Path) -> dict[str, dict[str, Any]]:
                 f"like [tasks.{task}.weights.NAME]"
             )
     return tasks
+
+
+def weights_config(task: str, weights: str | None = None) -> dict[str, Any] | None:
+    """The config that a task's named weights (by default, its default weights) were trained
+    with, as recorded in the weights file; read from its header, without torch and without
+    downloading. None when there are no such weights or the file is not on this machine."""
+    from imgzoo.weights import local_weights_file, read_metadata
+
+    info = task_info(task)
+    entry = info.weights.get(weights or info.default_weights or "")
+    if entry is None:
+        return None
+    path = local_weights_file(entry.source, sha256=entry.sha256, base_dir=entry.base_dir)
+    if path is None:
+        return None
+    try:
+        config = read_metadata(path).get("config")
+    except WeightsError:
+        return None  # loading them will say what is wrong; a listing shows the class defaults
+    return config if isinstance(config, dict) else None
 
 
 def resolve_weights_name(task: str, weights: str | None) -> WeightsEntry | None:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import math
 import os
 import re
+import socket
 import sys
 import time
 import urllib.error
@@ -29,7 +31,7 @@ from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from imgzoo.errors import WeightsError
+from imgzoo.errors import ConfigError, WeightsError
 from imgzoo.files import fsync_path
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ __all__ = [
     "cache_dir",
     "load_state",
     "load_weights",
+    "local_weights_file",
     "read_metadata",
     "resolve_weights_file",
     "save_weights",
@@ -56,7 +59,16 @@ FORMAT_VERSION = 1
 _MAX_HEADER_BYTES = 100_000_000
 _CHUNK_BYTES = 1 << 20
 _PROGRESS_MIN_BYTES = 1 << 20
+ENV_TIMEOUT = "IMGZOO_DOWNLOAD_TIMEOUT"
+ENV_DEADLINE = "IMGZOO_DOWNLOAD_DEADLINE"
 _DEFAULT_TIMEOUT_S = 30.0
+_DEFAULT_DEADLINE_S = 3600.0
+# Far above any image-to-image model's weights; a registry entry's ``size`` is the tighter cap.
+_MAX_DOWNLOAD_BYTES = 4 << 30
+_STALE_PART_NS = 24 * 3600 * 1_000_000_000
+# A partial download is named for its process, so that another process can tell it is orphaned.
+_HOST = re.sub(r"[^\w-]", "_", socket.gethostname()) or "host"
+_PART_NAME = re.compile(r"\..+\.(?P<pid>\d+)@(?P<host>[\w-]+)\.part")
 _RECENT_WRITE_NS = 3_000_000_000
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 # "package.name:path/in/package"; the package part is longer than one character so that a
@@ -127,7 +139,7 @@ def _umask() -> int:
 def read_metadata(path: StrPath) -> dict[str, Any]:
     """The metadata of a weights file, values decoded from JSON; reads only the header."""
     header = _read_header(Path(path))
-    return _decode_metadata(header.get("__metadata__") or {}, Path(path))
+    return _decode_metadata(header.get("__metadata__"), Path(path))
 
 
 def load_weights(
@@ -206,16 +218,22 @@ def state_tensors(module: torch.nn.Module, *, prefix: str) -> dict[str, torch.Te
     }
 
 
-def resolve_weights_file(source: str, *, sha256: str | None, base_dir: Path | None = None) -> Path:
+def resolve_weights_file(
+    source: str, *, sha256: str | None, base_dir: Path | None = None, size: int | None = None
+) -> Path:
     """Turn a weights source into a local file, downloading it into `cache_dir` if needed.
 
     ``source`` is an ``http(s)://`` URL, a package resource ``"package.name:path/in/package"``,
     or a local path (relative ones are taken from ``base_dir``, e.g. the registry's folder).
-    Downloads are verified against ``sha256``; other files are verified by `load_weights`.
+    Downloads are verified against ``sha256``; other files are verified by `load_weights`. A
+    download stops with a WeightsError once it exceeds ``size`` bytes (when given; else 4 GiB) or
+    what the server announced, or when it takes longer than ``$IMGZOO_DOWNLOAD_DEADLINE`` seconds
+    (default an hour; ``$IMGZOO_DOWNLOAD_TIMEOUT``, default 30, bounds each wait for the server).
+    A cached copy that no longer matches is downloaded again.
     Set ``IMGZOO_OFFLINE=1`` to forbid the network: then only cached URLs resolve.
     """
     if urllib.parse.urlsplit(source).scheme in ("http", "https"):
-        return _cached_download(source, sha256)
+        return _cached_download(source, sha256, size)
     resource = _RESOURCE_SOURCE.match(source)
     if resource:
         return _package_resource(resource["package"], resource["resource"])
@@ -225,6 +243,18 @@ def resolve_weights_file(source: str, *, sha256: str | None, base_dir: Path | No
     if not local.is_file():
         raise WeightsError(f"weights file {local} does not exist (from source {source!r})", path=local)
     return local
+
+
+def local_weights_file(source: str, *, sha256: str | None, base_dir: Path | None = None) -> Path | None:
+    """The file a weights source names if it is on this machine already (a URL's once it is
+    cached), else None; never downloads. Like `resolve_weights_file`, it verifies nothing."""
+    if urllib.parse.urlsplit(source).scheme in ("http", "https"):
+        cached = _cache_path(source, _normalized_sha256(sha256) if sha256 is not None else None)
+        return cached if cached.is_file() else None
+    try:
+        return resolve_weights_file(source, sha256=sha256, base_dir=base_dir)
+    except WeightsError:
+        return None
 
 
 def cache_dir() -> Path:
@@ -277,7 +307,8 @@ def _read_header(path: Path) -> dict[str, Any]:
         raw = file.read(header_bytes)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: JSON nested deeper than Python's parser goes, which no real header is.
         raise not_safetensors from None
     if not isinstance(header, dict):
         raise not_safetensors
@@ -286,7 +317,7 @@ def _read_header(path: Path) -> dict[str, Any]:
             (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
             default=0,
         )
-    except (TypeError, KeyError, IndexError, ValueError):
+    except (TypeError, KeyError, IndexError, ValueError, OverflowError):
         raise not_safetensors from None
     if 8 + header_bytes + data_bytes > size:
         raise WeightsError(
@@ -297,7 +328,16 @@ def _read_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _decode_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
+def _decode_metadata(raw: object, path: Path) -> dict[str, Any]:
+    if raw is None:  # no metadata at all
+        raw = {}
+    # safetensors' format says string keys and string values; anything else is a damaged file.
+    if not isinstance(raw, dict) or not all(isinstance(value, str) for value in raw.values()):
+        raise WeightsError(
+            f"{path} is not a valid safetensors weights file: its __metadata__ must map names to "
+            "strings; export or download the file again",
+            path=path,
+        )
     decoded: dict[str, Any] = {}
     for key, value in raw.items():
         try:
@@ -305,6 +345,12 @@ def _decode_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
         except json.JSONDecodeError:
             # Files written by other tools store plain strings; keep them as they are.
             decoded[key] = value
+        except RecursionError:
+            raise WeightsError(
+                f"{path}: metadata {key!r} is JSON nested too deeply to read; the file was not "
+                "written by imgzoo: export or download it again",
+                path=path,
+            ) from None
     version = decoded.get(FORMAT_KEY, FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise WeightsError(
@@ -355,26 +401,29 @@ def _package_resource(package: str, resource: str) -> Path:
     return located
 
 
-def _cached_download(url: str, sha256: str | None) -> Path:
-    """The cached copy of ``url``, downloaded and verified first if it is not cached yet."""
+def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
+    """The cached copy of ``url``, downloaded and verified first if it is not cached yet (or if
+    the cached copy is damaged)."""
     expected = _normalized_sha256(sha256) if sha256 is not None else None
-    basename = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
-    basename = re.sub(r"[^\w.-]", "_", basename) or "weights.safetensors"
-    # The digest in the name means a changed registry entry never reuses a stale file.
-    key = expected or hashlib.sha256(url.encode()).hexdigest()
-    target = cache_dir() / f"{key[:16]}-{basename}"
-    if target.is_file():
+    target = _cache_path(url, expected)
+    cached = target.is_file()
+    if cached and _is_intact(target, expected):
         return target
     offline = os.environ.get("IMGZOO_OFFLINE", "")
     if offline.strip().lower() in _TRUE_WORDS:
+        state = "its cached copy is damaged" if cached else "it is not cached"
         raise WeightsError(
-            f"offline mode is on (IMGZOO_OFFLINE={offline}) and {url} is not cached: download it by "
-            f"hand to {target}, or unset IMGZOO_OFFLINE to let imgzoo download it",
+            f"offline mode is on (IMGZOO_OFFLINE={offline}) and {url} is needed but {state}: "
+            f"download it by hand to {target}, or unset IMGZOO_OFFLINE to let imgzoo download it",
             path=target,
         )
-    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    # A damaged copy (a disk error, a hand edit) would otherwise fail every load until someone
+    # deleted it by hand: it is downloaded again, once.
+    target.unlink(missing_ok=True)
+    _remove_stale_parts(target.parent)
+    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}@{_HOST}.part")
     try:
-        _download(url, part, target)
+        _download(url, part, target, size)
         if expected is not None and sha256_file(part) != expected:
             raise WeightsError(
                 f"{url}: the downloaded file's sha256 is {sha256_file(part)}, the registry expects "
@@ -392,18 +441,88 @@ def _cached_download(url: str, sha256: str | None) -> Path:
     return target
 
 
-def _download(url: str, part: Path, target: Path) -> None:
+def _cache_path(url: str, sha256: str | None) -> Path:
+    basename = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    basename = re.sub(r"[^\w.-]", "_", basename) or "weights.safetensors"
+    # The digest in the name means a changed registry entry never reuses a stale file.
+    key = sha256 or hashlib.sha256(url.encode()).hexdigest()
+    return cache_dir() / f"{key[:16]}-{basename}"
+
+
+def _is_intact(path: Path, sha256: str | None) -> bool:
+    """Whether a cached download still is what was downloaded: its sha256 when known, else a
+    readable header."""
+    if sha256 is not None:
+        return sha256_file(path) == sha256
+    try:
+        _read_header(path)
+    except WeightsError:
+        return False
+    return True
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Delete the partial downloads that no download will finish: those of processes on this
+    machine that are gone (killed mid-download), and any older than a day."""
+    now = time.time_ns()
+    for part in folder.glob(".*.part"):
+        owner = _PART_NAME.fullmatch(part.name)
+        try:
+            age = now - part.stat().st_mtime_ns
+        except OSError:  # finished or removed meanwhile
+            continue
+        dead = owner is not None and owner["host"] == _HOST and not _process_exists(int(owner["pid"]))
+        if dead or age > _STALE_PART_NS:
+            part.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, but belongs to someone else
+        return True
+    return True
+
+
+def _seconds_from_environment(variable: str, default: float) -> float:
+    """A positive, finite number of seconds from the environment variable, else ``default``."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(
+            "", [(variable, f"must be a positive number of seconds, got {text!r}")], source="the environment"
+        )
+    return seconds
+
+
+def _download(url: str, part: Path, target: Path, size: int | None) -> None:
+    """Stream ``url`` into ``part``: at most ``size`` bytes when given (else `_MAX_DOWNLOAD_BYTES`)
+    and no more than the server announced, within the environment's deadline."""
     from tqdm import tqdm
 
-    timeout_text = os.environ.get("IMGZOO_DOWNLOAD_TIMEOUT", "")
-    try:
-        timeout = float(timeout_text) if timeout_text else _DEFAULT_TIMEOUT_S
-    except ValueError:
-        raise WeightsError(f"IMGZOO_DOWNLOAD_TIMEOUT={timeout_text!r} is not a number of seconds") from None
+    timeout = _seconds_from_environment(ENV_TIMEOUT, _DEFAULT_TIMEOUT_S)
+    deadline_s = _seconds_from_environment(ENV_DEADLINE, _DEFAULT_DEADLINE_S)
+    deadline = time.monotonic() + deadline_s
+    limit = size if size is not None else _MAX_DOWNLOAD_BYTES
+    manual = f"download it another way and save it as {target}, or use a local path as the weights source"
     received = 0
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "xb") as file:
-            total = int(response.headers.get("Content-Length") or 0) or None
+            total = _announced_length(response, url, manual)
+            expected = (
+                f"{size} bytes, the registry's size" if size is not None else f"the limit of {limit} bytes"
+            )
+            if total is not None and total > limit:
+                raise WeightsError(f"{url} announces {total} bytes, more than {expected}: {manual}", path=url)
             with tqdm(
                 total=total,
                 unit="B",
@@ -414,9 +533,18 @@ def _download(url: str, part: Path, target: Path) -> None:
                 disable=total is None or total <= _PROGRESS_MIN_BYTES,
                 leave=False,
             ) as progress:
-                while chunk := response.read(_CHUNK_BYTES):
-                    file.write(chunk)
+                # read1 returns what has arrived, so that a server dripping bytes meets the deadline.
+                while chunk := response.read1(_CHUNK_BYTES):
                     received += len(chunk)
+                    if received > limit:
+                        raise WeightsError(f"{url} sent more than {expected}: {manual}", path=url)
+                    if time.monotonic() > deadline:
+                        raise WeightsError(
+                            f"downloading {url} took over {deadline_s:g} s ({received} bytes so far; "
+                            f"{ENV_DEADLINE} sets the limit): {manual}",
+                            path=url,
+                        )
+                    file.write(chunk)
                     progress.update(len(chunk))
             file.flush()
             os.fsync(file.fileno())
@@ -429,8 +557,14 @@ def _download(url: str, part: Path, target: Path) -> None:
             reason = error.reason
         else:
             reason = error
-        raise WeightsError(
-            f"could not download {url} ({reason}): download it another way and save it as {target}, "
-            "or use a local path as the weights source",
-            path=url,
-        ) from error
+        raise WeightsError(f"could not download {url} ({reason}): {manual}", path=url) from error
+
+
+def _announced_length(response: Any, url: str, manual: str) -> int | None:
+    """The response's Content-Length, None when it has none."""
+    text = response.headers.get("Content-Length")
+    if text is None:
+        return None
+    if not text.strip().isdigit():
+        raise WeightsError(f"{url} answered with a malformed Content-Length {text!r}: {manual}", path=url)
+    return int(text)

@@ -31,6 +31,8 @@ _FOLDER_KINDS: dict[str, Callable[[Path], Dataset]] = {
     "paired": PairedFolders,
     "aligned": AlignedPairs,
 }
+#: The field of every task's config (imgzoo.TaskConfig) that a named dataset's ``resolution`` is.
+RESOLUTION_FIELD = "image_size"
 _NAME = re.compile(r"[A-Za-z][\w.-]*")
 _OPTION_KEY = re.compile(r"[A-Za-z_]\w*")
 
@@ -71,9 +73,12 @@ def open_dataset(
     if not _NAME.fullmatch(name):
         raise DataError(f"data folder {spec} does not exist", path=path)
     if factories is None:
-        from imgzoo.plugins import dataset_factories
+        from imgzoo import plugins
 
-        factories = dataset_factories()
+        conflicts = plugins.dataset_conflicts()
+        if name in conflicts:
+            raise plugins.clash_error("dataset", name, conflicts[name])
+        factories = plugins.dataset_factories()
     if name not in factories:
         raise DataError(_unknown_name_message(spec, name, factories), path=path)
     options: dict[str, Any] = {"resolution": resolution, "seed": seed, **_parse_options(spec, option_text)}
@@ -90,9 +95,11 @@ def _parse_options(spec: str, text: str) -> dict[str, Any]:
         if key in options:
             raise DataError(f"option {key!r} is given twice in data spec {spec!r}")
         if key == "resolution":
+            size = _option_value(value)
+            example = size if isinstance(size, int) and not isinstance(size, bool) else 128
             raise DataError(
-                f"data spec {spec!r} sets 'resolution', which comes from the task's config: "
-                "set it there (for example --set resolution=128)"
+                f"data spec {spec!r} sets 'resolution', which comes from the task's config field "
+                f"{RESOLUTION_FIELD!r}: set that instead (--set {RESOLUTION_FIELD}={example})"
             )
         options[key] = _option_value(value)
     return options

@@ -412,7 +412,9 @@ def test_rotation_keeps_the_last_checkpoints_and_the_best(images: str, tmp_path:
         **QUICK,
     )
     folder = tmp_path / "checkpoints"
-    assert sorted(path.name for path in folder.iterdir()) == ["best", "step-00000005", "step-00000006"]
+    names = sorted(path.name for path in folder.iterdir())
+    assert names[0] == "best" and names[2:] == ["step-00000005", "step-00000006"]
+    assert (folder / "best").resolve() == folder / names[1]  # best links to its one folder
     evaluations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     best = max(
         (event for event in evaluations if event["event"] == "eval"), key=lambda e: e["metrics"]["psnr"]

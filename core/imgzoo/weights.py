@@ -153,13 +153,11 @@ def write_tensors(
     fsync_path(target.parent)
 
 
-def write_failure(target: Path, error: OSError) -> str:
+def write_failure(target: Path, error: OSError, *, instead: str = "write somewhere else") -> str:
     """The message for a write of ``target`` that failed with ``error``: what, where, and what to do."""
     reason = error.strerror or str(error)
-    return (
-        f"cannot write {target}: {reason}; free some space in {target.parent} "
-        "(or make it writable), or write somewhere else"
-    )
+    where = target.parent
+    return f"cannot write {target}: {reason}; free some space in {where} (or make it writable), or {instead}"
 
 
 def _as_os_error(error: Exception, path: Path) -> OSError:
@@ -185,7 +183,7 @@ def content_digest(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, s
     for name in sorted(tensors):
         tensor = tensors[name].detach().contiguous()
         digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
     return digest.hexdigest()
 
 
@@ -246,7 +244,9 @@ def read_tensors(path: StrPath) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     recorded = metadata.get(DIGEST_KEY)
     # A file records no digest when an older imgzoo or another tool wrote it, or when damage
     # renamed the key: one character off is taken for the latter.
-    renamed = any(sum(map(str.__ne__, key, DIGEST_KEY)) == 1 for key in metadata if len(key) == len(DIGEST_KEY))
+    renamed = any(
+        len(key) == len(DIGEST_KEY) and sum(map(str.__ne__, key, DIGEST_KEY)) == 1 for key in metadata
+    )
     if renamed or (recorded is not None and content_digest(tensors, stored_metadata) != recorded):
         raise WeightsError(
             f"{source} is damaged: its tensors or metadata no longer match the digest recorded in it "

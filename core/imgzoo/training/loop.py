@@ -38,16 +38,15 @@ from imgzoo.task import Task
 from imgzoo.training import distributed
 from imgzoo.training.batches import BatchPlan, PairDataset, auto_workers, train_loader
 from imgzoo.training.checkpoint import (
-    best_dir,
     checkpoint_dir,
     host_rng_state,
     join_tensors,
-    latest_checkpoint,
     list_checkpoints,
     prune_checkpoints,
-    read_checkpoint,
     restore_host_rng_state,
+    resume_point,
     split_tensors,
+    write_best_checkpoint,
     write_checkpoint,
 )
 from imgzoo.training.config import TrainConfig
@@ -566,11 +565,11 @@ class Trainer:
             "data": self._data_info(),
             "totals": self._totals,
         }
-        folder = write_checkpoint(
-            best_dir(self.out_dir) if best else checkpoint_dir(self.out_dir, self.step), tensors, state
-        )
-        if not best:
-            prune_checkpoints(self.out_dir, self.config.keep_last)
+        if best:
+            folder = write_best_checkpoint(self.out_dir, self.step, tensors, state)
+        else:
+            folder = write_checkpoint(checkpoint_dir(self.out_dir, self.step), tensors, state)
+            prune_checkpoints(self.out_dir, self.config.keep_last, newest=self.step)
         self._call("on_checkpoint", self.step, folder)
         return folder
 
@@ -590,8 +589,7 @@ class Trainer:
 
     def _restore(self) -> int:
         """Load the newest checkpoint into the models, optimizers and run state; return its step."""
-        folder = latest_checkpoint(self.out_dir, self.task.name)
-        tensors, state = read_checkpoint(folder)
+        folder, tensors, state = resume_point(self.out_dir, self.task.name, warn=self.group.is_main)
         for name, model in self.models.items():
             load_state(model, tensors, prefix=f"model.{name}", path=folder)
         for name, optimizer in self.optimizers.items():

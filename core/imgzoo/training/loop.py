@@ -33,6 +33,7 @@ from imgzoo import __version__
 from imgzoo.data.base import Dataset
 from imgzoo.data.transforms import PairTransform
 from imgzoo.errors import ConfigError, DataError, ZooError
+from imgzoo.files import write_atomically
 from imgzoo.runtime import autocast
 from imgzoo.task import Task
 from imgzoo.training import distributed
@@ -53,7 +54,7 @@ from imgzoo.training.config import TrainConfig
 from imgzoo.training.evaluation import GridRow, measure
 from imgzoo.training.report import MetricsLog, registry_entry, save_grid, save_loss_curve
 from imgzoo.training.schedule import lr_factor
-from imgzoo.weights import load_state, save_weights, state_tensors
+from imgzoo.weights import load_state, save_weights, state_tensors, write_failure
 
 if TYPE_CHECKING:
     pass
@@ -658,7 +659,10 @@ class Trainer:
             task.name, name, file=path.name, sha256=sha256, recipe=recipe, metrics=self.metrics
         )
         entry_path = self.out_dir / "registry-entry.toml"
-        entry_path.write_text(entry, encoding="utf-8")
+        try:
+            write_atomically(entry_path, entry.encode("utf-8"))
+        except OSError as error:
+            raise ZooError(write_failure(entry_path, error, instead="choose another --out")) from error
         return path, sha256, entry_path
 
     def _recipe(self) -> dict[str, Any]:

@@ -98,6 +98,7 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
         (["run", "invert", "NOMATCH*.png"], "no files match"),
         (["run", "invert", "GOOD.png", "--set", "gain=-1"], "gain"),
         (["run", "invert", "GOOD.png", "--weights", "ghost"], "no weights named 'ghost'"),
+        (["run", "invert", "GOOD.png", "--weights", "DAMAGED.safetensors"], "DAMAGED.safetensors is damaged"),
         (["run", "invert", "GOOD.png", "--device", "cuda:7"], "device"),
     ],
 )
@@ -106,8 +107,14 @@ def test_errors_are_one_line_and_exit_1(
 ) -> None:
     (tmp_path / "CORRUPT.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     cv2.imwrite(str(tmp_path / "GOOD.png"), np.zeros((3, 3, 3), np.uint8))
+    write_invert_weights(tmp_path / "DAMAGED.safetensors")
+    damaged = bytearray((tmp_path / "DAMAGED.safetensors").read_bytes())
+    damaged[-1] ^= 1
+    (tmp_path / "DAMAGED.safetensors").write_bytes(damaged)
     argv = [
-        str(tmp_path / a) if a.isupper() or a.startswith(("MISSING", "CORRUPT", "NOMATCH", "GOOD")) else a
+        str(tmp_path / a)
+        if a.isupper() or a.startswith(("MISSING", "CORRUPT", "NOMATCH", "GOOD", "DAMAGED"))
+        else a
         for a in argv
     ]
     assert main([*argv, "-o", str(tmp_path / "o")] if argv[0] == "run" else argv) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -150,6 +151,19 @@ def test_hash_mismatch_is_refused(tmp_path: Path) -> None:
     imgzoo.add_registry(registry_file)
     with pytest.raises(imgzoo.WeightsError, match=r"w\.safetensors"):
         imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8))
+
+
+def test_a_damaged_file_loaded_by_path_is_refused(tmp_path: Path) -> None:
+    weights = tmp_path / "w.safetensors"
+    write_invert_weights(weights)
+    imgzoo.load("invert", weights)
+    damaged = bytearray(weights.read_bytes())
+    damaged[-5] ^= 1  # a byte of the last tensor
+    weights.write_bytes(damaged)
+    api.clear_cache()
+    with pytest.raises(imgzoo.WeightsError, match=rf"{re.escape(str(weights))} is damaged") as caught:
+        imgzoo.load("invert", weights)
+    assert caught.value.path == weights
 
 
 def test_weights_of_another_task_are_refused(tmp_path: Path) -> None:

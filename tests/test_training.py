@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -418,7 +419,9 @@ def test_rotation_keeps_the_last_checkpoints_and_the_best(images: str, tmp_path:
         **QUICK,
     )
     folder = tmp_path / "checkpoints"
-    assert sorted(path.name for path in folder.iterdir()) == ["best", "step-00000005", "step-00000006"]
+    names = sorted(path.name for path in folder.iterdir())
+    assert names[0] == "best" and names[2:] == ["step-00000005", "step-00000006"]
+    assert (folder / "best").resolve() == folder / names[1]  # best links to its one folder
     evaluations = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     best = max(
         (event for event in evaluations if event["event"] == "eval"), key=lambda e: e["metrics"]["psnr"]
@@ -426,6 +429,115 @@ def test_rotation_keeps_the_last_checkpoints_and_the_best(images: str, tmp_path:
     best_state = json.loads((folder / "best" / "state.json").read_text())
     assert best_state["step"] == best["step"] == result.best["step"]  # type: ignore[index]
     assert best_state["best"]["value"] == pytest.approx(best["metrics"]["psnr"])
+
+
+def _flip_bit(path: Path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 1
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: _flip_bit(folder / "tensors.safetensors", -1),
+        lambda folder: _flip_bit(
+            folder / "state.json", (folder / "state.json").read_bytes().index(b'"step": 4') + 8
+        ),
+    ],
+    ids=["tensors", "state"],
+)
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(damage, images: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    options = {**QUICK, "steps": 6, "checkpoint_every": 2}
+    full = train("invert", images, out=tmp_path / "full", **options)
+    out = tmp_path / "resumed"
+    with pytest.raises(TrainingInterrupted):
+        train("invert", images, out=out, callbacks=[StopAt(4)], **options)
+    damage(out / "checkpoints" / "step-00000004")
+
+    with pytest.warns(
+        UserWarning, match=r"resuming from step-00000002, not from the newer step-00000004.*damaged"
+    ):
+        resumed = train("invert", images, out=out, resume=True, **options)
+
+    assert full.weights is not None and resumed.weights is not None
+    expected, actual = weights_of(full.weights), weights_of(resumed.weights)
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    assert logged_results(out) == logged_results(tmp_path / "full")
+
+
+def test_resume_ignores_a_half_written_last_log_line(images: str, tmp_path: Path) -> None:
+    options = {**QUICK, "steps": 4}
+    full = train("invert", images, out=tmp_path / "full", **options)
+    out = tmp_path / "resumed"
+    with pytest.raises(TrainingInterrupted):
+        train("invert", images, out=out, callbacks=[StopAt(2)], **options)
+    with open(out / "metrics.jsonl", "a") as log:
+        log.write('{"event": "train", "step": 3, "losses": {"l1": 0.2')  # killed while writing
+
+    resumed = train("invert", images, out=out, resume=True, **options)
+
+    assert resumed.metrics == full.metrics
+    assert logged_results(out) == logged_results(tmp_path / "full")
+
+
+def test_best_checkpoint_never_goes_missing(
+    images: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    best = tmp_path / "checkpoints" / "best"
+    observed: list[bool] = []  # after each rename or deletion, once a best exists: does it resolve?
+
+    def watched(operation):  # type: ignore[no-untyped-def]
+        def run(*args: Any, **kwargs: Any) -> Any:
+            result = operation(*args, **kwargs)
+            if observed or (best / "state.json").is_file():
+                observed.append((best / "state.json").is_file())
+            return result
+
+        return run
+
+    monkeypatch.setattr(os, "replace", watched(os.replace))
+    monkeypatch.setattr(shutil, "rmtree", watched(shutil.rmtree))
+    result = train(
+        "invert", images, out=tmp_path, steps=6, eval_every=1, overrides={"learning_rate": 0.1}, **QUICK
+    )
+
+    assert result.best is not None and result.best["step"] >= 2  # best was replaced at least once
+    assert observed and all(observed)
+    assert json.loads((best / "state.json").read_text())["step"] == result.best["step"]
+
+
+@pytest.mark.parametrize("failure", ["safetensors", "log"])
+def test_a_full_disk_is_one_line_naming_the_folder(
+    failure: str,
+    images: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from safetensors import SafetensorError
+
+    from imgzoo.training import report
+
+    def no_space(*args: Any, **kwargs: Any) -> None:
+        if failure == "safetensors":
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write() reports it: no file name
+
+    if failure == "safetensors":
+        monkeypatch.setattr("safetensors.torch.save_file", no_space)
+    else:
+        monkeypatch.setattr(report, "open", no_space, raising=False)
+    out = tmp_path / "run"
+    command = ["train", "invert", "--data", images, "--out", str(out), "--steps", "2", "--device", "cpu"]
+
+    assert cli.main([*command, "--set", "train.num_workers=0"]) == 1
+
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("imgzoo: error: cannot write ") and "No space left on device" in line
+    assert f"free some space in {out}" in line
 
 
 def test_a_state_file_that_is_not_an_object_is_a_clear_error(images: str, tmp_path: Path) -> None:

@@ -150,7 +150,7 @@ def test_save_is_atomic_and_leaves_no_temporary_files(
         raise OSError("disk full")
 
     monkeypatch.setattr("safetensors.torch.save_file", crash_midway)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(WeightsError, match="disk full"):
         save_weights(path, sample_tensors(), metadata={"version": 3})
 
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
@@ -201,6 +201,61 @@ def test_corrupt_file_raises_weights_error_naming_it(weights_file: Path, corrupt
 
     assert str(weights_file) in str(caught.value)
     assert caught.value.path == weights_file
+
+
+def test_every_flipped_bit_is_refused_without_a_registry_entry(weights_file: Path) -> None:
+    original = weights_file.read_bytes()
+    accepted = []
+    for position in range(len(original)):
+        damaged = bytearray(original)
+        damaged[position] ^= 1
+        weights_file.write_bytes(damaged)
+        try:
+            load_weights(weights_file)
+        except WeightsError as error:
+            assert error.path == weights_file and str(weights_file) in str(error)
+        else:
+            accepted.append(position)
+    assert accepted == []  # header, metadata and tensor bytes alike
+
+
+def test_damaged_tensor_data_is_named_as_such(weights_file: Path) -> None:
+    data = bytearray(weights_file.read_bytes())
+    data[-1] ^= 1  # the exponent of the last float: still a valid file, another value
+
+    weights_file.write_bytes(data)
+
+    with pytest.raises(WeightsError, match=f"{re.escape(str(weights_file))} is damaged.*delete it"):
+        load_weights(weights_file)
+
+
+def test_files_without_a_digest_still_load(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "third-party.safetensors"
+    save_file(sample_tensors(), str(path), metadata={"task": '"colorize"', "format": "pt"})
+
+    tensors, metadata = load_weights(path)
+
+    assert all(torch.equal(tensors[name], tensor) for name, tensor in sample_tensors().items())
+    assert metadata["task"] == "colorize" and weights.DIGEST_KEY not in metadata
+
+
+def test_digest_covers_the_stored_dtype(tmp_path: Path) -> None:
+    path = tmp_path / "half.safetensors"
+    save_weights(path, sample_tensors(), metadata={}, dtype=torch.float16)
+
+    stored, metadata = weights.read_tensors(path)
+
+    assert stored["generator.weight"].dtype == torch.float16
+    assert metadata[weights.DIGEST_KEY] == weights.content_digest(stored, _stored_metadata(path))
+
+
+def _stored_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as file:
+        return dict(file.metadata())
 
 
 def test_truncation_is_seen_from_the_header_alone(weights_file: Path) -> None:

@@ -4,6 +4,11 @@ A weights file holds one or more models' tensors, each named ``"{model}.{paramet
 task stores ``generator.*`` and ``discriminator.*`` side by side), plus metadata: any
 JSON-serializable values, stored JSON-encoded because safetensors only keeps strings.
 
+Every file imgzoo writes records its own digest under ``DIGEST_KEY``: the sha256 of its tensors
+and other metadata, checked whenever it is loaded. So a damaged file is refused even when it is
+loaded by path, with no registry entry to compare against; files without one (older files,
+files written by other tools) load unchecked.
+
 Where a file comes from is a *source* string (see `resolve_weights_file`): a local path, a
 package resource or an http(s) URL, downloaded once into `cache_dir`.
 
@@ -13,6 +18,7 @@ torch is imported inside the functions that need it, so ``import imgzoo`` stays 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.resources
 import json
@@ -39,14 +45,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cache_dir",
+    "content_digest",
     "load_state",
     "load_weights",
     "local_weights_file",
     "read_metadata",
+    "read_tensors",
     "resolve_weights_file",
     "save_weights",
     "sha256_file",
     "state_tensors",
+    "write_failure",
+    "write_tensors",
 ]
 
 StrPath: TypeAlias = "str | os.PathLike[str]"
@@ -54,6 +64,8 @@ StrPath: TypeAlias = "str | os.PathLike[str]"
 #: Metadata key recording the layout version of imgzoo weights files.
 FORMAT_KEY = "imgzoo.format"
 FORMAT_VERSION = 1
+#: Metadata key of the file's own digest (see `content_digest`), written by `write_tensors`.
+DIGEST_KEY = "imgzoo.content_sha256"
 
 # safetensors refuses headers above 100 MB; a larger length means the file is something else.
 _MAX_HEADER_BYTES = 100_000_000
@@ -108,7 +120,26 @@ def save_weights(
 
     ``dtype`` (``torch.float16`` for shipped weights) casts the floating tensors only. A reader
     never sees a half-written file: the data goes to a temporary file that replaces ``path``.
+    A failed write (a full disk) is a WeightsError naming the file and its folder.
     """
+    target = Path(path)
+    try:
+        write_tensors(target, tensors, metadata=metadata, dtype=dtype)
+    except OSError as error:
+        raise WeightsError(write_failure(target, error), path=target) from error
+    return sha256_file(target)
+
+
+def write_tensors(
+    path: StrPath,
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    metadata: Mapping[str, Any],
+    dtype: torch.dtype | None = None,
+) -> None:
+    """`save_weights` without hashing the file afterwards; a failed write raises OSError, whatever
+    layer it came from."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     target = Path(path)
@@ -116,9 +147,14 @@ def save_weights(
     encoded = {key: json.dumps(value) for key, value in metadata.items()}
     # Ours wins, so that metadata read from one file can be saved into another.
     encoded[FORMAT_KEY] = json.dumps(FORMAT_VERSION)
+    standalone = _standalone_tensors(tensors, dtype)
+    encoded[DIGEST_KEY] = json.dumps(content_digest(standalone, encoded))
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        save_file(_standalone_tensors(tensors, dtype), str(temporary), metadata=encoded)
+        try:
+            save_file(standalone, str(temporary), metadata=encoded)
+        except SafetensorError as error:
+            raise _as_os_error(error, temporary) from error
         # safetensors creates the file private (0o600); weights are meant to be shared.
         os.chmod(temporary, 0o666 & ~_umask())
         with open(temporary, "rb+") as file:
@@ -127,7 +163,40 @@ def save_weights(
     finally:
         temporary.unlink(missing_ok=True)
     fsync_path(target.parent)
-    return sha256_file(target)
+
+
+def write_failure(target: Path, error: OSError, *, instead: str = "write somewhere else") -> str:
+    """The message for a write of ``target`` that failed with ``error``: what, where, and what to do."""
+    reason = error.strerror or str(error)
+    where = target.parent
+    return f"cannot write {target}: {reason}; free some space in {where} (or make it writable), or {instead}"
+
+
+def _as_os_error(error: Exception, path: Path) -> OSError:
+    """safetensors' report of a failed write ("... No space left on device (os error 28) ...")
+    as the OSError it wraps, so that callers handle every failed write alike."""
+    code = re.search(r"\(os error (\d+)\)", str(error))
+    if code is None:
+        return OSError(errno.EIO, str(error), str(path))
+    return OSError(int(code[1]), os.strerror(int(code[1])), str(path))
+
+
+def content_digest(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
+    """The digest a file records under ``DIGEST_KEY``: sha256 over its other metadata entries (as
+    stored, JSON strings) and over each tensor's name, dtype, shape and raw bytes, in name order.
+
+    Tensors are hashed where they lie in memory (no copy), once: about as cheap as reading them.
+    """
+    import torch
+
+    digest = hashlib.sha256()
+    others = {key: value for key, value in metadata.items() if key != DIGEST_KEY}
+    digest.update(json.dumps(others, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
 
 
 def _umask() -> int:
@@ -145,22 +214,37 @@ def read_metadata(path: StrPath) -> dict[str, Any]:
 def load_weights(
     path: StrPath, *, sha256: str | None = None, device: str = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Verify (when ``sha256`` is given) and load a weights file: ``(tensors, metadata)``.
+    """Verify (against ``sha256`` when given, and against the digest the file records) and load a
+    weights file: ``(tensors, metadata)``.
 
     Floating tensors come back as float32 whatever the file stores.
     """
     import torch
-    from safetensors import SafetensorError, safe_open
 
     source = Path(path)
     if not source.is_file():
         raise WeightsError(f"weights file {source} does not exist", path=source)
     if sha256 is not None:
         _verify_sha256(source, sha256)
+    tensors, metadata = read_tensors(source)
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point():
+            tensor = tensor.to(torch.float32)
+        tensors[name] = tensor.to(device)
+    return tensors, metadata
+
+
+def read_tensors(path: StrPath) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors of a safetensors file exactly as stored (dtypes kept, on the CPU) and its
+    metadata, after checking them against the digest the file records, if it records one."""
+    from safetensors import SafetensorError, safe_open
+
+    source = Path(path)
     metadata = read_metadata(source)
     tensors: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(source), framework="pt", device="cpu") as file:
+            stored_metadata = file.metadata() or {}
             for name in file.keys():  # noqa: SIM118 (safe_open is not a mapping)
                 tensors[name] = file.get_tensor(name)
     except SafetensorError as error:
@@ -169,10 +253,18 @@ def load_weights(
             "delete it and download or export it again",
             path=source,
         ) from error
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point():
-            tensor = tensor.to(torch.float32)
-        tensors[name] = tensor.to(device)
+    recorded = metadata.get(DIGEST_KEY)
+    # A file records no digest when an older imgzoo or another tool wrote it, or when damage
+    # renamed the key: one character off is taken for the latter.
+    renamed = any(
+        len(key) == len(DIGEST_KEY) and sum(map(str.__ne__, key, DIGEST_KEY)) == 1 for key in metadata
+    )
+    if renamed or (recorded is not None and content_digest(tensors, stored_metadata) != recorded):
+        raise WeightsError(
+            f"{source} is damaged: its tensors or metadata no longer match the digest recorded in it "
+            "when it was written; delete it and download, export or copy it again",
+            path=source,
+        )
     return tensors, metadata
 
 

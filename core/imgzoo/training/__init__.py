@@ -22,12 +22,14 @@ The contract between a trainer and a task
 * **batches**: ``batch_size`` is the *global* batch of one optimizer step; it is split into
   ``grad_accum`` micro-batches and each of those over the processes, so any split trains alike.
 * **out_dir**: ``metrics.jsonl``, ``loss.png``, ``samples/step-NNNNNN.png``,
-  ``checkpoints/step-NNNNNNNN/`` (last ``keep_last``) and ``checkpoints/best/``, and at the end
+  ``checkpoints/step-NNNNNNNN/`` (last ``keep_last``) and ``checkpoints/best`` (a link to the
+  best one's folder, so it never goes missing), and at the end
   ``TASK.safetensors`` (models as ``{model}.{parameter}``, metadata ``task``, ``config``,
   ``recipe``, ``metrics``, ``dataset``, ``code_version``) with ``registry-entry.toml``.
 * **resume**: ``fit(resume=True)`` continues bitwise-exactly (CPU, fp32): the batches of a step
   and the randomness inside it are pure functions of (seed, step), and checkpoints keep the
-  task's own ``state_dict()`` besides the models and optimizers.
+  task's own ``state_dict()`` besides the models and optimizers. Checkpoints are verified
+  against the digests they record; a damaged newest one is skipped with a warning.
 * **interrupts**: Ctrl-C finishes the step, writes a checkpoint and raises
   :class:`TrainingInterrupted`; only the main process of a distributed run writes files.
 """

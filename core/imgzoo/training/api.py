@@ -22,7 +22,7 @@ from imgzoo.pipeline import build_task
 from imgzoo.runtime import check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
 from imgzoo.training.batches import PairDataset
-from imgzoo.training.checkpoint import latest_checkpoint, read_state
+from imgzoo.training.checkpoint import resume_point
 from imgzoo.training.config import build_train_config
 from imgzoo.training.evaluation import measure
 from imgzoo.training.loop import Callback, Trainer, TrainResult
@@ -77,7 +77,8 @@ def train(
             raise ZooError(
                 "resume=True continues from the run's checkpoint: weights= cannot be given as well"
             )
-        state = read_state(latest_checkpoint(out_dir, task))
+        # The Trainer loads the same checkpoint again, and says which damaged ones it skips.
+        _, _, state = resume_point(out_dir, task, warn=False)
         # Where to run is not part of a run: take it from this call, not from the checkpoint.
         for key in _PLACE_SETTINGS:
             state["train_config"].pop(key, None)

@@ -4,49 +4,58 @@
 
     OUT/checkpoints/step-00000100/tensors.safetensors   model.*, optimizer.*, rng.* tensors
     OUT/checkpoints/step-00000100/state.json            step, configs, optimizer settings, RNG, best
-    OUT/checkpoints/best/                               the same, for the best evaluation so far
+    OUT/checkpoints/best -> best-00000080-1a2b3c4d      the same, for the best evaluation so far
 
 A checkpoint folder appears complete or not at all: it is written under a temporary name,
-fsynced and renamed. Nested state (an optimizer's ``state_dict()``) is split by
+fsynced and renamed. ``best`` is a link swapped in one rename, so it never goes missing while
+a better checkpoint replaces it (where links cannot be made, a folder replaced by two renames).
+The tensors file records the digest of its tensors and the sha256 of ``state.json`` (see
+:mod:`imgzoo.weights`): a damaged checkpoint is refused, and resuming falls back to an older one.
+
+Nested state (an optimizer's ``state_dict()``) is split by
 :func:`split_tensors` into JSON with ``{"__tensor__": name}`` placeholders and a flat dict of
 tensors, and put back together by :func:`join_tensors`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import re
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from imgzoo.errors import ZooError
 from imgzoo.files import fsync_path
+from imgzoo.weights import read_tensors, write_failure, write_tensors
 
 __all__ = [
     "best_dir",
     "checkpoint_dir",
     "join_tensors",
-    "latest_checkpoint",
     "list_checkpoints",
     "prune_checkpoints",
     "read_checkpoint",
     "read_state",
+    "resume_point",
     "split_tensors",
+    "write_best_checkpoint",
     "write_checkpoint",
 ]
 
 FORMAT = 1
 TENSORS_FILE, STATE_FILE = "tensors.safetensors", "state.json"
+STATE_DIGEST_KEY = "state_sha256"
 _STEP_DIR = re.compile(r"step-(\d{8,})")
+_BEST_TARGET = re.compile(r"best-\d{8,}-[0-9a-f]{8}")
 
 
 def checkpoint_dir(out_dir: Path, step: int) -> Path:
@@ -115,32 +124,70 @@ def restore_host_rng_state(state: dict[str, Any]) -> None:
 
 # ── files ────────────────────────────────────────────────────────────────────────────────────
 def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
-    """Write a checkpoint folder atomically (replacing one of the same name); return it."""
+    """Write a checkpoint folder atomically (replacing one of the same name); return it.
+
+    A failed write (a full disk) is a ZooError naming the folder; nothing half-written is left.
+    """
     parent = folder.parent
-    parent.mkdir(parents=True, exist_ok=True)
     temporary = parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
-    temporary.mkdir()
+    # Bytes, not text: the sha256 recorded below is of the file exactly as written.
+    state_bytes = json.dumps({"format": FORMAT, **state}, indent=1).encode("utf-8")
     try:
-        save_file(tensors, str(temporary / TENSORS_FILE))
-        (temporary / STATE_FILE).write_text(
-            json.dumps({"format": FORMAT, **state}, indent=1), encoding="utf-8"
-        )
-        for name in (TENSORS_FILE, STATE_FILE):
-            fsync_path(temporary / name)
-        fsync_path(temporary)
-        if folder.exists():
-            # Directories cannot be renamed over each other: move the old one aside first.
-            stale = parent / f".old-{folder.name}-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, stale)
-            os.replace(temporary, folder)
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            os.replace(temporary, folder)
+        try:
+            temporary.mkdir(parents=True)
+            (temporary / STATE_FILE).write_bytes(state_bytes)
+            state_sha256 = hashlib.sha256(state_bytes).hexdigest()
+            write_tensors(temporary / TENSORS_FILE, tensors, metadata={STATE_DIGEST_KEY: state_sha256})
+            fsync_path(temporary / STATE_FILE)
+            fsync_path(temporary)
+        except OSError as error:
+            raise ZooError(write_failure(folder, error, instead="choose another --out")) from error
+        _replace_folder(temporary, folder)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
     fsync_path(parent)
     return folder
+
+
+def _replace_folder(source: Path, folder: Path) -> None:
+    if folder.exists():
+        # Directories cannot be renamed over each other: move the old one aside first.
+        stale = folder.parent / f".old-{folder.name}-{uuid.uuid4().hex[:8]}"
+        os.replace(folder, stale)
+        os.replace(source, folder)
+        shutil.rmtree(stale, ignore_errors=True)
+    else:
+        os.replace(source, folder)
+
+
+def write_best_checkpoint(
+    out_dir: Path, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any]
+) -> Path:
+    """Write the best checkpoint so far and point ``checkpoints/best`` at it; return ``best``.
+
+    The new folder is complete before the link is swapped in one rename, and the old folder
+    goes only after, so ``best`` always names a whole checkpoint.
+    """
+    best = best_dir(out_dir)
+    target = write_checkpoint(best.parent / f"best-{step:08d}-{uuid.uuid4().hex[:8]}", tensors, state)
+    link = best.parent / f".tmp-best-link-{uuid.uuid4().hex[:8]}"
+    try:
+        os.symlink(target.name, link, target_is_directory=True)
+    except (OSError, NotImplementedError):
+        # No links here (Windows without the privilege): a folder, replaced by two renames.
+        _replace_folder(target, best)
+        return best
+    previous = os.readlink(best) if best.is_symlink() else None
+    if best.is_dir() and not best.is_symlink():
+        # A run of an older imgzoo keeps ``best`` as a folder: replaced by two renames, once.
+        _replace_folder(link, best)
+    else:
+        os.replace(link, best)
+    fsync_path(best.parent)
+    if previous is not None and _BEST_TARGET.fullmatch(previous):
+        shutil.rmtree(best.parent / previous, ignore_errors=True)
+    return best
 
 
 def read_state(folder: Path) -> dict[str, Any]:
@@ -161,11 +208,16 @@ def read_state(folder: Path) -> dict[str, Any]:
 
 
 def read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A checkpoint's tensors and state, verified against the digests recorded when it was
+    written (checkpoints of older versions record none); ZooError if it is damaged."""
     state = read_state(folder)
-    try:
-        tensors = load_file(str(folder / TENSORS_FILE))
-    except (OSError, SafetensorError) as error:
-        raise ZooError(f"checkpoint {folder} is unreadable ({error}): resume from another one") from None
+    tensors, metadata = read_tensors(folder / TENSORS_FILE)
+    recorded = metadata.get(STATE_DIGEST_KEY)
+    if recorded is not None and hashlib.sha256((folder / STATE_FILE).read_bytes()).hexdigest() != recorded:
+        raise ZooError(
+            f"checkpoint {folder} is damaged: {folder / STATE_FILE} no longer matches the sha256 "
+            "recorded when it was written; resume from another one"
+        )
     return tensors, state
 
 
@@ -182,29 +234,58 @@ def list_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_checkpoint(out_dir: Path, task: str) -> Path:
-    """The checkpoint to resume ``task`` from, or a ZooError saying why there is none."""
+def resume_point(
+    out_dir: Path, task: str, *, warn: bool = True
+) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+    """The newest complete and verified checkpoint to resume ``task`` from, loaded:
+    ``(folder, tensors, state)``.
+
+    Newer checkpoints that are damaged (a crash or a bad disk) are skipped, with a warning naming
+    each when ``warn``; a ZooError says why when none can be used.
+    """
     found = list_checkpoints(out_dir)
     if not found:
         raise ZooError(
             f"nothing to resume: {out_dir / 'checkpoints'} holds no checkpoint; "
             "start without --resume, or point --out at the run to continue"
         )
-    folder = found[-1][1]
-    trained = read_state(folder).get("task")
-    if trained != task:
-        raise ZooError(
-            f"cannot resume task {task!r} from {folder}: that checkpoint belongs to task {trained!r}; "
-            "use another --out, or resume with that task"
-        )
-    return folder
+    damaged: list[tuple[Path, ZooError]] = []
+    for _, folder in reversed(found):
+        try:
+            tensors, state = read_checkpoint(folder)
+        except ZooError as error:
+            damaged.append((folder, error))
+            continue
+        trained = state.get("task")
+        if trained != task:
+            raise ZooError(
+                f"cannot resume task {task!r} from {folder}: that checkpoint belongs to task {trained!r}; "
+                "use another --out, or resume with that task"
+            )
+        for skipped, reason in damaged if warn else ():
+            warnings.warn(
+                f"resuming from {folder.name}, not from the newer {skipped.name}, "
+                f"which cannot be used: {reason}",
+                stacklevel=2,
+            )
+        return folder, tensors, state
+    raise damaged[0][1]
 
 
-def prune_checkpoints(out_dir: Path, keep_last: int) -> None:
-    """Delete all but the ``keep_last`` newest ``step-*`` checkpoints (``best`` is separate) and
-    any leftovers of interrupted writes."""
-    for _, folder in list_checkpoints(out_dir)[:-keep_last]:
+def prune_checkpoints(out_dir: Path, keep_last: int, *, newest: int) -> None:
+    """Delete all but the ``keep_last`` newest ``step-*`` checkpoints (``best`` is separate), any
+    leftovers of interrupted writes, and checkpoints after step ``newest`` (the one just
+    written): those are the damaged ones a resume skipped, left by a run that was abandoned."""
+    found = list_checkpoints(out_dir)
+    kept = [folder for step, folder in found if step <= newest]
+    for folder in kept[:-keep_last] + [folder for step, folder in found if step > newest]:
         shutil.rmtree(folder, ignore_errors=True)
-    for pattern in (".tmp-*", ".old-*"):
-        for leftover in (out_dir / "checkpoints").glob(pattern):
+    folder = out_dir / "checkpoints"
+    best = best_dir(out_dir)
+    current_best = os.readlink(best) if best.is_symlink() else None
+    leftovers = [*folder.glob(".tmp-*"), *folder.glob(".old-*")]
+    # A crash between writing a best checkpoint and pointing ``best`` at it leaves an orphan.
+    leftovers += [path for path in folder.glob("best-*") if _BEST_TARGET.fullmatch(path.name)]
+    for leftover in leftovers:
+        if leftover.name != current_best:
             shutil.rmtree(leftover, ignore_errors=True)

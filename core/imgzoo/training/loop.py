@@ -33,28 +33,28 @@ from imgzoo import __version__
 from imgzoo.data.base import Dataset
 from imgzoo.data.transforms import PairTransform
 from imgzoo.errors import ConfigError, DataError, ZooError
+from imgzoo.files import write_atomically
 from imgzoo.runtime import autocast
 from imgzoo.task import Task
 from imgzoo.training import distributed
 from imgzoo.training.batches import BatchPlan, PairDataset, auto_workers, train_loader
 from imgzoo.training.checkpoint import (
-    best_dir,
     checkpoint_dir,
     host_rng_state,
     join_tensors,
-    latest_checkpoint,
     list_checkpoints,
     prune_checkpoints,
-    read_checkpoint,
     restore_host_rng_state,
+    resume_point,
     split_tensors,
+    write_best_checkpoint,
     write_checkpoint,
 )
 from imgzoo.training.config import TrainConfig
 from imgzoo.training.evaluation import GridRow, measure
 from imgzoo.training.report import MetricsLog, registry_entry, save_grid, save_loss_curve
 from imgzoo.training.schedule import lr_factor
-from imgzoo.weights import load_state, save_weights, state_tensors
+from imgzoo.weights import load_state, save_weights, state_tensors, write_failure
 
 if TYPE_CHECKING:
     pass
@@ -566,11 +566,11 @@ class Trainer:
             "data": self._data_info(),
             "totals": self._totals,
         }
-        folder = write_checkpoint(
-            best_dir(self.out_dir) if best else checkpoint_dir(self.out_dir, self.step), tensors, state
-        )
-        if not best:
-            prune_checkpoints(self.out_dir, self.config.keep_last)
+        if best:
+            folder = write_best_checkpoint(self.out_dir, self.step, tensors, state)
+        else:
+            folder = write_checkpoint(checkpoint_dir(self.out_dir, self.step), tensors, state)
+            prune_checkpoints(self.out_dir, self.config.keep_last, newest=self.step)
         self._call("on_checkpoint", self.step, folder)
         return folder
 
@@ -590,8 +590,7 @@ class Trainer:
 
     def _restore(self) -> int:
         """Load the newest checkpoint into the models, optimizers and run state; return its step."""
-        folder = latest_checkpoint(self.out_dir, self.task.name)
-        tensors, state = read_checkpoint(folder)
+        folder, tensors, state = resume_point(self.out_dir, self.task.name, warn=self.group.is_main)
         for name, model in self.models.items():
             load_state(model, tensors, prefix=f"model.{name}", path=folder)
         for name, optimizer in self.optimizers.items():
@@ -660,7 +659,10 @@ class Trainer:
             task.name, name, file=path.name, sha256=sha256, recipe=recipe, metrics=self.metrics
         )
         entry_path = self.out_dir / "registry-entry.toml"
-        entry_path.write_text(entry, encoding="utf-8")
+        try:
+            write_atomically(entry_path, entry.encode("utf-8"))
+        except OSError as error:
+            raise ZooError(write_failure(entry_path, error, instead="choose another --out")) from error
         return path, sha256, entry_path
 
     def _recipe(self) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,10 @@ import cv2
 import numpy as np
 import torch
 
+from imgzoo.errors import ZooError
+from imgzoo.files import write_atomically
 from imgzoo.images import save_image
+from imgzoo.weights import write_failure
 
 __all__ = ["MetricsLog", "grid_shape", "registry_entry", "save_grid", "save_loss_curve"]
 
@@ -34,25 +36,45 @@ class MetricsLog:
     def write(self, event: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(event) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as file:
+                file.write(json.dumps(event) + "\n")
+        except OSError as error:
+            raise self._write_error(error) from error
 
     def read(self) -> list[dict[str, Any]]:
+        """The events logged so far. A last line cut short (the process was killed while
+        writing it) is left out; a damaged line before it is an error naming it."""
         if not self.path.is_file():
             return []
-        return [
-            json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()
-        ]
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        events = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    break
+                raise ZooError(
+                    f"{self.path}, line {number}, is not a JSON event: delete that line and resume again"
+                ) from None
+        return events
 
     def keep_until(self, step: int) -> list[dict[str, Any]]:
         """Drop events after ``step`` (logged by a run that then stopped before its next
         checkpoint) so that a resumed run continues the log without duplicates; return the rest."""
         events = [event for event in self.read() if event.get("step", 0) <= step]
         if self.enabled and self.path.exists():
-            temporary = self.path.with_name(f".{self.path.name}.tmp")
-            temporary.write_text("".join(json.dumps(event) + "\n" for event in events), encoding="utf-8")
-            os.replace(temporary, self.path)
+            try:
+                write_atomically(self.path, "".join(json.dumps(event) + "\n" for event in events).encode())
+            except OSError as error:
+                raise self._write_error(error) from error
         return events
+
+    def _write_error(self, error: OSError) -> ZooError:
+        return ZooError(write_failure(self.path, error, instead="choose another --out"))
 
 
 def grid_shape(rows: int, tile: tuple[int, int], columns: int = 3) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import pytest
 
 import imgzoo
 from imgzoo.cli import main
-from toy_tasks import write_invert_weights, write_registry
+from toy_tasks import InvertTask, write_invert_weights, write_registry
 
 pytestmark = pytest.mark.usefixtures("toy_tasks")
 
@@ -278,3 +278,18 @@ def test_run_answers_a_typo_without_importing_torch(argv: list[str], tmp_path: P
     )
     assert completed.stdout.split() == ["1", "False"], completed.stderr
     assert completed.stderr.startswith("imgzoo: error: ")
+
+
+def test_running_out_of_memory_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((3, 3, 3), np.uint8))
+
+    def forward(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(InvertTask, "forward", forward)
+    assert main(["run", "invert", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("imgzoo: error:") == 1 and "needs more memory than there is" in err
+    assert "Traceback" not in err

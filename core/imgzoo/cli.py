@@ -53,6 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"imgzoo: error: {error}", file=sys.stderr)
         return 1
+    except MemoryError:
+        if args.debug:
+            raise
+        print(
+            "imgzoo: error: out of memory: use smaller images or a smaller --batch-size, or lower "
+            "IMGZOO_MAX_PIXELS to refuse large images before they are decoded",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -292,3 +292,23 @@ def test_a_decompression_bomb_is_refused_from_its_header_by_default(monkeypatch:
     monkeypatch.setattr(cv2, "imdecode", imdecode)
     with pytest.raises(InvalidImageError, match=r"over the limit.*raise the limit with IMGZOO_MAX_PIXELS"):
         read_images(png_declaring(16_000, 16_000))  # a 0.75 MB file could hold this much
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_exif_orientation_is_honoured(tmp_path: Path, suffix: str, orientation: int) -> None:
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    from imgzoo.data._imagesize import read_image_size
+
+    path = tmp_path / f"turned{suffix}"
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    stored = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
+    PILImage.fromarray(stored).save(path, exif=exif, lossless=True)
+    shown = np.asarray(ImageOps.exif_transpose(PILImage.open(path)))
+    pixels = load_image(path).pixels
+    np.testing.assert_array_equal(np.rint(pixels * 255).astype(np.uint8), shown)
+    # a quarter turn makes the header's size wrong, so the size is then found by decoding
+    assert read_image_size(path) == (None if orientation >= 5 else (3, 2))

@@ -21,6 +21,7 @@ uint8 torch tensors are read as 0..255. Importing this module imports neither to
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -174,7 +175,33 @@ def decode_image(data: bytes | bytearray | memoryview, source: str = "bytes") ->
         )
     if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    if not is_jpeg:
+        decoded = _apply_orientation(decoded, _embedded_orientation(data))
     return _image_from_array(decoded, source)
+
+
+def _embedded_orientation(data: bytes) -> int | None:
+    """The EXIF orientation of a PNG or WebP, which OpenCV leaves unapplied (it applies a JPEG's
+    and a TIFF's itself); None when there is none or the EXIF block cannot be read."""
+    if not data.startswith((b"\x89PNG", b"RIFF")):
+        return None
+    from imgzoo.data._imagesize import embedded_orientation
+
+    try:
+        return embedded_orientation(io.BytesIO(data))
+    except struct.error:
+        return None  # a broken EXIF block: show the pixels as stored, as viewers do
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
+    """Turn and mirror stored pixels (HxW or HxWxC) the way EXIF orientation 1-8 says to show them."""
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        if orientation in (5, 6, 7, 8):  # these first mirror along the main diagonal
+            pixels = pixels.swapaxes(0, 1)
+        flip_rows = orientation in (3, 4, 7, 8)
+        flip_columns = orientation in (2, 3, 6, 7)
+        pixels = pixels[:: -1 if flip_rows else 1, :: -1 if flip_columns else 1]
+    return pixels
 
 
 def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarray | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -14,7 +15,7 @@ import pytest
 import imgzoo
 from imgzoo import plugins
 from imgzoo.cli import main
-from toy_tasks import write_invert_weights, write_registry
+from toy_tasks import InvertTask, write_invert_weights, write_registry
 
 pytestmark = pytest.mark.usefixtures("toy_tasks")
 
@@ -173,7 +174,7 @@ def test_two_inputs_writing_one_output_is_refused(tmp_path: Path, capsys: pytest
         (tmp_path / folder).mkdir()
         cv2.imwrite(str(tmp_path / folder / "same.png"), np.zeros((3, 3, 3), np.uint8))
     code = main(["run", "invert", str(tmp_path / "x" / "same.png"), str(tmp_path / "y" / "same.png")])
-    assert code == 1 and "would both be written as same.png" in capsys.readouterr().err
+    assert code == 1 and "would both be written to" in capsys.readouterr().err
 
 
 def test_a_missing_input_is_found_before_anything_is_written(tmp_path: Path) -> None:
@@ -264,3 +265,123 @@ def test_info_of_colorize_shows_the_image_size_its_weights_run_at(capsys: pytest
     assert main(["info", "colorize"]) == 0
     out = capsys.readouterr().out
     assert "    image_size = 128 (default weights; 256 without them): " in out
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+@pytest.mark.parametrize(
+    ("inputs", "output"),
+    [
+        (["in"], "in/"),  # a folder written into itself
+        (["in/a.png"], "in/a.png"),  # a file written over itself
+        (["in/a.png"], "./in/a.png"),  # ... named another way
+        (["in/a.png"], "link.png"),  # ... through a link to it
+        (["in/sub/c.png"], "in/sub"),  # a result named like its input, in the input's folder
+    ],
+)
+def test_run_never_replaces_an_input(
+    inputs: list[str],
+    output: str,
+    overwrite: list[str],
+    images_dir: Path,
+    tmp_path: Path,
+    invert_weights: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link.png").symlink_to(images_dir / "a.png")
+    before = _snapshot(images_dir)
+    assert main(["run", "invert", *inputs, "-o", output, *overwrite]) == 1
+    assert "would replace its input" in capsys.readouterr().err
+    assert _snapshot(images_dir) == before
+
+
+def test_run_replaces_an_existing_file_only_when_asked(
+    tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.zeros((3, 3, 3), np.uint8))
+    unrelated = tmp_path / "out" / "photo.png"
+    unrelated.parent.mkdir()
+    unrelated.write_bytes(b"someone else's file")
+    argv = ["run", "invert", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "out")]
+    assert main(argv) == 1
+    assert "pass --overwrite to replace" in capsys.readouterr().err
+    assert unrelated.read_bytes() == b"someone else's file"
+    assert main([*argv, "--overwrite"]) == 0
+    assert cv2.imread(str(unrelated)).min() == 255
+
+
+def test_inputs_sharing_an_output_name_are_refused_before_anything_is_written(
+    tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "x.png"), np.zeros((3, 3, 3), np.uint8))
+    cv2.imwrite(str(folder / "x.jpg"), np.zeros((3, 3, 3), np.uint8))
+    out = tmp_path / "out"
+    assert main(["run", "invert", str(folder), "-o", str(out)]) == 1
+    assert "would both be written to" in capsys.readouterr().err and not out.exists()
+
+
+def test_run_reports_folders_it_cannot_search(
+    images_dir: Path,
+    tmp_path: Path,
+    invert_weights: None,
+    deny_reading: Callable[[Path], None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (images_dir / "sub" / "loop").symlink_to(images_dir)
+    locked = images_dir / "locked"
+    locked.mkdir()
+    cv2.imwrite(str(locked / "hidden.png"), np.zeros((3, 3, 3), np.uint8))
+    deny_reading(locked)
+    out = tmp_path / "out"
+    assert main(["run", "invert", str(images_dir), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "2 folder(s) under" in err and "not searched" in err
+    assert f"{locked} cannot be read: Permission denied" in err
+    assert f"{images_dir / 'sub' / 'loop'} links to a folder searched already" in err
+    assert len(list(out.rglob("*.png"))) == 5
+
+
+def test_run_gives_the_reasons_before_the_summary(
+    tmp_path: Path, invert_weights: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    monkeypatch.setattr(sys, "stderr", sys.stdout)  # one stream, so the order shows
+    assert main(["run", "invert", str(tmp_path / "broken.png"), "-o", str(tmp_path / "out")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("imgzoo: skipped: ") and "broken.png" in lines[0]
+    assert lines[1:] == ["imgzoo: error: 1 of 1 inputs could not be read; nothing was written"]
+
+
+@pytest.mark.parametrize("argv", [["run", "colorise", "x.png"], ["run", "colorize", "MISSING.png"]])
+def test_run_answers_a_typo_without_importing_torch(argv: list[str], tmp_path: Path) -> None:
+    script = "import sys; from imgzoo.cli import main; print(main(sys.argv[1:]), 'torch' in sys.modules)"
+    argv = [str(tmp_path / a) if a.startswith("MISSING") else a for a in argv]
+    completed = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert completed.stdout.split() == ["1", "False"], completed.stderr
+    assert completed.stderr.startswith("imgzoo: error: ")
+
+
+def test_running_out_of_memory_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((3, 3, 3), np.uint8))
+
+    def forward(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(InvertTask, "forward", forward)
+    assert main(["run", "invert", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("imgzoo: error:") == 1 and "needs more memory than there is" in err
+    assert "Traceback" not in err

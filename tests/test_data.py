@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import struct
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,25 @@ def test_image_folder_finds_images_recursively_sorted_and_skips_hidden(tmp_path:
     assert first.image.shape == (10, 20, 3) and first.image.dtype == np.float32
     assert first.target is None
     assert np.allclose(first.image, 128 / 255)
+
+
+def test_image_folder_counts_and_reports_folders_it_cannot_search(
+    tmp_path: Path, deny_reading: Callable[[Path], None]
+) -> None:
+    for name in ("a.png", "sub/b.png", "locked/c.png"):
+        write_image(tmp_path / name)
+    deny_reading(tmp_path / "locked")
+    (tmp_path / "sub" / "back").symlink_to(tmp_path)  # a loop
+    (tmp_path / "self").symlink_to(tmp_path / "self")  # a link that never resolves
+    with pytest.warns(UserWarning, match="3 folder") as caught:
+        folder = ImageFolder(tmp_path)
+    assert names(folder) == ["a.png", "sub/b.png"]
+    message = str(caught[0].message)
+    assert "locked cannot be read: Permission denied" in message
+    assert (
+        "back links to a folder searched already" in message
+        and "self is a link that cannot be followed" in message
+    )
 
 
 def test_image_folder_extensions_option(tmp_path: Path) -> None:

@@ -208,3 +208,64 @@ def test_the_pipeline_cache_is_bounded(invert_weights: Path) -> None:
 def test_batch_size_must_be_positive(invert_weights: Path) -> None:
     with pytest.raises(imgzoo.ZooError, match="batch_size must be at least 1"):
         imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8), batch_size=0)
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if imgzoo.run gets as far as loading a model."""
+
+    def load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(api, "load", load)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_run_never_replaces_its_input(no_model_loads: None, tmp_path: Path, overwrite: bool) -> None:
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))
+    before = photo.read_bytes()
+    for output in (photo, tmp_path, tmp_path / "." / "photo.png"):
+        with pytest.raises(imgzoo.ZooError, match="would replace its input"):
+            imgzoo.run("invert", str(photo), output=output, overwrite=overwrite)
+    assert photo.read_bytes() == before
+
+
+def test_run_replaces_an_existing_file_only_when_asked(invert_weights: Path, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))
+    unrelated = tmp_path / "photo.png"
+    unrelated.write_bytes(b"someone else's file")
+    with pytest.raises(imgzoo.ZooError, match="pass overwrite=True to replace"):
+        imgzoo.run("invert", photo, output=tmp_path)
+    assert unrelated.read_bytes() == b"someone else's file"
+    imgzoo.run("invert", photo, output=tmp_path, overwrite=True)
+    assert cv2.imread(str(unrelated)).min() == 255
+
+
+def test_run_refuses_outputs_that_cannot_all_be_written(no_model_loads: None, tmp_path: Path) -> None:
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "x.png"), np.zeros((3, 3, 3), np.uint8))
+    pair = [tmp_path / "d1" / "x.png", tmp_path / "d2" / "x.png"]
+    with pytest.raises(imgzoo.ZooError, match="would both be written to"):
+        imgzoo.run("invert", pair, output=tmp_path / "out")
+    with pytest.raises(imgzoo.ZooError, match="names one file, but there are 2 inputs"):
+        imgzoo.run("invert", [np.zeros((2, 2, 3), np.uint8)] * 2, output=tmp_path / "two.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d1", "d2"]
+
+
+def test_a_path_with_a_nul_byte_is_an_invalid_image(invert_weights: Path) -> None:
+    with pytest.raises(imgzoo.InvalidImageError, match="NUL byte"):
+        imgzoo.run("invert", "a\x00b")
+
+
+def test_running_out_of_memory_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipe = imgzoo.load("invert", False)
+
+    def forward(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(pipe.task, "forward", forward)
+    with pytest.raises(imgzoo.InvalidImageError, match=r"array \(5x4\) needs more memory than there is"):
+        pipe(np.zeros((4, 5, 3), np.uint8))

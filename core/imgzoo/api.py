@@ -8,7 +8,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from imgzoo.pipeline import Pipeline, load
+from imgzoo import plugins
+from imgzoo.pipeline import Pipeline, load, prepare_call
 
 __all__ = ["clear_cache", "run"]
 
@@ -28,6 +29,7 @@ def run(
     device: str = "auto",
     precision: str = "fp32",
     output: str | Path | None = None,
+    overwrite: bool = False,
     batch_size: int = 8,
     **options: Any,
 ) -> Any:
@@ -37,9 +39,13 @@ def run(
     result has the same type and size. ``options`` set config fields of the task
     (``run("edges2photo", photo, extract_edges=True)``). The loaded pipeline is cached, so
     later calls with the same arguments do not load again; calls are safe from several threads.
+    ``output`` and ``overwrite`` save the results as :meth:`Pipeline.__call__` does; the inputs
+    and outputs are checked before any model is loaded.
     """
+    plugins.get_task_class(task)  # a misspelled task is reported before any image is read
+    call = prepare_call(image, output=output, overwrite=overwrite, batch_size=batch_size)
     pipeline = _cached_pipeline(task, weights=weights, device=device, precision=precision, options=options)
-    return pipeline(image, output=output, batch_size=batch_size)
+    return pipeline.run_prepared(call)
 
 
 def clear_cache() -> None:

@@ -2,7 +2,7 @@
 
     imgzoo list [PATTERN] [--json]
     imgzoo info TASK [--schema] [--json]
-    imgzoo run TASK INPUT... [-o OUT] [--weights W] [--set key=value]...
+    imgzoo run TASK INPUT... [-o OUT] [--overwrite] [--weights W] [--set key=value]...
     imgzoo train TASK --data SPEC --out DIR ...        imgzoo eval TASK --data SPEC ...
     imgzoo plugins [--json]
     imgzoo new-plugin NAME [--dir D]
@@ -26,8 +26,6 @@ from typing import Any
 
 from imgzoo import __version__, hookspecs, plugins, registry
 from imgzoo.errors import ZooError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"imgzoo: error: {error}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        if args.debug:
+            raise
+        print(
+            "imgzoo: error: out of memory: use smaller images or a smaller --batch-size, or lower "
+            "IMGZOO_MAX_PIXELS to refuse large images before they are decoded",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -92,6 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
     sub.add_argument("--batch-size", type=int, default=8)
+    sub.add_argument(
+        "--overwrite", action="store_true", help="replace existing output files (never an input)"
+    )
 
     sub = command("plugins", _cmd_plugins, "list plugins: distribution, version, hooks, tasks, status")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
@@ -286,62 +296,66 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from imgzoo import config as config_module
+    from imgzoo.outputs import plan_outputs
+
+    if args.batch_size < 1:
+        raise ZooError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # Everything that can be checked without the model is checked before torch is imported, so
+    # that a typo is answered at once and a refused run has written nothing.
+    plugins.get_task_class(args.task)
+    jobs = expand_inputs(args.inputs)
+    output = args.output or str(Path("outputs") / args.task)
+    targets = plan_outputs(
+        output,
+        [path for path, _ in jobs],
+        [name for _, name in jobs],
+        overwrite=args.overwrite,
+        overwrite_hint="--overwrite",
+    )
+    overrides = config_module.parse_assignments(args.set, task=args.task)
+
     from imgzoo import images
     from imgzoo.errors import InvalidImageError
     from imgzoo.pipeline import load
 
-    if args.batch_size < 1:
-        raise ZooError(f"--batch-size must be at least 1, got {args.batch_size}")
-    # Everything that can be checked without the model is checked before loading it.
-    plugins.get_task_class(args.task)
-    jobs = expand_inputs(args.inputs)
-    target = _output_target(args.output or str(Path("outputs") / args.task), len(jobs))
-    overrides = config_module.parse_assignments(args.set, task=args.task)
     pipeline = load(
         args.task, args.weights, device=args.device, precision=args.precision, config=args.config, **overrides
     )
+    work = [(path, target) for (path, _), target in zip(jobs, targets, strict=True)]
     written, unreadable = 0, []
     for start in _progress(range(0, len(jobs), args.batch_size), total=len(jobs), step=args.batch_size):
         batch = []
-        for path, name in jobs[start : start + args.batch_size]:
+        for path, target in work[start : start + args.batch_size]:
             try:
-                batch.append((images.load_image(path), name))
+                batch.append((images.load_image(path), target))
             except InvalidImageError as error:  # one bad file does not stop the others
                 unreadable.append(str(error))
         results = pipeline.process([image for image, _ in batch], batch_size=args.batch_size)
-        for (image, name), result in zip(batch, results, strict=True):
-            images.save_image(target if target.suffix else target / name, result, image.alpha)
+        for (image, target), result in zip(batch, results, strict=True):
+            images.save_image(target, result, image.alpha)
             written += 1
-    print(f"wrote {written} image{'s' if written != 1 else ''} to {target}")
+    # The reasons come before the summary, so that "wrote 0 images" never stands unexplained.
     for problem in unreadable:
         print(f"imgzoo: skipped: {problem}", file=sys.stderr)
+    if written:
+        print(f"wrote {written} image{'s' if written != 1 else ''} to {output}")
     if unreadable:
-        print(f"imgzoo: error: {len(unreadable)} of {len(jobs)} inputs could not be read", file=sys.stderr)
+        outcome = "nothing was written" if not written else f"the other {written} were written"
+        print(
+            f"imgzoo: error: {len(unreadable)} of {len(jobs)} inputs could not be read; {outcome}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
-def _output_target(output: str, count: int) -> Path:
-    """A file for one input (when OUT has an image suffix), else a directory."""
-    path = Path(output)
-    is_directory = output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix
-    if is_directory:
-        return path
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ZooError(
-            f"cannot write {path.suffix} images: use one of {', '.join(IMAGE_SUFFIXES)}, "
-            f"or end -o with '/' to name a directory"
-        )
-    if count > 1:
-        raise ZooError(f"-o {output} names one file, but there are {count} inputs: give a directory")
-    return path
-
-
 def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, str]]:
     """(input file, output file name) for every image: files as given, folders searched
-    recursively (their layout is kept in the output), globs expanded for shells that leave them
-    alone. A missing file, a pattern matching nothing, an empty folder or two inputs that would
-    write the same output file are errors, found before any model loads."""
+    recursively (their layout is kept in the output; hidden files are left out), globs expanded
+    for shells that leave them alone. A missing file, a pattern matching nothing or a folder
+    without images is an error, found before any model loads; a subfolder that cannot be
+    searched is reported as a warning."""
+    from imgzoo.data._files import find_images
     from imgzoo.errors import InvalidImageError
 
     jobs: list[tuple[Path, str]] = []
@@ -351,9 +365,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, str]]:
             raise InvalidImageError(f"no files match {item!r}", source=item)
         for match in map(Path, matches):
             if match.is_dir():
-                found = sorted(
-                    p for p in match.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                )
+                found = find_images(match).files
                 if not found:
                     raise InvalidImageError(f"no images in folder {match}", source=match)
                 jobs += [(p, p.relative_to(match).with_suffix(".png").as_posix()) for p in found]
@@ -361,11 +373,6 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, str]]:
                 jobs.append((match, match.with_suffix(".png").name))
             else:
                 raise InvalidImageError(f"{match}: no such file", source=match)
-    names: dict[str, Path] = {}
-    for path, name in jobs:
-        if name in names and names[name] != path:
-            raise ZooError(f"{names[name]} and {path} would both be written as {name}: run them separately")
-        names[name] = path
     return jobs
 
 

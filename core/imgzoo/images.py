@@ -21,6 +21,7 @@ uint8 torch tensors are read as 0..255. Importing this module imports neither to
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -40,15 +41,21 @@ __all__ = [
     "OutputSpec",
     "decode_image",
     "load_image",
+    "out_of_memory",
     "read_images",
     "save_image",
     "to_output",
     "to_uint8",
 ]
 
-MAX_PIXELS: int = 2**28
+# A run holds several full-size copies of an image at once (decoded, as float32, the result, the
+# encoded output): colorize, the hungriest built-in task, peaks at about 72 bytes per pixel. So
+# 2**26 pixels (8192x8192) need about 5 GB, which a laptop has; a larger limit would let a small
+# file (a 16000x16000 PNG of one colour is under 1 MB) exhaust the memory instead of being refused.
+MAX_PIXELS: int = 2**26
 """Largest height*width accepted (a decompression-bomb guard); env var IMGZOO_MAX_PIXELS overrides it."""
 
+_BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see MAX_PIXELS)
 _ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
 _BT601_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -63,6 +70,7 @@ class Image:
     pixels: np.ndarray
     alpha: np.ndarray | None
     source: str  # where it came from, for error messages: a path, "array #2", "tensor[0]", ...
+    path: Path | None = None  # the file it was read from, if any
 
     @property
     def height(self) -> int:
@@ -141,7 +149,9 @@ def load_image(source: str | os.PathLike[str] | bytes | bytearray | memoryview) 
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode_image(source)
     if isinstance(source, (str, os.PathLike)):
-        return decode_image(_read_file(Path(source)), source=str(source))
+        image = decode_image(_read_file(Path(source)), source=str(source))
+        image.path = Path(source)
+        return image
     raise InvalidImageError(f"load_image takes a path or encoded bytes, not {type(source).__name__}")
 
 
@@ -165,7 +175,33 @@ def decode_image(data: bytes | bytearray | memoryview, source: str = "bytes") ->
         )
     if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    if not is_jpeg:
+        decoded = _apply_orientation(decoded, _embedded_orientation(data))
     return _image_from_array(decoded, source)
+
+
+def _embedded_orientation(data: bytes) -> int | None:
+    """The EXIF orientation of a PNG or WebP, which OpenCV leaves unapplied (it applies a JPEG's
+    and a TIFF's itself); None when there is none or the EXIF block cannot be read."""
+    if not data.startswith((b"\x89PNG", b"RIFF")):
+        return None
+    from imgzoo.data._imagesize import embedded_orientation
+
+    try:
+        return embedded_orientation(io.BytesIO(data))
+    except struct.error:
+        return None  # a broken EXIF block: show the pixels as stored, as viewers do
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
+    """Turn and mirror stored pixels (HxW or HxWxC) the way EXIF orientation 1-8 says to show them."""
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        if orientation in (5, 6, 7, 8):  # these first mirror along the main diagonal
+            pixels = pixels.swapaxes(0, 1)
+        flip_rows = orientation in (3, 4, 7, 8)
+        flip_columns = orientation in (2, 3, 6, 7)
+        pixels = pixels[:: -1 if flip_rows else 1, :: -1 if flip_columns else 1]
+    return pixels
 
 
 def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarray | None = None) -> Path:
@@ -221,6 +257,18 @@ def _invalid(source: str, problem: str) -> InvalidImageError:
     return InvalidImageError(f"{source} {problem}", source=source)
 
 
+def out_of_memory(images: list[Image], doing: str) -> InvalidImageError:
+    """The error for running out of memory while ``doing`` something with ``images``."""
+    largest = max(images, key=lambda image: image.width * image.height)
+    batch = f" (in a batch of {len(images)}: try a smaller batch size)" if len(images) > 1 else ""
+    return _invalid(
+        largest.source,
+        f"({largest.width}x{largest.height}) needs more memory than there is, {doing}{batch}; use a "
+        f"smaller image, or lower IMGZOO_MAX_PIXELS (now {_pixel_limit()}) to refuse such images "
+        "before they are decoded",
+    )
+
+
 def _pixel_limit() -> int:
     configured = os.environ.get("IMGZOO_MAX_PIXELS", "").strip()
     if not configured:
@@ -234,7 +282,11 @@ def _check_pixel_count(height: int, width: int, source: str) -> None:
     limit = _pixel_limit()
     if height * width > limit:
         problem = f"is {width}x{height} = {height * width} pixels, over the limit of {limit}"
-        raise _invalid(source, problem + "; raise IMGZOO_MAX_PIXELS if you trust this image")
+        raise _invalid(
+            source,
+            f"{problem}: processing it could take {height * width * _BYTES_PER_PIXEL / 1e9:.1f} GB of "
+            "memory; if you trust the image and have the memory, raise the limit with IMGZOO_MAX_PIXELS",
+        )
 
 
 def _read_one(obj: object, suffix: str) -> tuple[list[Image], InputForm]:
@@ -258,6 +310,10 @@ def _read_one(obj: object, suffix: str) -> tuple[list[Image], InputForm]:
 
 
 def _read_file(path: Path) -> bytes:
+    if "\x00" in str(path):  # the OS cannot even be asked about such a name
+        raise InvalidImageError(
+            f"the path {str(path)!r} contains a NUL byte: give a valid file name", source=str(path)
+        )
     if path.is_dir():
         raise _invalid(str(path), "is a directory, not an image file")
     try:

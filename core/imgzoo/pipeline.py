@@ -16,10 +16,11 @@ from imgzoo import plugins, registry
 from imgzoo import weights as _weights
 from imgzoo.config import build_config
 from imgzoo.errors import WeightsError, ZooError
+from imgzoo.outputs import plan_outputs
 from imgzoo.runtime import autocast, check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
 
-__all__ = ["LoadedWeights", "Pipeline", "build_task", "load"]
+__all__ = ["LoadedWeights", "Pipeline", "PreparedCall", "build_task", "load", "prepare_call"]
 
 WeightsArg = str | Path | None | bool
 
@@ -156,21 +157,41 @@ class Pipeline:
             f"precision={self.precision!r})"
         )
 
-    def __call__(self, image: Any, *, output: str | Path | None = None, batch_size: int = 8) -> Any:
+    def __call__(
+        self, image: Any, *, output: str | Path | None = None, overwrite: bool = False, batch_size: int = 8
+    ) -> Any:
         """Run on one image or a list of them; the result has the input's type and size.
 
-        ``output``: also save the result there (a file for one image, a directory for several).
+        ``output``: also save the results there (a file for one image, else a folder, where an
+        image read from ``x.jpg`` is saved as ``x.png``). An input is never replaced, nor an
+        existing file unless ``overwrite=True``; this is checked before the model runs.
         """
-        if batch_size < 1:
-            raise ZooError(f"batch_size must be at least 1, got {batch_size}")
-        inputs, spec = _images.read_images(image)
-        results = self.process(inputs, batch_size=batch_size)
-        if output is not None:
-            _save_results(results, inputs, Path(output))
-        return _images.to_output(results, inputs, spec)
+        return self.run_prepared(
+            prepare_call(image, output=output, overwrite=overwrite, batch_size=batch_size)
+        )
+
+    def run_prepared(self, call: PreparedCall) -> Any:
+        """Run on inputs read and checked by :func:`prepare_call`, saving results where it planned."""
+        results = self.process(call.inputs, batch_size=call.batch_size)
+        for result, image, target in zip(results, call.inputs, call.targets or [], strict=False):
+            _images.save_image(target, result, image.alpha)
+        return _images.to_output(results, call.inputs, call.spec)
 
     def process(self, inputs: list[_images.Image], *, batch_size: int = 8) -> list[np.ndarray]:
         """Run on already-read images; returns HxWxC float32 arrays, one per input."""
+        try:
+            results = self._process(inputs, batch_size)
+        except MemoryError as error:
+            raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
+        for image, result in zip(inputs, results, strict=True):
+            if result.shape[:2] != image.pixels.shape[:2]:
+                raise ZooError(
+                    f"task {self.task.name!r} returned a {result.shape[1]}x{result.shape[0]} image for a "
+                    f"{image.width}x{image.height} input: its postprocess() must restore the input size"
+                )
+        return results
+
+    def _process(self, inputs: list[_images.Image], batch_size: int) -> list[np.ndarray]:
         task = self.task
         results: list[np.ndarray | None] = [None] * len(inputs)
         with torch.inference_mode():
@@ -191,24 +212,33 @@ class Pipeline:
                     outputs = outputs.float().cpu()
                     for row, index in enumerate(chunk):
                         results[index] = task.postprocess(outputs[row], inputs[index].pixels)
-        for image, result in zip(inputs, results, strict=True):
-            assert result is not None
-            if result.shape[:2] != image.pixels.shape[:2]:
-                raise ZooError(
-                    f"task {task.name!r} returned a {result.shape[1]}x{result.shape[0]} image for a "
-                    f"{image.width}x{image.height} input: its postprocess() must restore the input size"
-                )
-        return [r for r in results if r is not None]
+        return [result for result in results if result is not None]
 
 
-def _save_results(results: list[np.ndarray], inputs: list[_images.Image], output: Path) -> None:
-    if len(results) == 1 and output.suffix:
-        _images.save_image(output, results[0], inputs[0].alpha)
-        return
-    output.mkdir(parents=True, exist_ok=True)
-    for index, (result, image) in enumerate(zip(results, inputs, strict=True)):
-        stem = Path(image.source).stem if Path(image.source).suffix else f"image-{index:04d}"
-        _images.save_image(output / f"{stem}.png", result, image.alpha)
+@dataclass
+class PreparedCall:
+    """Inputs read and checked, and where each result goes (``targets`` None: nowhere)."""
+
+    inputs: list[_images.Image]
+    spec: _images.OutputSpec
+    targets: list[Path] | None
+    batch_size: int
+
+
+def prepare_call(image: Any, *, output: str | Path | None, overwrite: bool, batch_size: int) -> PreparedCall:
+    """Read the inputs and plan their outputs: everything that can fail before the model runs."""
+    if batch_size < 1:
+        raise ZooError(f"batch_size must be at least 1, got {batch_size}")
+    inputs, spec = _images.read_images(image)
+    targets = None
+    if output is not None:
+        names = [
+            f"{item.path.stem}.png" if item.path is not None else f"image-{index:04d}.png"
+            for index, item in enumerate(inputs)
+        ]
+        sources = [item.path for item in inputs]
+        targets = plan_outputs(output, sources, names, overwrite=overwrite, overwrite_hint="overwrite=True")
+    return PreparedCall(inputs, spec, targets, batch_size)
 
 
 def load(

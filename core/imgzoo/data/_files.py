@@ -6,7 +6,7 @@ import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +25,14 @@ class ImageSearch:
     files: list[Path]
     ignored: int  # visible files whose suffix is not an image extension
     extensions: tuple[str, ...]
+    skipped_folders: list[tuple[Path, str]] = field(default_factory=list)  # (folder, why) not searched
 
     def require_images(self) -> list[Path]:
         """The files found, or a DataError saying what was searched for and what was not used."""
         if not self.files:
             others = f"; {self.ignored} other file(s) were ignored" if self.ignored else ""
+            if self.skipped_folders:
+                others += f"; {len(self.skipped_folders)} folder(s) could not be searched"
             raise DataError(
                 f"no images found under {self.root} (searched recursively for "
                 f"{', '.join(self.extensions)}){others}",
@@ -41,8 +44,10 @@ class ImageSearch:
 def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_EXTENSIONS) -> ImageSearch:
     """Every image under ``root``, recursively, sorted; hidden files and folders are skipped.
 
-    Suffixes match case-insensitively (``.JPG`` is a ``.jpg``). Raises DataError when ``root``
-    is missing or is not a folder.
+    Suffixes match case-insensitively (``.JPG`` is a ``.jpg``). Linked folders are followed once:
+    a link back into a folder already searched (a loop, or a second way into one) is not. Folders
+    that cannot be read or are not followed are listed in ``skipped_folders`` and named in a
+    warning. Raises DataError when ``root`` is missing or is not a folder.
     """
     root = Path(root).expanduser()
     wanted = tuple(ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions)
@@ -52,20 +57,53 @@ def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_
         raise DataError(f"{root} is a file: expected a folder of images", path=root)
 
     files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     ignored = 0
-    for folder, subfolders, names in os.walk(root):
-        # Pruning in place stops os.walk descending into .git, .ipynb_checkpoints and the like.
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        for name in names:
-            if name.startswith("."):
+    searched: set[tuple[int, int]] = set()
+    # Linked folders wait until every real one is searched, so that a link into a folder that
+    # is also reached directly is the one left out, whatever the order of the listing.
+    pending: list[Path] = [root]
+    linked: list[Path] = []
+    while pending or linked:
+        folder = pending.pop() if pending else linked.pop()
+        try:
+            status = folder.stat()
+            identity = (status.st_dev, status.st_ino)
+            if identity in searched:
+                skipped.append((folder, "links to a folder searched already (a loop?)"))
                 continue
-            if os.path.splitext(name)[1].lower() in wanted:
-                files.append(Path(folder, name))
+            searched.add(identity)
+            with os.scandir(folder) as entries:
+                listing = list(entries)
+        except OSError as error:
+            skipped.append((folder, f"cannot be read: {error.strerror or error}"))
+            continue
+        for entry in listing:
+            if entry.name.startswith("."):  # .git, .ipynb_checkpoints, macOS ._ files and the like
+                continue
+            try:
+                is_folder = entry.is_dir()
+            except OSError as error:  # a link that cannot be followed, e.g. one to itself
+                skipped.append(
+                    (Path(entry.path), f"is a link that cannot be followed: {error.strerror or error}")
+                )
+                continue
+            if is_folder:
+                (linked if entry.is_symlink() else pending).append(Path(entry.path))
+            elif os.path.splitext(entry.name)[1].lower() in wanted:
+                files.append(Path(entry.path))
             else:
                 ignored += 1
     # Sorting on the relative POSIX path keeps the order identical across platforms and runs.
     files.sort(key=lambda path: path.relative_to(root).as_posix())
-    return ImageSearch(root=root, files=files, ignored=ignored, extensions=wanted)
+    skipped.sort()
+    if skipped:
+        details = "; ".join(f"{folder} {why}" for folder, why in skipped)
+        warnings.warn(
+            f"{len(skipped)} folder(s) under {root} were not searched for images: {details}",
+            stacklevel=2,
+        )
+    return ImageSearch(root=root, files=files, ignored=ignored, extensions=wanted, skipped_folders=skipped)
 
 
 def relative_name(path: Path, root: Path) -> str:

@@ -13,27 +13,30 @@ from typing import BinaryIO
 # JPEG start-of-frame markers (C4, C8 and CC share the range but are not frame headers).
 _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _EXIF_ORIENTATION_TAG = 0x0112
+_QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 def read_image_size(path: Path) -> tuple[int, int] | None:
     """``(width, height)`` from the header of a PNG, JPEG, BMP or WebP file.
 
-    None when the format is another one, the header is malformed, or a JPEG's EXIF orientation
-    turns it by 90°, which a decoder may or may not apply: the caller then decodes to find out.
+    None when the format is another one, the header is malformed, or its EXIF orientation turns
+    it by 90°, which a decoder may or may not apply: the caller then decodes to find out.
     """
     try:
         with open(path, "rb") as file:
             head = file.read(32)
             if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
                 width, height = struct.unpack(">II", head[16:24])
-                return width, height
+                turned = embedded_orientation(file) in _QUARTER_TURNS
+                return None if turned else (width, height)
             if head.startswith(b"\xff\xd8"):
                 file.seek(2)
                 return _jpeg_size(file)
             if head.startswith(b"BM"):
                 return _bmp_size(head)
             if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-                return _webp_size(head)
+                turned = embedded_orientation(file) in _QUARTER_TURNS
+                return None if turned else _webp_size(head)
     except (OSError, struct.error):
         pass
     return None
@@ -61,17 +64,47 @@ def _jpeg_size(file: BinaryIO) -> tuple[int, int] | None:
             height, width = struct.unpack(">HH", file.read(body_length)[1:5])
             return width, height
         if code == 0xE1:  # APP1 comes before the frame header, so orientation is known in time
-            if _exif_orientation(file.read(body_length)) in (5, 6, 7, 8):
+            if _exif_orientation(file.read(body_length)) in _QUARTER_TURNS:
                 return None
         else:
             file.seek(body_length, 1)
+
+
+def embedded_orientation(file: BinaryIO) -> int | None:
+    """The EXIF orientation (1-8) stored in a PNG's eXIf chunk or a WebP's EXIF chunk, or None.
+
+    Reads from the start of ``file``, skipping over the pixel data; raises struct.error when the
+    chunks are malformed.
+    """
+    file.seek(0)
+    head = file.read(12)
+    png = head.startswith(b"\x89PNG\r\n\x1a\n")
+    if not png and not (head.startswith(b"RIFF") and head[8:12] == b"WEBP"):
+        return None
+    file.seek(8 if png else 12)
+    while len(chunk := file.read(8)) == 8:
+        if png:
+            length, kind = struct.unpack(">I4s", chunk)
+        else:
+            kind, length = struct.unpack("<4sI", chunk)
+        if kind in (b"eXIf", b"EXIF"):
+            return _tiff_orientation(file.read(length).removeprefix(b"Exif\x00\x00"))
+        if kind == b"IEND":
+            return None
+        # A PNG chunk ends with a 4-byte CRC; a RIFF chunk is padded to an even length.
+        file.seek(length + (4 if png else length % 2), 1)
+    return None
 
 
 def _exif_orientation(segment: bytes) -> int | None:
     """The EXIF orientation (1-8) in a JPEG APP1 segment, or None when there is none."""
     if not segment.startswith(b"Exif\x00\x00"):
         return None  # an XMP or other APP1 segment
-    tiff = segment[6:]
+    return _tiff_orientation(segment[6:])
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    """The orientation tag of an EXIF block (a little TIFF file), or None when there is none."""
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if order is None:
         raise struct.error("bad TIFF byte order in EXIF")

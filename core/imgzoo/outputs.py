@@ -1,0 +1,123 @@
+"""Where results are written, decided and checked before any model work starts.
+
+A run that writes results must never replace one of its own inputs, never replace a file the
+user did not ask to replace, and never write two results to one file. All of that is known from
+the paths alone, so it is checked up front, and a refused run has written nothing. Importing this
+module imports neither torch nor OpenCV.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from imgzoo.errors import ZooError
+
+__all__ = ["WRITABLE_SUFFIXES", "plan_outputs"]
+
+WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def plan_outputs(
+    output: str | os.PathLike[str],
+    sources: Sequence[Path | None],
+    names: Sequence[str],
+    *,
+    overwrite: bool,
+    overwrite_hint: str,
+) -> list[Path]:
+    """The file each result goes to, one per input, or a ZooError saying why the run is refused.
+
+    ``output`` names one file (it has an image suffix and is not a folder) for a single input,
+    otherwise a folder where input ``i`` is written as ``names[i]``. ``sources`` are the input
+    files (None for an input that is not a file). ``overwrite_hint`` tells the user how to allow
+    replacing existing files (``--overwrite``, ``overwrite=True``).
+    """
+    text = os.fspath(output)
+    if "\x00" in text:
+        raise ZooError(f"the output path {text!r} contains a NUL byte: give a valid path")
+    targets = _targets(text, names)
+    _refuse_shared_targets(targets, sources)
+    _refuse_replacing(targets, sources, overwrite=overwrite, overwrite_hint=overwrite_hint)
+    return targets
+
+
+def _targets(output: str, names: Sequence[str]) -> list[Path]:
+    path = Path(output)
+    names_a_folder = output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix
+    if names_a_folder:
+        if path.exists() and not path.is_dir():
+            raise ZooError(f"the output folder {path} is a file: give a folder, or a new name")
+        return [path / name for name in names]
+    if path.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise ZooError(
+            f"cannot write {path.suffix} images: use one of {', '.join(WRITABLE_SUFFIXES)}, "
+            f"or end the output with '/' to name a folder"
+        )
+    if len(names) != 1:
+        raise ZooError(
+            f"the output {output} names one file, but there are {len(names)} inputs: give a folder"
+        )
+    return [path]
+
+
+def _refuse_shared_targets(targets: Sequence[Path], sources: Sequence[Path | None]) -> None:
+    claimed: dict[Path, Path | None] = {}
+    for target, source in zip(targets, sources, strict=True):
+        key = Path(os.path.abspath(target))
+        if key in claimed:
+            first = claimed[key]
+            if first is not None and source is not None and _same_file(first, source):
+                continue  # one file given twice gives the same result twice
+            raise ZooError(
+                f"{_describe(first)} and {_describe(source)} would both be written to {target}: "
+                "run them separately, or put them in folders and pass the folder"
+            )
+        claimed[key] = source
+
+
+def _refuse_replacing(
+    targets: Sequence[Path], sources: Sequence[Path | None], *, overwrite: bool, overwrite_hint: str
+) -> None:
+    inputs = [source for source in sources if source is not None]
+    input_identities = {_identity(source) for source in inputs} - {None}
+    input_locations = {source.resolve() for source in inputs}
+    existing = []
+    for target in targets:
+        if not os.path.lexists(target):
+            continue
+        if target.resolve() in input_locations or _identity(target) in input_identities:
+            raise ZooError(
+                f"the result would replace its input {target}: choose an output folder that holds "
+                "none of the inputs"
+            )
+        if target.is_dir():
+            raise ZooError(f"cannot write a result to {target}: it is a folder")
+        existing.append(target)
+    if existing and not overwrite:
+        others = f" and {len(existing) - 1} other output(s)" if len(existing) > 1 else ""
+        raise ZooError(
+            f"{existing[0]}{others} already exist: pass {overwrite_hint} to replace them, "
+            "or choose another output"
+        )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) that a path leads to, which also tells hard links and symlinks apart."""
+    try:
+        status = path.stat()
+    except (OSError, ValueError):
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):
+        return False
+
+
+def _describe(source: Path | None) -> str:
+    return str(source) if source is not None else "an input that is not a file"

@@ -660,20 +660,22 @@ sys.exit(cli.main(sys.argv[1:]))
 # Trains for more steps than any test waits for.
 TRAIN_FOREVER = [
     *("train", "invert", "--steps", "1000000", "--device", "cpu", "--batch-size", "2"),
-    *("--set", "train.num_workers=0", "--set", "train.log_every=1", "--set", "train.progress=false"),
+    *("--set", "train.log_every=1", "--set", "train.progress=false"),
 ]
 
 
-def start_training(images: str, out: Path, script: Path) -> subprocess.Popen[str]:
-    """``imgzoo train invert`` for more steps than a test waits for, once it logs its first step."""
+def start_training(images: str, out: Path, script: Path, *, workers: int = 0) -> subprocess.Popen[str]:
+    """``imgzoo train invert`` for more steps than a test waits for, in a process group of its
+    own (with its loader workers), once it logs its first step."""
     paths = [str(REPO / "core"), str(REPO / "plugins"), str(REPO / "tests")]
     script.write_text(IMGZOO_COMMAND.format(paths=paths))
-    command = [*TRAIN_FOREVER, "--data", images, "--out", str(out)]
+    command = [*TRAIN_FOREVER, "--data", images, "--out", str(out), "--set", f"train.num_workers={workers}"]
     process = subprocess.Popen(
         [sys.executable, str(script), *command],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120  # only so that a broken run cannot hang the test suite
     while not (out / "metrics.jsonl").exists():
@@ -684,12 +686,21 @@ def start_training(images: str, out: Path, script: Path) -> subprocess.Popen[str
     return process
 
 
+@pytest.mark.parametrize(
+    ("workers", "whole_group"),
+    [(0, False), (2, True)],
+    # kill and docker stop signal the main process; systemd and Slurm every process of the run.
+    ids=["to-the-process", "to-it-and-its-loader-workers"],
+)
 def test_sigterm_finishes_the_step_and_leaves_a_resumable_checkpoint(
-    images: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    workers: int, whole_group: bool, images: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    process = start_training(images, out, tmp_path / "imgzoo_command.py")
-    process.terminate()  # SIGTERM, as kill, systemd, docker stop and Kubernetes send
+    process = start_training(images, out, tmp_path / "imgzoo_command.py", workers=workers)
+    if whole_group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.terminate()
     _, stderr = process.communicate(timeout=120)
 
     assert process.returncode == 128 + signal.SIGTERM, stderr
@@ -701,6 +712,7 @@ def test_sigterm_finishes_the_step_and_leaves_a_resumable_checkpoint(
     assert f"resume with: imgzoo train invert --data {images} --out {out} --resume" in stderr
 
     resume = [*TRAIN_FOREVER, "--data", images, "--out", str(out), "--resume", "--steps", str(step + 1)]
+    resume += ["--set", "train.num_workers=0"]
     assert cli.main(resume) == 0
     assert f"trained invert for {step + 1} steps" in capsys.readouterr().out
     assert [event["step"] for event in train_events(out)] == list(range(1, step + 2))

@@ -28,8 +28,12 @@ The contract between a trainer and a task
 * **resume**: ``fit(resume=True)`` continues bitwise-exactly (CPU, fp32): the batches of a step
   and the randomness inside it are pure functions of (seed, step), and checkpoints keep the
   task's own ``state_dict()`` besides the models and optimizers.
-* **interrupts**: Ctrl-C finishes the step, writes a checkpoint and raises
+* **interrupts**: Ctrl-C or SIGTERM finishes the step, writes a checkpoint and raises
   :class:`TrainingInterrupted`; only the main process of a distributed run writes files.
+* **one run per folder**: ``fit`` holds a lock on ``out_dir/train.lock``; another run there
+  is a ZooError.
+* **divergence**: a non-finite loss (checked at each log) or weight (checked before every
+  checkpoint and the export) is a ZooError naming the step; nothing non-finite is saved.
 """
 
 from __future__ import annotations

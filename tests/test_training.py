@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -197,7 +200,8 @@ def test_invert_learns(invert_run: TrainResult) -> None:
 def test_run_writes_logs_pictures_and_only_safe_files(invert_run: TrainResult) -> None:
     out = invert_run.out_dir
     files = [path for path in out.rglob("*") if path.is_file()]
-    assert {path.suffix for path in files} <= {".safetensors", ".json", ".jsonl", ".png", ".toml"}
+    # .lock: the empty-but-for-a-pid file that keeps a second run out of the folder.
+    assert {path.suffix for path in files} <= {".safetensors", ".json", ".jsonl", ".png", ".toml", ".lock"}
     assert sorted(path.name for path in (out / "samples").iterdir()) == [
         "step-000020.png",
         "step-000040.png",
@@ -386,23 +390,27 @@ def test_resume_is_bitwise_exact(
     assert resumed.metrics == full.metrics and resumed.best == full.best
 
 
-def test_ctrl_c_finishes_the_step_and_leaves_a_resumable_checkpoint(images: str, tmp_path: Path) -> None:
-    # Not necessarily the default handler: a shell starts background jobs with SIGINT ignored.
-    handler_before = signal.getsignal(signal.SIGINT)
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_finishes_the_step_and_leaves_a_resumable_checkpoint(
+    signal_number: signal.Signals, images: str, tmp_path: Path
+) -> None:
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(TrainingInterrupted) as stop:
         train(
             "toygan",
             images,
             out=tmp_path,
             steps=6,
-            callbacks=[StopAt(2, signal_number=signal.SIGINT)],
+            callbacks=[StopAt(2, signal_number=signal_number)],
             **QUICK,
         )
-    assert stop.value.step == 2
+    assert stop.value.step == 2 and stop.value.signal_number == signal_number
+    assert f"interrupted by {signal_number.name} at step 2" in str(stop.value)
     state = json.loads((tmp_path / "checkpoints" / "step-00000002" / "state.json").read_text())
     assert state["task"] == "toygan" and state["step"] == 2 and state["train_config"]["steps"] == 6
     assert set(state["optimizers"]) == {"generator", "critic"}
-    assert signal.getsignal(signal.SIGINT) is handler_before  # the handler is restored
+    # The handlers of the process that called train() are back in place.
+    assert {signum: signal.getsignal(signum) for signum in handlers} == handlers
     assert train("toygan", images, out=tmp_path, resume=True, **QUICK).steps == 6
 
 
@@ -624,6 +632,10 @@ def test_too_few_images_for_a_batch(images: str, tmp_path: Path) -> None:
         ({"overrides": {"train.stepz": 3}}, "train.stepz"),
         ({"train_overrides": {"lr_schedule": "cosine"}}, "train.lr_schedule"),
         ({"grad_accum": 3}, "batch_size"),
+        ({"seed": 2**63 + 1}, "train.seed"),
+        ({"grad_clip": math.inf}, "train.grad_clip"),
+        ({"overrides": {"learning_rate": math.inf}}, "learning_rate"),
+        ({"overrides": {"gain": math.nan}}, "gain"),
     ],
 )
 def test_config_mistakes_name_the_field(
@@ -633,6 +645,51 @@ def test_config_mistakes_name_the_field(
     with pytest.raises(ConfigError, match=field):
         train("invert", images, out=tmp_path / "run", **options)
     assert not (tmp_path / "run").exists()  # no empty output folder left behind
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan, 1e30])
+@pytest.mark.parametrize("task", imgzoo.list_tasks())
+def test_a_learning_rate_that_can_only_train_garbage_is_a_config_error(
+    task: str, value: float, images: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="learning_rate"):
+        train(task, images, out=tmp_path / "run", overrides={"learning_rate": value}, steps=2, **QUICK)
+    assert not (tmp_path / "run").exists()
+
+
+class PoisonWeights(Callback):
+    """Makes the weights infinite after step ``step``, as a run that diverges does."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer: Trainer, step: int, losses: Mapping[str, torch.Tensor]) -> None:
+        if step == self.step:
+            with torch.no_grad():
+                trainer.models["model"].mix.weight.fill_(math.inf)
+
+
+@pytest.mark.parametrize(
+    ("log_every", "poisoned_after", "expected", "kept"),
+    [
+        (1, 3, "loss 'loss' is inf at step 4", ["step-00000002"]),  # found by the log of step 4
+        (50, 3, "loss 'loss' is inf at step 4", ["step-00000002"]),  # by the checkpoint of step 4
+        (1, 6, "mix.weight of model 'model' is not finite after step 6", ["step-00000002", "step-00000004"]),
+    ],
+    ids=["at-a-log", "before-a-checkpoint", "before-the-export"],
+)
+def test_a_run_that_diverges_stops_and_saves_nothing_that_is_not_finite(
+    log_every: int, poisoned_after: int, expected: str, kept: list[str], images: str, tmp_path: Path
+) -> None:
+    options = {**QUICK, "steps": 6, "checkpoint_every": 2, "log_every": log_every}
+    with pytest.raises(ZooError, match=re.escape(expected)) as error:
+        train("invert", images, out=tmp_path, callbacks=[PoisonWeights(poisoned_after)], **options)
+    assert "no weights were exported" in str(error.value) and not (tmp_path / "invert.safetensors").exists()
+    assert sorted(path.name for path in (tmp_path / "checkpoints").glob("step-*")) == kept
+    # The last good checkpoint is finite and resumes to finite weights.
+    resumed = train("invert", images, out=tmp_path, resume=True, **options)
+    assert resumed.weights is not None
+    assert all(torch.isfinite(tensor).all() for tensor in weights_of(resumed.weights).values())
 
 
 def test_unwritable_output_folder(images: str, tmp_path: Path) -> None:
@@ -702,6 +759,99 @@ def test_cli_train_interrupt_resume_and_eval(
         == 1
     )
     assert "train.nope" in capsys.readouterr().err
+
+
+# The imgzoo command with the test-only tasks registered, run as a process of its own.
+IMGZOO_COMMAND = """
+import sys
+sys.path[:0] = {paths!r}
+import imgzoo
+from toy_tasks import ToyTasksPlugin
+imgzoo.register_plugin(ToyTasksPlugin(), name="toy-tasks")
+from imgzoo import cli
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+# Trains for more steps than any test waits for.
+TRAIN_FOREVER = [
+    *("train", "invert", "--steps", "1000000", "--device", "cpu", "--batch-size", "2"),
+    *("--set", "train.log_every=1", "--set", "train.progress=false"),
+]
+
+
+def start_training(images: str, out: Path, script: Path, *, workers: int = 0) -> subprocess.Popen[str]:
+    """``imgzoo train invert`` for more steps than a test waits for, in a process group of its
+    own (with its loader workers), once it logs its first step."""
+    paths = [str(REPO / "core"), str(REPO / "plugins"), str(REPO / "tests")]
+    script.write_text(IMGZOO_COMMAND.format(paths=paths))
+    command = [*TRAIN_FOREVER, "--data", images, "--out", str(out), "--set", f"train.num_workers={workers}"]
+    process = subprocess.Popen(
+        [sys.executable, str(script), *command],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120  # only so that a broken run cannot hang the test suite
+    while not (out / "metrics.jsonl").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"training did not start: {process.communicate()[1][-3000:]}")
+        time.sleep(0.05)
+    return process
+
+
+@pytest.mark.parametrize(
+    ("workers", "whole_group"),
+    [(0, False), (2, True)],
+    # kill and docker stop signal the main process; systemd and Slurm every process of the run.
+    ids=["to-the-process", "to-it-and-its-loader-workers"],
+)
+def test_sigterm_finishes_the_step_and_leaves_a_resumable_checkpoint(
+    workers: int, whole_group: bool, images: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    process = start_training(images, out, tmp_path / "imgzoo_command.py", workers=workers)
+    if whole_group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.terminate()
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    stopped = re.search(r"training interrupted by SIGTERM at step (\d+); checkpoint saved to (\S+)", stderr)
+    assert stopped is not None, stderr
+    step, checkpoint = int(stopped[1]), Path(stopped[2])
+    assert checkpoint == out / "checkpoints" / f"step-{step:08d}"
+    assert json.loads((checkpoint / "state.json").read_text())["step"] == step
+    assert f"resume with: imgzoo train invert --data {images} --out {out} --resume" in stderr
+
+    resume = [*TRAIN_FOREVER, "--data", images, "--out", str(out), "--resume", "--steps", str(step + 1)]
+    resume += ["--set", "train.num_workers=0"]
+    assert cli.main(resume) == 0
+    assert f"trained invert for {step + 1} steps" in capsys.readouterr().out
+    assert [event["step"] for event in train_events(out)] == list(range(1, step + 2))
+
+
+def test_a_second_run_in_the_same_folder_fails_at_once_and_a_killed_one_blocks_nothing(
+    images: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    first = start_training(images, out, tmp_path / "imgzoo_command.py")
+    second = ["train", "invert", "--data", images, "--out", str(out), "--steps", "2", "--device", "cpu"]
+    try:
+        assert cli.main(second) == 1
+    finally:
+        first.kill()  # SIGKILL: no chance to clean anything up
+        first.communicate(timeout=120)
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith(f"imgzoo: error: {out} is in use by another training run (process {first.pid})")
+
+    assert (out / "train.lock").exists()  # left behind by the killed run, and harmless
+    assert cli.main([*second, "--set", "train.num_workers=0"]) == 0
+    assert (out / "invert.safetensors").exists()
 
 
 # ── several processes ────────────────────────────────────────────────────────────────────────

@@ -36,7 +36,10 @@ class TaskConfig(BaseModel):
     Subclass it and add fields, each with ``Field(default, description=...)``.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # allow_inf_nan: no setting is meaningful at infinity, and an infinite one trains NaN weights.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False
+    )
 
     image_size: int = Field(
         256,
@@ -44,7 +47,10 @@ class TaskConfig(BaseModel):
         le=8192,
         description="Working resolution: training crops are this size, and so is the network input.",
     )
-    learning_rate: float = Field(1e-3, gt=0, description="Base learning rate of the task's optimizer(s).")
+    # Above 1, adaptive optimizers (Adam, RMSprop) only make noise, finite noise that no check catches.
+    learning_rate: float = Field(
+        1e-3, gt=0, le=1, description="Base learning rate of the task's optimizer(s)."
+    )
 
 
 class StepContext(Protocol):

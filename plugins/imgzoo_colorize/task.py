@@ -50,7 +50,7 @@ class ColorizeConfig(TaskConfig):
         ),
     )
     learning_rate: float = Field(
-        1e-3, gt=0, description="RMSprop learning rate (the paper's Keras default, 1e-3)."
+        1e-3, gt=0, le=1, description="RMSprop learning rate (the paper's Keras default, 1e-3)."
     )
     loss: Literal["mse", "rebalanced"] = Field(
         "mse",

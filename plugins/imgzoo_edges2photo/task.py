@@ -282,7 +282,9 @@ class Edges2PhotoConfig(TaskConfig):
         description="Training crop size, a multiple of 2**num_downs. Unless num_downs is set, it also "
         "chooses the depth: 256 gives pix2pix's 8 levels, 128 gives 7, 64 gives 6.",
     )
-    learning_rate: float = Field(2e-4, gt=0, description="Adam learning rate of both models (pix2pix: 2e-4).")
+    learning_rate: float = Field(
+        2e-4, gt=0, le=1, description="Adam learning rate of both models (pix2pix: 2e-4)."
+    )
 
     # architecture
     ngf: int = Field(32, ge=1, le=256, description="Generator filters in the outermost level (pix2pix: 64).")

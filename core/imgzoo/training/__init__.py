@@ -30,8 +30,12 @@ The contract between a trainer and a task
   and the randomness inside it are pure functions of (seed, step), and checkpoints keep the
   task's own ``state_dict()`` besides the models and optimizers. Checkpoints are verified
   against the digests they record; a damaged newest one is skipped with a warning.
-* **interrupts**: Ctrl-C finishes the step, writes a checkpoint and raises
+* **interrupts**: Ctrl-C or SIGTERM finishes the step, writes a checkpoint and raises
   :class:`TrainingInterrupted`; only the main process of a distributed run writes files.
+* **one run per folder**: ``fit`` holds a lock on ``out_dir/train.lock``; another run there
+  is a ZooError.
+* **divergence**: a non-finite loss (checked at each log) or weight (checked before every
+  checkpoint and the export) is a ZooError naming the step; nothing non-finite is saved.
 """
 
 from __future__ import annotations

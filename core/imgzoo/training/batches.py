@@ -120,6 +120,14 @@ def _ignore_interrupts(worker_id: int) -> None:
     # Ctrl-C reaches every process of the terminal's group; workers must survive it so the
     # main process can finish its step and write a checkpoint.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # systemd and Slurm send SIGTERM to every process of the run alike. A worker survives the
+    # first one for the same reason; a second (the loader ending a worker that does not answer
+    # its request to stop, or the process manager insisting) ends it.
+    signal.signal(signal.SIGTERM, _survive_once)
+
+
+def _survive_once(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)
 
 
 def auto_workers(world_size: int = 1) -> int:

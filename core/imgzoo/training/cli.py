@@ -1,7 +1,8 @@
 """The ``imgzoo train`` and ``imgzoo eval`` commands (wired into :mod:`imgzoo.cli`).
 
 Errors are left to the caller, which prints a :class:`~imgzoo.errors.ZooError` as one line;
-an interrupted run exits with 130 after saying where its checkpoint is and how to resume.
+an interrupted run says where its checkpoint is and how to resume, and exits as shells report a
+process ended by that signal: 130 for Ctrl-C, 143 for SIGTERM.
 Building the parsers imports no torch (``imgzoo list`` builds them too); running does.
 """
 
@@ -17,7 +18,8 @@ from imgzoo.config import parse_assignments
 
 __all__ = ["add_eval_arguments", "add_train_arguments", "run_eval", "run_train"]
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, also for a run that a callback stopped
+EXIT_SIGNALLED = 128  # plus the signal's number
 PRECISIONS = ("fp32", "bf16", "fp16")  # as imgzoo.runtime.PRECISIONS, which imports torch
 
 
@@ -110,7 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
                     "--resume",
                 ]
                 print(f"resume with: {shlex.join(command)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_SIGNALLED + stop.signal_number if stop.signal_number else EXIT_INTERRUPTED
     if main_process:
         metrics = (
             ", ".join(f"{name} {value:.4g}" for name, value in result.metrics.items())

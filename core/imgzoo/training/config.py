@@ -23,7 +23,8 @@ __all__ = ["TrainConfig", "build_train_config"]
 class TrainConfig(BaseModel):
     """How to train: every field can be set with ``--set train.FIELD=VALUE``."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan: an infinite grad_clip or fraction is a typo, not a setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     steps: int | None = Field(
         1000, ge=1, description="Optimizer steps to train for (total, counting steps before a resume)."
@@ -54,7 +55,9 @@ class TrainConfig(BaseModel):
     seed: int = Field(
         0,
         ge=0,
-        description="Seeds the split, the data order, the augmentations and the model initialisation.",
+        le=2**32 - 1,  # numpy's global generator takes no larger seed
+        description="Seeds the split, the data order, the augmentations and the model initialisation "
+        "(0 to 2**32 - 1).",
     )
     deterministic: bool = Field(
         False,

@@ -52,6 +52,7 @@ from imgzoo.training.checkpoint import (
 )
 from imgzoo.training.config import TrainConfig
 from imgzoo.training.evaluation import GridRow, measure
+from imgzoo.training.lock import lock_run_folder
 from imgzoo.training.report import MetricsLog, registry_entry, save_grid, save_loss_curve
 from imgzoo.training.schedule import lr_factor
 from imgzoo.weights import load_state, save_weights, state_tensors, write_failure
@@ -60,6 +61,9 @@ if TYPE_CHECKING:
     pass
 
 __all__ = ["Callback", "TrainResult", "Trainer", "TrainingInterrupted", "prepare_output_dir"]
+
+# Signals that stop a run cleanly, with a checkpoint.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 # Settings whose change makes a resumed run differ from an uninterrupted one.
 _EXACTNESS_SETTINGS = ("batch_size", "grad_accum", "seed", "precision", "lr_schedule", "decay_start")
@@ -91,17 +95,27 @@ class Callback:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped early (Ctrl-C, or a callback raised ``KeyboardInterrupt``).
+    """Training stopped early (Ctrl-C, SIGTERM, or a callback raised ``KeyboardInterrupt``).
 
     ``checkpoint`` is where the run can be resumed from (``None`` if it cannot), ``step`` the
-    optimizer steps it holds.
+    optimizer steps it holds, ``signal_number`` the signal that stopped it (``None`` for a
+    callback).
     """
 
-    def __init__(self, message: str, *, step: int, checkpoint: Path | None, out_dir: Path) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: int,
+        checkpoint: Path | None,
+        out_dir: Path,
+        signal_number: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.step = step
         self.checkpoint = checkpoint
         self.out_dir = out_dir
+        self.signal_number = signal_number
 
 
 @dataclass
@@ -236,6 +250,7 @@ class Trainer:
         self.last_grid: list[GridRow] = []
         self.log = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.group.is_main)
         self._stop_requested = False
+        self._stop_signal: signal.Signals | None = None
         self._optimizer_stepped = False  # within the current step: the state is half-updated
         self._window: dict[str, Any] = _new_window()
         self._totals = {"time": 0.0, "wait": 0.0, "images": 0}
@@ -243,8 +258,17 @@ class Trainer:
     # ── the loop ──────────────────────────────────────────────────────────────────────────────
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train to ``total_steps``; with ``resume``, continue exactly from the newest checkpoint
-        in ``out_dir``. Ctrl-C finishes the step, writes a checkpoint and raises
-        :class:`TrainingInterrupted`."""
+        in ``out_dir``. Ctrl-C or SIGTERM finishes the step, writes a checkpoint and raises
+        :class:`TrainingInterrupted`; a loss or parameter that is not finite raises ZooError
+        before anything of it is saved. Another run training in ``out_dir`` is a ZooError."""
+        with contextlib.ExitStack() as held:
+            # Before anything is read: the other run may be writing it.
+            distributed.check_on_main(
+                lambda: held.enter_context(lock_run_folder(self.out_dir)), self.group, self.device
+            )
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> TrainResult:
         cfg, group = self.config, self.group
         start = self._restore() if resume else self._start_fresh()
         workers = auto_workers(group.world_size) if cfg.num_workers == "auto" else cfg.num_workers
@@ -336,12 +360,13 @@ class Trainer:
             self._window["steps"] += 1
             for name, value in losses.items():
                 self._window["losses"][name] = self._window["losses"].get(name, 0.0) + value
+            self._window["per_step"].append((self.step, losses))
             if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                 self._log_training(bar)
             bar.update(1)
             self._call("on_step_end", self.step, losses)
 
-            # ── stop: on Ctrl-C or a callback's KeyboardInterrupt, in every process at once ──
+            # ── stop: on Ctrl-C, SIGTERM or a callback's KeyboardInterrupt, in every process at once ──
             if distributed.any_process(self._stop_requested, group, self.device):
                 self._stop_interrupted()
 
@@ -455,6 +480,10 @@ class Trainer:
             losses = dict(
                 zip(names, distributed.mean_over_processes(stacked, self.group).tolist(), strict=True)
             )
+        if not all(map(math.isfinite, losses.values())):
+            # The averages are the same in every process, so every process stops here.
+            first = self.step - window["steps"] + 1
+            raise self._diverged(window, f"the mean losses of steps {first}-{self.step} are {losses}")
         images = window["steps"] * self.config.batch_size
         for key, value in (("time", window["time"]), ("wait", window["wait"]), ("images", images)):
             self._totals[key] += value
@@ -509,14 +538,17 @@ class Trainer:
                 step=found[-1][0] if found else 0,
                 checkpoint=last,
                 out_dir=self.out_dir,
+                signal_number=self._stop_signal,
             ) from error
         # Only the main process writes; the others name the folder it writes.
         path = self._save_checkpoint() if self.group.is_main else checkpoint_dir(self.out_dir, self.step)
+        cause = f" by {self._stop_signal.name}" if self._stop_signal else ""
         raise TrainingInterrupted(
-            f"training interrupted at step {self.step}; checkpoint saved to {path}",
+            f"training interrupted{cause} at step {self.step}; checkpoint saved to {path}",
             step=self.step,
             checkpoint=path,
             out_dir=self.out_dir,
+            signal_number=self._stop_signal,
         ) from error
 
     def _call(self, hook: str, *args: Any) -> None:
@@ -529,6 +561,7 @@ class Trainer:
     # ── checkpoints ──────────────────────────────────────────────────────────────────────────
     def _save_checkpoint(self, *, best: bool = False) -> Path:
         """Write the full state after ``self.step`` steps (main process only)."""
+        self._check_weights_finite()
         tensors: dict[str, torch.Tensor] = {}
         for name, model in self.models.items():
             tensors.update(state_tensors(model, prefix=f"model.{name}"))
@@ -573,6 +606,45 @@ class Trainer:
             prune_checkpoints(self.out_dir, self.config.keep_last, newest=self.step)
         self._call("on_checkpoint", self.step, folder)
         return folder
+
+    def _check_weights_finite(self) -> None:
+        """Raise ZooError if a weight or optimizer state is NaN or infinite, so that a diverged run
+        never overwrites a good checkpoint nor exports garbage. One synchronisation per save."""
+        states = {f"model {name!r}": model.state_dict() for name, model in self.models.items()}
+        states.update({f"optimizer {name!r}": _state_tensors(opt) for name, opt in self.optimizers.items()})
+        flags = [
+            torch.isfinite(tensor).all()
+            for state in states.values()
+            for tensor in state.values()
+            if tensor.is_floating_point()
+        ]
+        if not flags or bool(torch.stack(flags).all()):
+            return
+        owner, key = next(
+            (owner, key)
+            for owner, state in states.items()
+            for key, tensor in state.items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+        )
+        raise self._diverged(self._window, f"{key} of {owner} is not finite after step {self.step}")
+
+    def _diverged(self, window: Mapping[str, Any], fallback: str) -> ZooError:
+        """The error that stops a run whose losses or weights are no longer finite: it names the
+        first step of ``window`` with a non-finite loss in this process, else ``fallback``."""
+        where = fallback
+        for step, losses in window["per_step"]:
+            bad = {name: float(value) for name, value in losses.items() if not math.isfinite(value)}
+            if bad:
+                name, value = next(iter(bad.items()))
+                where = f"loss {name!r} is {value} at step {step}"
+                break
+        found = list_checkpoints(self.out_dir)
+        kept = f"the last checkpoint, {found[-1][1]}, is kept" if found else "no checkpoint was written"
+        return ZooError(
+            f"training diverged: {where}; {kept} and no weights were exported. "
+            "Lower the learning rate or set train.grad_clip, then train again (or --resume with "
+            "--set learning_rate=...)"
+        )
 
     def _start_fresh(self) -> int:
         distributed.check_on_main(self._check_no_earlier_run, self.group, self.device)
@@ -762,7 +834,18 @@ def code_version() -> dict[str, str]:
 
 
 def _new_window() -> dict[str, Any]:
-    return {"losses": {}, "steps": 0, "time": 0.0, "wait": 0.0}
+    # per_step: (step, losses) of each step, kept on the device, to name the step that diverged.
+    return {"losses": {}, "per_step": [], "steps": 0, "time": 0.0, "wait": 0.0}
+
+
+def _state_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's per-parameter state tensors (Adam's moments...), by a readable key."""
+    return {
+        f"state {index}.{key}": value
+        for index, (_, state) in enumerate(optimizer.state.items())
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor)
+    }
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
@@ -793,7 +876,10 @@ def _deterministic(enabled: bool, device: torch.device) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _interrupt_handler(trainer: Trainer) -> Iterator[None]:
-    """The first Ctrl-C asks the loop to stop after the current step; a second stops at once."""
+    """The first Ctrl-C or SIGTERM asks the loop to stop after the current step; a second stops
+    at once. SIGTERM is how kill, systemd, docker stop, Kubernetes and batch schedulers stop a
+    process, before they send SIGKILL after a grace period."""
+    # Python only delivers signals to the main thread, and only it may install handlers.
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -801,15 +887,19 @@ def _interrupt_handler(trainer: Trainer) -> Iterator[None]:
     def request_stop(signum: int, frame: Any) -> None:
         if trainer._stop_requested:
             raise KeyboardInterrupt
-        trainer._stop_requested = True
+        trainer._stop_requested, trainer._stop_signal = True, signal.Signals(signum)
         if trainer.group.is_main:
+            again = "Ctrl-C" if signum == signal.SIGINT else "again"
             print(
-                "\nstopping after this step to save a checkpoint (Ctrl-C again to quit at once)",
+                f"\n{signal.Signals(signum).name}: stopping after this step to save a checkpoint "
+                f"({again} to quit at once)",
                 file=sys.stderr,
             )
 
-    previous = signal.signal(signal.SIGINT, request_stop)
+    previous = {signum: signal.signal(signum, request_stop) for signum in _STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            # None: the handler was not installed from Python, and cannot be put back.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)

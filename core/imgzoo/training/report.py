@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from imgzoo.images import save_image, to_uint8
+from imgzoo.images import save_image
 
 __all__ = [
     "GRID_LABELS",
@@ -122,14 +122,16 @@ def save_grid(
                 )
             top, left = header + r * (height + GRID_GAP), c * (width + GRID_GAP)
             canvas[top : top + height, left : left + width] = tile[..., :3]
-    picture = to_uint8(canvas)  # OpenCV draws text on 8-bit pictures only
+    # OpenCV draws text on 8-bit pictures only: the labels go on a strip of their own.
+    strip = np.full((header, canvas.shape[1], 3), 255, dtype=np.uint8)
     scale = _label_scale(width)
     for c, label in enumerate(labels[:columns]):
         (text_width, text_height), _ = cv2.getTextSize(label, _FONT, scale, 1)
         x = c * (width + GRID_GAP) + max(0, (width - text_width) // 2)
-        cv2.putText(picture, label, (x, 4 + text_height), _FONT, scale, (50, 50, 50), 1, cv2.LINE_AA)
+        cv2.putText(strip, label, (x, 4 + text_height), _FONT, scale, (50, 50, 50), 1, cv2.LINE_AA)
+    canvas[:header] = strip / 255.0
     path.parent.mkdir(parents=True, exist_ok=True)
-    return save_image(path, picture)
+    return save_image(path, canvas)
 
 
 @dataclass

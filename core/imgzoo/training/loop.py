@@ -35,7 +35,7 @@ from imgzoo.data.transforms import PairTransform
 from imgzoo.errors import ConfigError, DataError, ZooError
 from imgzoo.runtime import autocast
 from imgzoo.task import Task
-from imgzoo.training import distributed
+from imgzoo.training import distributed, evaluation
 from imgzoo.training.batches import BatchPlan, PairDataset, auto_workers, train_loader
 from imgzoo.training.checkpoint import (
     best_dir,
@@ -51,7 +51,7 @@ from imgzoo.training.checkpoint import (
     write_checkpoint,
 )
 from imgzoo.training.config import TrainConfig
-from imgzoo.training.evaluation import GridRow, evaluation_size, measure, spread_indices
+from imgzoo.training.evaluation import GridRow, measure
 from imgzoo.training.report import MetricsLog, registry_entry, save_grid, save_loss_curve
 from imgzoo.training.schedule import lr_factor
 from imgzoo.weights import load_state, save_weights, state_tensors
@@ -393,7 +393,7 @@ class Trainer:
         many images were measured (``eval_samples``) in ``evaluated_images``.
         """
         cfg = self.config
-        count = evaluation_size(
+        count = evaluation.evaluation_size(
             cfg.eval_samples,
             available=len(self.val_pairs),
             trained_images=self.total_steps * cfg.batch_size,
@@ -410,7 +410,7 @@ class Trainer:
                     self.task,
                     self.models,
                     self.val_pairs,
-                    indices=spread_indices(count, len(self.val_pairs)),
+                    indices=evaluation.spread_indices(count, len(self.val_pairs)),
                     batch_size=cfg.batch_size,
                     device=self.device,
                     precision=cfg.precision,

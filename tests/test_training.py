@@ -753,7 +753,7 @@ def test_cli_train_interrupt_resume_and_eval(
         cli.main(["eval", "invert", "--data", images, "--weights", str(out / "invert.safetensors"), "--json"])
         == 0
     )
-    assert set(json.loads(capsys.readouterr().out)) == {"l1", "psnr"}
+    assert set(json.loads(capsys.readouterr().out)["metrics"]) == {"l1", "psnr"}
     assert (
         cli.main(["train", "invert", "--data", images, "--out", str(tmp_path / "x"), "--set", "train.nope=1"])
         == 1

@@ -18,17 +18,17 @@ from imgzoo import plugins
 from imgzoo.config import build_config, expand_dotted, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, PairTransform, open_dataset, train_val_split
 from imgzoo.errors import ConfigError, DataError, ZooError
-from imgzoo.pipeline import build_task
+from imgzoo.pipeline import LoadedWeights, build_task
 from imgzoo.runtime import check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
 from imgzoo.training.batches import PairDataset
 from imgzoo.training.checkpoint import resume_point
 from imgzoo.training.config import build_train_config
-from imgzoo.training.evaluation import measure
+from imgzoo.training.evaluation import measure, spread_indices
 from imgzoo.training.loop import Callback, Trainer, TrainResult
 from imgzoo.weights import sha256_file
 
-__all__ = ["evaluate", "train"]
+__all__ = ["Evaluation", "evaluate", "train"]
 
 _PLACE_SETTINGS = ("device", "num_workers", "progress")
 
@@ -130,6 +130,24 @@ def train(
     return trainer.fit(resume=resume)
 
 
+class Evaluation(dict[str, float]):
+    """The metrics :func:`evaluate` measured (a plain ``{name: value}`` dict), and on what."""
+
+    def __init__(
+        self, metrics: Mapping[str, float], *, task: str, weights: dict[str, str | None], data: dict[str, Any]
+    ) -> None:
+        super().__init__(metrics)
+        self.task = task
+        self.weights = weights
+        """``name``, ``path`` and ``sha256`` of the weights (all None for an untrained model)."""
+        self.data = data
+        """``spec`` (the data spec, or the dataset's repr), the ``images`` measured, of ``available``."""
+
+    def report(self) -> dict[str, Any]:
+        """Task, weights, data and metrics, as ``imgzoo eval --json`` prints them."""
+        return {"task": self.task, "weights": self.weights, "data": self.data, "metrics": dict(self)}
+
+
 def evaluate(
     task: str,
     data: str | Dataset,
@@ -140,9 +158,11 @@ def evaluate(
     batch_size: int = 16,
     max_samples: int | None = None,
     overrides: Mapping[str, Any] | None = None,
-) -> dict[str, float]:
-    """The task's metrics (``task.metrics``, averaged over images) on all of ``data`` (a data
-    spec or a dataset object), each image resized and centre-cropped to the task's ``image_size``.
+) -> Evaluation:
+    """The task's metrics (``task.metrics``, averaged over images) on ``data`` (a data spec or a
+    dataset object), each image resized and centre-cropped to the task's ``image_size``: on all
+    of it, or on ``max_samples`` images spread evenly over it. The returned dict also says
+    which weights (``.weights``) and images (``.data``) were measured.
 
     ``weights``: a registered name, a path or URL; None for the task's default weights, False
     for a fresh init.
@@ -150,24 +170,40 @@ def evaluate(
     check_precision(precision)
     if batch_size < 1:
         raise ZooError(f"batch_size must be at least 1, not {batch_size}")
+    if max_samples is not None and max_samples < 1:
+        raise ZooError(f"the number of images to evaluate must be at least 1, not {max_samples}")
     task_object, models, located = build_task(task, weights=_weights_arg(weights), overrides=overrides)
     if located is None and weights is not False:
         warnings.warn(f"task {task!r} has no weights to load: evaluating an untrained model", stacklevel=2)
     if isinstance(data, str):
-        dataset = open_dataset(data, resolution=task_object.config.image_size, seed=0)
+        dataset, spec = open_dataset(data, resolution=task_object.config.image_size, seed=0), data
     else:
-        dataset = data
-    count = len(dataset) if max_samples is None else min(max_samples, len(dataset))
-    if count < 1:
-        raise DataError(f"data {data!r} holds no images to evaluate on")
+        dataset, spec = data, repr(data)
+    available = len(dataset)
+    indices = spread_indices(available if max_samples is None else max_samples, available)
+    if not indices:
+        raise DataError(f"data {spec!r} holds no images to evaluate on")
     target = resolve_device(device)
     for model in models.values():
         model.to(target).eval()
     pairs = PairDataset(dataset, task_object, PairTransform(task_object.config.image_size), seed=0)
     metrics, _ = measure(
-        task_object, models, pairs, count=count, batch_size=batch_size, device=target, precision=precision
+        task_object, models, pairs, indices=indices, batch_size=batch_size, device=target, precision=precision
     )
-    return metrics
+    return Evaluation(
+        metrics,
+        task=task,
+        weights=_describe_weights(located),
+        data={"spec": spec, "images": len(indices), "available": available},
+    )
+
+
+def _describe_weights(located: LoadedWeights | None) -> dict[str, str | None]:
+    if located is None or located.path is None:
+        return {"name": None, "path": None, "sha256": None}
+    # A file given by path has no registry entry to state its checksum: compute it.
+    sha256 = located.sha256 or sha256_file(located.path)
+    return {"name": located.name, "path": str(located.path), "sha256": sha256}
 
 
 def _build(

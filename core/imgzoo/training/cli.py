@@ -21,6 +21,9 @@ __all__ = ["add_eval_arguments", "add_train_arguments", "run_eval", "run_train"]
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, also for a run that a callback stopped
 EXIT_SIGNALLED = 128  # plus the signal's number
 PRECISIONS = ("fp32", "bf16", "fp16")  # as imgzoo.runtime.PRECISIONS, which imports torch
+# A default that answers in under a minute on a 2-core CPU (the default colorize weights on
+# minifigs: about 40 s); --limit N or --all measure more.
+EVAL_LIMIT = 300
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,13 +68,26 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights", help="a registered name, a path or URL (default: the task's default weights)"
     )
-    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument(
+        "--json", action="store_true", help="print the metrics, the weights and the data measured as JSON"
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32", help="fp32 (default), bf16 or fp16"
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
-    parser.add_argument("--max-samples", type=int, help="evaluate on at most this many images")
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--limit",
+        "--max-samples",
+        type=int,
+        default=EVAL_LIMIT,
+        metavar="N",
+        help=f"evaluate on N images spread evenly over the data (default {EVAL_LIMIT})",
+    )
+    amount.add_argument(
+        "--all", dest="limit", action="store_const", const=None, help="evaluate on every image of the data"
+    )
     _add_settings(parser, "a task setting (repeatable)")
 
 
@@ -131,19 +147,26 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from imgzoo.training.api import evaluate
 
-    metrics = evaluate(
+    evaluation = evaluate(
         args.task,
         args.data,
         weights=args.weights,
         device=args.device,
         precision=args.precision,
         batch_size=args.batch_size,
-        max_samples=args.max_samples,
+        max_samples=args.limit,
         overrides=parse_assignments(args.settings, task=args.task),
     )
     if args.json:
-        print(json.dumps(metrics, indent=2))
+        print(json.dumps(evaluation.report(), indent=2))
+        return 0
+    weights, data = evaluation.weights, evaluation.data
+    if weights["path"] is None:
+        print("weights: none (an untrained model)")
     else:
-        for name, value in metrics.items():
-            print(f"{name:<14} {value:.4f}")
+        print(f"weights: {weights['name']} ({weights['path']}, sha256 {weights['sha256']})")
+    more = "" if data["images"] == data["available"] else " (--limit N or --all for more)"
+    print(f"data: {data['spec']}, {data['images']} of {data['available']} images{more}")
+    for name, value in evaluation.items():
+        print(f"{name:<14} {value:.4f}")
     return 0

@@ -11,7 +11,7 @@ It is built from layers like a task's config, later ones winning::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -68,8 +68,11 @@ class TrainConfig(BaseModel):
         "fp32", description="fp32, or mixed precision bf16 / fp16 (fp16 scales the loss on CUDA)."
     )
     eval_every: int = Field(500, ge=1, description="Evaluate on the validation split every this many steps.")
-    eval_samples: int | None = Field(
-        None, ge=1, description="Evaluate on at most this many validation images; None uses them all."
+    eval_samples: Literal["auto"] | Annotated[int, Field(ge=1)] | None = Field(
+        "auto",
+        description="Validation images each evaluation measures: at most this many; None: all of them; "
+        "'auto': as many as the run trains on (steps x batch_size), at least 64, so that a short run "
+        "stays short and a long one is measured on its whole validation split.",
     )
     checkpoint_every: int = Field(
         1000, ge=1, description="Write a resumable checkpoint every this many steps."

@@ -36,7 +36,7 @@ from imgzoo.errors import ConfigError, DataError, ZooError
 from imgzoo.files import write_atomically
 from imgzoo.runtime import autocast
 from imgzoo.task import Task
-from imgzoo.training import distributed
+from imgzoo.training import distributed, evaluation
 from imgzoo.training.batches import BatchPlan, PairDataset, auto_workers, train_loader
 from imgzoo.training.checkpoint import (
     checkpoint_dir,
@@ -248,6 +248,7 @@ class Trainer:
         )
         self.history: list[tuple[int, dict[str, float]]] = []
         self.last_grid: list[GridRow] = []
+        self.evaluated_images = 0
         self.log = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.group.is_main)
         self._stop_requested = False
         self._stop_signal: signal.Signals | None = None
@@ -322,6 +323,8 @@ class Trainer:
                     param_group["lr"] = base_lr * factor
 
             # ── evaluate and checkpoint (the end of the run does both after the loop) ──
+            # Never at step 0: an untrained model's metrics cost a pass over the validation
+            # split and say nothing about the run.
             if step % cfg.eval_every == 0 and step > self.evaluated_step:
                 self._evaluate_and_report()
             if step > start and step % cfg.checkpoint_every == 0:
@@ -411,10 +414,15 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Metrics on the validation split, averaged over its images (train modes restored after).
 
-        The picture-grid rows of the first ``grid_rows`` images are kept in ``last_grid``.
+        The picture-grid rows of the first ``grid_rows`` images are kept in ``last_grid``; how
+        many images were measured (``eval_samples``) in ``evaluated_images``.
         """
         cfg = self.config
-        count = min(len(self.val_pairs), cfg.eval_samples or len(self.val_pairs))
+        count = evaluation.evaluation_size(
+            cfg.eval_samples,
+            available=len(self.val_pairs),
+            trained_images=self.total_steps * cfg.batch_size,
+        )
         modes = {module: module.training for model in self.models.values() for module in model.modules()}
         for model in self.models.values():
             model.eval()
@@ -427,7 +435,7 @@ class Trainer:
                     self.task,
                     self.models,
                     self.val_pairs,
-                    count=count,
+                    indices=evaluation.spread_indices(count, len(self.val_pairs)),
                     batch_size=cfg.batch_size,
                     device=self.device,
                     precision=cfg.precision,
@@ -436,6 +444,7 @@ class Trainer:
         finally:
             for module, training in modes.items():
                 module.training = training
+        self.evaluated_images = count
         return metrics
 
     # ── phases of the loop ────────────────────────────────────────────────────────────────────
@@ -445,7 +454,15 @@ class Trainer:
         metrics = self.evaluate()
         self.metrics, self.evaluated_step = metrics, self.step
         improved = self._update_best(metrics)
-        self.log.write({"event": "eval", "step": self.step, "metrics": metrics, "best": improved})
+        self.log.write(
+            {
+                "event": "eval",
+                "step": self.step,
+                "images": self.evaluated_images,
+                "metrics": metrics,
+                "best": improved,
+            }
+        )
         save_grid(self.out_dir / "samples" / f"step-{self.step:06d}.png", self.last_grid)
         save_loss_curve(self.out_dir / "loss.png", self.history)
         self._call("on_evaluate", self.step, metrics)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,16 @@ from imgzoo.files import write_atomically
 from imgzoo.images import save_image
 from imgzoo.weights import write_failure
 
-__all__ = ["MetricsLog", "grid_shape", "registry_entry", "save_grid", "save_loss_curve"]
+__all__ = [
+    "GRID_LABELS",
+    "LossChart",
+    "MetricsLog",
+    "draw_loss_curve",
+    "grid_shape",
+    "registry_entry",
+    "save_grid",
+    "save_loss_curve",
+]
 
 GRID_GAP = 2
 # Distinguishable line colours (RGB), one per loss.
@@ -78,38 +88,96 @@ class MetricsLog:
 
 
 def grid_shape(rows: int, tile: tuple[int, int], columns: int = 3) -> tuple[int, int]:
-    """(height, width) of a picture grid of ``rows`` x ``columns`` tiles of ``tile`` = (h, w)."""
-    return rows * tile[0] + (rows - 1) * GRID_GAP, columns * tile[1] + (columns - 1) * GRID_GAP
+    """(height, width) of a picture grid of ``rows`` x ``columns`` tiles of ``tile`` = (h, w),
+    column labels and the enlargement of small tiles included."""
+    zoom = _grid_zoom(tile)
+    height, width = tile[0] * zoom, tile[1] * zoom
+    header = _header_height(width)
+    return header + rows * height + (rows - 1) * GRID_GAP, columns * width + (columns - 1) * GRID_GAP
 
 
-def save_grid(path: Path, rows: Sequence[Sequence[torch.Tensor]]) -> Path:
-    """Save rows of 3xHxW RGB tensors in [0, 1] (input | output | target) as one PNG.
+GRID_LABELS = ("input", "output", "target")
+# Tiles smaller than this are enlarged (by a whole factor, without smoothing) so that the
+# pixels can be seen and a column label fits above them.
+_GRID_MIN_TILE = 96
+
+
+def _grid_zoom(tile: tuple[int, int]) -> int:
+    return max(1, math.ceil(_GRID_MIN_TILE / max(1, min(tile))))
+
+
+def _label_scale(column_width: int) -> float:
+    return min(1.0, max(0.4, column_width / 320))
+
+
+def _header_height(column_width: int) -> int:
+    (_, text_height), baseline = cv2.getTextSize("Xg", _FONT, _label_scale(column_width), 1)
+    return text_height + baseline + 8
+
+
+def save_grid(
+    path: Path, rows: Sequence[Sequence[torch.Tensor]], labels: Sequence[str] = GRID_LABELS
+) -> Path:
+    """Save rows of 3xHxW RGB tensors in [0, 1] (input | output | target) as one PNG, with a
+    label above each column.
 
     Tiles are shown at the size of the largest; smaller ones (a super-resolution input, say)
-    are enlarged without smoothing.
+    are enlarged without smoothing, as are tiles too small to look at.
     """
     tiles = [
         [tensor.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() for tensor in row] for row in rows
     ]
-    height = max(tile.shape[0] for row in tiles for tile in row)
-    width = max(tile.shape[1] for row in tiles for tile in row)
+    largest = (
+        max(tile.shape[0] for row in tiles for tile in row),
+        max(tile.shape[1] for row in tiles for tile in row),
+    )
+    zoom = _grid_zoom(largest)
+    height, width = largest[0] * zoom, largest[1] * zoom
     columns = max(len(row) for row in tiles)
-    canvas = np.ones((*grid_shape(len(tiles), (height, width), columns), 3), dtype=np.float32)
+    canvas = np.ones((*grid_shape(len(tiles), largest, columns), 3), dtype=np.float32)
+    header = _header_height(width)
     for r, row in enumerate(tiles):
         for c, tile in enumerate(row):
             if tile.shape[:2] != (height, width):
                 tile = cv2.resize(tile, (width, height), interpolation=cv2.INTER_NEAREST).reshape(
                     height, width, -1
                 )
-            top, left = r * (height + GRID_GAP), c * (width + GRID_GAP)
+            top, left = header + r * (height + GRID_GAP), c * (width + GRID_GAP)
             canvas[top : top + height, left : left + width] = tile[..., :3]
+    # OpenCV draws text on 8-bit pictures only: the labels go on a strip of their own.
+    strip = np.full((header, canvas.shape[1], 3), 255, dtype=np.uint8)
+    scale = _label_scale(width)
+    for c, label in enumerate(labels[:columns]):
+        (text_width, text_height), _ = cv2.getTextSize(label, _FONT, scale, 1)
+        x = c * (width + GRID_GAP) + max(0, (width - text_width) // 2)
+        cv2.putText(strip, label, (x, 4 + text_height), _FONT, scale, (50, 50, 50), 1, cv2.LINE_AA)
+    canvas[:header] = strip / 255.0
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_image(path, canvas)
 
 
-def save_loss_curve(
-    path: Path, history: Sequence[tuple[int, Mapping[str, float]]], size: tuple[int, int] = (720, 400)
-) -> Path:
+@dataclass
+class LossChart:
+    """A drawn loss curve, and what was drawn on it (for a reader that is not a person)."""
+
+    image: np.ndarray
+    """height x width x 3 uint8 RGB."""
+    y_labels: list[str]
+    """The y axis labels, bottom to top."""
+    points: dict[str, list[tuple[int, int]]]
+    """Each loss's points, as (x, y) pixels."""
+    markers: bool
+    """Whether each point is drawn as a dot (when there are few enough to tell apart)."""
+
+
+# Up to this many points in a line, each is marked: a single point is then visible, and a
+# short run's few logs can be told from an interpolated curve.
+_MARKED_POINTS = 40
+
+
+def draw_loss_curve(
+    history: Sequence[tuple[int, Mapping[str, float]]], size: tuple[int, int] = (720, 400)
+) -> LossChart:
     """Plot each named loss against the step; the y axis is logarithmic when values span > 20x."""
     width, height = size
     left, right, top, bottom = 72, 16, 16, 36
@@ -121,45 +189,77 @@ def save_loss_curve(
                 series.setdefault(name, []).append((step, value))
     points = [point for line in series.values() for point in line]
     cv2.rectangle(canvas, (left, top), (width - right, height - bottom), (160, 160, 160), 1)
-    if points:
-        values = [value for _, value in points]
-        logarithmic = min(values) > 0 and max(values) > 20 * min(values)
+    chart = LossChart(
+        canvas, [], {}, markers=bool(series) and max(map(len, series.values())) <= _MARKED_POINTS
+    )
+    if not points:
+        return chart
+    values = [value for _, value in points]
+    logarithmic = min(values) > 0 and max(values) > 20 * min(values)
 
-        def y_of(value: float) -> float:
-            return math.log10(value) if logarithmic else value
+    def y_of(value: float) -> float:
+        return math.log10(value) if logarithmic else value
 
-        x_low, x_high = min(step for step, _ in points), max(step for step, _ in points)
-        y_low, y_high = min(map(y_of, values)), max(map(y_of, values))
-        x_span, y_span = max(x_high - x_low, 1), max(y_high - y_low, 1e-12)
+    # Steps count from 0, so that one point, or a run's first logs, sit where they belong.
+    x_low, x_high = min(0, *(step for step, _ in points)), max(step for step, _ in points)
+    y_low, y_high = _padded_range(min(map(y_of, values)), max(map(y_of, values)))
+    x_span, y_span = max(x_high - x_low, 1), y_high - y_low
 
-        def pixel(step: int, value: float) -> tuple[int, int]:
-            x = left + (step - x_low) / x_span * (width - left - right)
-            y = height - bottom - (y_of(value) - y_low) / y_span * (height - top - bottom)
-            return round(x), round(y)
+    inset = 8  # keeps the first and last markers off the frame
 
-        for fraction in (0.0, 0.5, 1.0):
-            level = y_low + fraction * (y_high - y_low)
-            y = round(height - bottom - fraction * (height - top - bottom))
-            cv2.line(canvas, (left, y), (width - right, y), (225, 225, 225), 1)
-            label = f"{10**level if logarithmic else level:.3g}"
-            cv2.putText(canvas, label, (4, y + 4), _FONT, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
-        for text, x in ((str(x_low), left), (f"step {x_high}", width - right - 70)):
-            cv2.putText(canvas, text, (x, height - 12), _FONT, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
-        for index, (name, line) in enumerate(series.items()):
-            colour = _COLOURS[index % len(_COLOURS)]
-            polyline = np.array([pixel(step, value) for step, value in line], dtype=np.int32)
-            cv2.polylines(canvas, [polyline], False, colour, 2, cv2.LINE_AA)
-            cv2.putText(
-                canvas,
-                name,
-                (width - right - 150, top + 16 + 16 * index),
-                _FONT,
-                0.45,
-                colour,
-                1,
-                cv2.LINE_AA,
-            )
-    return save_image(path, canvas)
+    def pixel(step: int, value: float) -> tuple[int, int]:
+        x = left + inset + (step - x_low) / x_span * (width - left - right - 2 * inset)
+        y = height - bottom - (y_of(value) - y_low) / y_span * (height - top - bottom)
+        return round(x), round(y)
+
+    fractions = (0.0, 0.5, 1.0)
+    levels = [y_low + fraction * y_span for fraction in fractions]
+    chart.y_labels = _distinct_labels([10**level if logarithmic else level for level in levels])
+    for fraction, label in zip(fractions, chart.y_labels, strict=True):
+        y = round(height - bottom - fraction * (height - top - bottom))
+        cv2.line(canvas, (left, y), (width - right, y), (225, 225, 225), 1)
+        cv2.putText(canvas, label, (4, y + 4), _FONT, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
+    for text, x in ((str(x_low), left), (f"step {x_high}", width - right - 70)):
+        cv2.putText(canvas, text, (x, height - 12), _FONT, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
+    for index, (name, line) in enumerate(series.items()):
+        colour = _COLOURS[index % len(_COLOURS)]
+        chart.points[name] = [pixel(step, value) for step, value in line]
+        cv2.polylines(canvas, [np.array(chart.points[name], dtype=np.int32)], False, colour, 2, cv2.LINE_AA)
+        if chart.markers:
+            for centre in chart.points[name]:
+                cv2.circle(canvas, centre, 4, colour, -1, cv2.LINE_AA)
+        cv2.putText(
+            canvas, name, (width - right - 150, top + 16 + 16 * index), _FONT, 0.45, colour, 1, cv2.LINE_AA
+        )
+    return chart
+
+
+def save_loss_curve(
+    path: Path, history: Sequence[tuple[int, Mapping[str, float]]], size: tuple[int, int] = (720, 400)
+) -> Path:
+    """Save :func:`draw_loss_curve` as a PNG."""
+    return save_image(path, draw_loss_curve(history, size).image)
+
+
+def _padded_range(low: float, high: float) -> tuple[float, float]:
+    """The y range shown for values from ``low`` to ``high``: a little wider, so that no point
+    sits on the frame, and for a flat line (one point, or a loss that moves by less than 0.1%,
+    which a chart scaled to it would blow up into noise) 10% of its value either side (or 1
+    either side of 0)."""
+    span = high - low
+    if span <= 1e-3 * max(abs(low), abs(high)):
+        half = 0.1 * abs(low) or 1.0
+        return low - half, high + half
+    return low - 0.05 * span, high + 0.05 * span
+
+
+def _distinct_labels(levels: Sequence[float]) -> list[str]:
+    """The levels as short numbers, with as many significant digits as it takes to tell them apart."""
+    for digits in range(3, 10):
+        labels = [f"{level:.{digits}g}" for level in levels]
+        if len(set(labels)) == len(labels):
+            return labels
+    return labels
 
 
 def registry_entry(

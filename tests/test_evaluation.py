@@ -1,0 +1,139 @@
+"""How much evaluation costs by default, and what an evaluation says it measured: the trainer's
+validation passes and ``imgzoo eval``, on the test-only ``invert`` task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import imgzoo
+from imgzoo import cli
+from imgzoo.data import Sample
+from imgzoo.images import save_image
+from imgzoo.training import evaluate, train
+from imgzoo.training.cli import EVAL_LIMIT
+from imgzoo.training.evaluation import AUTO_EVAL_MINIMUM, evaluation_size, spread_indices
+from toy_tasks import write_invert_weights, write_registry
+
+pytestmark = pytest.mark.usefixtures("toy_tasks")
+
+QUICK = {"batch_size": 4, "device": "cpu", "num_workers": 0, "progress": False, "log_every": 1}
+
+
+class CountedPictures:
+    """``count`` random 16x16 pictures that remember which indices were read."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.read: set[int] = set()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Sample:
+        self.read.add(index)
+        return Sample(np.random.default_rng(index).random((16, 16, 3), dtype=np.float32), name=str(index))
+
+
+def eval_events(out: Path) -> list[dict[str, object]]:
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [event for event in events if event["event"] == "eval"]
+
+
+# ── the trainer ──────────────────────────────────────────────────────────────────────────────
+def test_auto_evaluation_size_follows_the_length_of_the_run() -> None:
+    assert evaluation_size("auto", available=1000, trained_images=3 * 8) == AUTO_EVAL_MINIMUM
+    assert evaluation_size("auto", available=1000, trained_images=300) == 300
+    assert evaluation_size("auto", available=1000, trained_images=1000 * 8) == 1000
+    assert evaluation_size("auto", available=10, trained_images=24) == 10
+    assert evaluation_size(None, available=1000, trained_images=24) == 1000
+    assert evaluation_size(100, available=1000, trained_images=8000) == 100
+
+
+def test_spread_indices_cover_the_data_evenly() -> None:
+    assert spread_indices(4, 10) == [0, 2, 5, 7]
+    assert spread_indices(3, 3) == [0, 1, 2]
+    assert spread_indices(5, 2) == [0, 1]
+
+
+def test_a_short_run_evaluates_a_few_pictures_once_and_never_at_step_0(tmp_path: Path) -> None:
+    pictures = CountedPictures(400)  # 200 validation pictures at val_fraction 0.5
+    val_indices = set(imgzoo.data.train_val_split(pictures, val_fraction=0.5, seed=0)[1].indices)
+    result = train("invert", pictures, out=tmp_path, steps=3, val_fraction=0.5, **QUICK)
+
+    events = eval_events(tmp_path)
+    assert [event["step"] for event in events] == [3]
+    assert events[0]["images"] == AUTO_EVAL_MINIMUM
+    assert len(pictures.read & val_indices) == AUTO_EVAL_MINIMUM
+    assert result.metrics
+
+
+def test_a_long_enough_run_evaluates_its_whole_validation_split(tmp_path: Path) -> None:
+    pictures = CountedPictures(160)  # 80 validation pictures; 20 steps of 4 train on 80 images
+    val_indices = set(imgzoo.data.train_val_split(pictures, val_fraction=0.5, seed=0)[1].indices)
+    train("invert", pictures, out=tmp_path, steps=20, eval_every=10, val_fraction=0.5, **QUICK)
+
+    assert [(event["step"], event["images"]) for event in eval_events(tmp_path)] == [(10, 80), (20, 80)]
+    assert pictures.read >= val_indices
+
+
+def test_eval_samples_none_still_means_every_validation_picture(tmp_path: Path) -> None:
+    pictures = CountedPictures(400)
+    train("invert", pictures, out=tmp_path, steps=1, val_fraction=0.5, eval_samples=None, **QUICK)
+    assert [event["images"] for event in eval_events(tmp_path)] == [200]
+
+
+# ── imgzoo eval ──────────────────────────────────────────────────────────────────────────────
+def test_evaluation_measures_a_spread_sample_of_the_data() -> None:
+    pictures = CountedPictures(50)
+    evaluation = evaluate("invert", pictures, weights=False, device="cpu", max_samples=10)
+    assert pictures.read == set(range(0, 50, 5))
+    assert evaluation.data == {"spec": repr(pictures), "images": 10, "available": 50}
+
+
+@pytest.fixture
+def weights_file(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "invert.safetensors"
+    return path, write_invert_weights(path)
+
+
+def test_eval_json_names_the_weights_and_data_and_caps_the_default(
+    tmp_path: Path, weights_file: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, sha256 = weights_file
+    folder = tmp_path / "pictures"
+    rng = np.random.default_rng(0)
+    for index in range(EVAL_LIMIT + 10):
+        save_image(folder / f"{index:04d}.png", rng.random((4, 4, 3)).astype(np.float32))
+
+    command = ["eval", "invert", "--data", str(folder), "--weights", str(path), "--device", "cpu", "--json"]
+    assert cli.main(command) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["weights"] == {"name": path.name, "path": str(path), "sha256": sha256}
+    assert report["data"] == {"spec": str(folder), "images": EVAL_LIMIT, "available": EVAL_LIMIT + 10}
+    assert report["task"] == "invert" and report["metrics"]["l1"] < 1e-6
+
+    assert cli.main([*command, "--all"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["images"] == EVAL_LIMIT + 10
+    assert cli.main([*command, "--limit", "7"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["images"] == 7
+
+
+def test_eval_names_registered_weights_and_says_how_many_images_it_measured(
+    tmp_path: Path, weights_file: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, sha256 = weights_file
+    write_registry(tmp_path / "registry.toml", "invert", {"exact": (path.name, sha256)})
+    imgzoo.add_registry(tmp_path / "registry.toml")
+    data = "minifigs:n=20"
+
+    assert (
+        cli.main(["eval", "invert", "--data", data, "--weights", "exact", "--device", "cpu", "--limit", "5"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert f"exact ({path}, sha256 {sha256})" in printed
+    assert "5 of 20 images" in printed and "--all" in printed

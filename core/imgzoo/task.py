@@ -89,6 +89,11 @@ class Task:
     inference_model: ClassVar[str] = "model"
     """Which of :meth:`build_models`' models runs at inference (a GAN's generator, say)."""
 
+    scale: ClassVar[int] = 1
+    """How many times larger than its input the output is, per side (2 for a 2x
+    super-resolution). Paired training data must agree with it (``A/`` low resolution, ``B/``
+    ``scale`` times larger)."""
+
     test_overrides: ClassVar[Mapping[str, Any]] = {}
     """Config values that make the task small and quick for the contract checks of
     :mod:`imgzoo.testing` (fewer filters, a small ``image_size``); nothing else uses them."""

@@ -15,6 +15,7 @@ per process; the last, incomplete batch of an epoch is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -116,6 +117,27 @@ class _StepBatches:
             step += 1
 
 
+# Signals that stop a run cleanly: the main process finishes its step and saves a checkpoint.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def hold_stop_signals() -> Iterator[None]:
+    """Hold the stop signals (they wait, pending) while loader workers are started.
+
+    A worker starts with its parent's signal mask, and a signal sent to the whole run between
+    its start and its own handlers would kill it with the default action; held, it waits for
+    :func:`_ignore_interrupts` instead. The main process gets what it missed when this ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: workers are spawned, not forked
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _ignore_interrupts(worker_id: int) -> None:
     # Ctrl-C reaches every process of the terminal's group; workers must survive it so the
     # main process can finish its step and write a checkpoint.
@@ -124,6 +146,8 @@ def _ignore_interrupts(worker_id: int) -> None:
     # first one for the same reason; a second (the loader ending a worker that does not answer
     # its request to stop, or the process manager insisting) ends it.
     signal.signal(signal.SIGTERM, _survive_once)
+    if hasattr(signal, "pthread_sigmask"):  # held since the worker started (hold_stop_signals)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _survive_once(signum: int, frame: object) -> None:

@@ -37,7 +37,14 @@ from imgzoo.files import write_atomically
 from imgzoo.runtime import autocast
 from imgzoo.task import Task
 from imgzoo.training import distributed, evaluation
-from imgzoo.training.batches import BatchPlan, PairDataset, auto_workers, train_loader
+from imgzoo.training.batches import (
+    STOP_SIGNALS,
+    BatchPlan,
+    PairDataset,
+    auto_workers,
+    hold_stop_signals,
+    train_loader,
+)
 from imgzoo.training.checkpoint import (
     checkpoint_dir,
     host_rng_state,
@@ -62,8 +69,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Callback", "TrainResult", "Trainer", "TrainingInterrupted", "prepare_output_dir"]
 
-# Signals that stop a run cleanly, with a checkpoint.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 # Settings whose change makes a resumed run differ from an uninterrupted one.
 _EXACTNESS_SETTINGS = ("batch_size", "grad_accum", "seed", "precision", "lr_schedule", "decay_start")
@@ -267,6 +272,8 @@ class Trainer:
             distributed.check_on_main(
                 lambda: held.enter_context(lock_run_folder(self.out_dir)), self.group, self.device
             )
+            # From the start, so that a stop signal during set-up is a request like any other.
+            held.enter_context(_interrupt_handler(self))
             return self._fit(resume)
 
     def _fit(self, resume: bool) -> TrainResult:
@@ -281,7 +288,8 @@ class Trainer:
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
         )
-        batches = iter(loader)
+        with hold_stop_signals():  # until each loader worker has its own handlers
+            batches = iter(loader)
         bar = tqdm(
             total=self.total_steps,
             initial=start,
@@ -292,7 +300,7 @@ class Trainer:
         )
         clean_exit = False
         try:
-            with _deterministic(cfg.deterministic, self.device), _interrupt_handler(self):
+            with _deterministic(cfg.deterministic, self.device):
                 self._call("on_train_start")
                 self._train(start, batches, bar)
                 result = self._finish()
@@ -913,7 +921,7 @@ def _interrupt_handler(trainer: Trainer) -> Iterator[None]:
                 file=sys.stderr,
             )
 
-    previous = {signum: signal.signal(signum, request_stop) for signum in _STOP_SIGNALS}
+    previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
     try:
         yield
     finally:

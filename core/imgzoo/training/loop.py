@@ -31,13 +31,12 @@ from tqdm import tqdm
 
 from imgzoo import __version__
 from imgzoo.data.base import Dataset
-from imgzoo.data.transforms import PairTransform
 from imgzoo.errors import ConfigError, DataError, ZooError
 from imgzoo.files import write_atomically
 from imgzoo.runtime import autocast
 from imgzoo.task import Task
 from imgzoo.training import distributed, evaluation
-from imgzoo.training.batches import BatchPlan, PairDataset, auto_workers, train_loader
+from imgzoo.training.batches import BatchPlan, PairDataset, auto_workers, pair_transforms, train_loader
 from imgzoo.training.checkpoint import (
     checkpoint_dir,
     host_rng_state,
@@ -204,11 +203,9 @@ class Trainer:
         self.out_dir = Path(out_dir).expanduser()
 
         # Data: training pairs augmented as the task allows, validation pairs only sized.
-        size = task.config.image_size
-        self.train_pairs = PairDataset(
-            train_data, task, PairTransform(size, **task.augmentations()), seed=config.seed
-        )
-        self.val_pairs = PairDataset(val_data, task, PairTransform(size), seed=config.seed)
+        train_transform, val_transform = pair_transforms(task)
+        self.train_pairs = PairDataset(train_data, task, train_transform, seed=config.seed)
+        self.val_pairs = PairDataset(val_data, task, val_transform, seed=config.seed)
         self.plan = BatchPlan(
             len(train_data), config.batch_size, config.grad_accum, self.group.world_size, config.seed
         )

@@ -174,7 +174,7 @@ class Trainer:
     """Trains ``models`` for ``task`` on ``train_data``, evaluating on ``val_data``.
 
     ``train_data`` and ``val_data`` are imgzoo datasets of :class:`~imgzoo.data.Sample`; the
-    trainer augments them (``task.augmentations()``; validation is only resized and centre
+    trainer augments them (``task.augmentations()``; validation gets the same sizing, centre
     cropped) and turns them into tensors with ``task.make_pair``. Everything is written under
     ``out_dir``. Construction checks the settings, the data and the output folder, so that a
     mistake fails before training starts. :meth:`fit` runs the loop.

@@ -250,6 +250,75 @@ def test_paired_folders_reject_ambiguous_partners(tmp_path: Path) -> None:
         PairedFolders(tmp_path)
 
 
+def write_gray(path: Path, width: int, height: int, value: int = 255) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((height, width), value, np.uint8))
+    return path
+
+
+def test_paired_folders_at_a_scale_carry_named_folders_as_inputs(tmp_path: Path) -> None:
+    write_image(tmp_path / "A" / "x.png", width=8, height=6, value=10)
+    write_image(tmp_path / "B" / "x.png", width=16, height=12, value=240)
+    write_gray(tmp_path / "mask" / "x.png", width=8, height=6, value=255)
+    write_image(tmp_path / "reference" / "x.jpg", width=16, height=12, value=100)
+
+    dataset = PairedFolders(tmp_path, scale=2)
+
+    assert dataset.input_names == ["mask", "reference"]
+    sample = dataset[0]
+    assert sample.target is not None
+    assert sample.image.shape == (6, 8, 3) and sample.target.shape == (12, 16, 3)
+    assert sorted(sample.inputs) == ["mask", "reference"]
+    assert sample.inputs["mask"].shape == (6, 8, 1) and sample.inputs["mask"].dtype == np.float32
+    assert np.allclose(sample.inputs["mask"], 1.0)
+    assert sample.inputs["reference"].shape == (12, 16, 3)
+    assert np.allclose(sample.inputs["reference"], 100 / 255, atol=0.02)
+
+
+def test_paired_folders_whose_sizes_disagree_with_the_scale_raise_when_opened(tmp_path: Path) -> None:
+    write_image(tmp_path / "A" / "x.png", width=8, height=6)
+    write_image(tmp_path / "B" / "x.png", width=24, height=18)
+    with pytest.raises(DataError) as caught:
+        PairedFolders(tmp_path, scale=2)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert re.search(r"A/x\.png is 8x6 but its partner .*B/x\.png is 24x18", message)
+    assert "2 times larger per side" in message and "16x12" in message
+    # The same folder is right for a task three times larger.
+    assert len(PairedFolders(tmp_path, scale=3)) == 1
+
+
+def test_paired_folders_check_named_folders_for_partners_and_sizes(tmp_path: Path) -> None:
+    for key in ("x", "y"):
+        write_image(tmp_path / "A" / f"{key}.png", width=8, height=6)
+        write_image(tmp_path / "B" / f"{key}.png", width=16, height=12)
+    write_gray(tmp_path / "mask" / "x.png", width=8, height=6)
+    with pytest.raises(DataError, match=r"1 file\(s\) in A/ have no partner in mask/: A/y\.png.*named input"):
+        PairedFolders(tmp_path, scale=2)
+
+    write_gray(tmp_path / "mask" / "y.png", width=5, height=5)
+    with pytest.raises(DataError) as caught:
+        PairedFolders(tmp_path, scale=2)
+    assert re.search(
+        r"mask/y\.png is 5x5, but a file in mask/ must be the size of its A/ partner \(8x6\) "
+        r"or of its B/ partner \(16x12\)",
+        str(caught.value),
+    )
+
+
+def test_data_specs_open_paired_folders_at_the_task_scale(tmp_path: Path) -> None:
+    write_image(tmp_path / "A" / "x.png", width=8, height=6)
+    write_image(tmp_path / "B" / "x.png", width=16, height=12)
+    for spec in (f"paired:{tmp_path}", str(tmp_path)):
+        dataset = open_dataset(spec, resolution=16, scale=2)
+        assert isinstance(dataset, PairedFolders) and dataset.scale == 2
+        with pytest.raises(DataError, match="same size"):
+            open_dataset(spec, resolution=16)
+    write_side_by_side(tmp_path / "aligned" / "pair.png", 0, 255)
+    with pytest.raises(DataError, match=r"2 times larger.*paired:DIR"):
+        open_dataset(f"aligned:{tmp_path / 'aligned'}", resolution=16, scale=2)
+
+
 # ── AlignedPairs ──────────────────────────────────────────────────────────────────────────
 
 
@@ -338,6 +407,121 @@ def test_transform_rejects_mismatched_sides_and_bad_sizes() -> None:
         PairTransform(32, jitter_resize=16)
 
 
+def coordinate_picture(height: int, width: int, factor: int = 1, channels: int = 3) -> np.ndarray:
+    """A picture ``factor`` times larger per side than a ``height`` x ``width`` image, each pixel
+    holding where its centre lies on the image's grid: (row, column, row + column)."""
+    rows = (np.arange(height * factor) + 0.5) / factor
+    columns = (np.arange(width * factor) + 0.5) / factor
+    grid_rows, grid_columns = np.meshgrid(rows, columns, indexing="ij")
+    return np.stack([grid_rows, grid_columns, grid_rows + grid_columns], axis=2)[..., :channels].astype(
+        np.float32
+    )
+
+
+def shrink(picture: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks: a larger picture seen on a smaller one's grid."""
+    height, width, channels = picture.shape
+    return picture.reshape(height // factor, factor, width // factor, factor, channels).mean(axis=(1, 3))
+
+
+def coordinate_sample(height: int, width: int, scale: int) -> Sample:
+    return Sample(
+        image=coordinate_picture(height, width),
+        target=coordinate_picture(height, width, scale),
+        name="grid",
+        inputs={
+            "mask": coordinate_picture(height, width, channels=1),
+            "reference": coordinate_picture(height, width, scale),
+        },
+    )
+
+
+@pytest.mark.parametrize("crop", ["native", "resize"])
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_transform_crops_and_flips_every_picture_at_the_same_place(scale: int, crop: Any) -> None:
+    transform = PairTransform(16, random_crop=True, flip=True, crop=crop, scale=scale)
+    sample = coordinate_sample(32, 48, scale)
+    corners, flips = set(), set()
+    for seed in range(8):
+        out = transform(sample, np.random.default_rng(seed))
+        side = 16 // scale
+        assert out.target is not None
+        assert out.image.shape == (side, side, 3) and out.target.shape == (16, 16, 3)
+        assert out.inputs["mask"].shape == (side, side, 1) and out.inputs["reference"].shape == (16, 16, 3)
+        np.testing.assert_allclose(shrink(out.target, scale), out.image, atol=1e-4)
+        np.testing.assert_allclose(shrink(out.inputs["reference"], scale), out.image, atol=1e-4)
+        np.testing.assert_array_equal(out.inputs["mask"], out.image[..., :1])
+        corners.add((float(out.image[..., 0].min()), float(out.image[..., 1].min())))
+        flips.add(bool(out.image[0, 0, 1] > out.image[0, -1, 1]))
+    assert len(corners) > 1 and flips == {True, False}
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_transform_turns_every_picture_about_the_same_point(scale: int) -> None:
+    transform = PairTransform(16, affine=True, crop="native", scale=scale)
+    sample = coordinate_sample(40, 40, scale)
+    unturned = PairTransform(16, crop="native", scale=scale)(sample, np.random.default_rng(0))
+    for seed in range(4):
+        out = transform(sample, np.random.default_rng(seed))
+        assert out.target is not None
+        assert not np.allclose(out.image, unturned.image, atol=0.01)
+        # Linear interpolation of a linear ramp is exact up to OpenCV's 1/32-pixel weights.
+        np.testing.assert_allclose(shrink(out.target, scale), out.image, atol=0.05)
+        np.testing.assert_allclose(shrink(out.inputs["reference"], scale), out.image, atol=0.05)
+        np.testing.assert_array_equal(out.inputs["mask"], out.image[..., :1])
+
+
+def test_native_crops_of_a_single_picture_are_cut_from_full_resolution() -> None:
+    picture = coordinate_picture(40, 60)
+    transform = PairTransform(16, random_crop=True, crop="native")
+    for seed in range(4):
+        out = transform(Sample(image=picture), np.random.default_rng(seed))
+        top, left = int(out.image[0, 0, 0]), int(out.image[0, 0, 1])
+        np.testing.assert_array_equal(out.image, picture[top : top + 16, left : left + 16])
+
+
+def test_native_crops_enlarge_a_picture_smaller_than_the_crop_like_the_resize_policy() -> None:
+    small = random_sample(10, 14, with_target=False)
+    native = PairTransform(16, crop="native")(small, np.random.default_rng(0))
+    resized = PairTransform(16)(small, np.random.default_rng(0))
+    assert native.image.shape == (16, 16, 3)
+    np.testing.assert_array_equal(native.image, resized.image)
+
+
+def test_transform_rejects_pictures_that_disagree_with_the_scale() -> None:
+    image = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(
+        DataError, match=r"'s': image is 8x8 but target is 24x24; the target must be 2 times larger"
+    ):
+        PairTransform(16, scale=2)(
+            Sample(image=image, target=np.zeros((24, 24, 3), np.float32), name="s"), np.random.default_rng(0)
+        )
+    odd_mask = Sample(
+        image=image,
+        target=np.zeros((16, 16, 3), np.float32),
+        inputs={"mask": np.zeros((9, 9, 1), np.float32)},
+    )
+    with pytest.raises(
+        DataError, match=r"input 'mask' is 9x9.*image \(8x8\) or of the target \(16x16, scale 2\)"
+    ):
+        PairTransform(16, scale=2)(odd_mask, np.random.default_rng(0))
+    with pytest.raises(DataError, match="image_size divisible by 4"):
+        PairTransform(18, scale=4)(
+            Sample(image=image, target=np.zeros((32, 32, 3), np.float32)), np.random.default_rng(0)
+        )
+    with pytest.raises(ValueError, match="crop='native'"):
+        PairTransform(16, crop="native", jitter_resize=20)
+    with pytest.raises(ValueError, match="'resize', 'native'"):
+        PairTransform(16, crop="stretch")  # type: ignore[arg-type]
+
+
+def test_evaluation_transform_keeps_the_sizing_and_drops_the_randomness() -> None:
+    transform = PairTransform(16, random_crop=True, flip=True, affine=True, crop="native", scale=2)
+    evaluation = transform.for_evaluation()
+    assert (evaluation.crop, evaluation.scale, evaluation.size) == ("native", 2, 16)
+    assert not (evaluation.random_crop or evaluation.flip or evaluation.affine)
+
+
 # ── split ─────────────────────────────────────────────────────────────────────────────────
 
 
@@ -392,6 +576,13 @@ def test_cached_dataset_decodes_each_sample_once() -> None:
     assert [sample.name for sample in second_pass] == ["0", "1", "2"]
     for index, sample in enumerate(second_pass):
         np.testing.assert_array_equal(sample.image, inner[index].image)
+
+
+def test_cached_dataset_copies_named_inputs() -> None:
+    mask = np.zeros((4, 4, 1), np.float32)
+    cached = CachedDataset([Sample(image=np.zeros((4, 4, 3), np.float32), inputs={"mask": mask})])
+    cached[0].inputs["mask"][:] = 1.0
+    np.testing.assert_array_equal(cached[0].inputs["mask"], mask)
 
 
 # ── open_dataset ──────────────────────────────────────────────────────────────────────────

@@ -122,10 +122,17 @@ class UnreadableImage(Exception):
 
 def read_rgb(path: Path) -> np.ndarray:
     """Decode ``path`` as HxWx3 float32 RGB in [0, 1]; raises UnreadableImage on failure."""
+    return read_pixels(path, rgb=True)
+
+
+def read_pixels(path: Path, *, rgb: bool = False) -> np.ndarray:
+    """Decode ``path`` as HxWxC float32 in [0, 1], C = 1 for a gray file (a mask) else 3, or
+    always 3 with ``rgb``; alpha is dropped. Raises UnreadableImage on failure."""
     from imgzoo.images import load_image
 
     try:
-        pixels = load_image(path).rgb()
+        image = load_image(path)
+        pixels = image.rgb() if rgb else image.pixels
     except (InvalidImageError, OSError) as error:
         raise UnreadableImage(path, str(error)) from error
     return np.ascontiguousarray(pixels, dtype=np.float32)

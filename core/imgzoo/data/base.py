@@ -21,12 +21,18 @@ class Sample:
     ``minifigs``) fill only ``image``; the task derives its input from it (gray for
     colorization, edges for edges2photo). Paired datasets (``A/``+``B/`` folders, pix2pix's
     aligned files) put the *input* side in ``image`` and the wanted output in ``target``.
+
+    ``inputs`` holds further named pictures of the same scene, HxWxC float32 (C = 1 or 3): an
+    inpainting ``mask``, a reference image. Each is the size of ``image`` or of ``target``, and
+    `imgzoo.data.PairTransform` moves it with them. ``extras`` is metadata (a seed, an index),
+    never transformed.
     """
 
     image: np.ndarray
     target: np.ndarray | None = None
     name: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @runtime_checkable

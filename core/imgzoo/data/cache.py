@@ -36,6 +36,7 @@ class CachedDataset:
             image=sample.image.copy(),
             target=None if sample.target is None else sample.target.copy(),
             extras=dict(sample.extras),
+            inputs={name: pixels.copy() for name, pixels in sample.inputs.items()},
         )
 
     def __iter__(self) -> Iterator[Sample]:

@@ -8,15 +8,18 @@ header reader are decoded), so inconsistent data fails before training starts, n
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from imgzoo.data._files import (
     ImageSearch,
     SkipsUnreadableFiles,
     UnreadableImage,
     find_images,
+    read_pixels,
     read_rgb,
     relative_name,
 )
@@ -29,16 +32,22 @@ _MAX_NAMES_LISTED = 5
 
 class PairedFolders(SkipsUnreadableFiles):
     """Inputs in ``root/A/``, targets in ``root/B/``, partners matched by relative path without
-    extension (``A/x.png`` pairs with ``B/x.jpg``).
+    extension (``A/x.png`` pairs with ``B/x.jpg``). Every other folder of ``root``
+    (``root/mask/``, say) holds one more named picture per pair, matched the same way.
 
-    Raises DataError at construction when a folder is missing or empty, a file has no partner,
-    or partners differ in size (read from file headers). Samples carry ``image`` (from A),
-    ``target`` (from B) and ``name`` (the A file's relative path).
+    ``B/`` images are ``scale`` times larger per side than their ``A/`` partners (the task's
+    `Task.scale`: 1, the same size, unless the task enlarges); a named folder's images are the
+    size of their ``A/`` or of their ``B/`` partner. Raises DataError at construction when a
+    folder is missing or empty, a file has no partner, or sizes disagree (read from file
+    headers). Samples carry ``image`` (from A, RGB), ``target`` (from B, RGB), ``inputs`` (one
+    array per named folder, keyed by its name, HxWx1 for gray files) and ``name`` (the A file's
+    relative path).
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, scale: int = 1) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
+        self.scale = scale
         if not self.root.is_dir():
             raise DataError(
                 f"paired data folder {self.root} does not exist or is not a folder", path=self.root
@@ -50,36 +59,50 @@ class PairedFolders(SkipsUnreadableFiles):
                     f"{self.root / side} is missing",
                     path=self.root,
                 )
-        inputs = _by_key(find_images(self.root / "A"))
-        targets = _by_key(find_images(self.root / "B"))
-        self._require_partners(inputs, targets)
-        self.pairs: list[tuple[Path, Path]] = [(inputs[key], targets[key]) for key in sorted(inputs)]
-        self._require_equal_sizes()
+        #: The named folders besides A/ and B/, in the order of their names.
+        self.input_names: list[str] = sorted(
+            entry.name
+            for entry in self.root.iterdir()
+            if entry.is_dir() and entry.name not in ("A", "B") and not entry.name.startswith(".")
+        )
+        folders = {name: _by_key(find_images(self.root / name)) for name in ("A", "B", *self.input_names)}
+        self._require_partners(folders)
+        #: Per sample, its file in every folder: ``{"A": ..., "B": ..., "mask": ...}``.
+        self.files: list[dict[str, Path]] = [
+            {name: files[key] for name, files in folders.items()} for key in sorted(folders["A"])
+        ]
+        self._require_sizes()
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.files)
 
     def _load(self, index: int) -> Sample:
-        input_path, target_path = self.pairs[index]
-        image, target = read_rgb(input_path), read_rgb(target_path)
-        if image.shape != target.shape:
-            # Headers agreed, so the decoder changed a size (an EXIF rotation, say).
-            mismatch = _size_mismatch(input_path, image.shape[1::-1], target_path, target.shape[1::-1])
-            raise DataError(mismatch, path=self.root)
-        return Sample(image=image, target=target, name=relative_name(input_path, self.root / "A"))
+        files = self.files[index]
+        image, target = read_rgb(files["A"]), read_rgb(files["B"])
+        inputs = {name: read_pixels(files[name]) for name in self.input_names}
+        sizes = {name: _array_size(pixels) for name, pixels in {"A": image, "B": target, **inputs}.items()}
+        # Headers agreed, so a disagreement here means the decoder changed a size (an EXIF rotation).
+        problem = self._size_problem(files, sizes)
+        if problem:
+            raise DataError(problem, path=self.root)
+        return Sample(
+            image=image, target=target, name=relative_name(files["A"], self.root / "A"), inputs=inputs
+        )
 
-    def _require_partners(self, inputs: dict[str, Path], targets: dict[str, Path]) -> None:
+    def _require_partners(self, folders: dict[str, dict[str, Path]]) -> None:
+        inputs = folders["A"]
         problems = []
-        for side, files, partners, partner_side in (("A", inputs, targets, "B"), ("B", targets, inputs, "A")):
-            lonely = [relative_name(files[key], self.root) for key in sorted(files) if key not in partners]
-            if lonely:
-                problems.append(
-                    f"{len(lonely)} file(s) in {side}/ have no partner in {partner_side}/: {_listing(lonely)}"
-                )
+        for folder, files in folders.items():
+            if folder != "A":
+                problems += _lonely_files(self.root, ("A", inputs), (folder, files))
+                problems += _lonely_files(self.root, (folder, files), ("A", inputs))
         if problems:
+            named = ""
+            if self.input_names:
+                named = f"; every folder beside A/ and B/ ({', '.join(self.input_names)}) is a named input"
             raise DataError(
                 "; ".join(problems) + " (partners share a relative path and name, extension aside: "
-                "A/x.png pairs with B/x.jpg)",
+                f"A/x.png pairs with B/x.jpg{named})",
                 path=self.root,
             )
         if not inputs:
@@ -87,19 +110,52 @@ class PairedFolders(SkipsUnreadableFiles):
                 f"no image pairs found in {self.root / 'A'} and {self.root / 'B'}", path=self.root
             )
 
-    def _require_equal_sizes(self) -> None:
-        mismatches = []
-        for input_path, target_path in self.pairs:
-            input_size, target_size = _image_size(input_path), _image_size(target_path)
-            # An undecodable file has no size; it is skipped (and reported) when reached.
-            if input_size and target_size and input_size != target_size:
-                mismatches.append(_size_mismatch(input_path, input_size, target_path, target_size))
-        if mismatches:
-            more = f" ({len(mismatches) - 1} more pair(s) differ too)" if len(mismatches) > 1 else ""
-            raise DataError(mismatches[0] + more, path=self.root)
+    def _require_sizes(self) -> None:
+        problems = []
+        for files in self.files:
+            problem = self._size_problem(files, {name: _image_size(path) for name, path in files.items()})
+            if problem:
+                problems.append(problem)
+        if problems:
+            more = f" ({len(problems) - 1} more sample(s) disagree too)" if len(problems) > 1 else ""
+            raise DataError(problems[0] + more, path=self.root)
+
+    def _size_problem(
+        self, files: Mapping[str, Path], sizes: Mapping[str, tuple[int, int] | None]
+    ) -> str | None:
+        """What is wrong with one sample's sizes ``{folder: (width, height)}``, or None.
+
+        An undecodable file has no size; it is skipped (and reported) when reached.
+        """
+        input_size, target_size = sizes["A"], sizes["B"]
+        if input_size is None or target_size is None:
+            return None
+        expected = (input_size[0] * self.scale, input_size[1] * self.scale)
+        if target_size != expected:
+            if self.scale == 1:
+                rule = "paired images must be the same size"
+            else:
+                rule = (
+                    f"B/ images must be {self.scale} times larger per side than their A/ partners "
+                    f"(the task's scale), here {_format_size(expected)}"
+                )
+            return (
+                f"{files['A']} is {_format_size(input_size)} but its partner {files['B']} is "
+                f"{_format_size(target_size)}: {rule}"
+            )
+        for name in self.input_names:
+            size = sizes[name]
+            if size is not None and size not in (input_size, target_size):
+                sides = f"the size of its A/ partner ({_format_size(input_size)})"
+                if self.scale != 1:
+                    sides += f" or of its B/ partner ({_format_size(target_size)})"
+                return f"{files[name]} is {_format_size(size)}, but a file in {name}/ must be {sides}"
+        return None
 
     def __repr__(self) -> str:
-        return f"PairedFolders({str(self.root)!r}, {len(self)} pairs)"
+        named = f", inputs {', '.join(self.input_names)}" if self.input_names else ""
+        scale = f", scale {self.scale}" if self.scale != 1 else ""
+        return f"PairedFolders({str(self.root)!r}, {len(self)} pairs{scale}{named})"
 
 
 class AlignedPairs(SkipsUnreadableFiles):
@@ -139,6 +195,17 @@ class AlignedPairs(SkipsUnreadableFiles):
         return f"AlignedPairs({str(self.root)!r}, {len(self)} images, {self.direction})"
 
 
+def _lonely_files(
+    root: Path, side: tuple[str, dict[str, Path]], partner_side: tuple[str, dict[str, Path]]
+) -> list[str]:
+    """A problem, when files of one folder have no partner in another (else none)."""
+    (folder, files), (partner_folder, partners) = side, partner_side
+    lonely = [relative_name(files[key], root) for key in sorted(files) if key not in partners]
+    if not lonely:
+        return []
+    return [f"{len(lonely)} file(s) in {folder}/ have no partner in {partner_folder}/: {_listing(lonely)}"]
+
+
 def _by_key(search: ImageSearch) -> dict[str, Path]:
     """The images of a folder keyed by relative path without extension; two files with one key
     (``x.png`` and ``x.jpg``) would make pairing ambiguous."""
@@ -176,13 +243,13 @@ def _require_side_by_side(path: Path, width: int, height: int) -> None:
         )
 
 
-def _size_mismatch(
-    input_path: Path, input_size: Sequence[int], target_path: Path, target_size: Sequence[int]
-) -> str:
-    return (
-        f"{input_path} is {input_size[0]}x{input_size[1]} but its partner {target_path} is "
-        f"{target_size[0]}x{target_size[1]}: paired images must be the same size"
-    )
+def _format_size(size: Sequence[int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _array_size(pixels: np.ndarray) -> tuple[int, int]:
+    """``(width, height)`` of HxWxC ``pixels``, the order file headers use."""
+    return int(pixels.shape[1]), int(pixels.shape[0])
 
 
 def _listing(names: list[str]) -> str:

@@ -4,7 +4,8 @@ A spec is one of::
 
     PATH              a folder: PairedFolders if it has A/ and B/ subfolders, else ImageFolder
     folder:PATH       ImageFolder, whatever the folder holds
-    paired:PATH       PairedFolders (PATH/A/ inputs, PATH/B/ targets)
+    paired:PATH       PairedFolders (PATH/A/ inputs, PATH/B/ targets ``scale`` times larger,
+                      any other PATH/NAME/ folder a named input of each sample)
     aligned:PATH      AlignedPairs (pix2pix's side-by-side files)
     NAME              a dataset registered by a plugin (``imgzoo.hookspecs.register_datasets``)
     NAME:k=v,k=v      the same, with options for its factory (``minifigs:n=500,seed=3``)
@@ -26,10 +27,10 @@ from imgzoo.data.folder import ImageFolder
 from imgzoo.data.paired import AlignedPairs, PairedFolders
 from imgzoo.errors import DataError, PluginError
 
-_FOLDER_KINDS: dict[str, Callable[[Path], Dataset]] = {
-    "folder": ImageFolder,
-    "paired": PairedFolders,
-    "aligned": AlignedPairs,
+_FOLDER_KINDS: dict[str, Callable[[Path, int], Dataset]] = {
+    "folder": lambda path, scale: ImageFolder(path),
+    "paired": lambda path, scale: PairedFolders(path, scale=scale),
+    "aligned": lambda path, scale: _aligned_pairs(path, scale),
 }
 #: The field of every task's config (imgzoo.TaskConfig) that a named dataset's ``resolution`` is.
 RESOLUTION_FIELD = "image_size"
@@ -42,6 +43,7 @@ def open_dataset(
     *,
     resolution: int,
     seed: int = 0,
+    scale: int = 1,
     factories: Mapping[str, DatasetFactory] | None = None,
 ) -> Dataset:
     """The dataset a spec names (see the module docstring for the forms).
@@ -49,19 +51,21 @@ def open_dataset(
     Named datasets are built as ``factory(resolution=resolution, seed=seed, **options)``; a
     ``seed`` option overrides ``seed``, and option values that read as an int, a float or
     ``true``/``false`` are passed as such. Folders yield full-size images: sizing them to
-    ``resolution`` is the job of :class:`~imgzoo.data.PairTransform`. ``factories`` defaults
-    to the datasets registered by installed plugins. Raises DataError for anything else.
+    ``resolution`` is the job of :class:`~imgzoo.data.PairTransform`. ``scale`` is the task's
+    `Task.scale`: paired folders are checked against it when opened, and side-by-side files,
+    whose halves are one size, need it to be 1. ``factories`` defaults to the datasets
+    registered by installed plugins. Raises DataError for anything else.
     """
     kind, _, rest = spec.partition(":")
     if kind in _FOLDER_KINDS:
         if not rest:
             raise DataError(f"data spec {spec!r} needs a folder after the colon: {kind}:PATH")
-        return _FOLDER_KINDS[kind](Path(rest).expanduser())
+        return _FOLDER_KINDS[kind](Path(rest).expanduser(), scale)
 
     path = Path(spec).expanduser()
     if path.is_dir():
         if (path / "A").is_dir() and (path / "B").is_dir():
-            return PairedFolders(path)
+            return PairedFolders(path, scale=scale)
         return ImageFolder(path)
     if path.exists():
         raise DataError(
@@ -83,6 +87,17 @@ def open_dataset(
         raise DataError(_unknown_name_message(spec, name, factories), path=path)
     options: dict[str, Any] = {"resolution": resolution, "seed": seed, **_parse_options(spec, option_text)}
     return _build(name, factories[name], options)
+
+
+def _aligned_pairs(path: Path, scale: int) -> AlignedPairs:
+    if scale != 1:
+        raise DataError(
+            f"aligned:{path} holds input and target side by side at one size, but the task's output is "
+            f"{scale} times larger than its input: put inputs in DIR/A/ and targets in DIR/B/ "
+            "and use paired:DIR",
+            path=path,
+        )
+    return AlignedPairs(path)
 
 
 def _parse_options(spec: str, text: str) -> dict[str, Any]:

@@ -10,8 +10,10 @@ The contract between a trainer and a task
 ``Trainer(task, models, train_data, val_data, config, out_dir, callbacks=())`` then ``.fit()``:
 
 * **data**: ``train_data``/``val_data`` yield :class:`~imgzoo.data.Sample`; training samples go
-  through ``PairTransform(task.config.image_size, **task.augmentations())``, validation ones
-  through the plain resize and centre crop, then ``task.make_pair(sample) -> (input, target)``.
+  through ``PairTransform(task.config.image_size, scale=task.scale, **task.augmentations())``,
+  validation ones through its centre crop at the same crop policy and scale (``pair_transforms``),
+  then ``task.make_pair(sample) -> (input, target)``; a task reads a sample's named inputs
+  (``sample.inputs``) there.
 * **a step**: ``task.training_step(models, (inputs, targets), ctx)`` runs under autocast and
   calls ``ctx.optimize(name, loss)`` once per optimizer of ``task.configure_optimizers``. That
   backpropagates ``loss`` into that optimizer's parameters, divided by ``grad_accum``; when the

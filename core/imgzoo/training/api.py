@@ -16,12 +16,12 @@ import torch
 
 from imgzoo import plugins
 from imgzoo.config import build_config, expand_dotted, merged, read_config_file
-from imgzoo.data import CachedDataset, Dataset, PairTransform, open_dataset, train_val_split
+from imgzoo.data import CachedDataset, Dataset, open_dataset, train_val_split
 from imgzoo.errors import ConfigError, DataError, ZooError
 from imgzoo.pipeline import LoadedWeights, build_task
 from imgzoo.runtime import check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
-from imgzoo.training.batches import PairDataset
+from imgzoo.training.batches import PairDataset, pair_transforms
 from imgzoo.training.checkpoint import resume_point
 from imgzoo.training.config import build_train_config
 from imgzoo.training.evaluation import measure, spread_indices
@@ -108,7 +108,9 @@ def train(
     )
 
     if isinstance(data, str):
-        dataset = open_dataset(data, resolution=task_object.config.image_size, seed=train_config.seed)
+        dataset = open_dataset(
+            data, resolution=task_object.config.image_size, seed=train_config.seed, scale=task_object.scale
+        )
     else:
         dataset, data = data, repr(data)
     if train_config.cache_images:
@@ -176,7 +178,8 @@ def evaluate(
     if located is None and weights is not False:
         warnings.warn(f"task {task!r} has no weights to load: evaluating an untrained model", stacklevel=2)
     if isinstance(data, str):
-        dataset, spec = open_dataset(data, resolution=task_object.config.image_size, seed=0), data
+        size, scale = task_object.config.image_size, task_object.scale
+        dataset, spec = open_dataset(data, resolution=size, seed=0, scale=scale), data
     else:
         dataset, spec = data, repr(data)
     available = len(dataset)
@@ -186,7 +189,7 @@ def evaluate(
     target = resolve_device(device)
     for model in models.values():
         model.to(target).eval()
-    pairs = PairDataset(dataset, task_object, PairTransform(task_object.config.image_size), seed=0)
+    pairs = PairDataset(dataset, task_object, pair_transforms(task_object)[1], seed=0)
     metrics, _ = measure(
         task_object, models, pairs, indices=indices, batch_size=batch_size, device=target, precision=precision
     )

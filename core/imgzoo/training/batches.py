@@ -30,7 +30,7 @@ from imgzoo.data.base import Dataset
 from imgzoo.data.transforms import PairTransform
 from imgzoo.task import Task
 
-__all__ = ["BatchPlan", "PairDataset", "auto_workers", "train_loader"]
+__all__ = ["BatchPlan", "PairDataset", "auto_workers", "pair_transforms", "train_loader"]
 
 # Tags that keep the seed streams of different purposes apart.
 _ORDER_STREAM, _AUGMENT_STREAM = 0, 1
@@ -60,6 +60,13 @@ class PairDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         rng = np.random.default_rng((self.seed, _AUGMENT_STREAM, epoch, index))
         inputs, targets = self.task.make_pair(self.transform(self.samples[index], rng))
         return inputs, targets
+
+
+def pair_transforms(task: Task) -> tuple[PairTransform, PairTransform]:
+    """The training transform (``task.augmentations()``, at ``task.scale``) and the evaluation
+    one: the same crop policy and scale, centre crops and nothing random."""
+    train = PairTransform(task.config.image_size, scale=task.scale, **task.augmentations())
+    return train, train.for_evaluation()
 
 
 @dataclass(frozen=True)

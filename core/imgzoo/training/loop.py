@@ -31,7 +31,6 @@ from tqdm import tqdm
 
 from imgzoo import __version__
 from imgzoo.data.base import Dataset
-from imgzoo.data.transforms import PairTransform
 from imgzoo.errors import ConfigError, DataError, ZooError
 from imgzoo.files import write_atomically
 from imgzoo.runtime import autocast
@@ -43,6 +42,7 @@ from imgzoo.training.batches import (
     PairDataset,
     auto_workers,
     hold_stop_signals,
+    pair_transforms,
     train_loader,
 )
 from imgzoo.training.checkpoint import (
@@ -180,7 +180,7 @@ class Trainer:
     """Trains ``models`` for ``task`` on ``train_data``, evaluating on ``val_data``.
 
     ``train_data`` and ``val_data`` are imgzoo datasets of :class:`~imgzoo.data.Sample`; the
-    trainer augments them (``task.augmentations()``; validation is only resized and centre
+    trainer augments them (``task.augmentations()``; validation gets the same sizing, centre
     cropped) and turns them into tensors with ``task.make_pair``. Everything is written under
     ``out_dir``. Construction checks the settings, the data and the output folder, so that a
     mistake fails before training starts. :meth:`fit` runs the loop.
@@ -209,11 +209,9 @@ class Trainer:
         self.out_dir = Path(out_dir).expanduser()
 
         # Data: training pairs augmented as the task allows, validation pairs only sized.
-        size = task.config.image_size
-        self.train_pairs = PairDataset(
-            train_data, task, PairTransform(size, **task.augmentations()), seed=config.seed
-        )
-        self.val_pairs = PairDataset(val_data, task, PairTransform(size), seed=config.seed)
+        train_transform, val_transform = pair_transforms(task)
+        self.train_pairs = PairDataset(train_data, task, train_transform, seed=config.seed)
+        self.val_pairs = PairDataset(val_data, task, val_transform, seed=config.seed)
         self.plan = BatchPlan(
             len(train_data), config.batch_size, config.grad_accum, self.group.world_size, config.seed
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from imgzoo import plugins
+from imgzoo.errors import InputError
 from imgzoo.pipeline import Pipeline, load, prepare_call
 
 __all__ = ["clear_cache", "run"]
@@ -46,6 +47,16 @@ def run(
     """
     task_class = plugins.get_task_class(task)  # a misspelled task is reported before any image is read
     input_names = {spec.name for spec in task_class.extra_inputs}
+    if input_names:  # for a task with inputs, a stray keyword may be either: name both lists
+        strays = set(options) - input_names - set(task_class.Config.model_fields)
+        if strays:
+            stray = sorted(strays)[0]
+            raise InputError(
+                f"task {task!r} has no input or config field {stray!r}: its inputs are "
+                f"{', '.join(map(repr, sorted(input_names)))}; `imgzoo info {task}` lists its config fields",
+                task=task,
+                input=stray,
+            )
     inputs = {name: value for name, value in options.items() if name in input_names}
     settings = {name: value for name, value in options.items() if name not in input_names}
     call = prepare_call(task_class, image, inputs, output=output, overwrite=overwrite, batch_size=batch_size)

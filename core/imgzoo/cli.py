@@ -336,11 +336,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pipeline = load(
         args.task, args.weights, device=args.device, precision=args.precision, config=args.config, **overrides
     )
-    work = [(path, target, index) for index, ((path, _), target) in enumerate(zip(jobs, targets, strict=True))]
+    work = [
+        (path, target, index) for index, ((path, _), target) in enumerate(zip(jobs, targets, strict=True))
+    ]
     kind = task_class.output_kind
     written, unreadable = 0, []
     for start in _progress(range(0, len(jobs), args.batch_size), total=len(jobs), step=args.batch_size):
-        batch, extras = [], {name: [] for name in extra_paths}
+        batch: list[tuple[images.Image, Path]] = []
+        extras: dict[str, list[images.Image]] = {name: [] for name in extra_paths}
         for path, target, index in work[start : start + args.batch_size]:
             try:
                 image = images.load_image(path)
@@ -374,7 +377,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _named_input_paths(task_class: Any, assignments: Sequence[str], jobs: list[tuple[Path, str]]) -> dict[str, list[Path]]:
+def _named_input_paths(
+    task_class: Any, assignments: Sequence[str], jobs: list[tuple[Path, str]]
+) -> dict[str, list[Path]]:
     """The file of each ``--input NAME=PATH`` for each job, found before any model loads: PATH
     itself for a single input, else the file in folder PATH named like the job's input."""
     from imgzoo.data._files import find_images
@@ -400,7 +405,9 @@ def _named_input_paths(task_class: Any, assignments: Sequence[str], jobs: list[t
                 )
             found[name] = [path]
             continue
-        by_stem = {file.relative_to(path).with_suffix("").as_posix(): file for file in find_images(path).files}
+        by_stem = {
+            file.relative_to(path).with_suffix("").as_posix(): file for file in find_images(path).files
+        }
         found[name] = []
         for source, result_name in jobs:
             stem = Path(result_name).with_suffix("").as_posix()

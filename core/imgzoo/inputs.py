@@ -24,7 +24,9 @@ def check_input_names(task_class: type[Task], given: Collection[str], *, flag: s
     declared = [spec.name for spec in task_class.extra_inputs]
     for name in sorted(given):
         if name not in declared:
-            takes = f"its inputs are {', '.join(map(repr, declared))}" if declared else "it takes only the image"
+            takes = (
+                f"its inputs are {', '.join(map(repr, declared))}" if declared else "it takes only the image"
+            )
             raise InputError(
                 f"task {task_class.name!r} has no input {name!r}: {takes} (`imgzoo info "
                 f"{task_class.name}` lists them)",
@@ -86,7 +88,8 @@ def check_input(task_class: type[Task], spec: InputSpec, image: _images.Image, e
         )
     if spec.same_size and (extra.height, extra.width) != (image.height, image.width):
         raise InputError(
-            f"task {task_class.name!r}: input {spec.name!r} ({extra.source}) is {extra.width}x{extra.height}, "
+            f"task {task_class.name!r}: input {spec.name!r} ({extra.source}) is "
+            f"{extra.width}x{extra.height}, "
             f"but must have the size of its image {image.source}, {image.width}x{image.height}: resize it",
             task=task_class.name,
             input=spec.name,

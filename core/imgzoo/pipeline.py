@@ -186,7 +186,9 @@ class Pipeline:
         kind = self.task.output_kind
         results = self.process(call.inputs, batch_size=call.batch_size, extras=call.extras)
         # A task that takes the alpha has handled it: its output is final.
-        shown = [replace(image, alpha=None) for image in call.inputs] if self.task.wants_alpha else call.inputs
+        shown = (
+            [replace(image, alpha=None) for image in call.inputs] if self.task.wants_alpha else call.inputs
+        )
         for result, image, target in zip(results, shown, call.targets or [], strict=False):
             _images.save_result(target, _images.finish_result(result, image, kind), kind)
         return _images.to_output(results, shown, call.spec, kind)
@@ -273,7 +275,8 @@ class Pipeline:
             )
         if task.output_channels is not None and channels != task.output_channels:
             raise TaskBugError(
-                task.name, f"returned {channels} channels, but declares output_channels = {task.output_channels}"
+                task.name,
+                f"returned {channels} channels, but declares output_channels = {task.output_channels}",
             )
         if task.output_kind == "image" and channels not in (1, 3, 4):
             raise TaskBugError(

@@ -381,7 +381,8 @@ def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task]],
         problems = declaration_problems(task_class)
         if problems:
             raise PluginError(
-                f"task {name!r} ({task_class.__qualname__}) declares a broken contract: {'; '.join(problems)}",
+                f"task {name!r} ({task_class.__qualname__}) declares a broken contract: "
+                + "; ".join(problems),
                 plugin=info.name,
             )
         _claim(loaded.claims, name, task_class, info, info.tasks)

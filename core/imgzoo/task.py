@@ -2,7 +2,7 @@
 
 A task is a small class. imgzoo's core never knows a task by name; it only calls these methods:
 
-    inference    image (+ named inputs) ──preprocess──▶ tensor ──forward(models)──▶ tensor ──postprocess──▶ output
+    inference    image (+ named inputs) ──preprocess──▶ tensor ──forward──▶ tensor ──postprocess──▶ output
     training     Sample ──make_pair──▶ (input, target) ──training_step(models, batch, ctx)──▶ losses
     evaluation   input ──predict──▶ output; metrics(output, target) ──▶ {"psnr": ..., ...}
 
@@ -163,19 +163,20 @@ class Task:
         Override for any other geometry (a fixed-size output, padding to a multiple)."""
         return height * self.scale, width * self.scale
 
-    def preprocess(self, image: np.ndarray, **inputs: np.ndarray | None) -> torch.Tensor:
-        """Turn one HxWxC float image (and the task's :attr:`extra_inputs`, by name) into a
-        1xCxhxw model input (resize, pad or stack channels as needed)."""
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """Turn one HxWxC float image into a 1xCxhxw model input (resize, pad or stack channels
+        as needed). A task with :attr:`extra_inputs` adds a keyword parameter for each, with a
+        default: ``def preprocess(self, image, mask=None)``."""
         raise NotImplementedError(f"task {self.name!r} must implement preprocess()")
 
     def forward(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
         """Run the inference model on a batch; override when inference is more than one call."""
         return models[self.inference_model](inputs)
 
-    def postprocess(self, output: torch.Tensor, image: np.ndarray, **inputs: np.ndarray | None) -> np.ndarray:
+    def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
         """Turn one model output (CxHxW) into an HxWxC result of :meth:`output_size`, of the
-        declared :attr:`output_kind` and :attr:`output_channels`. ``image`` and ``inputs`` are
-        what :meth:`preprocess` received."""
+        declared :attr:`output_kind` and :attr:`output_channels`. ``image`` (and the named
+        inputs, as for :meth:`preprocess`) are what :meth:`preprocess` received."""
         raise NotImplementedError(f"task {self.name!r} must implement postprocess()")
 
     # ── training ──────────────────────────────────────────────────────────────────────────

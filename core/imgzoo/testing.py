@@ -52,9 +52,9 @@ from imgzoo import plugins, registry
 from imgzoo.config import build_config
 from imgzoo.data.base import Sample
 from imgzoo.data.transforms import PairTransform
-from imgzoo.model import Model
 from imgzoo.errors import TaskBugError
 from imgzoo.images import Image
+from imgzoo.model import Model
 from imgzoo.pipeline import Pipeline, load
 from imgzoo.task import Task, TaskConfig
 from imgzoo.weights import load_weights, resolve_weights_file, save_weights, state_tensors
@@ -90,7 +90,7 @@ class TaskContractError(AssertionError):
     """A task breaks the contract imgzoo relies on; the message names the task and the problem."""
 
 
-class CheckNotApplicable(Exception):  # noqa: N818 - it is a verdict, not an error
+class CheckNotApplicable(Exception):
     """A check that does not apply to this task (no local weights to verify, say); the
     message says why."""
 
@@ -120,10 +120,10 @@ def synthetic_image(height: int, width: int, channels: int = 3, *, seed: int = 0
     return np.ascontiguousarray(image)
 
 
-def synthetic_inputs(task: type[Task] | Task, height: int, width: int, *, seed: int = 0) -> dict[str, np.ndarray]:
+def synthetic_inputs(task: type[Task] | Task, height: int, width: int, *, seed: int = 0) -> dict[str, Any]:
     """One synthetic value per named input the task declares, at ``height`` x ``width``: a 0/1
     mask for a one-channel input, a picture otherwise."""
-    values = {}
+    values: dict[str, Any] = {}
     for offset, spec in enumerate(task.extra_inputs):
         if spec.channels == 1:
             pattern = synthetic_image(height, width, 1, seed=seed + 50 + offset)
@@ -317,12 +317,14 @@ def check_run(name: str, overrides: Overrides = None) -> None:
         "odd-sized RGB float": synthetic_image(2 * size + 1, size + 3, seed=6),
         "small odd-sized RGB": synthetic_image(7, 5, seed=7),
     }
-    named = [synthetic_inputs(pipeline.task, *image.shape[:2], seed=i) for i, image in enumerate(images.values())]
+    named = [
+        synthetic_inputs(pipeline.task, *image.shape[:2], seed=i) for i, image in enumerate(images.values())
+    ]
     # Synthetic pictures may not look like what the task expects; "garbage in" warnings are fine.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         results = [pipeline(image, **inputs) for image, inputs in zip(images.values(), named, strict=True)]
-        as_lists = {key: [inputs[key] for inputs in named] for key in named[0]}
+        as_lists: dict[str, Any] = {key: [inputs[key] for inputs in named] for key in named[0]}
         batched = pipeline(list(images.values()), **as_lists)
     for (kind, image), result, in_list in zip(images.items(), results, batched, strict=True):
         expected = tuple(pipeline.task.output_size(*image.shape[:2]))
@@ -554,7 +556,6 @@ def _as_pytest(check: Check, name: str, overrides: Overrides) -> None:
         pytest.skip(str(reason))
 
 
-
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.rint(image * 255).astype(np.uint8)
 
@@ -580,7 +581,9 @@ def _fresh_task(name: str, overrides: Overrides) -> tuple[Task, dict[str, torch.
     return task, dict(models)
 
 
-def _infer(task: Task, models: Mapping[str, torch.nn.Module], image: np.ndarray, *, seed: int = 0) -> np.ndarray:
+def _infer(
+    task: Task, models: Mapping[str, torch.nn.Module], image: np.ndarray, *, seed: int = 0
+) -> np.ndarray:
     """One image (with synthetic named inputs) through the pipeline's own inference path, on the
     CPU; the result as ``postprocess`` made it, held to the task's declarations."""
     height, width = image.shape[:2]

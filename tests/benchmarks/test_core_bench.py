@@ -87,3 +87,29 @@ def test_cold_load_time(benchmark, invert_registered: None) -> None:  # type: ig
 
     benchmark.pedantic(cold_load, rounds=20, iterations=1)
     print(f"\ncold load(): median {benchmark.stats.stats.median * 1e3:.2f} ms")
+
+
+@pytest.mark.usefixtures("contract_tasks")
+def test_warm_upscale_run_against_its_bare_forward(benchmark) -> None:  # type: ignore[no-untyped-def]
+    """imgzoo.run() of the 2x toy task against the task's own work alone, on a 64x64 image
+    (target: within 1.1x)."""
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    imgzoo.run("toy-upscale", image, weights=False)  # warm: pipeline cached
+    pipeline = next(iter(api._cache.values()))
+    task, models = pipeline.task, pipeline.models
+
+    def bare() -> np.ndarray:
+        with torch.inference_mode():
+            pixels = images.read_images(image)[0][0].pixels
+            out = task.forward(models, task.preprocess(pixels))
+            return task.postprocess(out[0], pixels)
+
+    bare_s = _best_of(bare)
+    run_s = _best_of(lambda: imgzoo.run("toy-upscale", image, weights=False))
+    benchmark(imgzoo.run, "toy-upscale", image, weights=False)
+    benchmark.extra_info.update(
+        bare_ms=round(bare_s * 1e3, 4), run_ms=round(run_s * 1e3, 4), ratio=run_s / bare_s
+    )
+    print(
+        f"\nwarm 2x run: {run_s * 1e3:.3f} ms, bare: {bare_s * 1e3:.3f} ms, ratio {run_s / bare_s:.3f} (target < 1.1)"
+    )

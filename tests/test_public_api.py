@@ -30,6 +30,8 @@ DOCUMENTED = {
     "ConfigError",
     "PluginError",
     "DataError",
+    "TilingError",
+    "Tiling",
     "__version__",
 }
 
@@ -48,6 +50,7 @@ def test_errors_share_one_base() -> None:
         "ConfigError",
         "PluginError",
         "DataError",
+        "TilingError",
     ):
         assert issubclass(getattr(imgzoo, name), imgzoo.ZooError)
 

@@ -19,6 +19,7 @@ from imgzoo.errors import (
     DataError,
     InvalidImageError,
     PluginError,
+    TilingError,
     UnknownTaskError,
     WeightsError,
     ZooError,
@@ -27,6 +28,7 @@ from imgzoo.hookspecs import hookimpl
 from imgzoo.plugins import register_plugin, unregister_plugin
 from imgzoo.registry import add_registry, list_tasks, task_info
 from imgzoo.task import StepContext, Task, TaskConfig
+from imgzoo.tiling import Tiling
 
 if TYPE_CHECKING:
     from imgzoo.api import run
@@ -59,6 +61,8 @@ __all__ = [
     "StepContext",
     "Task",
     "TaskConfig",
+    "Tiling",
+    "TilingError",
     "UnknownTaskError",
     "WeightsError",
     "ZooError",

@@ -19,6 +19,7 @@ from imgzoo.errors import WeightsError, ZooError
 from imgzoo.outputs import plan_outputs
 from imgzoo.runtime import autocast, check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
+from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
 
 __all__ = ["LoadedWeights", "Pipeline", "PreparedCall", "build_task", "load", "prepare_call"]
 
@@ -134,12 +135,15 @@ class Pipeline:
         device: torch.device,
         precision: str,
         weights: LoadedWeights | None,
+        tile: Tiling | int | bool | None = None,
     ) -> None:
         self.task = task
         self.models = dict(models)
         self.device = device
         self.precision = precision
         self.weights = weights
+        self.tiling: Tiling | None = resolve_tiling(task, tile)
+        """Images larger than ``tiling.tile`` run in tiles (None: whole); set with ``load(tile=...)``."""
 
     @property
     def config(self) -> TaskConfig:
@@ -184,7 +188,7 @@ class Pipeline:
         except MemoryError as error:
             raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
         for image, result in zip(inputs, results, strict=True):
-            if result.shape[:2] != image.pixels.shape[:2]:
+            if result.shape[:2] != (image.height, image.width):
                 raise ZooError(
                     f"task {self.task.name!r} returned a {result.shape[1]}x{result.shape[0]} image for a "
                     f"{image.width}x{image.height} input: its postprocess() must restore the input size"
@@ -195,24 +199,30 @@ class Pipeline:
         task = self.task
         results: list[np.ndarray | None] = [None] * len(inputs)
         with torch.inference_mode():
-            model_inputs = [task.preprocess(image.pixels) for image in inputs]
+            model_inputs: dict[int, torch.Tensor] = {}
+            for index, image in enumerate(inputs):
+                if self.tiling is not None and self.tiling.splits(image.height, image.width):
+                    results[index] = run_tiled(task, image, self.tiling, self._forward, batch_size=batch_size)
+                else:
+                    model_inputs[index] = task.preprocess(image.pixels)
             # Inputs that preprocess to the same shape share one forward pass.
             by_shape: dict[tuple[int, ...], list[int]] = {}
-            for index, tensor in enumerate(model_inputs):
+            for index, tensor in model_inputs.items():
                 by_shape.setdefault(tuple(tensor.shape), []).append(index)
             for indices in by_shape.values():
                 for start in range(0, len(indices), batch_size):
                     chunk = indices[start : start + batch_size]
                     parts = [model_inputs[i] for i in chunk]
-                    batch = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(
-                        self.device, non_blocking=True
-                    )
-                    with autocast(self.device, self.precision):
-                        outputs = task.forward(self.models, batch)
-                    outputs = outputs.float().cpu()
+                    outputs = self._forward(parts[0] if len(parts) == 1 else torch.cat(parts))
                     for row, index in enumerate(chunk):
                         results[index] = task.postprocess(outputs[row], inputs[index].pixels)
         return [result for result in results if result is not None]
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The task's forward on a CPU batch, on this pipeline's device and precision; float32 on the CPU."""
+        with autocast(self.device, self.precision):
+            outputs = self.task.forward(self.models, batch.to(self.device, non_blocking=True))
+        return outputs.float().cpu()
 
 
 @dataclass
@@ -248,12 +258,15 @@ def load(
     device: str | torch.device = "auto",
     precision: str = "fp32",
     config: str | Path | None = None,
+    tile: Tiling | int | bool | None = None,
     **overrides: Any,
 ) -> Pipeline:
     """Load a task with its weights into a reusable, callable :class:`Pipeline`.
 
     ``weights``: a registered name, a path or URL; ``None`` for the default weights.
     ``config``: a TOML/JSON config file; keyword arguments override single config fields.
+    ``tile``: the tile side for images larger than it (tasks that declare ``tiling`` only);
+    ``None`` for the task's own, ``0``/``False`` to run every image whole.
     """
     check_precision(precision)
     task_object, models, located = build_task(task, weights=weights, config_file=config, overrides=overrides)
@@ -266,4 +279,4 @@ def load(
     target = resolve_device(device)
     for model in models.values():
         model.to(target).eval().requires_grad_(False)
-    return Pipeline(task_object, models, device=target, precision=precision, weights=located)
+    return Pipeline(task_object, models, device=target, precision=precision, weights=located, tile=tile)

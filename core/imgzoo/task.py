@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from imgzoo.data.base import Sample
     from imgzoo.model import Model
+    from imgzoo.tiling import Tiling
 
 __all__ = ["StepContext", "Task", "TaskConfig"]
 
@@ -93,6 +94,11 @@ class Task:
     """How many times larger than its input the output is, per side (2 for a 2x
     super-resolution). Paired training data must agree with it (``A/`` low resolution, ``B/``
     ``scale`` times larger)."""
+
+    tiling: ClassVar[Tiling | None] = None
+    """How the pipeline may cut an image larger than ``tiling.tile`` into overlapping tiles and
+    run them one batch at a time (see :mod:`imgzoo.tiling`). ``None``: images always run whole,
+    as a task that resizes or looks at the whole picture needs."""
 
     test_overrides: ClassVar[Mapping[str, Any]] = {}
     """Config values that make the task small and quick for the contract checks of

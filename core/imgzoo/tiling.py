@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TILE_BATCH_PIXELS", "Tiling", "blend_windows", "plan_spans", "resolve_tiling", "run_tiled"]
 
-TILE_BATCH_PIXELS = 2**20
-"""Most input pixels one forward pass sees (4 tiles of 512x512, 1 of 1024x1024): the tile batch
+TILE_BATCH_PIXELS = 2**18
+"""Most input pixels one forward pass sees (4 tiles of 256x256, 1 of 512x512 or larger): the tile batch
 shrinks below ``batch_size`` to keep large tiles from multiplying the memory a pass needs."""
 
 

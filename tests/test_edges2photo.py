@@ -16,6 +16,7 @@ import torch
 
 import imgzoo
 from imgzoo.data import PairTransform, Sample
+from imgzoo.tiling import Tiling
 from imgzoo.weights import save_weights, state_tensors
 from imgzoo_edges2photo.edges import _thin, edge_map_issue, extract_edges, median_thresholds
 from imgzoo_edges2photo.patchgan import build_patchgan, receptive_field
@@ -338,3 +339,19 @@ def test_listing_the_task_does_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_large_inputs_run_in_tiles_at_their_own_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    tiling = Tiling(tile=512, overlap=64, halo=16, multiple=256)
+    pipeline = imgzoo.load("edges2photo", weights=False, max_side=64, tile=tiling, **TINY)
+    seen: list[tuple[int, ...]] = []
+    preprocess = pipeline.task.preprocess
+    monkeypatch.setattr(
+        pipeline.task, "preprocess", lambda image: seen.append(image.shape) or preprocess(image)
+    )
+    output = pipeline(drawing(600, 300))
+    assert output.shape == (600, 300, 3)
+    assert len(seen) == 2 and all(max(shape[:2]) <= 512 for shape in seen)
+    assert sum(shape[0] for shape in seen) > 600  # overlapping native-size tiles, nothing shrunk to 64
+    # Up to the default tile (1024), images still run whole, and shrink to max_side as before.
+    assert Edges2PhotoTask.tiling is not None and not Edges2PhotoTask.tiling.splits(1024, 1024)

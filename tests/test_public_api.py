@@ -35,6 +35,8 @@ DOCUMENTED = {
     "InputSpec",
     "Sample",
     "metrics",
+    "TilingError",
+    "Tiling",
     "__version__",
 }
 
@@ -55,6 +57,7 @@ def test_errors_share_one_base() -> None:
         "DataError",
         "InputError",
         "TaskBugError",
+        "TilingError",
     ):
         assert issubclass(getattr(imgzoo, name), imgzoo.ZooError)
 

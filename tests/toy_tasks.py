@@ -1,6 +1,7 @@
 """Tasks that exist only in the tests: they prove the core end to end without knowing any
 built-in task. ``invert`` has one model; ``toygan`` has two models and two optimizers, so
-GAN-style training is exercised before any real GAN plugin exists.
+GAN-style training is exercised before any real GAN plugin exists. ``smooth`` and ``upscale``
+are fully convolutional with a known receptive field, and declare tiling.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import imgzoo
 from imgzoo.data.base import Sample
 from imgzoo.model import Model
+from imgzoo.tiling import Tiling
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -116,6 +118,62 @@ class ToyGanTask(InvertTask):
         return {"critic": critic_loss.detach(), "generator": ctx.optimize("generator", generator_loss)}
 
 
+class SmoothNet(Model):
+    """3x3 convolution, a stride-2 detour (average pool, nearest upsampling), 3x3 convolution:
+    each output pixel sees at most 3 input pixels away, on a grid of stride 2."""
+
+    Config = PixelNetConfig
+
+    def __init__(self, config: PixelNetConfig) -> None:
+        super().__init__(config)
+        self.first = torch.nn.Conv2d(config.channels, 4, kernel_size=3, padding=1)
+        self.second = torch.nn.Conv2d(4, config.channels, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = torch.relu(self.first(x))
+        coarse = F.interpolate(F.avg_pool2d(features, 2), scale_factor=2.0, mode="nearest")
+        return torch.sigmoid(self.second(features + coarse))
+
+
+class SmoothTask(InvertTask):
+    """A fully convolutional task that may be tiled; gray in, gray out."""
+
+    name = "smooth"
+    description = "Fully convolutional, tiled above 32 px (test task)"
+    tiling = Tiling(tile=32, overlap=8, halo=4, multiple=2)
+
+    def build_models(self) -> dict[str, Model]:
+        return {"model": SmoothNet(PixelNetConfig())}
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        height, width = image.shape[:2]
+        return F.pad(to_tensor(image)[None], (0, width % 2, 0, height % 2))  # the stride needs even sides
+
+    def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
+        pixels = output[:, : image.shape[0], : image.shape[1]].permute(1, 2, 0).numpy()
+        return pixels.mean(axis=2, keepdims=True) if image.shape[2] == 1 else pixels
+
+
+class UpscaleTask(InvertTask):
+    """Twice the size: 3x3 convolution, nearest upsampling, 3x3 convolution (2 input pixels' reach)."""
+
+    name = "upscale"
+    description = "2x upscaling, tiled above 32 px (test task)"
+    scale = 2
+    tiling = Tiling(tile=32, overlap=8, halo=3)
+
+    def build_models(self) -> dict[str, Model]:
+        return {"model": UpscaleNet(PixelNetConfig())}
+
+
+class UpscaleNet(SmoothNet):
+    """SmoothNet's two convolutions with a nearest 2x upsampling between them."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = F.interpolate(torch.relu(self.first(x)), scale_factor=2.0, mode="nearest")
+        return torch.sigmoid(self.second(features))
+
+
 class ToyTasksPlugin:
     """The plugin object the tests register, written with the public @hookimpl."""
 
@@ -123,6 +181,15 @@ class ToyTasksPlugin:
     def register_tasks(self, register):  # type: ignore[no-untyped-def]
         register(InvertTask)
         register(ToyGanTask)
+
+
+class TiledToyTasksPlugin:
+    """Registers ``smooth`` and ``upscale``, the tasks that declare tiling."""
+
+    @imgzoo.hookimpl
+    def register_tasks(self, register):  # type: ignore[no-untyped-def]
+        register(SmoothTask)
+        register(UpscaleTask)
 
 
 def write_invert_weights(path, *, gain: float = 1.0) -> str:  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from imgzoo.errors import (
     InvalidImageError,
     PluginError,
     TaskBugError,
+    TilingError,
     UnknownTaskError,
     WeightsError,
     ZooError,
@@ -29,6 +30,7 @@ from imgzoo.hookspecs import hookimpl
 from imgzoo.plugins import register_plugin, unregister_plugin
 from imgzoo.registry import add_registry, list_tasks, task_info
 from imgzoo.task import InputSpec, StepContext, Task, TaskConfig
+from imgzoo.tiling import Tiling
 
 if TYPE_CHECKING:
     from imgzoo import metrics
@@ -70,6 +72,8 @@ __all__ = [
     "Task",
     "TaskBugError",
     "TaskConfig",
+    "Tiling",
+    "TilingError",
     "UnknownTaskError",
     "WeightsError",
     "ZooError",

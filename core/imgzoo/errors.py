@@ -8,7 +8,8 @@
     ├── WeightsError              weights missing, corrupt, of the wrong hash, task or shape
     ├── ConfigError               a config value failed validation (field by field)
     ├── PluginError               a plugin failed to load or broke the plugin contract
-    └── DataError                 a training/evaluation data source is empty, missing or inconsistent
+    ├── DataError                 a training/evaluation data source is empty, missing or inconsistent
+    └── TilingError               a tiling that cannot work: a task that cannot be tiled, bad sizes
 
 Each error says what went wrong *and* what to do next; the CLI prints ``str(error)`` as one
 line (a few for field-by-field config errors) and exits non-zero.
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidImageError",
     "PluginError",
     "TaskBugError",
+    "TilingError",
     "UnknownTaskError",
     "WeightsError",
     "ZooError",
@@ -138,3 +140,7 @@ class DataError(ZooError, ValueError):
     def __init__(self, message: str, *, path: object = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class TilingError(ZooError, ValueError):
+    """Tiled inference was asked of a task that cannot be tiled, or with sizes that cannot work."""

@@ -65,6 +65,7 @@ MAX_PIXELS: int = 2**26
 """Largest height*width accepted (a decompression-bomb guard); env var IMGZOO_MAX_PIXELS overrides it."""
 
 _BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see MAX_PIXELS)
+_CONVERSION_BAND = 2**22  # values converted at a time from float to 8 bits (16 MB of float32)
 _ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
 _BT601_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -75,24 +76,43 @@ _ACCEPTED = "a path, encoded bytes, a numpy array, a torch tensor or a PIL image
 
 @dataclass
 class Image:
-    """One decoded image: ``pixels`` HxWxC float32 RGB in [0, 1] (C is 1 or 3), ``alpha`` HxW or None."""
+    """One decoded image: ``pixels`` HxWxC float32 RGB in [0, 1] (C is 1 or 3), ``alpha`` HxW or None.
 
-    pixels: np.ndarray
+    ``stored`` holds the pixels as read: float32, or the 8/16-bit integers of an integer input,
+    converted to float on first use of ``pixels`` (4 bytes a value instead of 1 or 2 until then,
+    and never for a tiled run, which converts one :meth:`region` at a time).
+    """
+
+    stored: np.ndarray
     alpha: np.ndarray | None
     source: str  # where it came from, for error messages: a path, "array #2", "tensor[0]", ...
     path: Path | None = None  # the file it was read from, if any
 
     @property
+    def pixels(self) -> np.ndarray:
+        if self.stored.dtype != np.float32:
+            self.stored = _to_float(self.stored)  # once: the integers are no longer needed
+        return self.stored
+
+    @pixels.setter
+    def pixels(self, pixels: np.ndarray) -> None:
+        self.stored = pixels
+
+    def region(self, rows: slice, columns: slice) -> np.ndarray:
+        """HxWxC float32 pixels of ``stored[rows, columns]``, converting only that region."""
+        return _to_float(self.stored[rows, columns])
+
+    @property
     def height(self) -> int:
-        return int(self.pixels.shape[0])
+        return int(self.stored.shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.pixels.shape[1])
+        return int(self.stored.shape[1])
 
     @property
     def channels(self) -> int:
-        return int(self.pixels.shape[2])
+        return int(self.stored.shape[2])
 
     def rgb(self) -> np.ndarray:
         """HxWx3 float32; a gray image is repeated into all three channels."""
@@ -159,7 +179,8 @@ def finish_result(result: np.ndarray, image: Image, kind: str = "image") -> np.n
     """A task's result for ``image`` as HxWxC float32, finite: an "image" clipped to [0, 1] with
     the input's alpha put back, a "map" as it is."""
     pixels = np.asarray(result, dtype=np.float32)
-    if not np.isfinite(pixels).all():
+    # NaN and infinities show in the extremes, without a mask the size of the picture.
+    if not (np.isfinite(pixels.min()) and np.isfinite(pixels.max())):
         raise ZooError(
             f"the result for {image.source} contains NaN or infinite values: did the model diverge?"
         )
@@ -286,7 +307,14 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
         return pixels
     if pixels.dtype == np.uint16:
         return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    return np.rint(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
+    converted = np.empty(pixels.shape, np.uint8)
+    # A band of rows at a time: whole-image float temporaries would be 4 bytes a value, each.
+    rows = max(1, _CONVERSION_BAND // max(1, pixels[:1].size))
+    for start in range(0, len(pixels), rows):
+        band = np.clip(pixels[start : start + rows], 0.0, 1.0)
+        band *= 255.0
+        converted[start : start + rows] = np.rint(band, out=band)
+    return converted
 
 
 def _to_uint16(pixels: np.ndarray) -> np.ndarray:
@@ -388,7 +416,8 @@ def _image_from_array(array: np.ndarray, source: str) -> Image:
         raise _invalid(source, f"is empty (shape {array.shape})")
     _check_pixel_count(height, width, source)
     if dtype.kind == "u":
-        scaled = array.astype(np.float32) / np.float32(np.iinfo(dtype).max)
+        # Kept as integers (a copy: the caller may change its array) and converted when used.
+        scaled = np.array(array, copy=True)
     else:
         if np.isnan(array).any():
             raise _invalid(source, "contains NaN values")
@@ -401,8 +430,16 @@ def _image_from_array(array: np.ndarray, source: str) -> Image:
                 source, f"has values from {low:g} to {high:g}, but floats must lie in [0, 1]: {hint}"
             )
         scaled = np.clip(array, 0.0, 1.0).astype(np.float32)
-    alpha = np.ascontiguousarray(scaled[..., 3]) if channels == 4 else None
+    alpha = _to_float(np.ascontiguousarray(scaled[..., 3])) if channels == 4 else None
     return Image(np.ascontiguousarray(scaled[..., :3] if channels == 4 else scaled), alpha, source)
+
+
+def _to_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8/uint16 values (or float32 ones, returned as they are) as float32 in [0, 1]."""
+    if pixels.dtype == np.float32:
+        return pixels
+    scaled = pixels.astype(np.float32)
+    return np.divide(scaled, np.float32(np.iinfo(pixels.dtype).max), out=scaled)  # in place: no second copy
 
 
 def _read_tensor(tensor: Any, source: str) -> tuple[list[Image], InputForm]:
@@ -445,7 +482,8 @@ def _pil_to_array(picture: Any, source: str) -> np.ndarray:
 
 def _with_alpha(pixels: np.ndarray, image: Image) -> np.ndarray:
     """HxWxC pixels clipped to [0, 1], with the input's alpha put back at the pixels' size."""
-    pixels = np.clip(pixels, 0.0, 1.0)
+    if float(pixels.min()) < 0 or float(pixels.max()) > 1:  # a copy only when needed: 805 MB at 8192² RGB
+        pixels = np.clip(pixels, 0.0, 1.0)
     if image.alpha is None or pixels.shape[2] == 4:
         return pixels
     alpha = image.alpha

@@ -20,6 +20,7 @@ from imgzoo.inputs import read_inputs
 from imgzoo.outputs import WRITABLE_SUFFIXES, plan_outputs
 from imgzoo.runtime import autocast, check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
+from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
 
 __all__ = ["LoadedWeights", "Pipeline", "PreparedCall", "build_task", "load", "prepare_call"]
 
@@ -135,12 +136,15 @@ class Pipeline:
         device: torch.device,
         precision: str,
         weights: LoadedWeights | None,
+        tile: Tiling | int | bool | None = None,
     ) -> None:
         self.task = task
         self.models = dict(models)
         self.device = device
         self.precision = precision
         self.weights = weights
+        self.tiling: Tiling | None = resolve_tiling(task, tile)
+        """Images larger than ``tiling.tile`` run in tiles (None: whole); set with ``load(tile=...)``."""
 
     @property
     def config(self) -> TaskConfig:
@@ -214,22 +218,26 @@ class Pipeline:
     def run_batch(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """The task's forward pass on preprocessed inputs of one shape (1xCxHxW each), batched;
         returns the outputs as float32 on the CPU."""
-        batch = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(self.device, non_blocking=True)
-        with autocast(self.device, self.precision):
-            outputs = self.task.forward(self.models, batch)
-        return outputs.float().cpu()
+        return self._forward(parts[0] if len(parts) == 1 else torch.cat(parts))
 
     def _process(
         self, inputs: list[_images.Image], extras: Mapping[str, list[_images.Image]], batch_size: int
     ) -> list[np.ndarray]:
         task = self.task
-        arguments = [self._task_arguments(index, image, extras) for index, image in enumerate(inputs)]
+        # Computed for images that run whole only: a tiled image is converted one tile at a time.
+        arguments: dict[int, tuple[np.ndarray, dict[str, np.ndarray | None]]] = {}
         results: list[np.ndarray | None] = [None] * len(inputs)
         with torch.inference_mode():
-            model_inputs = [self._preprocess(pixels, named) for pixels, named in arguments]
+            model_inputs: dict[int, torch.Tensor] = {}
+            for index, image in enumerate(inputs):
+                if self.tiling is not None and self.tiling.splits(image.height, image.width):
+                    results[index] = run_tiled(task, image, self.tiling, self._forward, batch_size=batch_size)
+                else:
+                    arguments[index] = self._task_arguments(index, image, extras)
+                    model_inputs[index] = self._preprocess(*arguments[index])
             # Inputs that preprocess to the same shape share one forward pass.
             by_shape: dict[tuple[int, ...], list[int]] = {}
-            for index, tensor in enumerate(model_inputs):
+            for index, tensor in model_inputs.items():
                 by_shape.setdefault(tuple(tensor.shape), []).append(index)
             for indices in by_shape.values():
                 for start in range(0, len(indices), batch_size):
@@ -284,6 +292,12 @@ class Pipeline:
                 f"returned an image with {channels} channels (1, 3 or 4 expected); a task whose outputs are "
                 "not pictures declares output_kind = 'map'",
             )
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The task's forward on a CPU batch, on this pipeline's device and precision; float32 on the CPU."""
+        with autocast(self.device, self.precision):
+            outputs = self.task.forward(self.models, batch.to(self.device, non_blocking=True))
+        return outputs.float().cpu()
 
 
 @dataclass
@@ -340,12 +354,15 @@ def load(
     device: str | torch.device = "auto",
     precision: str = "fp32",
     config: str | Path | None = None,
+    tile: Tiling | int | bool | None = None,
     **overrides: Any,
 ) -> Pipeline:
     """Load a task with its weights into a reusable, callable :class:`Pipeline`.
 
     ``weights``: a registered name, a path or URL; ``None`` for the default weights.
     ``config``: a TOML/JSON config file; keyword arguments override single config fields.
+    ``tile``: the tile side for images larger than it (tasks that declare ``tiling`` only);
+    ``None`` for the task's own, ``0``/``False`` to run every image whole.
     """
     check_precision(precision)
     task_object, models, located = build_task(task, weights=weights, config_file=config, overrides=overrides)
@@ -358,4 +375,4 @@ def load(
     target = resolve_device(device)
     for model in models.values():
         model.to(target).eval().requires_grad_(False)
-    return Pipeline(task_object, models, device=target, precision=precision, weights=located)
+    return Pipeline(task_object, models, device=target, precision=precision, weights=located, tile=tile)

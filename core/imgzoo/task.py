@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from imgzoo.data.base import Sample
     from imgzoo.model import Model
+    from imgzoo.tiling import Tiling
 
 __all__ = ["RESERVED_INPUT_NAMES", "InputSpec", "StepContext", "Task", "TaskConfig", "declaration_problems"]
 
@@ -143,6 +144,11 @@ class Task:
     wants_alpha: ClassVar[bool] = False
     """True: the task receives RGBA (alpha 1 where the input has none) and its output is final.
     False: the alpha is set aside and put back on an image output, resized to its size."""
+
+    tiling: ClassVar[Tiling | None] = None
+    """How the pipeline may cut an image larger than ``tiling.tile`` into overlapping tiles and
+    run them one batch at a time (see :mod:`imgzoo.tiling`). ``None``: images always run whole,
+    as a task that resizes or looks at the whole picture needs."""
 
     test_overrides: ClassVar[Mapping[str, Any]] = {}
     """Config values that make the task small and quick for the contract checks of
@@ -274,6 +280,10 @@ def declaration_problems(task_class: type[Task]) -> list[str]:
                 "output_channels must be None, 1, 3 or 4 for an image, or a positive int for a map; "
                 f"got {channels!r}"
             )
+    if task_class.tiling is not None and (task_class.extra_inputs or task_class.wants_alpha):
+        problems.append(
+            "tiling cuts the image alone: a task with extra_inputs or wants_alpha cannot declare it"
+        )
     fields = set(task_class.Config.model_fields)
     seen: set[str] = set()
     for spec in task_class.extra_inputs:

@@ -9,14 +9,16 @@ average L1 alone settles for. ``gan_weight=0`` trains the L1-only U-Net baseline
 Inference (``imgzoo.run("edges2photo", image)``)
     The input is read as gray (edge maps carry no colour, so a coloured drawing works like a
     black-and-white one) and repeated into the generator's 3 input channels. Any size works:
-    an image whose long side exceeds ``max_side`` is shrunk to it first (the U-Net's cost grows
-    with the area, and its output is resized back up, so huge inputs come back softer); then
-    it is padded with white, the background of an edge map, to a multiple of
-    ``2**num_downs`` (256 for the default 8 levels) and the output is cropped back, so the
-    result always has the input's size. ``extract_edges=True`` draws the edges of a photo first
-    with :func:`imgzoo_edges2photo.edges.extract_edges`, the same function that makes the
-    training inputs. Inference is deterministic (eval mode); ``dropout_at_inference=True``
-    keeps the generator's dropout on, pix2pix's only source of variety.
+    it is padded with white, the background of an edge map, to a multiple of ``2**num_downs``
+    (256 for the default 8 levels) and the output is cropped back, so the result always has
+    the input's size. An image larger than 1024 px runs at its own resolution in tiles of up to
+    1024 (see ``tiling``); with tiling off (``tile=0``) an image whose long side exceeds
+    ``max_side`` is shrunk to it first and its output resized back up, so it comes back softer.
+    ``extract_edges=True`` draws the edges of a photo first with
+    :func:`imgzoo_edges2photo.edges.extract_edges`, the same function that makes the training
+    inputs (in a tiled run, tile by tile: Canny's thresholds follow each tile's median).
+    Inference is deterministic (eval mode); ``dropout_at_inference=True`` keeps the generator's
+    dropout on, pix2pix's only source of variety.
 
 Bad inputs
     Any readable image gives a result of its size: all-white gives the model's idea of an empty
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from imgzoo import StepContext, Task, TaskConfig
+from imgzoo import StepContext, Task, TaskConfig, Tiling
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,6 +66,10 @@ class Edges2PhotoTask(Task):
     inference_model = "generator"
     primary_metric = ("ssim", "max")  # not PSNR: it rewards the blur the GAN loss is there to remove
     test_overrides: ClassVar[Mapping[str, Any]] = {"ngf": 8, "ndf": 8, "image_size": 32}
+    # The U-Net sees hundreds of pixels around each one, so tiles cannot match the whole image
+    # exactly; 128 shared pixels, 32 of them dropped at each cut edge, make the cross-fade
+    # invisible (see the tiling tests). Tiles start on the 256-pixel grid of the 8 levels.
+    tiling = Tiling(tile=1024, overlap=128, halo=32, multiple=256)
 
     config: Edges2PhotoConfig
 

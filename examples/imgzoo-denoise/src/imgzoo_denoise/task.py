@@ -6,7 +6,9 @@
                 paired data (``paired:DIR``, A/ noisy and B/ clean) is used as it is
 
 Inference never resizes: noise lives at the pixel level, so the fully convolutional network
-sees every pixel; ``image_size`` is only the training crop size. Model-space tensors are RGB in
+sees every pixel; ``image_size`` is only the training crop size. Images larger than 512 px run
+in tiles: an output pixel depends on input pixels at most 8 away, so tiles that overlap by 24
+and drop 8 pixels at each cut edge give the untiled result. Model-space tensors are RGB in
 [0, 1]. torch and the model are imported inside the methods, so that ``imgzoo list`` stays light.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from imgzoo import Task, TaskConfig
+from imgzoo import Task, TaskConfig, Tiling
 from pydantic import Field
 
 if TYPE_CHECKING:
@@ -63,6 +65,8 @@ class DenoiseTask(Task):
     config: DenoiseConfig
     # Small settings that keep imgzoo.testing's contract checks fast.
     test_overrides: ClassVar[dict[str, object]] = {"width": 4, "image_size": 16}
+    # Halo 8: the reach of the autoencoder's convolutions; multiple 2: its one stride-2 level.
+    tiling = Tiling(tile=512, overlap=24, halo=8, multiple=2)
 
     # ── models ────────────────────────────────────────────────────────────────────────────
     def build_models(self) -> dict[str, Model]:

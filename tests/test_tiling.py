@@ -183,6 +183,18 @@ def test_scale_two_tiles_are_placed_and_blended_at_twice_the_size(rng: np.random
     assert np.abs(tiled - whole).max() < 1e-5
 
 
+def test_a_scale_two_task_runs_in_tiles_through_the_pipeline(
+    rng: np.random.Generator, tiled_tasks: None
+) -> None:
+    image = rng.random((70, 45, 3), dtype=np.float32)
+    pipeline = imgzoo.load("upscale", weights=False)
+    tiled = pipeline(image)
+    pipeline.tiling = None
+    whole = pipeline(image)
+    assert tiled.shape == whole.shape == (140, 90, 3)
+    assert np.abs(tiled - whole).max() < 1e-5
+
+
 def test_integer_images_are_converted_one_tile_at_a_time(rng: np.random.Generator) -> None:
     pipeline = smooth_pipeline()
     [image], _ = read_images(rng.integers(0, 256, (100, 70, 3), dtype=np.uint8))

@@ -43,6 +43,16 @@ def toy_tasks() -> Iterator[None]:
 
 
 @pytest.fixture
+def contract_tasks() -> Iterator[None]:
+    """Register the test-only tasks ``toy-inpaint``, ``toy-depth`` and ``toy-upscale``."""
+    from toy_contract_tasks import ContractTasksPlugin
+
+    name = imgzoo.register_plugin(ContractTasksPlugin(), name="contract-tasks")
+    yield
+    imgzoo.unregister_plugin(name)
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 

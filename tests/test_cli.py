@@ -155,7 +155,7 @@ def test_run_skips_unreadable_files_and_reports_them(
     ("extra", "message"),
     [
         (["-o", "ONE.png"], "names one file, but there are 2 inputs"),
-        (["-o", "OUT.gif"], "cannot write .gif images"),
+        (["-o", "OUT.gif"], "cannot write .gif files"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
     ],
 )

@@ -159,10 +159,13 @@ def test_rgba_keeps_its_alpha_on_the_output() -> None:
     np.testing.assert_array_equal(to_output(identity(images), images, spec), rgba)
 
 
-def test_alpha_is_dropped_when_the_result_changes_size_and_gray_results_become_rgba() -> None:
+def test_alpha_is_resized_to_a_larger_result_and_gray_results_become_rgba() -> None:
     rgba = noise(3, 4, 4)
+    rgba[..., 3] = 64
     images, spec = read_images(rgba)
-    assert to_output([np.zeros((6, 8, 3), np.float32)], images, spec).shape == (6, 8, 3)
+    doubled = to_output([np.zeros((6, 8, 3), np.float32)], images, spec)
+    assert doubled.shape == (6, 8, 4)
+    assert (doubled[..., 3] == 64).all()
     gray_with_alpha = to_output([np.zeros((3, 4, 1), np.float32)], images, spec)
     assert gray_with_alpha.shape == (3, 4, 4)
     np.testing.assert_array_equal(gray_with_alpha[..., 3], rgba[..., 3])

@@ -30,6 +30,11 @@ DOCUMENTED = {
     "ConfigError",
     "PluginError",
     "DataError",
+    "InputError",
+    "TaskBugError",
+    "InputSpec",
+    "Sample",
+    "metrics",
     "__version__",
 }
 
@@ -48,6 +53,8 @@ def test_errors_share_one_base() -> None:
         "ConfigError",
         "PluginError",
         "DataError",
+        "InputError",
+        "TaskBugError",
     ):
         assert issubclass(getattr(imgzoo, name), imgzoo.ZooError)
 

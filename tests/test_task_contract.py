@@ -72,7 +72,10 @@ def test_task_keeps_the_contract(
     name: str, check: testing.Check, example_plugins: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the fresh interpreter of check_listing_is_light
-    check(name)
+    try:
+        check(name)
+    except testing.CheckNotApplicable as reason:
+        pytest.skip(str(reason))
 
 
 # ── the kit catches broken tasks ────────────────────────────────────────────────────────────
@@ -127,9 +130,9 @@ def test_a_result_of_the_wrong_size_is_caught() -> None:
             return super().postprocess(output, image)[:8, :8]
 
     _register(Cropping)
-    with pytest.raises(TaskContractError, match="input's height and width"):
+    with pytest.raises(TaskContractError, match=r"task 'cropping' returned .* output_size\(\) says"):
         testing.check_forward("cropping")
-    with pytest.raises(imgzoo.ZooError, match="must restore the input size"):
+    with pytest.raises(imgzoo.TaskBugError, match=r"task 'cropping' returned .*bug in the task's plugin"):
         testing.check_run("cropping")
 
 

@@ -912,6 +912,7 @@ def test_a_failed_check_stops_every_process(problem: str, images: str, tmp_path:
 @pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch(images: str, tmp_path: Path) -> None:
     options = {**QUICK, "steps": 5, "lr_schedule": "linear", "eval_every": 2, "log_every": 2}
+    options["checkpoint_every"] = 2
     single = train("toygan", images, out=tmp_path / "single", **options)
     script = tmp_path / "ddp.py"
     paths = [str(REPO / "core"), str(REPO / "plugins"), str(REPO / "tests")]
@@ -935,11 +936,19 @@ def test_two_processes_match_one_with_the_same_global_batch(images: str, tmp_pat
     assert expected.keys() == actual.keys()
     for name in expected:
         assert torch.allclose(expected[name], actual[name], rtol=1e-5, atol=1e-6), name
-    # Only the main process writes: one line per event, as in a single process.
+    # Only the main process writes: the same checkpoints, and one line per event, as in a single
+    # process.
+    assert _listing(tmp_path / "ddp" / "checkpoints") == _listing(tmp_path / "single" / "checkpoints")
     assert [e["step"] for e in train_events(tmp_path / "ddp")] == [
         e["step"] for e in train_events(tmp_path / "single")
     ]
     assert _metadata(tmp_path / "ddp" / "toygan.safetensors")["recipe"]["processes"] == 2
+
+
+def _listing(folder: Path) -> list[str]:
+    # The best checkpoint's folder carries a random suffix (see checkpoint.write_best_checkpoint).
+    names = (path.relative_to(folder).as_posix() for path in folder.rglob("*"))
+    return sorted(re.sub(r"^(best-\d+)-[0-9a-f]+", r"\1", name) for name in names)
 
 
 def _metadata(path: Path) -> dict[str, Any]:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from imgzoo.errors import (
     ConfigError,
     DataError,
+    InputError,
     InvalidImageError,
     PluginError,
+    TaskBugError,
     UnknownTaskError,
     WeightsError,
     ZooError,
@@ -26,10 +28,12 @@ from imgzoo.errors import (
 from imgzoo.hookspecs import hookimpl
 from imgzoo.plugins import register_plugin, unregister_plugin
 from imgzoo.registry import add_registry, list_tasks, task_info
-from imgzoo.task import StepContext, Task, TaskConfig
+from imgzoo.task import InputSpec, StepContext, Task, TaskConfig
 
 if TYPE_CHECKING:
+    from imgzoo import metrics
     from imgzoo.api import run
+    from imgzoo.data.base import Sample
     from imgzoo.model import Model
     from imgzoo.pipeline import Pipeline, load
     from imgzoo.training import evaluate, train
@@ -47,17 +51,24 @@ _LAZY = {
     "Model": "imgzoo.model",
     "train": "imgzoo.training",
     "evaluate": "imgzoo.training",
+    "Sample": "imgzoo.data.base",
 }
+# Public submodules, also resolved on first access: ``imgzoo.metrics.psnr(outputs, targets)``.
+_LAZY_MODULES = {"metrics": "imgzoo.metrics"}
 
 __all__ = [
     "ConfigError",
     "DataError",
+    "InputError",
+    "InputSpec",
     "InvalidImageError",
     "Model",
     "Pipeline",
     "PluginError",
+    "Sample",
     "StepContext",
     "Task",
+    "TaskBugError",
     "TaskConfig",
     "UnknownTaskError",
     "WeightsError",
@@ -68,6 +79,7 @@ __all__ = [
     "hookimpl",
     "list_tasks",
     "load",
+    "metrics",
     "register_plugin",
     "run",
     "task_info",
@@ -77,6 +89,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        value = import_module(_LAZY_MODULES[name])
+        globals()[name] = value
+        return value
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from imgzoo import plugins
+from imgzoo.errors import InputError
 from imgzoo.pipeline import Pipeline, load, prepare_call
 
 __all__ = ["clear_cache", "run"]
@@ -36,15 +37,30 @@ def run(
     """Run ``task`` on an image (or a list of images) and return the result.
 
     The image may be a path, encoded bytes, a numpy array, a torch tensor or a PIL image; the
-    result has the same type and size. ``options`` set config fields of the task
-    (``run("edges2photo", photo, extract_edges=True)``). The loaded pipeline is cached, so
-    later calls with the same arguments do not load again; calls are safe from several threads.
+    result has the same type, and the size and kind the task declares (an image, or a float
+    map). ``options`` are the task's named inputs (``run("inpaint", photo, mask=m)``; one per
+    image) and config fields of the task (``run("edges2photo", photo, extract_edges=True)``);
+    a task's inputs and config fields never share a name. The loaded pipeline is cached, so
+    later calls with the same config do not load again; calls are safe from several threads.
     ``output`` and ``overwrite`` save the results as :meth:`Pipeline.__call__` does; the inputs
     and outputs are checked before any model is loaded.
     """
-    plugins.get_task_class(task)  # a misspelled task is reported before any image is read
-    call = prepare_call(image, output=output, overwrite=overwrite, batch_size=batch_size)
-    pipeline = _cached_pipeline(task, weights=weights, device=device, precision=precision, options=options)
+    task_class = plugins.get_task_class(task)  # a misspelled task is reported before any image is read
+    input_names = {spec.name for spec in task_class.extra_inputs}
+    if input_names:  # for a task with inputs, a stray keyword may be either: name both lists
+        strays = set(options) - input_names - set(task_class.Config.model_fields)
+        if strays:
+            stray = sorted(strays)[0]
+            raise InputError(
+                f"task {task!r} has no input or config field {stray!r}: its inputs are "
+                f"{', '.join(map(repr, sorted(input_names)))}; `imgzoo info {task}` lists its config fields",
+                task=task,
+                input=stray,
+            )
+    inputs = {name: value for name, value in options.items() if name in input_names}
+    settings = {name: value for name, value in options.items() if name not in input_names}
+    call = prepare_call(task_class, image, inputs, output=output, overwrite=overwrite, batch_size=batch_size)
+    pipeline = _cached_pipeline(task, weights=weights, device=device, precision=precision, options=settings)
     return pipeline.run_prepared(call)
 
 

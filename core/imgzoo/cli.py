@@ -2,7 +2,7 @@
 
     imgzoo list [PATTERN] [--json]
     imgzoo info TASK [--schema] [--json]
-    imgzoo run TASK INPUT... [-o OUT] [--overwrite] [--weights W] [--set key=value]...
+    imgzoo run TASK INPUT... [--input NAME=PATH]... [-o OUT] [--overwrite] [--weights W] [--set key=value]...
     imgzoo train TASK --data SPEC --out DIR ...        imgzoo eval TASK --data SPEC ...
     imgzoo plugins [--json]
     imgzoo new-plugin NAME [--dir D]
@@ -14,6 +14,7 @@ traceback instead. Listing commands never import torch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import glob
 import json
@@ -98,6 +99,14 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
+    sub.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a named input of the task (mask=mask.png): a file for one INPUT, else a folder "
+        "holding one file per INPUT with the same name",
+    )
     sub.add_argument("--batch-size", type=int, default=8)
     sub.add_argument(
         "--overwrite", action="store_true", help="replace existing output files (never an input)"
@@ -296,43 +305,62 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from imgzoo import config as config_module
-    from imgzoo.outputs import plan_outputs
+    from imgzoo.outputs import WRITABLE_SUFFIXES, plan_outputs
 
     if args.batch_size < 1:
         raise ZooError(f"--batch-size must be at least 1, got {args.batch_size}")
     # Everything that can be checked without the model is checked before torch is imported, so
     # that a typo is answered at once and a refused run has written nothing.
-    plugins.get_task_class(args.task)
+    task_class = plugins.get_task_class(args.task)
     jobs = expand_inputs(args.inputs)
+    extra_paths = _named_input_paths(task_class, args.input, jobs)
+    is_map = task_class.output_kind == "map"
     output = args.output or str(Path("outputs") / args.task)
     targets = plan_outputs(
         output,
         [path for path, _ in jobs],
-        [name for _, name in jobs],
+        [str(Path(name).with_suffix(".npy")) if is_map else name for _, name in jobs],
         overwrite=args.overwrite,
         overwrite_hint="--overwrite",
+        suffixes=(".npy",) if is_map else WRITABLE_SUFFIXES,
     )
     overrides = config_module.parse_assignments(args.set, task=args.task)
 
     from imgzoo import images
     from imgzoo.errors import InvalidImageError
+    from imgzoo.inputs import check_input
     from imgzoo.pipeline import load
+
+    specs = {spec.name: spec for spec in task_class.extra_inputs}
 
     pipeline = load(
         args.task, args.weights, device=args.device, precision=args.precision, config=args.config, **overrides
     )
-    work = [(path, target) for (path, _), target in zip(jobs, targets, strict=True)]
+    work = [
+        (path, target, index) for index, ((path, _), target) in enumerate(zip(jobs, targets, strict=True))
+    ]
+    kind = task_class.output_kind
     written, unreadable = 0, []
     for start in _progress(range(0, len(jobs), args.batch_size), total=len(jobs), step=args.batch_size):
-        batch = []
-        for path, target in work[start : start + args.batch_size]:
+        batch: list[tuple[images.Image, Path]] = []
+        extras: dict[str, list[images.Image]] = {name: [] for name in extra_paths}
+        for path, target, index in work[start : start + args.batch_size]:
             try:
-                batch.append((images.load_image(path), target))
+                image = images.load_image(path)
+                named = {name: _read_named_input(name, paths[index]) for name, paths in extra_paths.items()}
             except InvalidImageError as error:  # one bad file does not stop the others
                 unreadable.append(str(error))
-        results = pipeline.process([image for image, _ in batch], batch_size=args.batch_size)
-        for (image, target), result in zip(batch, results, strict=True):
-            images.save_image(target, result, image.alpha)
+                continue
+            for name, extra in named.items():
+                check_input(task_class, specs[name], image, extra)
+                extras[name].append(extra)
+            batch.append((image, target))
+        shown = [image for image, _ in batch]
+        results = pipeline.process(shown, batch_size=args.batch_size, extras=extras)
+        if task_class.wants_alpha:  # the task handled the alpha: its output is final
+            shown = [dataclasses.replace(image, alpha=None) for image in shown]
+        for image, (_, target), result in zip(shown, batch, results, strict=True):
+            images.save_result(target, images.finish_result(result, image, kind), kind)
             written += 1
     # The reasons come before the summary, so that "wrote 0 images" never stands unexplained.
     for problem in unreadable:
@@ -347,6 +375,61 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _named_input_paths(
+    task_class: Any, assignments: Sequence[str], jobs: list[tuple[Path, str]]
+) -> dict[str, list[Path]]:
+    """The file of each ``--input NAME=PATH`` for each job, found before any model loads: PATH
+    itself for a single input, else the file in folder PATH named like the job's input."""
+    from imgzoo.data._files import find_images
+    from imgzoo.errors import InputError
+    from imgzoo.inputs import check_input_names
+
+    given: dict[str, Path] = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.strip() or not value:
+            raise ZooError(f"--input {assignment!r}: write NAME=PATH, e.g. --input mask=mask.png")
+        given[name.strip()] = Path(value)
+    check_input_names(task_class, given, flag="--input {name}=FILE")
+    found: dict[str, list[Path]] = {}
+    for name, path in given.items():
+        if not path.is_dir():
+            if len(jobs) > 1:
+                raise InputError(
+                    f"--input {name}={path}: there are {len(jobs)} inputs, so give a folder holding one "
+                    f"{name} per input, named like the inputs",
+                    task=task_class.name,
+                    input=name,
+                )
+            found[name] = [path]
+            continue
+        by_stem = {
+            file.relative_to(path).with_suffix("").as_posix(): file for file in find_images(path).files
+        }
+        found[name] = []
+        for source, result_name in jobs:
+            stem = Path(result_name).with_suffix("").as_posix()
+            if stem not in by_stem:
+                raise InputError(
+                    f"--input {name}={path}: no {name} for {source} (expected {path / stem}.png or "
+                    "another image suffix)",
+                    task=task_class.name,
+                    input=name,
+                )
+            found[name].append(by_stem[stem])
+    return found
+
+
+def _read_named_input(name: str, path: Path) -> Any:
+    from imgzoo import images
+    from imgzoo.errors import InvalidImageError
+
+    try:
+        return images.load_image(path)
+    except InvalidImageError as error:
+        raise InvalidImageError(f"input {name!r}: {error}", source=error.source) from error
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, str]]:

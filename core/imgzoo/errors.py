@@ -3,6 +3,8 @@
     ZooError                      base: catch this to catch them all
     ├── UnknownTaskError          no registered task has that name (suggests close names)
     ├── InvalidImageError         an input could not be read as an image (says what was wrong)
+    ├── InputError                a task's named input is missing, unknown or breaks the task's rules
+    ├── TaskBugError              a task broke its own declaration (an output of the wrong size or kind)
     ├── WeightsError              weights missing, corrupt, of the wrong hash, task or shape
     ├── ConfigError               a config value failed validation (field by field)
     ├── PluginError               a plugin failed to load or broke the plugin contract
@@ -21,8 +23,10 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "DataError",
+    "InputError",
     "InvalidImageError",
     "PluginError",
+    "TaskBugError",
     "UnknownTaskError",
     "WeightsError",
     "ZooError",
@@ -55,6 +59,28 @@ class InvalidImageError(ZooError, ValueError):
     def __init__(self, message: str, *, source: object = None) -> None:
         self.source = source
         super().__init__(message)
+
+
+class InputError(ZooError, ValueError):
+    """A task's named input (``mask=...``, ``--input mask=...``) is missing, unknown, or breaks
+    the rules the task declares for it (its size, its channels). ``task`` and ``input`` name it."""
+
+    def __init__(self, message: str, *, task: str, input: str) -> None:
+        self.task = task
+        self.input = input
+        super().__init__(message)
+
+
+class TaskBugError(ZooError):
+    """A task did something its own declaration rules out (an output of another size, channel
+    count or kind than it declares): a bug in the task's plugin, not in the caller's input."""
+
+    def __init__(self, task: str, problem: str) -> None:
+        self.task = task
+        super().__init__(
+            f"task {task!r} {problem}: this is a bug in the task's plugin, not in your input; "
+            "report it to the plugin's author"
+        )
 
 
 class WeightsError(ZooError):

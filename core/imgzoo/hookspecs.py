@@ -15,8 +15,9 @@ exposed through the ``imgzoo`` entry-point group::
         from my_package.task import MyTask   # keep heavy imports (torch, models) out of here
         register(MyTask)
 
-A plugin module may declare the plugin API versions it was written for, ``IMGZOO_PLUGIN_API = 1``
-(or a tuple); a plugin that targets another version is refused with a message saying which work.
+A plugin module may declare the plugin API versions it was written for, ``IMGZOO_PLUGIN_API = 2``
+(or a tuple); a plugin that targets none of :data:`SUPPORTED_PLUGIN_APIS` is refused with a
+message saying which work.
 
 Every hook takes a ``register`` callback, so a plugin can register any number of things (or
 none) and imgzoo can tell which plugin registered what. Hooks run once, when the zoo is first
@@ -36,8 +37,12 @@ if TYPE_CHECKING:
     from imgzoo.task import Task
 
 PROJECT_NAME = "imgzoo"
-#: Version of the plugin API described in this file; bumped when a hook changes incompatibly.
-PLUGIN_API_VERSION = 1
+#: Version of the plugin API described in this file and in :class:`imgzoo.Task`.
+#: API 2 added what a task may declare: named extra inputs, output geometry, "map" outputs, alpha.
+PLUGIN_API_VERSION = 2
+#: Every API a plugin may target. API 1 plugins load unchanged: each API 2 declaration has a
+#: default that is API 1's behaviour (one image in, an image of ``scale`` times its size out).
+SUPPORTED_PLUGIN_APIS = (1, 2)
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -76,6 +81,7 @@ def register_registry_files(register: Callable[[Path], None]) -> None:
 
 __all__ = [
     "PLUGIN_API_VERSION",
+    "SUPPORTED_PLUGIN_APIS",
     "hookimpl",
     "hookspec",
     "register_datasets",

@@ -11,9 +11,16 @@ It also returns an ``OutputSpec`` so that ``to_output`` can hand the results bac
     path/bytes -> uint8 HxWxC numpy array
     list/tuple -> list, item by item (a batch tensor inside a list stays one batch tensor)
 
-Alpha is set aside, the model sees the colour channels, and the alpha is put back on the output when
-the result has the input's height and width (otherwise it is dropped). A one-channel result that gets
-its alpha back comes out as RGBA, gray repeated, since gray+alpha is not a form imgzoo reads.
+Alpha is set aside, the model sees the colour channels, and the alpha is put back on an image
+output, resized to the output's size when that differs (a 2x result gets a 2x alpha). A one-channel
+result that gets its alpha back comes out as RGBA, gray repeated, since gray+alpha is not a form
+imgzoo reads.
+
+A task's output is of one of two kinds (``Task.output_kind``). An "image" is clipped to [0, 1] and
+returned as above. A "map" (depth, flow, a probability mask) keeps its float values: it comes back as
+float32 whatever the input's dtype (numpy HxWxC, or HxW for a 2-D input and a one-channel map; a
+float tensor for a tensor; numpy for a PIL image, which cannot hold such values), gets no alpha, and
+is saved only as ``.npy``.
 
 Float inputs must lie in [0, 1]; values up to 1/512 outside are taken as rounding error and clipped.
 uint8 torch tensors are read as 0..255. Importing this module imports neither torch nor PIL.
@@ -40,10 +47,12 @@ __all__ = [
     "InputForm",
     "OutputSpec",
     "decode_image",
+    "finish_result",
     "load_image",
     "out_of_memory",
     "read_images",
     "save_image",
+    "save_result",
     "to_output",
     "to_uint8",
 ]
@@ -59,6 +68,7 @@ _BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see 
 _ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
 _BT601_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MAP_SUFFIX = ".npy"  # the one format that keeps a float map's every value and channel
 _SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")  # elsewhere OpenCV would silently clip uint16 to 255
 _ACCEPTED = "a path, encoded bytes, a numpy array, a torch tensor or a PIL image (or a list of these)"
 
@@ -132,16 +142,47 @@ def read_images(obj: object) -> tuple[list[Image], OutputSpec]:
     return images, OutputSpec(tuple(forms), as_list=True)
 
 
-def to_output(results: list[np.ndarray], images: list[Image], spec: OutputSpec) -> Any:
-    """Return ``results`` (HxWxC float32 in [0, 1], one per image) in the form the inputs came in."""
+def to_output(results: list[np.ndarray], images: list[Image], spec: OutputSpec, kind: str = "image") -> Any:
+    """Return ``results`` (HxWxC float32, one per image, of output ``kind`` "image" or "map") in
+    the form the inputs came in."""
     if len(results) != len(images) or len(images) != sum(form.count for form in spec.forms):
         raise ZooError(f"to_output got {len(results)} results for {len(images)} images: a task bug")
     outputs, start = [], 0
     for form in spec.forms:
-        chunk = [_with_alpha(results[i], images[i]) for i in range(start, start + form.count)]
-        outputs.append(_convert_output(chunk, form))
+        chunk = [finish_result(results[i], images[i], kind) for i in range(start, start + form.count)]
+        outputs.append(_convert_map(chunk, form) if kind == "map" else _convert_output(chunk, form))
         start += form.count
     return outputs if spec.as_list else outputs[0]
+
+
+def finish_result(result: np.ndarray, image: Image, kind: str = "image") -> np.ndarray:
+    """A task's result for ``image`` as HxWxC float32, finite: an "image" clipped to [0, 1] with
+    the input's alpha put back, a "map" as it is."""
+    pixels = np.asarray(result, dtype=np.float32)
+    if not np.isfinite(pixels).all():
+        raise ZooError(
+            f"the result for {image.source} contains NaN or infinite values: did the model diverge?"
+        )
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    return pixels if kind == "map" else _with_alpha(pixels, image)
+
+
+def save_result(path: str | os.PathLike[str], finished: np.ndarray, kind: str = "image") -> Path:
+    """Write a :func:`finish_result` output: an image in any format :func:`save_image` knows,
+    a map as ``.npy`` (float32 HxWxC) only, since an image format would round or clip it."""
+    target = Path(path)
+    if kind != "map":
+        return save_image(target, finished)
+    if target.suffix.lower() != MAP_SUFFIX:
+        raise ZooError(
+            f"cannot save {target}: the result is a float map, which {target.suffix or 'that format'} "
+            f"cannot hold without rounding or clipping it; write it to a {MAP_SUFFIX} file"
+        )
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(finished, dtype=np.float32), allow_pickle=False)
+    _write_atomically(target, buffer.getvalue())
+    return target
 
 
 def load_image(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> Image:
@@ -402,20 +443,26 @@ def _pil_to_array(picture: Any, source: str) -> np.ndarray:
     return np.asarray(picture.convert("RGBA" if has_alpha else "L" if mode == "1" else "RGB"))
 
 
-def _with_alpha(result: np.ndarray, image: Image) -> np.ndarray:
-    """The result as HxWxC float32 in [0, 1], with the input's alpha put back if the size still matches."""
-    pixels = np.asarray(result, dtype=np.float32)
-    if not np.isfinite(pixels).all():
-        raise ZooError(
-            f"the result for {image.source} contains NaN or infinite values: did the model diverge?"
-        )
+def _with_alpha(pixels: np.ndarray, image: Image) -> np.ndarray:
+    """HxWxC pixels clipped to [0, 1], with the input's alpha put back at the pixels' size."""
     pixels = np.clip(pixels, 0.0, 1.0)
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    if image.alpha is None or pixels.shape[:2] != image.alpha.shape or pixels.shape[2] == 4:
+    if image.alpha is None or pixels.shape[2] == 4:
         return pixels
+    alpha = image.alpha
+    if alpha.shape != pixels.shape[:2]:
+        shrinking = alpha.shape[0] >= pixels.shape[0] and alpha.shape[1] >= pixels.shape[1]
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        alpha = np.clip(cv2.resize(alpha, pixels.shape[1::-1], interpolation=interpolation), 0.0, 1.0)
     colour = pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
-    return np.concatenate([colour, image.alpha[..., None]], axis=2)
+    return np.concatenate([colour, alpha[..., None]], axis=2)
+
+
+def _convert_map(results: list[np.ndarray], form: InputForm) -> Any:
+    """Float maps in the input's form, float32 throughout (see the module docstring)."""
+    if form.kind == "tensor":
+        return _convert_output(results, form)
+    values = results[0]
+    return values[..., 0] if form.was_2d and values.shape[2] == 1 else values
 
 
 def _convert_output(results: list[np.ndarray], form: InputForm) -> Any:

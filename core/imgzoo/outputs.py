@@ -26,33 +26,35 @@ def plan_outputs(
     *,
     overwrite: bool,
     overwrite_hint: str,
+    suffixes: Sequence[str] = WRITABLE_SUFFIXES,
 ) -> list[Path]:
     """The file each result goes to, one per input, or a ZooError saying why the run is refused.
 
     ``output`` names one file (it has an image suffix and is not a folder) for a single input,
     otherwise a folder where input ``i`` is written as ``names[i]``. ``sources`` are the input
     files (None for an input that is not a file). ``overwrite_hint`` tells the user how to allow
-    replacing existing files (``--overwrite``, ``overwrite=True``).
+    replacing existing files (``--overwrite``, ``overwrite=True``). ``suffixes``: the formats the
+    results can be written in (``.npy`` alone for a task whose outputs are float maps).
     """
     text = os.fspath(output)
     if "\x00" in text:
         raise ZooError(f"the output path {text!r} contains a NUL byte: give a valid path")
-    targets = _targets(text, names)
+    targets = _targets(text, names, suffixes)
     _refuse_shared_targets(targets, sources)
     _refuse_replacing(targets, sources, overwrite=overwrite, overwrite_hint=overwrite_hint)
     return targets
 
 
-def _targets(output: str, names: Sequence[str]) -> list[Path]:
+def _targets(output: str, names: Sequence[str], suffixes: Sequence[str]) -> list[Path]:
     path = Path(output)
     names_a_folder = output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix
     if names_a_folder:
         if path.exists() and not path.is_dir():
             raise ZooError(f"the output folder {path} is a file: give a folder, or a new name")
         return [path / name for name in names]
-    if path.suffix.lower() not in WRITABLE_SUFFIXES:
+    if path.suffix.lower() not in suffixes:
         raise ZooError(
-            f"cannot write {path.suffix} images: use one of {', '.join(WRITABLE_SUFFIXES)}, "
+            f"cannot write {path.suffix} files: use one of {', '.join(suffixes)}, "
             f"or end the output with '/' to name a folder"
         )
     if len(names) != 1:

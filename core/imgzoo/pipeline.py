@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ from imgzoo import images as _images
 from imgzoo import plugins, registry
 from imgzoo import weights as _weights
 from imgzoo.config import build_config
-from imgzoo.errors import WeightsError, ZooError
-from imgzoo.outputs import plan_outputs
+from imgzoo.errors import TaskBugError, WeightsError, ZooError
+from imgzoo.inputs import read_inputs
+from imgzoo.outputs import WRITABLE_SUFFIXES, plan_outputs
 from imgzoo.runtime import autocast, check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
 
@@ -158,44 +159,74 @@ class Pipeline:
         )
 
     def __call__(
-        self, image: Any, *, output: str | Path | None = None, overwrite: bool = False, batch_size: int = 8
+        self,
+        image: Any,
+        *,
+        output: str | Path | None = None,
+        overwrite: bool = False,
+        batch_size: int = 8,
+        **inputs: Any,
     ) -> Any:
-        """Run on one image or a list of them; the result has the input's type and size.
+        """Run on one image or a list of them; the result has the input's type, and the size
+        the task's ``output_size`` gives. ``inputs``: the task's named extra inputs
+        (``mask=...``), one per image.
 
         ``output``: also save the results there (a file for one image, else a folder, where an
-        image read from ``x.jpg`` is saved as ``x.png``). An input is never replaced, nor an
-        existing file unless ``overwrite=True``; this is checked before the model runs.
+        image from ``x.jpg`` is saved as ``x.png``, a float map as ``x.npy``). An input is never
+        replaced, nor an existing file unless ``overwrite=True``; this is checked before the
+        model runs.
         """
-        return self.run_prepared(
-            prepare_call(image, output=output, overwrite=overwrite, batch_size=batch_size)
+        call = prepare_call(
+            type(self.task), image, inputs, output=output, overwrite=overwrite, batch_size=batch_size
         )
+        return self.run_prepared(call)
 
     def run_prepared(self, call: PreparedCall) -> Any:
         """Run on inputs read and checked by :func:`prepare_call`, saving results where it planned."""
-        results = self.process(call.inputs, batch_size=call.batch_size)
-        for result, image, target in zip(results, call.inputs, call.targets or [], strict=False):
-            _images.save_image(target, result, image.alpha)
-        return _images.to_output(results, call.inputs, call.spec)
+        kind = self.task.output_kind
+        results = self.process(call.inputs, batch_size=call.batch_size, extras=call.extras)
+        # A task that takes the alpha has handled it: its output is final.
+        shown = (
+            [replace(image, alpha=None) for image in call.inputs] if self.task.wants_alpha else call.inputs
+        )
+        for result, image, target in zip(results, shown, call.targets or [], strict=False):
+            _images.save_result(target, _images.finish_result(result, image, kind), kind)
+        return _images.to_output(results, shown, call.spec, kind)
 
-    def process(self, inputs: list[_images.Image], *, batch_size: int = 8) -> list[np.ndarray]:
-        """Run on already-read images; returns HxWxC float32 arrays, one per input."""
+    def process(
+        self,
+        inputs: list[_images.Image],
+        *,
+        batch_size: int = 8,
+        extras: Mapping[str, list[_images.Image]] | None = None,
+    ) -> list[np.ndarray]:
+        """Run on already-read images (and the task's extra inputs, read and checked by
+        :func:`imgzoo.inputs.read_inputs`); returns HxWxC float32 arrays, one per image, as
+        ``postprocess`` made them (not yet clipped, alpha not put back)."""
         try:
-            results = self._process(inputs, batch_size)
+            results = self._process(inputs, extras or {}, batch_size)
         except MemoryError as error:
             raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
         for image, result in zip(inputs, results, strict=True):
-            if result.shape[:2] != image.pixels.shape[:2]:
-                raise ZooError(
-                    f"task {self.task.name!r} returned a {result.shape[1]}x{result.shape[0]} image for a "
-                    f"{image.width}x{image.height} input: its postprocess() must restore the input size"
-                )
+            self._check_result(image, result)
         return results
 
-    def _process(self, inputs: list[_images.Image], batch_size: int) -> list[np.ndarray]:
+    def run_batch(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """The task's forward pass on preprocessed inputs of one shape (1xCxHxW each), batched;
+        returns the outputs as float32 on the CPU."""
+        batch = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(self.device, non_blocking=True)
+        with autocast(self.device, self.precision):
+            outputs = self.task.forward(self.models, batch)
+        return outputs.float().cpu()
+
+    def _process(
+        self, inputs: list[_images.Image], extras: Mapping[str, list[_images.Image]], batch_size: int
+    ) -> list[np.ndarray]:
         task = self.task
+        arguments = [self._task_arguments(index, image, extras) for index, image in enumerate(inputs)]
         results: list[np.ndarray | None] = [None] * len(inputs)
         with torch.inference_mode():
-            model_inputs = [task.preprocess(image.pixels) for image in inputs]
+            model_inputs = [self._preprocess(pixels, named) for pixels, named in arguments]
             # Inputs that preprocess to the same shape share one forward pass.
             by_shape: dict[tuple[int, ...], list[int]] = {}
             for index, tensor in enumerate(model_inputs):
@@ -203,42 +234,103 @@ class Pipeline:
             for indices in by_shape.values():
                 for start in range(0, len(indices), batch_size):
                     chunk = indices[start : start + batch_size]
-                    parts = [model_inputs[i] for i in chunk]
-                    batch = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(
-                        self.device, non_blocking=True
-                    )
-                    with autocast(self.device, self.precision):
-                        outputs = task.forward(self.models, batch)
-                    outputs = outputs.float().cpu()
+                    outputs = self.run_batch([model_inputs[i] for i in chunk])
                     for row, index in enumerate(chunk):
-                        results[index] = task.postprocess(outputs[row], inputs[index].pixels)
+                        pixels, named = arguments[index]
+                        results[index] = np.asarray(task.postprocess(outputs[row], pixels, **named))
         return [result for result in results if result is not None]
+
+    def _task_arguments(
+        self, index: int, image: _images.Image, extras: Mapping[str, list[_images.Image]]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
+        """What ``preprocess`` and ``postprocess`` receive for one image: its pixels (RGBA for a
+        task that wants alpha) and each declared extra input by name (None when not given)."""
+        pixels = image.pixels
+        if self.task.wants_alpha:
+            alpha = image.alpha if image.alpha is not None else np.ones(pixels.shape[:2], np.float32)
+            pixels = np.dstack([image.rgb(), alpha])
+        named = {
+            spec.name: extras[spec.name][index].pixels if spec.name in extras else None
+            for spec in self.task.extra_inputs
+        }
+        return pixels, named
+
+    def _preprocess(self, pixels: np.ndarray, named: Mapping[str, np.ndarray | None]) -> torch.Tensor:
+        tensor = self.task.preprocess(pixels, **named)
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 4 or tensor.shape[0] != 1:
+            shape = getattr(tensor, "shape", type(tensor).__name__)
+            raise TaskBugError(self.task.name, f"preprocess() returned {shape}, not a 1xCxHxW tensor")
+        return tensor
+
+    def _check_result(self, image: _images.Image, result: np.ndarray) -> None:
+        """Hold one postprocessed result to the task's declared geometry, kind and channels."""
+        task = self.task
+        expected = task.output_size(image.height, image.width)
+        channels = result.shape[2] if result.ndim == 3 else 1 if result.ndim == 2 else 0
+        if result.ndim not in (2, 3) or result.shape[:2] != tuple(expected):
+            raise TaskBugError(
+                task.name,
+                f"returned an output of shape {result.shape} for a {image.width}x{image.height} input, "
+                f"but its output_size() says {expected[1]}x{expected[0]} (HxWxC)",
+            )
+        if task.output_channels is not None and channels != task.output_channels:
+            raise TaskBugError(
+                task.name,
+                f"returned {channels} channels, but declares output_channels = {task.output_channels}",
+            )
+        if task.output_kind == "image" and channels not in (1, 3, 4):
+            raise TaskBugError(
+                task.name,
+                f"returned an image with {channels} channels (1, 3 or 4 expected); a task whose outputs are "
+                "not pictures declares output_kind = 'map'",
+            )
 
 
 @dataclass
 class PreparedCall:
-    """Inputs read and checked, and where each result goes (``targets`` None: nowhere)."""
+    """Inputs read and checked, and where each result goes (``targets`` None: nowhere).
+    ``extras``: the task's named inputs, one per image, by name."""
 
     inputs: list[_images.Image]
     spec: _images.OutputSpec
     targets: list[Path] | None
     batch_size: int
+    extras: dict[str, list[_images.Image]] = field(default_factory=dict)
 
 
-def prepare_call(image: Any, *, output: str | Path | None, overwrite: bool, batch_size: int) -> PreparedCall:
-    """Read the inputs and plan their outputs: everything that can fail before the model runs."""
+def prepare_call(
+    task_class: type[Task],
+    image: Any,
+    inputs: Mapping[str, Any],
+    *,
+    output: str | Path | None,
+    overwrite: bool,
+    batch_size: int,
+) -> PreparedCall:
+    """Read the image(s) and the task's named ``inputs``, check them against the task's
+    declarations and plan the outputs: everything that can fail before the model runs."""
     if batch_size < 1:
         raise ZooError(f"batch_size must be at least 1, got {batch_size}")
-    inputs, spec = _images.read_images(image)
+    images, spec = _images.read_images(image)
+    extras = read_inputs(task_class, images, inputs)
     targets = None
     if output is not None:
+        is_map = task_class.output_kind == "map"
+        suffix = _images.MAP_SUFFIX if is_map else ".png"
         names = [
-            f"{item.path.stem}.png" if item.path is not None else f"image-{index:04d}.png"
-            for index, item in enumerate(inputs)
+            f"{item.path.stem}{suffix}" if item.path is not None else f"image-{index:04d}{suffix}"
+            for index, item in enumerate(images)
         ]
-        sources = [item.path for item in inputs]
-        targets = plan_outputs(output, sources, names, overwrite=overwrite, overwrite_hint="overwrite=True")
-    return PreparedCall(inputs, spec, targets, batch_size)
+        sources = [item.path for item in images]
+        targets = plan_outputs(
+            output,
+            sources,
+            names,
+            overwrite=overwrite,
+            overwrite_hint="overwrite=True",
+            suffixes=(_images.MAP_SUFFIX,) if is_map else WRITABLE_SUFFIXES,
+        )
+    return PreparedCall(images, spec, targets, batch_size, extras)
 
 
 def load(

@@ -332,14 +332,16 @@ def _declared_api(plugin: object) -> list[int] | None:
 
 def _check_api_version(declared: list[int] | None) -> None:
     # A plugin that declares nothing is assumed to target the current API.
-    if declared is None or hookspecs.PLUGIN_API_VERSION in declared:
+    supported = hookspecs.SUPPORTED_PLUGIN_APIS
+    if declared is None or any(version in supported for version in declared):
         return
     from imgzoo import __version__
 
     current = hookspecs.PLUGIN_API_VERSION
+    provided = " and ".join(str(version) for version in supported)
     wanted = " or ".join(str(version) for version in declared)
     raise PluginError(
-        f"targets imgzoo plugin API {wanted}, but this imgzoo ({__version__}) provides API {current}: "
+        f"targets imgzoo plugin API {wanted}, but this imgzoo ({__version__}) provides API {provided}: "
         f"install a release of the plugin that supports API {current}, or an imgzoo that provides "
         f"API {wanted}"
     )
@@ -359,7 +361,7 @@ def _collect(
 
 
 def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task]], None]:
-    from imgzoo.task import Task, TaskConfig
+    from imgzoo.task import Task, TaskConfig, declaration_problems
 
     def register(task_class: type[Task]) -> None:
         if not (isinstance(task_class, type) and issubclass(task_class, Task)):
@@ -375,6 +377,13 @@ def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task]],
         if not (isinstance(task_class.Config, type) and issubclass(task_class.Config, TaskConfig)):
             raise PluginError(
                 f"{task_class.__qualname__}.Config must subclass imgzoo.TaskConfig", plugin=info.name
+            )
+        problems = declaration_problems(task_class)
+        if problems:
+            raise PluginError(
+                f"task {name!r} ({task_class.__qualname__}) declares a broken contract: "
+                + "; ".join(problems),
+                plugin=info.name,
             )
         _claim(loaded.claims, name, task_class, info, info.tasks)
 

@@ -2,12 +2,18 @@
 
 A task is a small class. imgzoo's core never knows a task by name; it only calls these methods:
 
-    inference    image ──preprocess──▶ tensor ──forward(models)──▶ tensor ──postprocess──▶ image
+    inference    image (+ named inputs) ──preprocess──▶ tensor ──forward──▶ tensor ──postprocess──▶ output
     training     Sample ──make_pair──▶ (input, target) ──training_step(models, batch, ctx)──▶ losses
     evaluation   input ──predict──▶ output; metrics(output, target) ──▶ {"psnr": ..., ...}
 
 Images at the interface are numpy HxWxC float32 in [0, 1], RGB, C = 1 or 3 (``imgzoo.images``
-has already read and validated whatever the user passed). Tensors are NCHW float32.
+has already read and validated whatever the user passed; C = 4, RGBA, for a task that sets
+``wants_alpha``). Tensors are NCHW float32.
+
+A task declares its contract in class attributes, and the pipeline and the test kit hold it to
+them: ``extra_inputs`` (named inputs besides the image, such as an inpainting ``mask``),
+``output_size`` (``scale`` times the input by default), ``output_kind`` ("image" in [0, 1], or
+an unclipped float "map") and ``output_channels``.
 
 This module must stay importable without torch (``imgzoo list`` imports every task class):
 a task imports torch and its model code inside its methods.
@@ -16,7 +22,8 @@ a task imports torch and its model code inside its methods.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +34,32 @@ if TYPE_CHECKING:
     from imgzoo.data.base import Sample
     from imgzoo.model import Model
 
-__all__ = ["StepContext", "Task", "TaskConfig"]
+__all__ = ["RESERVED_INPUT_NAMES", "InputSpec", "StepContext", "Task", "TaskConfig", "declaration_problems"]
+
+OutputKind = Literal["image", "map"]
+
+RESERVED_INPUT_NAMES = frozenset(
+    {"task", "image", "weights", "device", "precision", "output", "overwrite", "batch_size", "config"}
+)
+"""Keyword arguments of ``imgzoo.run``/``imgzoo.load`` themselves: no input may take these names."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A named input a task takes besides its image: ``imgzoo.run(task, image, mask=m)``,
+    ``imgzoo run TASK IMAGE --input mask=m.png``. It is read and validated like the image, then
+    held to these rules."""
+
+    name: str
+    """The keyword it is passed by, a Python identifier (``mask``)."""
+    description: str = ""
+    """One line for ``imgzoo info`` and error messages."""
+    channels: int | None = None
+    """1 (gray, a mask) or 3 (RGB); None accepts either."""
+    same_size: bool = True
+    """Whether it must have the image's height and width."""
+    required: bool = True
+    """An optional input that is not given reaches the task as None."""
 
 
 class TaskConfig(BaseModel):
@@ -94,6 +126,24 @@ class Task:
     super-resolution). Paired training data must agree with it (``A/`` low resolution, ``B/``
     ``scale`` times larger)."""
 
+    extra_inputs: ClassVar[tuple[InputSpec, ...]] = ()
+    """Named inputs besides the image (an inpainting ``mask``, a reference picture). Each one
+    reaches :meth:`preprocess` and :meth:`postprocess` as a keyword argument of that name, an
+    HxWxC float32 array in [0, 1] (None for an optional one not given). No config field may
+    share a name with an input."""
+
+    output_kind: ClassVar[OutputKind] = "image"
+    """"image": a picture in [0, 1] with 1, 3 or 4 channels, clipped to that range and saved as
+    PNG/JPEG like the input. "map": float values returned as they are (depth, flow, a
+    probability mask), any number of channels, saved only as ``.npy``."""
+
+    output_channels: ClassVar[int | None] = None
+    """Channels of every output; None leaves it open (1 or 3 for an image, following the input)."""
+
+    wants_alpha: ClassVar[bool] = False
+    """True: the task receives RGBA (alpha 1 where the input has none) and its output is final.
+    False: the alpha is set aside and put back on an image output, resized to its size."""
+
     test_overrides: ClassVar[Mapping[str, Any]] = {}
     """Config values that make the task small and quick for the contract checks of
     :mod:`imgzoo.testing` (fewer filters, a small ``image_size``); nothing else uses them."""
@@ -108,8 +158,15 @@ class Task:
         raise NotImplementedError(f"task {self.name!r} must implement build_models()")
 
     # ── inference ─────────────────────────────────────────────────────────────────────────
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) of the output for an input of this size: ``scale`` times it.
+        Override for any other geometry (a fixed-size output, padding to a multiple)."""
+        return height * self.scale, width * self.scale
+
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """Turn one HxWxC float image into a 1xCxhxw model input (resize or pad as needed)."""
+        """Turn one HxWxC float image into a 1xCxhxw model input (resize, pad or stack channels
+        as needed). A task with :attr:`extra_inputs` adds a keyword parameter for each, with a
+        default: ``def preprocess(self, image, mask=None)``."""
         raise NotImplementedError(f"task {self.name!r} must implement preprocess()")
 
     def forward(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
@@ -117,7 +174,9 @@ class Task:
         return models[self.inference_model](inputs)
 
     def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
-        """Turn one model output (CxHxW) back into an image with ``image``'s height and width."""
+        """Turn one model output (CxHxW) into an HxWxC result of :meth:`output_size`, of the
+        declared :attr:`output_kind` and :attr:`output_channels`. ``image`` (and the named
+        inputs, as for :meth:`preprocess`) are what :meth:`preprocess` received."""
         raise NotImplementedError(f"task {self.name!r} must implement postprocess()")
 
     # ── training ──────────────────────────────────────────────────────────────────────────
@@ -176,8 +235,10 @@ class Task:
         return self.forward(models, inputs)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
-        """Evaluation metrics for a batch, averaged over it. Higher-is-better metrics should be
-        named so (``psnr``); :attr:`primary_metric` picks the one that selects the best checkpoint."""
+        """Evaluation metrics of a batch: model-space NxCxHxW tensors as :meth:`predict` and
+        :meth:`make_pair` give them (``inputs`` with every channel the task stacked in), each
+        value the mean over the batch; the evaluator weighs each batch's means by its size.
+        :attr:`primary_metric` picks the one that selects the best checkpoint."""
         from imgzoo.metrics import l1, psnr
 
         images, references = self.to_display(outputs), self.to_display(targets)
@@ -194,3 +255,42 @@ class Task:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def declaration_problems(task_class: type[Task]) -> list[str]:
+    """What is wrong with a task class's declared contract (empty when nothing is); checked
+    when a plugin registers the task, so that a broken declaration fails its plugin at once."""
+    problems = []
+    scale = task_class.scale
+    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+        problems.append(f"scale must be a positive int, got {scale!r}")
+    if task_class.output_kind not in ("image", "map"):
+        problems.append(f"output_kind must be 'image' or 'map', got {task_class.output_kind!r}")
+    channels = task_class.output_channels
+    if channels is not None:
+        whole = isinstance(channels, int) and not isinstance(channels, bool)
+        if not whole or (channels not in (1, 3, 4) if task_class.output_kind == "image" else channels < 1):
+            problems.append(
+                "output_channels must be None, 1, 3 or 4 for an image, or a positive int for a map; "
+                f"got {channels!r}"
+            )
+    fields = set(task_class.Config.model_fields)
+    seen: set[str] = set()
+    for spec in task_class.extra_inputs:
+        if not isinstance(spec, InputSpec):
+            problems.append(f"extra_inputs must hold imgzoo.InputSpec objects, got {spec!r}")
+            continue
+        if not spec.name.isidentifier() or spec.name in RESERVED_INPUT_NAMES or spec.name in seen:
+            problems.append(
+                f"input name {spec.name!r} must be a Python identifier, used once, and none of "
+                f"{sorted(RESERVED_INPUT_NAMES)}"
+            )
+        if spec.name in fields:
+            problems.append(
+                f"input {spec.name!r} has the name of a config field: keyword arguments of imgzoo.run "
+                "could not tell them apart; rename one"
+            )
+        if spec.channels not in (None, 1, 3):
+            problems.append(f"input {spec.name!r}: channels must be None, 1 or 3, got {spec.channels!r}")
+        seen.add(spec.name)
+    return problems

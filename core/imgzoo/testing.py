@@ -12,9 +12,10 @@ runs them all, and each ``check_*`` function runs one. The checks, in order:
 
     check_registered          listed, with a description; its registry entries are valid
     check_config              the config is strict, fully described, has defaults and survives JSON
-    check_forward             preprocess -> forward -> postprocess at square and odd sizes, gray and colour
+    check_forward             preprocess -> forward -> postprocess at square and odd sizes, gray and colour,
+                              giving the size, channels and kind (image or map) the task declares
     check_weights_round_trip  weights saved as safetensors load into fresh models and give the same outputs
-    check_run                 imgzoo.load() runs on gray, RGB, RGBA and odd-sized images, keeping their size
+    check_run                 imgzoo.load() runs on gray, RGB, RGBA and odd-sized images, giving output_size()
     check_training_step       one training step on a tiny batch lowers the loss
     check_trainer             two steps through imgzoo's Trainer; the exported weights load and run
     check_registered_weights  every shipped weights file matches its sha256, loads and runs
@@ -23,7 +24,11 @@ runs them all, and each ``check_*`` function runs one. The checks, in order:
 Every check takes the task name and ``overrides``: config values merged over the task's
 :attr:`~imgzoo.Task.test_overrides`. Use them to make the models tiny and ``image_size`` small,
 so that the whole contract runs in seconds on a CPU. A broken contract raises
-:class:`TaskContractError` (an ``AssertionError``) naming the task and what is wrong.
+:class:`TaskContractError` (an ``AssertionError``) naming the task and what is wrong. The checks
+read what the task declares (``output_size``, ``output_kind``, ``output_channels``,
+``extra_inputs``: synthetic masks and pictures are made for its named inputs); a check that
+cannot apply raises :class:`CheckNotApplicable` with the reason, which ``TaskContract`` reports
+as a pytest skip and :func:`check_task` returns.
 """
 
 from __future__ import annotations
@@ -47,14 +52,17 @@ from imgzoo import plugins, registry
 from imgzoo.config import build_config
 from imgzoo.data.base import Sample
 from imgzoo.data.transforms import PairTransform
+from imgzoo.errors import TaskBugError
+from imgzoo.images import Image
 from imgzoo.model import Model
-from imgzoo.pipeline import load
+from imgzoo.pipeline import Pipeline, load
 from imgzoo.task import Task, TaskConfig
 from imgzoo.weights import load_weights, resolve_weights_file, save_weights, state_tensors
 
 __all__ = [
     "CHECKS",
     "Check",
+    "CheckNotApplicable",
     "ImmediateStepContext",
     "TaskContract",
     "TaskContractError",
@@ -69,6 +77,7 @@ __all__ = [
     "check_training_step",
     "check_weights_round_trip",
     "synthetic_image",
+    "synthetic_inputs",
     "task_config",
 ]
 
@@ -79,6 +88,11 @@ Check = Callable[[str, Overrides], None]
 
 class TaskContractError(AssertionError):
     """A task breaks the contract imgzoo relies on; the message names the task and the problem."""
+
+
+class CheckNotApplicable(Exception):
+    """A check that does not apply to this task (no local weights to verify, say); the
+    message says why."""
 
 
 def _require(condition: object, task: str, problem: str) -> None:
@@ -104,6 +118,19 @@ def synthetic_image(height: int, width: int, channels: int = 3, *, seed: int = 0
         image = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         return np.ascontiguousarray(image[..., None])
     return np.ascontiguousarray(image)
+
+
+def synthetic_inputs(task: type[Task] | Task, height: int, width: int, *, seed: int = 0) -> dict[str, Any]:
+    """One synthetic value per named input the task declares, at ``height`` x ``width``: a 0/1
+    mask for a one-channel input, a picture otherwise."""
+    values: dict[str, Any] = {}
+    for offset, spec in enumerate(task.extra_inputs):
+        if spec.channels == 1:
+            pattern = synthetic_image(height, width, 1, seed=seed + 50 + offset)
+            values[spec.name] = (pattern > float(np.median(pattern))).astype(np.float32)
+        else:
+            values[spec.name] = synthetic_image(height, width, 3, seed=seed + 50 + offset)
+    return values
 
 
 class ImmediateStepContext:
@@ -202,25 +229,32 @@ def check_config(name: str, overrides: Overrides = None) -> None:
 
 
 def check_forward(name: str, overrides: Overrides = None) -> None:
-    """Fresh models run on images of the working size and of odd sizes, gray and colour, and
-    ``postprocess`` returns finite [0, 1] images of the input's size."""
+    """Fresh models run on images of the working size and of odd sizes, gray and colour (with
+    synthetic values for the task's named inputs), and ``postprocess`` returns finite results of
+    the declared ``output_size``, channels and kind (an "image" within [0, 1])."""
     task, models = _fresh_task(name, overrides)
     size = task.config.image_size
     shapes = [(size, size, 3), (size + 7, 2 * size - 5, 3), (size // 2 + 3, size + 1, 1)]
     with torch.no_grad():
         for index, shape in enumerate(shapes):
             image = synthetic_image(*shape, seed=index)
-            result = _infer(task, models, image)
+            result = _infer(task, models, image, seed=index)
+            expected = tuple(task.output_size(shape[0], shape[1]))
+            channels = (task.output_channels,) if task.output_channels else (1, 3, 4)
             _require(
-                result.ndim == 3 and result.shape[:2] == image.shape[:2] and result.shape[2] in (1, 3),
+                result.ndim == 3
+                and result.shape[:2] == expected
+                and (task.output_kind == "map" or result.shape[2] in channels),
                 name,
                 f"postprocess() returned shape {result.shape} for a {shape} image: it must return "
-                "HxWxC (C = 1 or 3) with the input's height and width",
+                f"HxWxC with (H, W) = output_size() = {expected}"
+                + ("" if task.output_kind == "map" else f" and C in {channels}"),
             )
             _require(
-                np.isfinite(result).all() and result.min() >= -1e-3 and result.max() <= 1 + 1e-3,
+                task.output_kind == "map" or (result.min() >= -1e-3 and result.max() <= 1 + 1e-3),
                 name,
-                f"postprocess() returned values outside [0, 1] (or NaN) for a {shape} image",
+                f"postprocess() returned values outside [0, 1] for a {shape} image (declare "
+                "output_kind = 'map' for outputs that are not pictures)",
             )
 
 
@@ -242,7 +276,7 @@ def check_weights_round_trip(name: str, overrides: Overrides = None) -> None:
     for model in models.values():
         model.eval()
     with torch.no_grad():
-        expected = _infer(task, models, image)
+        expected = _infer(task, models, image, seed=2)
     with tempfile.TemporaryDirectory(prefix="imgzoo-contract-") as folder:
         for dtype, tolerance in ((None, 1e-5), (torch.float16, 2e-2)):
             path = Path(folder) / f"{name}-{dtype}.safetensors"
@@ -257,7 +291,7 @@ def check_weights_round_trip(name: str, overrides: Overrides = None) -> None:
                         f"tensor {key!r} differs after loading {path.name}",
                     )
             with torch.no_grad():
-                result = _infer(pipeline.task, pipeline.models, image)
+                result = _infer(pipeline.task, pipeline.models, image, seed=2)
             error = float(np.abs(result - expected).max())
             _require(
                 error <= tolerance,
@@ -269,11 +303,12 @@ def check_weights_round_trip(name: str, overrides: Overrides = None) -> None:
 
 def check_run(name: str, overrides: Overrides = None) -> None:
     """``imgzoo.load(name)`` runs on 2-D gray, RGB, RGBA and odd-sized images (one at a time and
-    as a list), and each result has its input's height and width."""
+    as a list, with synthetic values for the task's named inputs), and each result is an array
+    of the size ``output_size()`` gives for its input."""
     settings = {**plugins.get_task_class(name).test_overrides, **(overrides or {})}
     pipeline = load(name, weights=False, device="cpu", **settings)
     size = pipeline.config.image_size
-    inputs = {
+    images = {
         "2-D gray uint8": _to_uint8(synthetic_image(size, size + 2, 1, seed=3)[..., 0]),
         "RGB uint8": _to_uint8(synthetic_image(size, size, seed=4)),
         "RGBA uint8": np.dstack(
@@ -282,18 +317,23 @@ def check_run(name: str, overrides: Overrides = None) -> None:
         "odd-sized RGB float": synthetic_image(2 * size + 1, size + 3, seed=6),
         "small odd-sized RGB": synthetic_image(7, 5, seed=7),
     }
+    named = [
+        synthetic_inputs(pipeline.task, *image.shape[:2], seed=i) for i, image in enumerate(images.values())
+    ]
     # Synthetic pictures may not look like what the task expects; "garbage in" warnings are fine.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        results = {kind: pipeline(image) for kind, image in inputs.items()}
-        batched = pipeline(list(inputs.values()))
-    for (kind, image), result, in_list in zip(inputs.items(), results.values(), batched, strict=True):
+        results = [pipeline(image, **inputs) for image, inputs in zip(images.values(), named, strict=True)]
+        as_lists: dict[str, Any] = {key: [inputs[key] for inputs in named] for key in named[0]}
+        batched = pipeline(list(images.values()), **as_lists)
+    for (kind, image), result, in_list in zip(images.items(), results, batched, strict=True):
+        expected = tuple(pipeline.task.output_size(*image.shape[:2]))
         for output in (result, in_list):
             _require(
-                isinstance(output, np.ndarray) and output.shape[:2] == image.shape[:2],
+                isinstance(output, np.ndarray) and output.shape[:2] == expected,
                 name,
                 f"run() on a {kind} image of shape {image.shape} returned "
-                f"{getattr(output, 'shape', type(output).__name__)}: results must keep the input's size",
+                f"{getattr(output, 'shape', type(output).__name__)}: output_size() says {expected}",
             )
 
 
@@ -378,23 +418,34 @@ def check_trainer(name: str, overrides: Overrides = None) -> None:
         )
         pipeline = load(name, weights=result.weights, device="cpu")
         image = synthetic_image(size, size + 1, seed=8)
-        _require(pipeline(image).shape[:2] == image.shape[:2], name, "trained weights did not run")
+        output = pipeline(image, **synthetic_inputs(pipeline.task, size, size + 1, seed=8))
+        _require(
+            output.shape[:2] == tuple(pipeline.task.output_size(size, size + 1)),
+            name,
+            "trained weights did not run",
+        )
 
 
 def check_registered_weights(name: str, overrides: Overrides = None) -> None:
     """Every registered weights file that is local (shipped in a package, or on disk) matches
     its sha256, is weights for this task, loads and runs. Weights behind URLs are not fetched."""
     info = registry.task_info(name)
-    for weights_name, entry in info.weights.items():
-        if entry.file is None:
-            continue
+    local = {weights_name: entry for weights_name, entry in info.weights.items() if entry.file is not None}
+    if not local:
+        raise CheckNotApplicable(f"task {name!r} registers no local weights files to verify")
+    for weights_name, entry in local.items():
+        assert entry.file is not None  # for the type checker: filtered above
         path = resolve_weights_file(entry.file, sha256=entry.sha256, base_dir=entry.base_dir)
         pipeline = load(name, weights=weights_name, device="cpu")  # checks the sha256 and the task
         image = synthetic_image(24, 17, seed=9)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            result = pipeline(image)
-        _require(result.shape[:2] == image.shape[:2], name, f"weights {weights_name!r} ({path}) did not run")
+            result = pipeline(image, **synthetic_inputs(pipeline.task, 24, 17, seed=9))
+        _require(
+            result.shape[:2] == tuple(pipeline.task.output_size(24, 17)),
+            name,
+            f"weights {weights_name!r} ({path}) did not run",
+        )
 
 
 def check_listing_is_light(name: str, overrides: Overrides = None) -> None:
@@ -405,7 +456,10 @@ def check_listing_is_light(name: str, overrides: Overrides = None) -> None:
     _require(plugin is not None, name, "is not registered by any plugin")
     assert plugin is not None  # for the type checker: _require raised otherwise
     if plugin.distribution is None:
-        return  # registered in this process only: a fresh interpreter would not see it
+        raise CheckNotApplicable(
+            f"task {name!r} comes from plugin {plugin.name!r}, registered in this process only "
+            "(not an installed package), so a fresh interpreter would not see it"
+        )
     probe = f"import sys, imgzoo\nimgzoo.task_info({name!r})\nprint('torch' in sys.modules)\n"
     completed = subprocess.run(
         [sys.executable, "-c", probe],
@@ -440,14 +494,20 @@ CHECKS: tuple[Check, ...] = (
 """Every contract check, in the order :func:`check_task` runs them."""
 
 
-def check_task(name: str, overrides: Overrides = None, *, skip: Sequence[str] = ()) -> None:
-    """Run every contract check on task ``name`` (except those named in ``skip``)."""
+def check_task(name: str, overrides: Overrides = None, *, skip: Sequence[str] = ()) -> dict[str, str]:
+    """Run every contract check on task ``name`` (except those named in ``skip``); returns the
+    checks that did not apply, each with the reason."""
     unknown = set(skip) - {check.__name__ for check in CHECKS}
     if unknown:
         raise ValueError(f"unknown check(s) {sorted(unknown)}; the checks are {[c.__name__ for c in CHECKS]}")
+    not_applicable = {}
     for check in CHECKS:
         if check.__name__ not in skip:
-            check(name, overrides)
+            try:
+                check(name, overrides)
+            except CheckNotApplicable as reason:
+                not_applicable[check.__name__] = str(reason)
+    return not_applicable
 
 
 class TaskContract:
@@ -458,34 +518,44 @@ class TaskContract:
     overrides: ClassVar[Mapping[str, Any]] = {}
 
     def test_registered(self) -> None:
-        check_registered(self.task, self.overrides)
+        _as_pytest(check_registered, self.task, self.overrides)
 
     def test_config(self) -> None:
-        check_config(self.task, self.overrides)
+        _as_pytest(check_config, self.task, self.overrides)
 
     def test_forward(self) -> None:
-        check_forward(self.task, self.overrides)
+        _as_pytest(check_forward, self.task, self.overrides)
 
     def test_weights_round_trip(self) -> None:
-        check_weights_round_trip(self.task, self.overrides)
+        _as_pytest(check_weights_round_trip, self.task, self.overrides)
 
     def test_run(self) -> None:
-        check_run(self.task, self.overrides)
+        _as_pytest(check_run, self.task, self.overrides)
 
     def test_training_step(self) -> None:
-        check_training_step(self.task, self.overrides)
+        _as_pytest(check_training_step, self.task, self.overrides)
 
     def test_trainer(self) -> None:
-        check_trainer(self.task, self.overrides)
+        _as_pytest(check_trainer, self.task, self.overrides)
 
     def test_registered_weights(self) -> None:
-        check_registered_weights(self.task, self.overrides)
+        _as_pytest(check_registered_weights, self.task, self.overrides)
 
     def test_listing_is_light(self) -> None:
-        check_listing_is_light(self.task, self.overrides)
+        _as_pytest(check_listing_is_light, self.task, self.overrides)
 
 
 # ── internals ─────────────────────────────────────────────────────────────────────────────────
+def _as_pytest(check: Check, name: str, overrides: Overrides) -> None:
+    """Run a check as a pytest test: one that does not apply is skipped, with its reason."""
+    try:
+        check(name, overrides)
+    except CheckNotApplicable as reason:
+        import pytest
+
+        pytest.skip(str(reason))
+
+
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.rint(image * 255).astype(np.uint8)
 
@@ -511,24 +581,26 @@ def _fresh_task(name: str, overrides: Overrides) -> tuple[Task, dict[str, torch.
     return task, dict(models)
 
 
-def _infer(task: Task, models: Mapping[str, torch.nn.Module], image: np.ndarray) -> np.ndarray:
-    """preprocess -> forward -> postprocess of one image, as the pipeline does."""
+def _infer(
+    task: Task, models: Mapping[str, torch.nn.Module], image: np.ndarray, *, seed: int = 0
+) -> np.ndarray:
+    """One image (with synthetic named inputs) through the pipeline's own inference path, on the
+    CPU; the result as ``postprocess`` made it, held to the task's declarations."""
+    height, width = image.shape[:2]
+    extras = {
+        key: [Image(value, None, f"synthetic {key}")]
+        for key, value in synthetic_inputs(task, height, width, seed=seed).items()
+    }
+    pipeline = Pipeline(task, models, device=torch.device("cpu"), precision="fp32", weights=None)
     # Synthetic pictures may not look like what the task expects; "garbage in" warnings are fine.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        inputs = task.preprocess(image)
-    _require(
-        isinstance(inputs, torch.Tensor) and inputs.ndim == 4 and inputs.shape[0] == 1,
-        task.name,
-        f"preprocess() must return a 1xCxHxW tensor, got {getattr(inputs, 'shape', type(inputs).__name__)}",
-    )
-    outputs = task.forward(models, inputs)
-    _require(
-        isinstance(outputs, torch.Tensor) and torch.isfinite(outputs).all(),
-        task.name,
-        "forward() must return a finite tensor",
-    )
-    return np.asarray(task.postprocess(outputs.float()[0], image))
+        try:
+            result = pipeline.process([Image(image, None, "synthetic image")], extras=extras)[0]
+        except TaskBugError as error:
+            raise TaskContractError(str(error)) from error
+    _require(np.isfinite(result).all(), task.name, "postprocess() returned NaN or infinite values")
+    return result if result.ndim == 3 else result[..., None]
 
 
 def _tiny_batch(task: Task) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from imgzoo.model import Model
+from imgzoo import Model
 
 __all__ = ["AutoencoderConfig", "ColorizationAutoencoder", "KerasSameConv2d", "build_autoencoder"]
 

@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from imgzoo.task import StepContext, Task, TaskConfig
+from imgzoo import StepContext, Task, TaskConfig
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from imgzoo.data.base import Sample
-    from imgzoo.model import Model
+    from imgzoo import Model, Sample
 
 __all__ = ["ColorizeConfig", "ColorizeTask"]
 

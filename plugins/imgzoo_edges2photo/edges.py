@@ -22,7 +22,7 @@ import itertools
 import cv2
 import numpy as np
 
-from imgzoo.errors import InvalidImageError
+from imgzoo import InvalidImageError
 
 __all__ = ["DEFAULT_MIN_COMPONENT", "DEFAULT_SIGMA", "edge_map_issue", "extract_edges", "median_thresholds"]
 

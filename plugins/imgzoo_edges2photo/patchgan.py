@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from imgzoo.model import Model
+from imgzoo import Model
 from imgzoo_edges2photo.unet import Norm, init_weights, norm_layer
 
 __all__ = ["PatchConfig", "PatchDiscriminator", "build_patchgan", "receptive_field"]

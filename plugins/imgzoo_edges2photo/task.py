@@ -42,14 +42,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from imgzoo.task import StepContext, Task, TaskConfig
+from imgzoo import StepContext, Task, TaskConfig
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from imgzoo.data.base import Sample
-    from imgzoo.model import Model
+    from imgzoo import Model, Sample
 
 __all__ = ["Edges2PhotoConfig", "Edges2PhotoTask"]
 

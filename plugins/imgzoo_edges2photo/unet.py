@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from imgzoo.model import Model
+from imgzoo import Model
 
 __all__ = [
     "DROPOUT_LEVELS",

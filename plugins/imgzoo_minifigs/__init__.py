@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, SupportsIndex
 
 import imgzoo
-from imgzoo.errors import DataError
+from imgzoo import DataError
 
 if TYPE_CHECKING:
     from imgzoo_minifigs.dataset import MinifigsDataset

@@ -8,8 +8,7 @@ from typing import SupportsIndex
 
 import numpy as np
 
-from imgzoo.data.base import Sample
-from imgzoo.errors import DataError
+from imgzoo import DataError, Sample
 from imgzoo_minifigs.generator import render_minifig
 
 __all__ = ["MinifigsDataset"]

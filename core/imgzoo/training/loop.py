@@ -333,7 +333,7 @@ class Trainer:
             # split and say nothing about the run.
             if step % cfg.eval_every == 0 and step > self.evaluated_step:
                 self._evaluate_and_report()
-            if step > start and step % cfg.checkpoint_every == 0:
+            if step > start and step % cfg.checkpoint_every == 0 and group.is_main:
                 self._save_checkpoint()
 
             # ── forward / backward: the task's step. Clip, step and zero grads happen in

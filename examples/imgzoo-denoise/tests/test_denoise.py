@@ -6,7 +6,7 @@ import imgzoo
 import numpy as np
 import pytest
 import torch
-from imgzoo.data import Sample
+from imgzoo import Sample
 from imgzoo.testing import TaskContract, synthetic_image
 
 from imgzoo_denoise.noise import add_noise, jpeg_quality

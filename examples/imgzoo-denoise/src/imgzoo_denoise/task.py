@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
     import numpy as np
     import torch
-    from imgzoo import Model
-    from imgzoo.data import Sample
+    from imgzoo import Model, Sample
 
 __all__ = ["DenoiseConfig", "DenoiseTask"]
 

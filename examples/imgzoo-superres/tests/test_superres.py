@@ -7,8 +7,7 @@ import imgzoo
 import numpy as np
 import pytest
 import torch
-from imgzoo.data import Sample
-from imgzoo.errors import ConfigError
+from imgzoo import ConfigError, Sample
 from imgzoo.testing import TaskContract, synthetic_image
 
 from imgzoo_superres.model import bicubic_upscale

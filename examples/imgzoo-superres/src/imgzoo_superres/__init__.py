@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["IMGZOO_PLUGIN_API", "register_registry_files", "register_tasks"]
 
-#: The imgzoo plugin API this module was written for; imgzoo refuses to load it under another.
-IMGZOO_PLUGIN_API = 1
+#: The imgzoo plugin API this module was written for (2: tasks whose output is larger than their input).
+IMGZOO_PLUGIN_API = 2
 
 
 @imgzoo.hookimpl

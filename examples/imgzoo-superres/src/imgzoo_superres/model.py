@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from imgzoo.model import Model
+from imgzoo import Model
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 

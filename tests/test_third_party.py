@@ -1,11 +1,11 @@
 """Third-party plugins for real: a fresh virtual environment, pip, entry points and the CLI.
 
-imgzoo (as a built wheel) and the example package ``examples/imgzoo-denoise`` are pip-installed
-into a new venv that borrows torch and the other dependencies from the environment running the
-tests (see ``scratch_venv``), so nothing is downloaded. The venv's ``imgzoo`` command must then
-list, run and report the plugin; a package written by ``imgzoo new-plugin`` must install and
-register too; and after ``pip uninstall`` the task must be gone. The tests share the venv and
-run in file order.
+imgzoo (as a built wheel) and the example packages ``examples/imgzoo-denoise`` and
+``examples/imgzoo-superres`` are pip-installed into a new venv that borrows torch and the other
+dependencies from the environment running the tests (see ``scratch_venv``), so nothing is
+downloaded. The venv's ``imgzoo`` command must then list, run and report the plugins; a package
+written by ``imgzoo new-plugin`` must install and register too; and after ``pip uninstall`` the
+task must be gone. The tests share the venv and run in file order.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from scratch_venv import make_scratch_venv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "imgzoo-denoise"
+SUPERRES = REPO_ROOT / "examples" / "imgzoo-superres"
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +62,15 @@ class Venv:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json"))
 
+    def install_example(self, package: Path) -> None:
+        # Built from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
+        source = shutil.copytree(
+            package,
+            self.root / package.name,
+            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+        )
+        self.pip("install", "--no-build-isolation", str(source))
+
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
@@ -77,11 +87,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     python = make_scratch_venv(root / "venv")
     venv = Venv(root, python, python.parent / "imgzoo", wheel)
     venv.pip("install", str(wheel))
-    # Built from a copy: setuptools writes build/ and *.egg-info next to the sources it builds.
-    source = shutil.copytree(
-        EXAMPLE, root / EXAMPLE.name, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
-    )
-    venv.pip("install", "--no-build-isolation", str(source))
+    venv.install_example(EXAMPLE)
     return venv
 
 
@@ -132,6 +138,19 @@ def test_a_generated_plugin_installs_and_registers_through_its_entry_point(venv:
     assert "sharpen" in {entry["name"] for entry in venv.json("list")}
     reported = {entry["name"]: entry for entry in venv.json("plugins")}["sharpen"]
     assert reported["distribution"] == "imgzoo-sharpen" and reported["status"] == "loaded"
+
+
+def test_the_superres_package_installs_and_enlarges_an_image_from_the_command_line(
+    venv: Venv, tmp_path: Path
+) -> None:
+    venv.install_example(SUPERRES)
+    listed = {entry["name"]: entry for entry in venv.json("list")}
+    assert listed["superres"]["plugin"] == listed["superres-x4"]["plugin"] == "superres"
+    small = _to_uint8(np.random.default_rng(0).random((21, 34, 3)))
+    cv2.imwrite(str(tmp_path / "small.png"), small)
+    venv.run("run", "superres", str(tmp_path / "small.png"), "-o", str(tmp_path / "large.png"))
+    large = cv2.imread(str(tmp_path / "large.png"))
+    assert large is not None and large.shape == (42, 68, 3)
 
 
 def test_uninstalling_the_package_removes_its_task(venv: Venv) -> None:

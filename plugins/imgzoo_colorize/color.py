@@ -31,6 +31,7 @@ __all__ = [
     "decode_lightness",
     "encode_lightness",
     "gamut_mask",
+    "gray_of",
     "lab_to_rgb",
     "lightness",
     "rebalance_weights",
@@ -74,6 +75,13 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 def lightness(image: np.ndarray) -> np.ndarray:
     """The HxW L channel (0..100) of an HxWxC image, C = 1 (gray: R = G = B) or 3 (RGB)."""
     return rgb_to_lab(as_rgb(image))[..., 0]
+
+
+def gray_of(image: np.ndarray) -> np.ndarray:
+    """The HxWx1 float32 gray picture with ``image``'s own L (Lab with a = b = 0, as RGB)."""
+    lab = rgb_to_lab(as_rgb(image))
+    lab[..., 1:] = 0.0
+    return np.ascontiguousarray(lab_to_rgb(lab)[..., 1:2])
 
 
 def encode_lightness(lightness_values: np.ndarray) -> np.ndarray:

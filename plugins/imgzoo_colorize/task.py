@@ -207,14 +207,12 @@ class ColorizeTask(Task):
         """
         import torch
 
-        from imgzoo.metrics import colourfulness, psnr, ssim
         from imgzoo_colorize.color import AB_SCALE
 
         inputs = inputs.float()
         lightness_only = inputs[:, :1]
         outputs, targets = _as_lab(outputs, lightness_only), _as_lab(targets, lightness_only)
         reference = self.to_display(targets)
-        reference_colourfulness = max(colourfulness(reference), 1.0)
         seen_ab = self.statistics.mean_ab()
         if seen_ab is None:
             mean_colour = targets[:, 1:].mean(dim=(0, 2, 3), keepdim=True)
@@ -228,12 +226,21 @@ class ColorizeTask(Task):
         }
         results: dict[str, float] = {}
         for suffix, lab in candidates.items():
-            image = self.to_display(lab)
-            results["psnr" + suffix] = psnr(image, reference)
-            results["ssim" + suffix] = ssim(image, reference)
-            if suffix != "_gray":  # a gray image's colourfulness is 0 by construction
-                results["colourfulness_ratio" + suffix] = colourfulness(image) / reference_colourfulness
+            results.update(_quality(self.to_display(lab), reference, suffix))
         return results
+
+    def degrade(self, image: np.ndarray) -> np.ndarray:
+        """The gray picture (HxWx1) of ``image``'s own CIE L: what a user colorizes."""
+        from imgzoo_colorize.color import gray_of
+
+        return gray_of(image)
+
+    def image_metrics(
+        self, results: torch.Tensor, truths: torch.Tensor, inputs: torch.Tensor
+    ) -> dict[str, float]:
+        """As :meth:`metrics` (PSNR, SSIM, colourfulness ratio), on ``run()``'s RGB result at full
+        resolution, and the same for the ``gray`` input itself, the baseline to beat."""
+        return {**_quality(results, truths, ""), **_quality(inputs, truths, "_gray")}
 
     def to_display(self, tensor: torch.Tensor) -> torch.Tensor:
         """Model-space batches to RGB in [0, 1], Nx3xHxW, on the tensor's device.
@@ -303,6 +310,18 @@ class ColourStatistics:
         if not self.pixels:
             return None
         return float(self.ab_sum[0]) / self.pixels, float(self.ab_sum[1]) / self.pixels
+
+
+def _quality(images: torch.Tensor, references: torch.Tensor, suffix: str) -> dict[str, float]:
+    """PSNR, SSIM and colourfulness ratio (the images' mean colourfulness over the references',
+    the latter floored at 1, visually gray, so that gray references stay finite) of RGB batches,
+    each name ending in ``suffix``; no ratio for the gray baseline, 0 by construction."""
+    from imgzoo.metrics import colourfulness, psnr, ssim
+
+    scores = {"psnr" + suffix: psnr(images, references), "ssim" + suffix: ssim(images, references)}
+    if suffix != "_gray":
+        scores["colourfulness_ratio" + suffix] = colourfulness(images) / max(colourfulness(references), 1.0)
+    return scores
 
 
 def _ab_of(tensor: torch.Tensor) -> torch.Tensor:

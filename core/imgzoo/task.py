@@ -146,6 +146,12 @@ class Task:
     """True: the task receives RGBA (alpha 1 where the input has none) and its output is final.
     False: the alpha is set aside and put back on an image output, resized to its size."""
 
+    takes_stored_pixels: ClassVar[bool] = False
+    """True: :meth:`preprocess` and :meth:`postprocess` receive the image as it was read: the
+    uint8 or uint16 integers of an integer input (0..255, 0..65535), float32 in [0, 1] otherwise,
+    so that a task can work on a large 8-bit picture without a float copy of it; and an
+    "image" result may then be uint8 (0..255) too. False: always float32."""
+
     tiling: ClassVar[Tiling | None] = None
     """How the pipeline may cut an image larger than ``tiling.tile`` into overlapping tiles and
     run them one batch at a time (see :mod:`imgzoo.tiling`). ``None``: images always run whole,

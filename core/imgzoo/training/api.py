@@ -157,7 +157,12 @@ class Evaluation(dict[str, float]):
     def report(self) -> dict[str, Any]:
         """Task, weights, data and metrics (and each picture's, if measured), as ``imgzoo eval
         --json`` prints them."""
-        report = {"task": self.task, "weights": self.weights, "data": self.data, "metrics": dict(self)}
+        report: dict[str, Any] = {
+            "task": self.task,
+            "weights": self.weights,
+            "data": self.data,
+            "metrics": dict(self),
+        }
         if self.per_image:
             report["per_image"] = self.per_image
         return report

@@ -162,7 +162,7 @@ def colorize(image: np.ndarray, models: np.ndarray) -> np.ndarray:
     light_scale = 1 / 255 if eight_bit else 1 / 100
     depth = cv2.CV_8U if eight_bit else cv2.CV_32F
     if eight_bit:
-        models = models + np.float32([0, 0, 128, 128])
+        models = models + np.array([0, 0, 128, 128], dtype=np.float32)
     scale_x, scale_y = low_width / width, low_height / height
     rows = max(1, _STRIP_PIXELS // width)
     slope = np.empty((rows, width, 2), dtype=np.float32)

@@ -22,16 +22,14 @@ EXAMPLES = Path(__file__).resolve().parent
 ROW_HEIGHT = 192
 
 
-def model_input(task: str, photo: np.ndarray) -> np.ndarray:
-    """What the task is shown for an example photo: the built-ins get what they are made for;
-    any other task gets the photo itself."""
-    if task == "colorize":
-        return cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[..., None]
-    if task == "edges2photo":
-        from imgzoo_edges2photo.edges import extract_edges
-
-        return extract_edges(photo)
-    return photo
+def model_input(task: imgzoo.Task, photo: np.ndarray) -> np.ndarray:
+    """What the task is shown for an example photo: what a user would give it for that truth
+    (``Task.degrade``: gray for colorize, the edge map for edges2photo); a task without
+    ``degrade`` gets the photo itself."""
+    try:
+        return task.degrade(photo)
+    except NotImplementedError:
+        return photo
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -69,7 +67,7 @@ def main() -> int:
         rows = []
         for path in photos:
             photo = load_image(path).rgb()
-            given = model_input(task, photo)
+            given = model_input(pipeline.task, photo)
             made = pipeline(given)
             save_image(args.out / task / f"{path.stem}.png", made)
             rows.append(row(given, made, photo))

@@ -165,7 +165,7 @@ def test_lab_round_trip_and_ranges() -> None:
 def test_colorize_keeps_the_lightness_wherever_the_colour_is_in_gamut() -> None:
     image = smooth_image(61, 83)
     ab = np.random.default_rng(1).uniform(-40, 40, size=(8, 8, 2)).astype(np.float32)
-    result = color.colorize(image, ab)
+    result = color.colorize(image, color.chroma_models(ab))
     assert result.shape == image.shape and result.dtype == np.float32
     assert result.min() >= 0 and result.max() <= 1
     error = np.abs(color.lightness(result) - color.lightness(image))
@@ -396,3 +396,102 @@ def test_a_resumed_rebalanced_run_ends_exactly_like_an_uninterrupted_one(tmp_pat
     assert full.weights is not None and resumed.weights is not None
     expected, actual = load_file(str(full.weights)), load_file(str(resumed.weights))
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
+
+
+# ── the full-resolution path ───────────────────────────────────────────────────────────────────
+
+
+def test_guided_upsampling_stops_colour_at_a_lightness_edge() -> None:
+    # A gray step (L 30 | 70) at column 133 of 256, and chroma predicted on a 16x16 grid: warm
+    # where a cell's centre is left of the step, cool where it is right (the cell holding the
+    # step is mostly right). Bilinear chroma fades across the cells around the step; guided
+    # chroma must flip where the lightness does.
+    size, grid, step = 256, 16, 133
+    lightness = np.where(np.arange(size) < step, 30.0, 70.0).astype(np.float32)
+    lab = np.zeros((size, size, 3), np.float32)
+    lab[..., 0] = lightness
+    gray = color.lab_to_rgb(lab)
+    guide = cv2.resize(lab[..., 0], (grid, grid), interpolation=cv2.INTER_AREA) / 100
+    warm, cool = np.array([40.0, 20.0], np.float32), np.array([-30.0, -20.0], np.float32)
+    left_of_step = (np.arange(grid) + 0.5) * (size / grid) < step
+    ab = np.where(left_of_step[None, :, None], warm, cool).astype(np.float32)
+    ab = np.ascontiguousarray(np.broadcast_to(ab, (grid, grid, 2)))
+
+    def chroma(models: np.ndarray) -> np.ndarray:
+        return color.rgb_to_lab(color.colorize(gray, models))[size // 2, :, 1:]
+
+    guided, plain = (
+        chroma(color.chroma_models(ab, guide, radius=2, eps=1e-4)),
+        chroma(color.chroma_models(ab)),
+    )
+    for result in (guided, plain):  # far from the step both keep each side's colour
+        np.testing.assert_allclose(result[:100], np.broadcast_to(warm, (100, 2)), atol=3)
+        np.testing.assert_allclose(result[170:], np.broadcast_to(cool, (86, 2)), atol=3)
+    near_left, near_right = guided[step - 3 : step], guided[step : step + 3]
+    assert (np.abs(near_left - warm).sum(1) < np.abs(near_left - cool).sum(1)).all()
+    assert (np.abs(near_right - cool).sum(1) < 6).all()  # within a tenth of the warm-cool distance
+    jump = guided[step - 1] - guided[step]
+    assert (jump > 0.6 * (warm - cool)).all()  # most of the chroma step sits on the lightness step
+    assert (np.abs(plain[step - 1] - plain[step]) < 0.2 * (warm - cool)).all()  # bilinear bleeds
+
+
+def test_the_8_bit_path_matches_the_float_path_within_rounding() -> None:
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (90, 130, 3), dtype=np.uint8), (0, 0), 2)
+    models = color.chroma_models(rng.uniform(-40, 40, (12, 16, 2)).astype(np.float32))
+    lean = color.colorize(image, models)
+    assert lean.dtype == np.uint8 and lean.shape == image.shape
+    # The float path, in float32 Lab: the whole pipeline's result before this path existed.
+    reference = color.colorize(image.astype(np.float32) / 255, models)
+    difference = np.abs(lean.astype(np.float32) - reference * 255)
+    assert difference.mean() < 1.0 and np.percentile(difference, 99) <= 2.5
+    for dtype, scale in ((np.uint16, 65535), (np.float32, 1)):  # 16-bit goes the float way
+        converted = (image.astype(np.float64) * scale / 255).astype(dtype)
+        np.testing.assert_allclose(color.colorize(converted, models), reference, atol=1e-4)
+
+
+def test_an_8_bit_picture_comes_back_8_bit_like_its_float_self(pipe: Pipeline) -> None:
+    image = (smooth_image(50, 70) * 255).round().astype(np.uint8)
+    lean, floating = pipe(image), pipe(image.astype(np.float32) / 255)
+    assert lean.dtype == np.uint8 and floating.dtype == np.float32
+    assert np.abs(lean.astype(np.float32) - floating * 255).mean() < 1.0
+
+
+def test_the_confidence_only_fades_chroma_and_spares_minifigures() -> None:
+    from imgzoo_colorize.task import flip_agreement
+
+    pipeline = imgzoo.load("colorize")  # the shipped weights: the confidence is about them
+    task = pipeline.task
+    pictures = [sample.image for sample in MinifigsDataset(resolution=128, n=6, seed=5)]
+    photos = sorted((Path(__file__).parents[1] / "examples" / "photos").glob("*.jpg"))
+    pictures += [imgzoo.images.load_image(path).pixels for path in photos]
+    confidences = []
+    for picture in pictures:
+        inputs = task.preprocess(picture)
+        with torch.inference_mode():
+            faded = task.forward(pipeline.models, inputs)[:, 1:]
+            ab = pipeline.model(inputs).float()
+            mirrored = pipeline.model(inputs.flip(-1)).float().flip(-1)
+        average = (ab + mirrored) / 2
+        confidence = float(flip_agreement(ab, mirrored, task.config.confidence_tolerance))
+        assert 0 < confidence <= 1
+        torch.testing.assert_close(faded, average * confidence)
+        assert (faded.norm(dim=1) <= average.norm(dim=1) + 1e-6).all()
+        confidences.append(confidence)
+    minifigures, real_photos = confidences[:6], confidences[6:]
+    assert min(minifigures) > 0.8  # their colours kept within 20 %
+    assert max(real_photos) < min(minifigures)
+
+
+def test_pipeline_evaluation_of_colorize_against_the_gray_input() -> None:
+    evaluation = imgzoo.evaluate(
+        "colorize", "minifigs:n=3,seed=1", weights=False, device="cpu", mode="pipeline", resolution=40
+    )
+    assert set(evaluation) == {"psnr", "ssim", "colourfulness_ratio", "psnr_gray", "ssim_gray"}
+    task = ColorizeTask(ColorizeConfig())
+    truths = [sample.image for sample in MinifigsDataset(resolution=40, n=3, seed=1)]
+    gray_psnr = [
+        10 * np.log10(1 / np.mean((np.repeat(task.degrade(truth), 3, axis=2) - truth) ** 2))
+        for truth in truths
+    ]
+    assert [item["psnr_gray"] for item in evaluation.per_image] == pytest.approx(gray_psnr, abs=1e-3)

@@ -12,11 +12,12 @@ import pytest
 import imgzoo
 from imgzoo import cli
 from imgzoo.data import Sample
+from imgzoo.errors import DataError
 from imgzoo.images import save_image
 from imgzoo.training import evaluate, train
 from imgzoo.training.cli import EVAL_LIMIT
 from imgzoo.training.evaluation import AUTO_EVAL_MINIMUM, evaluation_size, spread_indices
-from toy_tasks import write_invert_weights, write_registry
+from toy_tasks import InvertTask, write_invert_weights, write_registry
 
 pytestmark = pytest.mark.usefixtures("toy_tasks")
 
@@ -91,7 +92,7 @@ def test_evaluation_measures_a_spread_sample_of_the_data() -> None:
     pictures = CountedPictures(50)
     evaluation = evaluate("invert", pictures, weights=False, device="cpu", max_samples=10)
     assert pictures.read == set(range(0, 50, 5))
-    assert evaluation.data == {"spec": repr(pictures), "images": 10, "available": 50}
+    assert evaluation.data == {"spec": repr(pictures), "images": 10, "available": 50, "mode": "model"}
 
 
 @pytest.fixture
@@ -113,7 +114,12 @@ def test_eval_json_names_the_weights_and_data_and_caps_the_default(
     assert cli.main(command) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["weights"] == {"name": path.name, "path": str(path), "sha256": sha256}
-    assert report["data"] == {"spec": str(folder), "images": EVAL_LIMIT, "available": EVAL_LIMIT + 10}
+    assert report["data"] == {
+        "spec": str(folder),
+        "images": EVAL_LIMIT,
+        "available": EVAL_LIMIT + 10,
+        "mode": "model",
+    }
     assert report["task"] == "invert" and report["metrics"]["l1"] < 1e-6
 
     assert cli.main([*command, "--all"]) == 0
@@ -137,3 +143,49 @@ def test_eval_names_registered_weights_and_says_how_many_images_it_measured(
     printed = capsys.readouterr().out
     assert f"exact ({path}, sha256 {sha256})" in printed
     assert "5 of 20 images" in printed and "--all" in printed
+
+
+# ── the whole pipeline, at each picture's own size ───────────────────────────────────────────
+class ConstantPictures:
+    """Pictures of one gray value each, of different sizes: (value, height, width)."""
+
+    def __init__(self, *pictures: tuple[float, int, int]) -> None:
+        self.pictures = pictures
+
+    def __len__(self) -> int:
+        return len(self.pictures)
+
+    def __getitem__(self, index: int) -> Sample:
+        value, height, width = self.pictures[index]
+        return Sample(np.full((height, width, 3), value, np.float32), name=f"gray-{value}")
+
+
+def test_pipeline_evaluation_runs_each_picture_at_its_own_size(tmp_path: Path) -> None:
+    # invert's input is 1 - truth; these weights return 0.8 (1 - input) = 0.8 truth, so a truth
+    # of 0.5 comes back 0.1 too dark (20 dB) and one of 0.25 0.05 too dark (26.02 dB).
+    path = tmp_path / "dim.safetensors"
+    write_invert_weights(path, gain=0.8)
+    pictures = ConstantPictures((0.5, 16, 16), (0.25, 8, 12))
+    evaluation = evaluate("invert", pictures, weights=path, device="cpu", mode="pipeline")
+    assert evaluation.data["mode"] == "pipeline" and evaluation.data["images"] == 2
+    assert [item["name"] for item in evaluation.per_image] == ["gray-0.5", "gray-0.25"]
+    assert evaluation.per_image[0]["psnr"] == pytest.approx(20.0, abs=1e-3)
+    assert evaluation.per_image[1]["psnr"] == pytest.approx(10 * np.log10(1 / 0.05**2), abs=1e-3)
+    assert evaluation["psnr"] == pytest.approx((20.0 + 10 * np.log10(400)) / 2, abs=1e-3)
+    assert evaluation["l1"] == pytest.approx(0.075, abs=1e-5)
+    assert evaluation.report()["per_image"] == evaluation.per_image
+
+
+def test_pipeline_evaluation_needs_a_task_that_can_degrade_a_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(InvertTask, "degrade", imgzoo.Task.degrade)
+    with pytest.raises(DataError, match=r"'invert' cannot make its input .*paired:DIR"):
+        evaluate("invert", ConstantPictures((0.5, 8, 8)), weights=False, device="cpu", mode="pipeline")
+    folder = tmp_path / "pictures"
+    save_image(folder / "a.png", np.zeros((4, 4, 3), np.float32))
+    assert cli.main(["eval", "invert", "--data", str(folder), "--weights", "none", "--full-resolution"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the untrained model's warning
+    assert error.startswith("imgzoo: error: task 'invert' cannot make its input") and error.endswith(
+        "--full-resolution"
+    )

@@ -70,6 +70,9 @@ class InvertTask(imgzoo.Task):
         x = to_tensor(sample.image)
         return x, 1 - x
 
+    def degrade(self, image: np.ndarray) -> np.ndarray:
+        return 1 - image
+
 
 class ToyGanConfig(imgzoo.TaskConfig):
     image_size: int = Field(16, ge=4, description="Training crop size.")

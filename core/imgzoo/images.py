@@ -177,7 +177,13 @@ def to_output(results: list[np.ndarray], images: list[Image], spec: OutputSpec, 
 
 def finish_result(result: np.ndarray, image: Image, kind: str = "image") -> np.ndarray:
     """A task's result for ``image`` as HxWxC float32, finite: an "image" clipped to [0, 1] with
-    the input's alpha put back, a "map" as it is."""
+    the input's alpha put back, a "map" as it is. A uint8 image result (from a task that
+    ``takes_stored_pixels``) stays uint8, with its alpha as uint8."""
+    if kind != "map" and result.dtype == np.uint8:
+        pixels = result if result.ndim == 3 else result[..., None]
+        if image.alpha is None or pixels.shape[2] == 4:
+            return pixels
+        return to_uint8(_with_alpha(_to_float(pixels), image))  # an RGBA result, rare: no lean path
     pixels = np.asarray(result, dtype=np.float32)
     # NaN and infinities show in the extremes, without a mask the size of the picture.
     if not (np.isfinite(pixels.min()) and np.isfinite(pixels.max())):
@@ -504,6 +510,8 @@ def _convert_map(results: list[np.ndarray], form: InputForm) -> Any:
 
 
 def _convert_output(results: list[np.ndarray], form: InputForm) -> Any:
+    if form.kind not in ("encoded", "pil") and form.dtype != "uint8":
+        results = [_to_float(result) for result in results]  # 8-bit results of a lean task
     if form.kind == "encoded":
         return to_uint8(results[0])
     if form.kind == "numpy":

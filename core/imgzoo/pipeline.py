@@ -205,8 +205,9 @@ class Pipeline:
         extras: Mapping[str, list[_images.Image]] | None = None,
     ) -> list[np.ndarray]:
         """Run on already-read images (and the task's extra inputs, read and checked by
-        :func:`imgzoo.inputs.read_inputs`); returns HxWxC float32 arrays, one per image, as
-        ``postprocess`` made them (not yet clipped, alpha not put back)."""
+        :func:`imgzoo.inputs.read_inputs`); returns HxWxC arrays, one per image, as
+        ``postprocess`` made them (not yet clipped, alpha not put back): float32, or uint8 from
+        a task that ``takes_stored_pixels``."""
         try:
             results = self._process(inputs, extras or {}, batch_size)
         except MemoryError as error:
@@ -253,7 +254,7 @@ class Pipeline:
     ) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
         """What ``preprocess`` and ``postprocess`` receive for one image: its pixels (RGBA for a
         task that wants alpha) and each declared extra input by name (None when not given)."""
-        pixels = image.pixels
+        pixels = image.stored if self.task.takes_stored_pixels else image.pixels
         if self.task.wants_alpha:
             alpha = image.alpha if image.alpha is not None else np.ones(pixels.shape[:2], np.float32)
             pixels = np.dstack([image.rgb(), alpha])

@@ -5,6 +5,7 @@ A task is a small class. imgzoo's core never knows a task by name; it only calls
     inference    image (+ named inputs) ──preprocess──▶ tensor ──forward──▶ tensor ──postprocess──▶ output
     training     Sample ──make_pair──▶ (input, target) ──training_step(models, batch, ctx)──▶ losses
     evaluation   input ──predict──▶ output; metrics(output, target) ──▶ {"psnr": ..., ...}
+    whole run    truth ──degrade──▶ image ──run()──▶ result; image_metrics(result, truth) ──▶ {...}
 
 Images at the interface are numpy HxWxC float32 in [0, 1], RGB, C = 1 or 3 (``imgzoo.images``
 has already read and validated whatever the user passed; C = 4, RGBA, for a task that sets
@@ -145,6 +146,12 @@ class Task:
     """True: the task receives RGBA (alpha 1 where the input has none) and its output is final.
     False: the alpha is set aside and put back on an image output, resized to its size."""
 
+    takes_stored_pixels: ClassVar[bool] = False
+    """True: :meth:`preprocess` and :meth:`postprocess` receive the image as it was read: the
+    uint8 or uint16 integers of an integer input (0..255, 0..65535), float32 in [0, 1] otherwise,
+    so that a task can work on a large 8-bit picture without a float copy of it; and an
+    "image" result may then be uint8 (0..255) too. False: always float32."""
+
     tiling: ClassVar[Tiling | None] = None
     """How the pipeline may cut an image larger than ``tiling.tile`` into overlapping tiles and
     run them one batch at a time (see :mod:`imgzoo.tiling`). ``None``: images always run whole,
@@ -249,6 +256,25 @@ class Task:
 
         images, references = self.to_display(outputs), self.to_display(targets)
         return {"l1": l1(images, references), "psnr": psnr(images, references)}
+
+    def degrade(self, image: np.ndarray) -> np.ndarray:
+        """The image a user would pass to ``run()`` to get the truth ``image`` back (HxWx3 float32
+        RGB in [0, 1]), as HxWxC float32 in [0, 1]: gray for a colorizer, the edge map for an
+        edges-to-photo task, the noisy or the downscaled picture for a restorer. Only the
+        whole-pipeline evaluation (``imgzoo eval --full-resolution``) calls it; a task without it
+        can be evaluated that way on paired data only."""
+        raise NotImplementedError(f"task {self.name!r} does not implement degrade()")
+
+    def image_metrics(
+        self, results: torch.Tensor, truths: torch.Tensor, inputs: torch.Tensor
+    ) -> dict[str, float]:
+        """Metrics of the whole-pipeline evaluation, on one picture at its own resolution: what
+        ``run()`` returned, the truth, and what it was given (from :meth:`degrade`), each a
+        1x3xHxW RGB tensor in [0, 1] (``inputs`` at its own size, which may differ). The default:
+        L1 and PSNR; a task adds its own, and the baseline of its input where that means something."""
+        from imgzoo.metrics import l1, psnr
+
+        return {"l1": l1(results, truths), "psnr": psnr(results, truths)}
 
     primary_metric: ClassVar[tuple[str, str]] = ("psnr", "max")
     """(metric name, "max" or "min"): what "best" means for checkpoints."""

@@ -27,10 +27,12 @@ __all__ = [
     "AB_SCALE",
     "ab_bin_index",
     "as_rgb",
+    "chroma_models",
     "colorize",
     "decode_lightness",
     "encode_lightness",
     "gamut_mask",
+    "gray_of",
     "lab_to_rgb",
     "lightness",
     "rebalance_weights",
@@ -76,6 +78,13 @@ def lightness(image: np.ndarray) -> np.ndarray:
     return rgb_to_lab(as_rgb(image))[..., 0]
 
 
+def gray_of(image: np.ndarray) -> np.ndarray:
+    """The HxWx1 float32 gray picture with ``image``'s own L (Lab with a = b = 0, as RGB)."""
+    lab = rgb_to_lab(as_rgb(image))
+    lab[..., 1:] = 0.0
+    return np.ascontiguousarray(lab_to_rgb(lab)[..., 1:2])
+
+
 def encode_lightness(lightness_values: np.ndarray) -> np.ndarray:
     """L in [0, 100] to the network's input range [-1, 1]."""
     return lightness_values * np.float32(1 / 50) - np.float32(1)
@@ -97,27 +106,95 @@ def working_size(height: int, width: int, long_side: int) -> tuple[int, int]:
     return side(height), side(width)
 
 
-def colorize(image: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """Join ``image``'s own full-resolution L with predicted chroma ``ab`` and return RGB.
+def chroma_models(
+    ab: np.ndarray, guide: np.ndarray | None = None, *, radius: int = 1, eps: float = 1e-3
+) -> np.ndarray:
+    """Per-pixel linear models of the chroma, ``ab = slope * L / 100 + offset``, on ``ab``'s own
+    (low-resolution) grid: an hxwx4 float32 array of slope a, slope b, offset a, offset b.
 
-    ``image``: HxWxC float32 in [0, 1], C = 1 or 3 (colour inputs give their L only).
-    ``ab``: hxwx2 float32 in Lab units at any resolution; resized bilinearly to HxW.
-    Returns a new HxWx3 float32 RGB array clipped to [0, 1]: its L equals the input's wherever the
-    colour is inside the sRGB gamut.
+    ``guide`` (hxw float32 L / 100 at that grid, the lightness the network saw): the models are
+    He et al.'s guided filter of ``ab`` by it, fitted over (2 ``radius`` + 1)^2 windows with
+    regulariser ``eps``; evaluated at full resolution with the image's own L (see
+    :func:`colorize`), a chroma step follows the lightness step however much the chroma was
+    upsampled, so colour stops at edges. Without a guide the slopes are 0: plain bilinear chroma.
+    """
+    ab = np.ascontiguousarray(ab, dtype=np.float32).reshape(ab.shape[0], ab.shape[1], 2)
+    models = np.zeros((*ab.shape[:2], 4), dtype=np.float32)
+    if guide is None:
+        models[..., 2:] = ab
+        return models
+    window = (2 * radius + 1, 2 * radius + 1)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        # Reflected borders: a window at the edge averages real pixels, not a padding colour.
+        return cv2.boxFilter(values, -1, window, borderType=cv2.BORDER_REFLECT).reshape(values.shape)
+
+    light = np.ascontiguousarray(guide, dtype=np.float32)[..., None]
+    mean_light = mean(light)
+    variance = mean(light * light) - mean_light * mean_light
+    mean_ab = mean(ab)
+    slope = (mean(ab * light) - mean_light * mean_ab) / (variance + np.float32(eps))
+    models[..., :2] = slope
+    models[..., 2:] = mean_ab - slope * mean_light
+    # Each pixel lies in many windows: averaging their models is what keeps the result smooth.
+    return mean(models)
+
+
+def colorize(image: np.ndarray, models: np.ndarray) -> np.ndarray:
+    """Join ``image``'s own full-resolution L with the chroma of :func:`chroma_models` and return RGB.
+
+    ``image``: HxWxC, C = 1 or 3 (colour inputs give their L only), uint8, uint16 or float32 in
+    [0, 1]. ``models``: hxwx4 float32 at any resolution, resized bilinearly to HxW (by area when
+    shrinking) and evaluated with the image's L. Returns a new HxWx3 RGB array: uint8 for a
+    uint8 image (converted with OpenCV's 8-bit Lab, no float copy of the picture), float32
+    clipped to [0, 1] otherwise. Its L equals the input's wherever the colour is in the sRGB
+    gamut (to 8-bit rounding for uint8).
     """
     height, width = image.shape[:2]
-    ab = np.ascontiguousarray(ab, dtype=np.float32)
-    if ab.shape[:2] != (height, width):
-        shrinking = ab.shape[0] >= height and ab.shape[1] >= width
-        ab = cv2.resize(ab, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-        ab = ab.reshape(height, width, 2)  # cv2 drops a 1-pixel axis
-    output = np.empty((height, width, 3), dtype=np.float32)
+    models = np.ascontiguousarray(models, dtype=np.float32)
+    low_height, low_width = models.shape[:2]
+    if low_height >= height and low_width >= width:  # a tiny image: whole, and by area
+        models = cv2.resize(models, (width, height), interpolation=cv2.INTER_AREA).reshape(height, width, 4)
+        low_height, low_width = height, width
+    eight_bit = image.dtype == np.uint8
+    output = np.empty((height, width, 3), dtype=np.uint8 if eight_bit else np.float32)
+    # 8-bit Lab stores L * 255 / 100 and a, b + 128; float Lab stores them as they are.
+    light_scale = 1 / 255 if eight_bit else 1 / 100
+    depth = cv2.CV_8U if eight_bit else cv2.CV_32F
+    if eight_bit:
+        models = models + np.array([0, 0, 128, 128], dtype=np.float32)
+    scale_x, scale_y = low_width / width, low_height / height
     rows = max(1, _STRIP_PIXELS // width)
+    slope = np.empty((rows, width, 2), dtype=np.float32)
+    offset = np.empty((rows, width, 2), dtype=np.float32)
     for top in range(0, height, rows):
-        strip = slice(top, top + rows)
-        lab = rgb_to_lab(as_rgb(image[strip]))
-        lab[..., 1:] = ab[strip]
-        output[strip] = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)  # OpenCV clips to [0, 1] itself
+        bottom = min(height, top + rows)
+        strip = image[top:bottom]
+        if strip.dtype == np.uint16:
+            strip = strip.astype(np.float32) * np.float32(1 / 65535)
+        if strip.shape[2] == 1:
+            strip = cv2.cvtColor(np.ascontiguousarray(strip), cv2.COLOR_GRAY2RGB)
+        lab = cv2.cvtColor(np.ascontiguousarray(strip), cv2.COLOR_RGB2Lab)
+        light = cv2.extractChannel(lab, 0)
+        # The strip's rows of cv2.resize(models, (width, height)), as one affine warp: pixel centres
+        # map to (x + 0.5) * scale - 0.5 on the models' grid, edges replicated. (Four channels in
+        # one warp cost a third of two warps of two.)
+        warp = np.array(
+            [[scale_x, 0, 0.5 * scale_x - 0.5], [0, scale_y, (top + 0.5) * scale_y - 0.5]], dtype=np.float32
+        )
+        local = cv2.warpAffine(
+            models,
+            warp,
+            (width, bottom - top),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        count = bottom - top
+        cv2.mixChannels([local], [slope[:count], offset[:count]], [0, 0, 1, 1, 2, 2, 3, 3])
+        # OpenCV's kernels, whole rows at a time: an 8-bit chroma is rounded and saturated as it is stored.
+        chroma = cv2.multiply(cv2.merge([light, light]), slope[:count], scale=light_scale, dtype=cv2.CV_32F)
+        cv2.mixChannels([cv2.add(chroma, offset[:count], dtype=depth)], [lab], [0, 1, 1, 2])
+        cv2.cvtColor(lab, cv2.COLOR_Lab2RGB, dst=output[top:bottom])  # float RGB clipped to [0, 1] by OpenCV
     return output
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from imgzoo import Model, Sample
 
-__all__ = ["ColorizeConfig", "ColorizeTask"]
+__all__ = ["ColorizeConfig", "ColorizeTask", "flip_agreement"]
 
 
 class ColorizeConfig(TaskConfig):
@@ -68,6 +68,45 @@ class ColorizeConfig(TaskConfig):
             "prior (Zhang et al.'s lambda). 1 gives plain MSE; smaller values weigh rare colours more."
         ),
     )
+    chroma_upsampling: Literal["guided", "bilinear"] = Field(
+        "guided",
+        description=(
+            "How the predicted chroma reaches the image's full resolution. 'guided': local linear models "
+            "of chroma against lightness (He et al.'s guided filter), evaluated with the image's own L, so "
+            "colour stops at edges. 'bilinear': the chroma resized alone, which bleeds across edges."
+        ),
+    )
+    guide_radius: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="chroma_upsampling='guided' only: the filter's window radius, in working-size pixels.",
+    )
+    guide_eps: float = Field(
+        1e-4,
+        gt=0,
+        le=1,
+        description=(
+            "chroma_upsampling='guided' only: the guided filter's regulariser, in (L / 100)^2: lightness "
+            "variations smaller than its square root are smoothed over rather than followed."
+        ),
+    )
+    chroma_confidence: bool = Field(
+        True,
+        description=(
+            "Inference only: predict on the image and on its mirror image, average the two, and scale the "
+            "chroma by how well they agree (1 / (1 + d^2 / confidence_tolerance^2), d their ab distance, "
+            "averaged over the picture). On pictures unlike the training data the two disagree and the "
+            "result fades towards the gray input instead of painting blotches; costs a second forward pass "
+            "at the working size."
+        ),
+    )
+    confidence_tolerance: float = Field(
+        10.0,
+        gt=0,
+        le=256,
+        description="chroma_confidence only: the ab distance (Lab units) at which the agreement is 1/2.",
+    )
     rebalance_sigma: float = Field(
         5.0,
         ge=0,
@@ -86,6 +125,8 @@ class ColorizeTask(Task):
     # RMSprop's first step moves every weight by about 3x the rate whatever its gradient (its
     # running square starts at 0), which overshoots on one tiny batch at the paper's 1e-3.
     test_overrides: ClassVar[Mapping[str, Any]] = {"image_size": 32, "learning_rate": 1e-4}
+    # 8-bit pictures are colorized in 8-bit Lab, without a float copy of the whole picture.
+    takes_stored_pixels = True
 
     def __init__(self, config: TaskConfig | None = None) -> None:
         super().__init__(config)
@@ -101,6 +142,7 @@ class ColorizeTask(Task):
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """The image's L at the working size (long side ``image_size``), as a 1x1xhxw tensor."""
         import cv2
+        import numpy as np
         import torch
 
         from imgzoo_colorize.color import encode_lightness, lightness, working_size
@@ -113,15 +155,40 @@ class ColorizeTask(Task):
             shrinking = size[0] <= height and size[1] <= width
             interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
             image = cv2.resize(image, size[::-1], interpolation=interpolation)
+        if image.dtype != np.float32:  # the integers of an 8/16-bit input, now small
+            image = image.astype(np.float32) * np.float32(1 / np.iinfo(image.dtype).max)
         return torch.from_numpy(encode_lightness(lightness(image)))[None, None]
 
-    def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
-        """Predicted ab, resized to the image's size, joined with the image's own L, as RGB."""
-        from imgzoo_colorize.color import AB_SCALE, colorize
+    def forward(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        """Inference: the whole Lab image at the working size, float32: the input's L (which
+        :meth:`postprocess` guides the chroma's upsampling with), then the predicted ab, scaled by
+        the prediction's confidence (see ``chroma_confidence``)."""
+        import torch
 
-        # A channels-last output (the model's layout) transposes to a contiguous HxWx2 view.
-        ab = output.detach().float().cpu().numpy().transpose(1, 2, 0) * AB_SCALE
-        return colorize(image, ab)
+        if not self.config.chroma_confidence:
+            return self.predict(models, inputs)
+        count = inputs.shape[0]
+        both = models[self.inference_model](torch.cat([inputs, inputs.flip(-1)])).float()
+        ab, mirrored = both[:count], both[count:].flip(-1)
+        confidence = flip_agreement(ab, mirrored, self.config.confidence_tolerance)
+        return torch.cat([inputs.float(), (ab + mirrored) * (confidence / 2)], dim=1)
+
+    def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
+        """Predicted ab, brought to the image's size (guided by its L, see ``chroma_upsampling``)
+        and joined with the image's own L, as RGB: uint8 for a uint8 image, else float32."""
+        import numpy as np
+
+        from imgzoo_colorize.color import AB_SCALE, chroma_models, colorize
+
+        config = self.config
+        # A channels-last output (the model's layout) transposes to a contiguous HxWx3 view.
+        lab = output.detach().float().cpu().numpy().transpose(1, 2, 0)
+        ab = lab[..., 1:] * np.float32(AB_SCALE)
+        guide = None
+        if config.chroma_upsampling == "guided":
+            guide = (lab[..., 0] + np.float32(1)) * np.float32(0.5)  # encoded L to L / 100
+        models = chroma_models(ab, guide, radius=config.guide_radius, eps=config.guide_eps)
+        return colorize(image, models)
 
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +237,7 @@ class ColorizeTask(Task):
     ) -> torch.Tensor:
         """Mean squared error on ab (targets may be Lab or ab alone), weighted per pixel if rebalanced."""
         target_ab = _ab_of(targets).float()
-        squared = (self.forward(models, inputs).float() - target_ab) ** 2
+        squared = (models[self.inference_model](inputs).float() - target_ab) ** 2
         if self.config.loss == "mse":
             return squared.mean()
         return (squared * self.pixel_weights(target_ab)[:, None]).mean()
@@ -191,10 +258,11 @@ class ColorizeTask(Task):
 
     # ── evaluation ────────────────────────────────────────────────────────────────────────
     def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
-        """The whole predicted Lab image, the input's L then the predicted ab (like the targets)."""
+        """The whole predicted Lab image, the input's L then the predicted ab (like the targets),
+        from one plain forward pass: what training measures."""
         import torch
 
-        return torch.cat([inputs.float(), self.forward(models, inputs).float()], dim=1)
+        return torch.cat([inputs.float(), models[self.inference_model](inputs).float()], dim=1)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
         """PSNR and SSIM of the RGB result, and its colourfulness over the ground truth's; the same
@@ -207,14 +275,12 @@ class ColorizeTask(Task):
         """
         import torch
 
-        from imgzoo.metrics import colourfulness, psnr, ssim
         from imgzoo_colorize.color import AB_SCALE
 
         inputs = inputs.float()
         lightness_only = inputs[:, :1]
         outputs, targets = _as_lab(outputs, lightness_only), _as_lab(targets, lightness_only)
         reference = self.to_display(targets)
-        reference_colourfulness = max(colourfulness(reference), 1.0)
         seen_ab = self.statistics.mean_ab()
         if seen_ab is None:
             mean_colour = targets[:, 1:].mean(dim=(0, 2, 3), keepdim=True)
@@ -228,12 +294,21 @@ class ColorizeTask(Task):
         }
         results: dict[str, float] = {}
         for suffix, lab in candidates.items():
-            image = self.to_display(lab)
-            results["psnr" + suffix] = psnr(image, reference)
-            results["ssim" + suffix] = ssim(image, reference)
-            if suffix != "_gray":  # a gray image's colourfulness is 0 by construction
-                results["colourfulness_ratio" + suffix] = colourfulness(image) / reference_colourfulness
+            results.update(_quality(self.to_display(lab), reference, suffix))
         return results
+
+    def degrade(self, image: np.ndarray) -> np.ndarray:
+        """The gray picture (HxWx1) of ``image``'s own CIE L: what a user colorizes."""
+        from imgzoo_colorize.color import gray_of
+
+        return gray_of(image)
+
+    def image_metrics(
+        self, results: torch.Tensor, truths: torch.Tensor, inputs: torch.Tensor
+    ) -> dict[str, float]:
+        """As :meth:`metrics` (PSNR, SSIM, colourfulness ratio), on ``run()``'s RGB result at full
+        resolution, and the same for the ``gray`` input itself, the baseline to beat."""
+        return {**_quality(results, truths, ""), **_quality(inputs, truths, "_gray")}
 
     def to_display(self, tensor: torch.Tensor) -> torch.Tensor:
         """Model-space batches to RGB in [0, 1], Nx3xHxW, on the tensor's device.
@@ -303,6 +378,29 @@ class ColourStatistics:
         if not self.pixels:
             return None
         return float(self.ab_sum[0]) / self.pixels, float(self.ab_sum[1]) / self.pixels
+
+
+def flip_agreement(ab: torch.Tensor, mirrored: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Nx1x1x1 confidence in (0, 1] of Nx2xHxW model-space ab predicted for pictures and (flipped
+    back) for their mirror images: 1 / (1 + d^2 / tolerance^2) per pixel, d their distance in
+    Lab units, averaged over each picture. A network that knows what it sees colours a mirrored
+    picture alike; on unfamiliar pictures its guesses flip with the picture."""
+    from imgzoo_colorize.color import AB_SCALE
+
+    distance = (ab - mirrored).square().sum(dim=1, keepdim=True) * (AB_SCALE / tolerance) ** 2
+    return (1 / (1 + distance)).mean(dim=(1, 2, 3), keepdim=True)
+
+
+def _quality(images: torch.Tensor, references: torch.Tensor, suffix: str) -> dict[str, float]:
+    """PSNR, SSIM and colourfulness ratio (the images' mean colourfulness over the references',
+    the latter floored at 1, visually gray, so that gray references stay finite) of RGB batches,
+    each name ending in ``suffix``; no ratio for the gray baseline, 0 by construction."""
+    from imgzoo.metrics import colourfulness, psnr, ssim
+
+    scores = {"psnr" + suffix: psnr(images, references), "ssim" + suffix: ssim(images, references)}
+    if suffix != "_gray":
+        scores["colourfulness_ratio" + suffix] = colourfulness(images) / max(colourfulness(references), 1.0)
+    return scores
 
 
 def _ab_of(tensor: torch.Tensor) -> torch.Tensor:

@@ -149,6 +149,10 @@ class Edges2PhotoTask(Task):
             target = target.expand(3, -1, -1).contiguous()
         return inputs, target
 
+    def degrade(self, image: np.ndarray) -> np.ndarray:
+        """The edge map of the photo, drawn as the training inputs are."""
+        return self._edges(image)
+
     def augmentations(self) -> dict[str, Any]:
         # pix2pix's jitter: upscale to 286/256 of the crop size, crop at random, mirror.
         return {"jitter_resize": 286 * self.config.image_size // 256, "random_crop": True, "flip": True}

@@ -18,13 +18,13 @@ from imgzoo import plugins
 from imgzoo.config import build_config, expand_dotted, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, open_dataset, train_val_split
 from imgzoo.errors import ConfigError, DataError, ZooError
-from imgzoo.pipeline import LoadedWeights, build_task
+from imgzoo.pipeline import LoadedWeights, Pipeline, build_task
 from imgzoo.runtime import check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
 from imgzoo.training.batches import PairDataset, pair_transforms
 from imgzoo.training.checkpoint import resume_point
 from imgzoo.training.config import build_train_config
-from imgzoo.training.evaluation import measure, spread_indices
+from imgzoo.training.evaluation import measure, measure_pipeline, spread_indices
 from imgzoo.training.loop import Callback, Trainer, TrainResult
 from imgzoo.weights import sha256_file
 
@@ -136,18 +136,36 @@ class Evaluation(dict[str, float]):
     """The metrics :func:`evaluate` measured (a plain ``{name: value}`` dict), and on what."""
 
     def __init__(
-        self, metrics: Mapping[str, float], *, task: str, weights: dict[str, str | None], data: dict[str, Any]
+        self,
+        metrics: Mapping[str, float],
+        *,
+        task: str,
+        weights: dict[str, str | None],
+        data: dict[str, Any],
+        per_image: Sequence[Mapping[str, float | str]] = (),
     ) -> None:
         super().__init__(metrics)
         self.task = task
         self.weights = weights
         """``name``, ``path`` and ``sha256`` of the weights (all None for an untrained model)."""
         self.data = data
-        """``spec`` (the data spec, or the dataset's repr), the ``images`` measured, of ``available``."""
+        """``spec`` (the data spec, or the dataset's repr), the ``images`` measured, of
+        ``available``, and the ``mode`` ("model" or "pipeline")."""
+        self.per_image = [dict(item) for item in per_image]
+        """Each picture's ``name`` and metrics (a whole-pipeline evaluation only)."""
 
     def report(self) -> dict[str, Any]:
-        """Task, weights, data and metrics, as ``imgzoo eval --json`` prints them."""
-        return {"task": self.task, "weights": self.weights, "data": self.data, "metrics": dict(self)}
+        """Task, weights, data and metrics (and each picture's, if measured), as ``imgzoo eval
+        --json`` prints them."""
+        report: dict[str, Any] = {
+            "task": self.task,
+            "weights": self.weights,
+            "data": self.data,
+            "metrics": dict(self),
+        }
+        if self.per_image:
+            report["per_image"] = self.per_image
+        return report
 
 
 def evaluate(
@@ -160,11 +178,19 @@ def evaluate(
     batch_size: int = 16,
     max_samples: int | None = None,
     overrides: Mapping[str, Any] | None = None,
+    mode: Literal["model", "pipeline"] = "model",
+    resolution: int | None = None,
 ) -> Evaluation:
-    """The task's metrics (``task.metrics``, averaged over images) on ``data`` (a data spec or a
-    dataset object), each image resized and centre-cropped to the task's ``image_size``: on all
-    of it, or on ``max_samples`` images spread evenly over it. The returned dict also says
-    which weights (``.weights``) and images (``.data``) were measured.
+    """The task's metrics on ``data`` (a data spec or a dataset object): on all of it, or on
+    ``max_samples`` images spread evenly over it. The returned dict also says which weights
+    (``.weights``) and images (``.data``) were measured.
+
+    ``mode="model"`` (the trainer's measure): ``task.metrics``, averaged over images, each
+    resized and centre-cropped to the task's ``image_size``. ``mode="pipeline"``: what users
+    get, each picture at its own size made into an input by ``task.degrade``, run through
+    ``run()``'s whole pipeline and compared with the picture by ``task.image_metrics``; each
+    picture's metrics are in ``.per_image``. ``resolution``: the size a named dataset
+    (``minifigs``) draws its pictures at (default: the task's ``image_size``).
 
     ``weights``: a registered name, a path or URL; None for the task's default weights, False
     for a fresh init.
@@ -174,11 +200,15 @@ def evaluate(
         raise ZooError(f"batch_size must be at least 1, not {batch_size}")
     if max_samples is not None and max_samples < 1:
         raise ZooError(f"the number of images to evaluate must be at least 1, not {max_samples}")
+    if mode not in ("model", "pipeline"):
+        raise ZooError(f"evaluation mode must be 'model' or 'pipeline', not {mode!r}")
+    if resolution is not None and resolution < 1:
+        raise ZooError(f"the resolution to evaluate at must be at least 1 pixel, not {resolution}")
     task_object, models, located = build_task(task, weights=_weights_arg(weights), overrides=overrides)
     if located is None and weights is not False:
         warnings.warn(f"task {task!r} has no weights to load: evaluating an untrained model", stacklevel=2)
     if isinstance(data, str):
-        size, scale = task_object.config.image_size, task_object.scale
+        size, scale = resolution or task_object.config.image_size, task_object.scale
         dataset, spec = open_dataset(data, resolution=size, seed=0, scale=scale), data
     else:
         dataset, spec = data, repr(data)
@@ -189,15 +219,29 @@ def evaluate(
     target = resolve_device(device)
     for model in models.values():
         model.to(target).eval()
-    pairs = PairDataset(dataset, task_object, pair_transforms(task_object)[1], seed=0)
-    metrics, _ = measure(
-        task_object, models, pairs, indices=indices, batch_size=batch_size, device=target, precision=precision
-    )
+    per_image: list[dict[str, float | str]] = []
+    if mode == "pipeline":
+        for model in models.values():
+            model.requires_grad_(False)
+        pipeline = Pipeline(task_object, models, device=target, precision=precision, weights=located)
+        metrics, per_image = measure_pipeline(pipeline, dataset, indices=indices, spec=spec)
+    else:
+        pairs = PairDataset(dataset, task_object, pair_transforms(task_object)[1], seed=0)
+        metrics, _ = measure(
+            task_object,
+            models,
+            pairs,
+            indices=indices,
+            batch_size=batch_size,
+            device=target,
+            precision=precision,
+        )
     return Evaluation(
         metrics,
         task=task,
         weights=_describe_weights(located),
-        data={"spec": spec, "images": len(indices), "available": available},
+        data={"spec": spec, "images": len(indices), "available": available, "mode": mode},
+        per_image=per_image,
     )
 
 

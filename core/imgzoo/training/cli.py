@@ -88,6 +88,18 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     amount.add_argument(
         "--all", dest="limit", action="store_const", const=None, help="evaluate on every image of the data"
     )
+    parser.add_argument(
+        "--full-resolution",
+        action="store_true",
+        help="measure what users get: each picture at its own size, made into the task's input, run "
+        "through the whole pipeline (as `imgzoo run`) and compared with the picture",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        metavar="N",
+        help="the size a named dataset (minifigs) draws its pictures at (default: the task's image_size)",
+    )
     _add_settings(parser, "a task setting (repeatable)")
 
 
@@ -156,6 +168,8 @@ def run_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_samples=args.limit,
         overrides=parse_assignments(args.settings, task=args.task),
+        mode="pipeline" if args.full_resolution else "model",
+        resolution=args.resolution,
     )
     if args.json:
         print(json.dumps(evaluation.report(), indent=2))
@@ -166,7 +180,8 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         print(f"weights: {weights['name']} ({weights['path']}, sha256 {weights['sha256']})")
     more = "" if data["images"] == data["available"] else " (--limit N or --all for more)"
-    print(f"data: {data['spec']}, {data['images']} of {data['available']} images{more}")
+    how = ", each at its own size through the whole pipeline" if data["mode"] == "pipeline" else ""
+    print(f"data: {data['spec']}, {data['images']} of {data['available']} images{how}{more}")
     for name, value in evaluation.items():
         print(f"{name:<14} {value:.4f}")
     return 0

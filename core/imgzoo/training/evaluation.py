@@ -1,16 +1,23 @@
-"""Measuring a task's models on a set of pairs: ``task.predict`` then ``task.metrics``, averaged."""
+"""Measuring a task's models: on pairs at the working resolution (``task.predict`` then
+``task.metrics``, averaged), or through the whole pipeline, picture by picture at its own
+resolution (``task.degrade``, ``run()``, then ``task.image_metrics``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
+from imgzoo.data.base import Dataset
+from imgzoo.errors import DataError
+from imgzoo.images import finish_result, read_images
+from imgzoo.pipeline import Pipeline
 from imgzoo.runtime import autocast
 from imgzoo.task import Task
 from imgzoo.training.batches import PairDataset
 
-__all__ = ["AUTO_EVAL_MINIMUM", "evaluation_size", "measure", "spread_indices"]
+__all__ = ["AUTO_EVAL_MINIMUM", "evaluation_size", "measure", "measure_pipeline", "spread_indices"]
 
 GridRow = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -85,3 +92,52 @@ def measure(
             ]
             rows.extend(zip(*shown, strict=True))
     return {name: total / max(seen, 1) for name, total in totals.items()}, rows
+
+
+@torch.no_grad()
+def measure_pipeline(
+    pipeline: Pipeline, dataset: Dataset, *, indices: Sequence[int], spec: str = "the data"
+) -> tuple[dict[str, float], list[dict[str, float | str]]]:
+    """What users get: each picture at ``indices``, at its own resolution, made into the input a
+    user would give (``task.degrade`` of the picture; a paired sample's own input), run through
+    ``pipeline`` as ``run()`` would, and compared with the truth by ``task.image_metrics``.
+
+    Returns the metrics averaged over the pictures, and each picture's own (with its ``name``).
+    """
+    task = pipeline.task
+    totals: dict[str, float] = {}
+    per_image: list[dict[str, float | str]] = []
+    for index in indices:
+        sample = dataset[index]
+        name = sample.name or f"#{index}"
+        if sample.target is not None:
+            given, truth = sample.image, sample.target
+        else:
+            given, truth = _degrade(task, sample.image, spec), sample.image
+        images, _ = read_images(np.ascontiguousarray(given, dtype=np.float32))
+        images[0].source = f"{spec}: {name}"
+        result = finish_result(pipeline.process(images)[0], images[0], task.output_kind)
+        values = task.image_metrics(_rgb_tensor(result), _rgb_tensor(truth), _rgb_tensor(given))
+        per_image.append({"name": name, **{key: float(value) for key, value in values.items()}})
+        for key, value in values.items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return {key: total / max(len(per_image), 1) for key, total in totals.items()}, per_image
+
+
+def _degrade(task: Task, truth: np.ndarray, spec: str) -> np.ndarray:
+    try:
+        return task.degrade(truth)
+    except NotImplementedError:
+        raise DataError(
+            f"task {task.name!r} cannot make its input from a picture of {spec} (it has no degrade()): "
+            "evaluate it through the whole pipeline on paired data (paired:DIR), or without "
+            "--full-resolution"
+        ) from None
+
+
+def _rgb_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """HxWxC pixels (C = 1, 3 or 4; alpha dropped) as a 1x3xHxW float32 tensor."""
+    values = np.asarray(pixels, dtype=np.float32)
+    values = values[..., None] if values.ndim == 2 else values[..., :3]
+    tensor = torch.from_numpy(np.ascontiguousarray(values)).permute(2, 0, 1)[None]
+    return tensor.expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor

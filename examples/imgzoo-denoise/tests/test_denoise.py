@@ -55,6 +55,29 @@ def test_training_noise_depends_on_the_pixels_only() -> None:
     assert not torch.equal(noisy - clean, other_noisy - other_clean)
 
 
+def test_the_input_made_from_a_clean_picture_is_the_training_input() -> None:
+    task = DenoiseTask(DenoiseConfig(noise="gaussian", strength=0.2))
+    image = synthetic_image(24, 24)
+    noisy = task.degrade(image)
+    assert noisy.shape == image.shape and 0.05 < float(np.abs(noisy - image).mean()) < 0.3
+    inputs, _ = task.make_pair(Sample(image=image))
+    assert torch.equal(inputs, torch.from_numpy(noisy).permute(2, 0, 1))
+
+
+def test_pipeline_evaluation_scores_the_noisy_input_too() -> None:
+    class Pictures:
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, index: int) -> Sample:
+            return Sample(image=synthetic_image(20 + 4 * index, 24, seed=index), name=str(index))
+
+    # A fresh model is the identity: its result is the noisy input, so the gain is 0.
+    evaluation = imgzoo.evaluate("denoise", Pictures(), weights=False, device="cpu", mode="pipeline")
+    assert evaluation["psnr"] == pytest.approx(evaluation["psnr_noisy"], abs=1e-3)
+    assert abs(evaluation["psnr_gain"]) < 1e-3 and 5 < evaluation["psnr_noisy"] < 40
+
+
 def test_paired_samples_are_used_as_they_are() -> None:
     noisy, clean = synthetic_image(16, 16, seed=1), synthetic_image(16, 16, seed=2)
     inputs, targets = DenoiseTask().make_pair(Sample(image=noisy, target=clean))

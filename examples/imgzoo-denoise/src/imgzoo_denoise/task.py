@@ -86,13 +86,15 @@ class DenoiseTask(Task):
 
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
-        from imgzoo_denoise.noise import add_noise, rng_for
-
         if sample.target is not None:
             return _to_tensor(sample.image), _to_tensor(sample.target)
-        clean = sample.image
-        noisy = add_noise(clean, self.config.noise, self.config.strength, rng_for(clean))
-        return _to_tensor(noisy), _to_tensor(clean)
+        return _to_tensor(self.degrade(sample.image)), _to_tensor(sample.image)
+
+    def degrade(self, image: np.ndarray) -> np.ndarray:
+        """The clean image with the noise the model was trained against (the same draw every time)."""
+        from imgzoo_denoise.noise import add_noise, rng_for
+
+        return add_noise(image, self.config.noise, self.config.strength, rng_for(image))
 
     # ── evaluation ────────────────────────────────────────────────────────────────────────
     def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
@@ -107,6 +109,12 @@ class DenoiseTask(Task):
         quality["psnr_noisy"] = psnr(self.to_display(inputs), references)
         quality["psnr_gain"] = quality["psnr"] - quality["psnr_noisy"]
         return quality
+
+    def image_metrics(
+        self, results: torch.Tensor, truths: torch.Tensor, inputs: torch.Tensor
+    ) -> dict[str, float]:
+        """As :meth:`metrics`, on the pictures ``run()`` was given and returned."""
+        return self.metrics(results, truths, inputs)
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:

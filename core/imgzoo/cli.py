@@ -96,7 +96,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--output", help="output file (one input) or directory (default: outputs/TASK)")
     sub.add_argument("--weights", help="registered weights name, a .safetensors path or a URL")
     sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    sub.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    sub.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto (default): bf16 where the hardware computes it natively, else fp32",
+    )
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
     sub.add_argument(
@@ -231,6 +236,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{info.name}: {info.description}")
     print(f"  plugin: {info.plugin}")
+    print(f"  precision: {_auto_precision_on_cpu()}")
     print("  weights:")
     if not info.weights:
         print("    (none registered: train some with `imgzoo train`)")
@@ -256,6 +262,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
             value = repr(default)
         print(f"    {field} = {value}: {spec.get('description', '')}")
     return 0
+
+
+def _auto_precision_on_cpu() -> str:
+    """What ``--precision auto`` runs on this CPU and why, told without importing torch."""
+    from imgzoo.hardware import cpu_bf16_feature
+
+    feature = cpu_bf16_feature()
+    chosen = f"bf16 (this CPU has {feature})" if feature else "fp32 (this CPU has no native bf16)"
+    return f"auto runs {chosen} on the CPU; bf16 on a CUDA GPU of compute capability 8.0+"
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

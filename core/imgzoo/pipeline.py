@@ -18,7 +18,7 @@ from imgzoo.config import build_config
 from imgzoo.errors import TaskBugError, WeightsError, ZooError
 from imgzoo.inputs import read_inputs
 from imgzoo.outputs import WRITABLE_SUFFIXES, plan_outputs
-from imgzoo.runtime import autocast, check_precision, resolve_device
+from imgzoo.runtime import INFERENCE_PRECISIONS, autocast, check_precision, resolve_device, resolve_precision
 from imgzoo.task import Task, TaskConfig
 from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
 
@@ -140,8 +140,13 @@ class Pipeline:
     ) -> None:
         self.task = task
         self.models = dict(models)
+        """The models as built and loaded (what weights files hold)."""
+        self.inference_models = dict(task.prepare_inference(self.models))
+        """What inference runs: the task's :meth:`~imgzoo.Task.prepare_inference` of ``models``,
+        made once here (changes to ``models`` afterwards do not reach it)."""
         self.device = device
-        self.precision = precision
+        self.precision, self.precision_reason = resolve_precision(precision, device)
+        """The precision inference runs at (never ``"auto"``) and, when chosen by ``"auto"``, why."""
         self.weights = weights
         self.tiling: Tiling | None = resolve_tiling(task, tile)
         """Images larger than ``tiling.tile`` run in tiles (None: whole); set with ``load(tile=...)``."""
@@ -157,9 +162,10 @@ class Pipeline:
 
     def __repr__(self) -> str:
         weights = self.weights.name if self.weights else "untrained"
+        why = f" ({self.precision_reason})" if self.precision_reason else ""
         return (
             f"Pipeline(task={self.task.name!r}, weights={weights!r}, device={self.device}, "
-            f"precision={self.precision!r})"
+            f"precision={self.precision!r}{why})"
         )
 
     def __call__(
@@ -296,7 +302,7 @@ class Pipeline:
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The task's forward on a CPU batch, on this pipeline's device and precision; float32 on the CPU."""
         with autocast(self.device, self.precision):
-            outputs = self.task.forward(self.models, batch.to(self.device, non_blocking=True))
+            outputs = self.task.forward(self.inference_models, batch.to(self.device, non_blocking=True))
         return outputs.float().cpu()
 
 
@@ -352,7 +358,7 @@ def load(
     weights: WeightsArg = None,
     *,
     device: str | torch.device = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     config: str | Path | None = None,
     tile: Tiling | int | bool | None = None,
     **overrides: Any,
@@ -363,8 +369,11 @@ def load(
     ``config``: a TOML/JSON config file; keyword arguments override single config fields.
     ``tile``: the tile side for images larger than it (tasks that declare ``tiling`` only);
     ``None`` for the task's own, ``0``/``False`` to run every image whole.
+    ``precision``: ``"auto"`` runs bf16 where the device computes it natively (a CPU with
+    AVX512-BF16 or AMX, a CUDA GPU of compute capability 8.0+), else fp32; or ``"fp32"``,
+    ``"bf16"``, ``"fp16"``. The pipeline's repr says which runs and why.
     """
-    check_precision(precision)
+    check_precision(precision, allowed=INFERENCE_PRECISIONS)
     task_object, models, located = build_task(task, weights=weights, config_file=config, overrides=overrides)
     if located is None and weights is None:
         warnings.warn(

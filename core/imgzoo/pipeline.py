@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -213,13 +214,35 @@ class Pipeline:
         """Run on already-read images (and the task's extra inputs, read and checked by
         :func:`imgzoo.inputs.read_inputs`); returns HxWxC float32 arrays, one per image, as
         ``postprocess`` made them (not yet clipped, alpha not put back)."""
+        finishers = self.process_deferred(inputs, batch_size=batch_size, extras=extras)
         try:
-            results = self._process(inputs, extras or {}, batch_size)
+            return [finish() for finish in finishers]
         except MemoryError as error:
             raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
-        for image, result in zip(inputs, results, strict=True):
-            self._check_result(image, result)
-        return results
+
+    def process_deferred(
+        self,
+        inputs: list[_images.Image],
+        *,
+        batch_size: int = 8,
+        extras: Mapping[str, list[_images.Image]] | None = None,
+    ) -> list[Callable[[], np.ndarray]]:
+        """:meth:`process` in two halves: runs the model now, and returns one function per image
+        that postprocesses its result and holds it to the task's declarations when called. The
+        functions may be called from other threads, so that postprocessing overlaps the next
+        batch's forward pass."""
+        try:
+            pending = self._process(inputs, extras or {}, batch_size)
+        except MemoryError as error:
+            raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
+        return [
+            functools.partial(self._finish, image, make) for image, make in zip(inputs, pending, strict=True)
+        ]
+
+    def _finish(self, image: _images.Image, make: Callable[[], np.ndarray]) -> np.ndarray:
+        result = make()
+        self._check_result(image, result)
+        return result
 
     def run_batch(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """The task's forward pass on preprocessed inputs of one shape (1xCxHxW each), batched;
@@ -228,16 +251,18 @@ class Pipeline:
 
     def _process(
         self, inputs: list[_images.Image], extras: Mapping[str, list[_images.Image]], batch_size: int
-    ) -> list[np.ndarray]:
+    ) -> list[Callable[[], np.ndarray]]:
+        """Run the model on every input; one postprocessing function per input, in order."""
         task = self.task
         # Computed for images that run whole only: a tiled image is converted one tile at a time.
         arguments: dict[int, tuple[np.ndarray, dict[str, np.ndarray | None]]] = {}
-        results: list[np.ndarray | None] = [None] * len(inputs)
+        results: list[Callable[[], np.ndarray] | None] = [None] * len(inputs)
         with torch.inference_mode():
             model_inputs: dict[int, torch.Tensor] = {}
             for index, image in enumerate(inputs):
                 if self.tiling is not None and self.tiling.splits(image.height, image.width):
-                    results[index] = run_tiled(task, image, self.tiling, self._forward, batch_size=batch_size)
+                    tiled = run_tiled(task, image, self.tiling, self._forward, batch_size=batch_size)
+                    results[index] = functools.partial(np.asarray, tiled)
                 else:
                     arguments[index] = self._task_arguments(index, image, extras)
                     model_inputs[index] = self._preprocess(*arguments[index])
@@ -251,7 +276,7 @@ class Pipeline:
                     outputs = self.run_batch([model_inputs[i] for i in chunk])
                     for row, index in enumerate(chunk):
                         pixels, named = arguments[index]
-                        results[index] = np.asarray(task.postprocess(outputs[row], pixels, **named))
+                        results[index] = functools.partial(_postprocess, task, outputs[row], pixels, named)
         return [result for result in results if result is not None]
 
     def _task_arguments(
@@ -304,6 +329,13 @@ class Pipeline:
         with autocast(self.device, self.precision):
             outputs = self.task.forward(self.inference_models, batch.to(self.device, non_blocking=True))
         return outputs.float().cpu()
+
+
+def _postprocess(
+    task: Task, output: torch.Tensor, pixels: np.ndarray, named: Mapping[str, np.ndarray | None]
+) -> np.ndarray:
+    with torch.inference_mode():
+        return np.asarray(task.postprocess(output, pixels, **named))
 
 
 @dataclass

@@ -92,3 +92,15 @@ def test_bf16_moves_outputs_little_from_fp32(task: str) -> None:
         assert moved.mean() <= 0.5 and far <= 1e-3 and moved.max() <= 16, (path.name, moved.max(), far)
         moved_at_all = moved_at_all or moved.max() > 0
     assert moved_at_all, "bf16 gave fp32's outputs exactly: the bf16 path did not run"
+
+
+def test_inference_defaults_to_auto_and_training_keeps_fp32() -> None:
+    import inspect
+
+    from imgzoo.cli import _build_parser
+    from imgzoo.training.config import TrainConfig
+
+    assert _build_parser().parse_args(["run", "colorize", "x.png"]).precision == "auto"
+    assert inspect.signature(imgzoo.load).parameters["precision"].default == "auto"
+    assert inspect.signature(imgzoo.run).parameters["precision"].default == "auto"
+    assert TrainConfig().precision == "fp32"

@@ -23,10 +23,14 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgzoo import __version__, hookspecs, plugins, registry
 from imgzoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from imgzoo.pipeline import Pipeline
+    from imgzoo.task import Task
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -377,8 +381,13 @@ class _FolderRun:
     not to take the cores the model computes on."""
 
     def __init__(
-        self, pipeline: Any, task_class: Any, extra_paths: dict[str, list[Path]], *, batch_size: int
-    ):
+        self,
+        pipeline: Pipeline,
+        task_class: type[Task],
+        extra_paths: dict[str, list[Path]],
+        *,
+        batch_size: int,
+    ) -> None:
         self.pipeline = pipeline
         self.task_class = task_class
         self.extra_paths = extra_paths
@@ -393,7 +402,8 @@ class _FolderRun:
 
         starts = range(0, len(work), self.batch_size)
         written, unreadable = 0, []
-        with ThreadPoolExecutor(self.IO_THREADS, thread_name_prefix="imgzoo-io") as pool:
+        pool = ThreadPoolExecutor(self.IO_THREADS, thread_name_prefix="imgzoo-io")
+        try:
             reads: deque[list[Future[Any]]] = deque()
             writes: deque[Future[None]] = deque()
 
@@ -424,6 +434,9 @@ class _FolderRun:
             for future in writes:
                 future.result()
                 written += 1
+        finally:
+            # On an error or Ctrl-C, what has not started yet is dropped; what has, finishes.
+            pool.shutdown(cancel_futures=True)
         return written, unreadable
 
     def _read(self, path: Path, index: int) -> tuple[Any, dict[str, Any]]:

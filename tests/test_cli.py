@@ -385,3 +385,52 @@ def test_running_out_of_memory_is_one_line(
     err = capsys.readouterr().err
     assert err.count("imgzoo: error:") == 1 and "needs more memory than there is" in err
     assert "Traceback" not in err
+
+
+def test_run_over_a_folder_writes_the_bytes_one_image_at_a_time_writes(
+    tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read ahead, batched by size and written behind, every result is the file a run on that
+    image alone writes; unreadable files are reported in input order, before the summary."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"{'sub/' if i % 4 == 3 else ''}img-{i:02d}.{'jpg' if i % 3 == 0 else 'png'}" for i in range(11)]
+    for i, name in enumerate(names):
+        size = (8, 12) if i % 2 else (10 + i, 7)  # half share a size and batch together
+        assert cv2.imwrite(str(folder / name), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    for broken in ("img-04b.png", "img-09b.png"):
+        (folder / broken).write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    assert main(["run", "invert", str(folder), "-o", str(out), "--batch-size", "3"]) == 1
+    captured = capsys.readouterr()
+    for name in names:
+        alone = tmp_path / "alone" / Path(name).with_suffix(".png")
+        imgzoo.run("invert", folder / name, output=alone)
+        assert (out / Path(name).with_suffix(".png")).read_bytes() == alone.read_bytes(), name
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(
+        Path(name).with_suffix(".png").as_posix() for name in names
+    )
+    skipped = [line for line in captured.err.splitlines() if line.startswith("imgzoo: skipped:")]
+    assert ["img-04b.png" in skipped[0], "img-09b.png" in skipped[1]] == [True, True]
+    assert "img/s" in captured.err  # the progress bar counts images per second
+    assert captured.err.rindex("imgzoo: skipped:") < captured.err.index("2 of 13 inputs could not be read")
+    assert "wrote 11 images" in captured.out
+
+
+def test_a_failed_write_stops_the_run_with_one_line(
+    images_dir: Path,
+    tmp_path: Path,
+    invert_weights: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from imgzoo import images
+
+    def full_disk(target: Path, *args: object) -> None:
+        raise OSError(28, "No space left on device", str(target))
+
+    monkeypatch.setattr(images, "save_result", full_disk)
+    assert main(["run", "invert", str(images_dir), "-o", str(tmp_path / "out"), "--batch-size", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("imgzoo: error: [Errno 28] No space left on device")

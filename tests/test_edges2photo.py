@@ -16,12 +16,14 @@ import torch
 
 import imgzoo
 from imgzoo.data import PairTransform, Sample
+from imgzoo.errors import ZooError
+from imgzoo.images import Image
 from imgzoo.tiling import Tiling
 from imgzoo.weights import save_weights, state_tensors
 from imgzoo_edges2photo.edges import _thin, edge_map_issue, extract_edges, median_thresholds
 from imgzoo_edges2photo.patchgan import build_patchgan, receptive_field
 from imgzoo_edges2photo.task import Edges2PhotoConfig, Edges2PhotoTask
-from imgzoo_edges2photo.unet import DROPOUT_LEVELS, build_unet
+from imgzoo_edges2photo.unet import DROPOUT_LEVELS, FusedUNet, UNetGenerator, build_unet
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"ngf": 8, "ndf": 8}
@@ -219,6 +221,59 @@ def test_inference_is_deterministic_unless_dropout_is_kept() -> None:
     varied.models["generator"].load_state_dict(fixed.models["generator"].state_dict())
     assert not np.array_equal(varied(image), varied(image))
     assert not varied.model.training  # sampling never switches the model's mode
+
+
+def with_learned_statistics(generator: UNetGenerator) -> UNetGenerator:
+    """The generator in eval mode with batch norm statistics and scales far from their initial
+    values, as training leaves them: folding that ignored any of them would show."""
+    generator.train()
+    with torch.no_grad():
+        generator(torch.randn(2, 3, 256, 256) * 0.5)
+        for module in generator.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return generator.eval()
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_the_fused_generator_computes_what_the_generator_does(norm: str) -> None:
+    generator = with_learned_statistics(build_unet(ngf=8, norm=norm))
+    before = {name: value.clone() for name, value in generator.state_dict().items()}
+    fused = generator.fused_for_inference()
+    inputs = torch.rand(2, 3, 256, 256) * 2 - 1
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(inputs), generator(inputs), atol=1e-5, rtol=1e-5)
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in fused.modules())
+    # The generator it came from is untouched: same modules, same tensors.
+    assert generator.state_dict().keys() == before.keys()
+    for name, value in generator.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_the_pipeline_runs_the_fused_generator_and_keeps_the_loaded_one() -> None:
+    pipeline = imgzoo.load("edges2photo", precision="fp32")  # the shipped weights
+    assert isinstance(pipeline.inference_models["generator"], FusedUNet)
+    generator = pipeline.model
+    assert isinstance(generator, UNetGenerator) and pipeline.models["generator"] is generator
+    image = drawing(256, 256)
+    inputs = pipeline.task.preprocess(image)
+    with torch.inference_mode():
+        unfused = pipeline.task.postprocess(generator(inputs)[0], image)
+    np.testing.assert_allclose(pipeline.process([Image(image, None, "drawing")])[0], unfused, atol=1e-5)
+
+
+def test_sampling_varies_the_fused_generator_too() -> None:
+    fused = with_learned_statistics(build_unet(ngf=8)).fused_for_inference()
+    inputs = torch.rand(1, 3, 256, 256) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(fused(inputs), fused(inputs))
+        assert not torch.equal(fused(inputs, sample=True), fused(inputs, sample=True))
+
+
+def test_only_an_eval_mode_generator_is_fused() -> None:
+    with pytest.raises(ZooError, match=r"call \.eval\(\) on it first"):
+        build_unet(ngf=8).train().fused_for_inference()
 
 
 def test_generator_only_weights_load_and_reproduce(tmp_path: Path) -> None:

@@ -292,7 +292,7 @@ def _register_exact_depth() -> None:
 def test_a_float_map_is_saved_as_npy_and_never_as_a_picture(tmp_path: Path) -> None:
     _register_exact_depth()
     picture = np.full((4, 5, 3), 255, np.uint8)
-    imgzoo.run("exact-depth", picture, weights=False, output=tmp_path / "depth.npy")
+    imgzoo.run("exact-depth", picture, weights=False, precision="fp32", output=tmp_path / "depth.npy")
     np.testing.assert_allclose(np.load(tmp_path / "depth.npy"), 2.0, atol=1e-5)
     with pytest.raises(imgzoo.ZooError, match=r"cannot write .png files: use one of .npy"):
         imgzoo.run("exact-depth", picture, weights=False, output=tmp_path / "depth.png")

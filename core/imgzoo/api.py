@@ -28,7 +28,7 @@ def run(
     *,
     weights: str | Path | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     output: str | Path | None = None,
     overwrite: bool = False,
     batch_size: int = 8,

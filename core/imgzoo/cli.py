@@ -21,12 +21,16 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgzoo import __version__, hookspecs, plugins, registry
 from imgzoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from imgzoo.pipeline import Pipeline
+    from imgzoo.task import Task
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +100,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--output", help="output file (one input) or directory (default: outputs/TASK)")
     sub.add_argument("--weights", help="registered weights name, a .safetensors path or a URL")
     sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    sub.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    sub.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto (default): bf16 where the hardware computes it natively, else fp32",
+    )
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
     sub.add_argument(
@@ -231,6 +240,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{info.name}: {info.description}")
     print(f"  plugin: {info.plugin}")
+    print(f"  precision: {_auto_precision_on_cpu()}")
     print("  weights:")
     if not info.weights:
         print("    (none registered: train some with `imgzoo train`)")
@@ -256,6 +266,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
             value = repr(default)
         print(f"    {field} = {value}: {spec.get('description', '')}")
     return 0
+
+
+def _auto_precision_on_cpu() -> str:
+    """What ``--precision auto`` runs on this CPU and why, told without importing torch."""
+    from imgzoo.hardware import cpu_bf16_feature
+
+    feature = cpu_bf16_feature()
+    chosen = f"bf16 (this CPU has {feature})" if feature else "fp32 (this CPU has no native bf16)"
+    return f"auto runs {chosen} on the CPU; bf16 on a CUDA GPU of compute capability 8.0+"
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -326,42 +345,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     overrides = config_module.parse_assignments(args.set, task=args.task)
 
-    from imgzoo import images
-    from imgzoo.errors import InvalidImageError
-    from imgzoo.inputs import check_input
     from imgzoo.pipeline import load
-
-    specs = {spec.name: spec for spec in task_class.extra_inputs}
 
     pipeline = load(
         args.task, args.weights, device=args.device, precision=args.precision, config=args.config, **overrides
     )
-    work = [
-        (path, target, index) for index, ((path, _), target) in enumerate(zip(jobs, targets, strict=True))
-    ]
-    kind = task_class.output_kind
-    written, unreadable = 0, []
-    for start in _progress(range(0, len(jobs), args.batch_size), total=len(jobs), step=args.batch_size):
-        batch: list[tuple[images.Image, Path]] = []
-        extras: dict[str, list[images.Image]] = {name: [] for name in extra_paths}
-        for path, target, index in work[start : start + args.batch_size]:
-            try:
-                image = images.load_image(path)
-                named = {name: _read_named_input(name, paths[index]) for name, paths in extra_paths.items()}
-            except InvalidImageError as error:  # one bad file does not stop the others
-                unreadable.append(str(error))
-                continue
-            for name, extra in named.items():
-                check_input(task_class, specs[name], image, extra)
-                extras[name].append(extra)
-            batch.append((image, target))
-        shown = [image for image, _ in batch]
-        results = pipeline.process(shown, batch_size=args.batch_size, extras=extras)
-        if task_class.wants_alpha:  # the task handled the alpha: its output is final
-            shown = [dataclasses.replace(image, alpha=None) for image in shown]
-        for image, (_, target), result in zip(shown, batch, results, strict=True):
-            images.save_result(target, images.finish_result(result, image, kind), kind)
-            written += 1
+    runner = _FolderRun(pipeline, task_class, extra_paths, batch_size=args.batch_size)
+    written, unreadable = runner.run(list(zip((path for path, _ in jobs), targets, strict=True)))
     # The reasons come before the summary, so that "wrote 0 images" never stands unexplained.
     for problem in unreadable:
         print(f"imgzoo: skipped: {problem}", file=sys.stderr)
@@ -375,6 +365,117 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+class _FolderRun:
+    """``imgzoo run`` over many inputs, reading ahead and writing behind the model.
+
+    A few threads read and decode the next batch and finish and encode the previous one while
+    the model runs the current one (OpenCV releases the GIL while it decodes and encodes, and
+    torch while it computes). Each image's result is made and saved exactly as one at a time
+    would be: the same files with the same bytes; unreadable inputs are reported in input order.
+    """
+
+    IO_THREADS = 2
+    """Enough to keep decoding and encoding off the model's path on a 2-core machine, few enough
+    not to take the cores the model computes on."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        task_class: type[Task],
+        extra_paths: dict[str, list[Path]],
+        *,
+        batch_size: int,
+    ) -> None:
+        self.pipeline = pipeline
+        self.task_class = task_class
+        self.extra_paths = extra_paths
+        self.batch_size = batch_size
+        self.specs = {spec.name: spec for spec in task_class.extra_inputs}
+
+    def run(self, work: list[tuple[Path, Path]]) -> tuple[int, list[str]]:
+        """Run on (input, output file) pairs in order; returns how many were written and why
+        the others could not be read."""
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        starts = range(0, len(work), self.batch_size)
+        written, unreadable = 0, []
+        pool = ThreadPoolExecutor(self.IO_THREADS, thread_name_prefix="imgzoo-io")
+        try:
+            reads: deque[list[Future[Any]]] = deque()
+            writes: deque[Future[None]] = deque()
+
+            def read_ahead(start: int) -> None:
+                indices = range(start, min(start + self.batch_size, len(work)))
+                reads.append([pool.submit(self._read, work[index][0], index) for index in indices])
+
+            # Two batches in flight: the one the model is about to run and the next.
+            for start in starts[:2]:
+                read_ahead(start)
+            for number, start in enumerate(_progress(starts, total=len(work), step=self.batch_size)):
+                batch, extras, problems = self._collect(
+                    reads.popleft(), work[start : start + self.batch_size]
+                )
+                unreadable += problems
+                if number + 2 < len(starts):
+                    read_ahead(starts[number + 2])
+                finishers = self.pipeline.process_deferred(
+                    [image for image, _ in batch], batch_size=self.batch_size, extras=extras
+                )
+                for (image, target), finish in zip(batch, finishers, strict=True):
+                    writes.append(pool.submit(self._write, image, target, finish))
+                # Writing behind by at most two batches bounds the results held in memory; a
+                # failed write stops the run at once.
+                while writes and (writes[0].done() or len(writes) > 2 * self.batch_size):
+                    writes.popleft().result()
+                    written += 1
+            for future in writes:
+                future.result()
+                written += 1
+        finally:
+            # On an error or Ctrl-C, what has not started yet is dropped; what has, finishes.
+            pool.shutdown(cancel_futures=True)
+        return written, unreadable
+
+    def _read(self, path: Path, index: int) -> tuple[Any, dict[str, Any]]:
+        from imgzoo import images
+
+        named = {name: _read_named_input(name, paths[index]) for name, paths in self.extra_paths.items()}
+        return images.load_image(path), named
+
+    def _collect(
+        self, futures: list[Any], work: list[tuple[Path, Path]]
+    ) -> tuple[list[tuple[Any, Path]], dict[str, list[Any]], list[str]]:
+        """A read batch in input order: (image, output file) pairs, the named inputs, and why
+        each unreadable input could not be read (one bad file does not stop the others)."""
+        from imgzoo.errors import InvalidImageError
+        from imgzoo.inputs import check_input
+
+        batch: list[tuple[Any, Path]] = []
+        extras: dict[str, list[Any]] = {name: [] for name in self.extra_paths}
+        problems = []
+        for future, (_, target) in zip(futures, work, strict=True):
+            try:
+                image, named = future.result()
+            except InvalidImageError as error:
+                problems.append(str(error))
+                continue
+            for name, extra in named.items():
+                check_input(self.task_class, self.specs[name], image, extra)
+                extras[name].append(extra)
+            batch.append((image, target))
+        return batch, extras, problems
+
+    def _write(self, image: Any, target: Path, finish: Callable[[], Any]) -> None:
+        from imgzoo import images
+
+        result = finish()  # the task's postprocess, off the model's thread
+        kind = self.task_class.output_kind
+        if self.task_class.wants_alpha:  # the task handled the alpha: its output is final
+            image = dataclasses.replace(image, alpha=None)
+        images.save_result(target, images.finish_result(result, image, kind), kind)
 
 
 def _named_input_paths(

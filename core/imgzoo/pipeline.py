@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from imgzoo.config import build_config
 from imgzoo.errors import TaskBugError, WeightsError, ZooError
 from imgzoo.inputs import read_inputs
 from imgzoo.outputs import WRITABLE_SUFFIXES, plan_outputs
-from imgzoo.runtime import autocast, check_precision, resolve_device
+from imgzoo.runtime import INFERENCE_PRECISIONS, autocast, check_precision, resolve_device, resolve_precision
 from imgzoo.task import Task, TaskConfig
 from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
 
@@ -140,8 +141,13 @@ class Pipeline:
     ) -> None:
         self.task = task
         self.models = dict(models)
+        """The models as built and loaded (what weights files hold)."""
+        self.inference_models = dict(task.prepare_inference(self.models))
+        """What inference runs: the task's :meth:`~imgzoo.Task.prepare_inference` of ``models``,
+        made once here (changes to ``models`` afterwards do not reach it)."""
         self.device = device
-        self.precision = precision
+        self.precision, self.precision_reason = resolve_precision(precision, device)
+        """The precision inference runs at (never ``"auto"``) and, when chosen by ``"auto"``, why."""
         self.weights = weights
         self.tiling: Tiling | None = resolve_tiling(task, tile)
         """Images larger than ``tiling.tile`` run in tiles (None: whole); set with ``load(tile=...)``."""
@@ -157,9 +163,10 @@ class Pipeline:
 
     def __repr__(self) -> str:
         weights = self.weights.name if self.weights else "untrained"
+        why = f" ({self.precision_reason})" if self.precision_reason else ""
         return (
             f"Pipeline(task={self.task.name!r}, weights={weights!r}, device={self.device}, "
-            f"precision={self.precision!r})"
+            f"precision={self.precision!r}{why})"
         )
 
     def __call__(
@@ -208,13 +215,35 @@ class Pipeline:
         :func:`imgzoo.inputs.read_inputs`); returns HxWxC arrays, one per image, as
         ``postprocess`` made them (not yet clipped, alpha not put back): float32, or uint8 from
         a task that ``takes_stored_pixels``."""
+        finishers = self.process_deferred(inputs, batch_size=batch_size, extras=extras)
         try:
-            results = self._process(inputs, extras or {}, batch_size)
+            return [finish() for finish in finishers]
         except MemoryError as error:
             raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
-        for image, result in zip(inputs, results, strict=True):
-            self._check_result(image, result)
-        return results
+
+    def process_deferred(
+        self,
+        inputs: list[_images.Image],
+        *,
+        batch_size: int = 8,
+        extras: Mapping[str, list[_images.Image]] | None = None,
+    ) -> list[Callable[[], np.ndarray]]:
+        """:meth:`process` in two halves: runs the model now, and returns one function per image
+        that postprocesses its result and holds it to the task's declarations when called. The
+        functions may be called from other threads, so that postprocessing overlaps the next
+        batch's forward pass."""
+        try:
+            pending = self._process(inputs, extras or {}, batch_size)
+        except MemoryError as error:
+            raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
+        return [
+            functools.partial(self._finish, image, make) for image, make in zip(inputs, pending, strict=True)
+        ]
+
+    def _finish(self, image: _images.Image, make: Callable[[], np.ndarray]) -> np.ndarray:
+        result = make()
+        self._check_result(image, result)
+        return result
 
     def run_batch(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """The task's forward pass on preprocessed inputs of one shape (1xCxHxW each), batched;
@@ -223,16 +252,18 @@ class Pipeline:
 
     def _process(
         self, inputs: list[_images.Image], extras: Mapping[str, list[_images.Image]], batch_size: int
-    ) -> list[np.ndarray]:
+    ) -> list[Callable[[], np.ndarray]]:
+        """Run the model on every input; one postprocessing function per input, in order."""
         task = self.task
         # Computed for images that run whole only: a tiled image is converted one tile at a time.
         arguments: dict[int, tuple[np.ndarray, dict[str, np.ndarray | None]]] = {}
-        results: list[np.ndarray | None] = [None] * len(inputs)
+        results: list[Callable[[], np.ndarray] | None] = [None] * len(inputs)
         with torch.inference_mode():
             model_inputs: dict[int, torch.Tensor] = {}
             for index, image in enumerate(inputs):
                 if self.tiling is not None and self.tiling.splits(image.height, image.width):
-                    results[index] = run_tiled(task, image, self.tiling, self._forward, batch_size=batch_size)
+                    tiled = run_tiled(task, image, self.tiling, self._forward, batch_size=batch_size)
+                    results[index] = functools.partial(np.asarray, tiled)
                 else:
                     arguments[index] = self._task_arguments(index, image, extras)
                     model_inputs[index] = self._preprocess(*arguments[index])
@@ -246,7 +277,7 @@ class Pipeline:
                     outputs = self.run_batch([model_inputs[i] for i in chunk])
                     for row, index in enumerate(chunk):
                         pixels, named = arguments[index]
-                        results[index] = np.asarray(task.postprocess(outputs[row], pixels, **named))
+                        results[index] = functools.partial(_postprocess, task, outputs[row], pixels, named)
         return [result for result in results if result is not None]
 
     def _task_arguments(
@@ -297,8 +328,15 @@ class Pipeline:
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The task's forward on a CPU batch, on this pipeline's device and precision; float32 on the CPU."""
         with autocast(self.device, self.precision):
-            outputs = self.task.forward(self.models, batch.to(self.device, non_blocking=True))
+            outputs = self.task.forward(self.inference_models, batch.to(self.device, non_blocking=True))
         return outputs.float().cpu()
+
+
+def _postprocess(
+    task: Task, output: torch.Tensor, pixels: np.ndarray, named: Mapping[str, np.ndarray | None]
+) -> np.ndarray:
+    with torch.inference_mode():
+        return np.asarray(task.postprocess(output, pixels, **named))
 
 
 @dataclass
@@ -353,7 +391,7 @@ def load(
     weights: WeightsArg = None,
     *,
     device: str | torch.device = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     config: str | Path | None = None,
     tile: Tiling | int | bool | None = None,
     **overrides: Any,
@@ -364,8 +402,11 @@ def load(
     ``config``: a TOML/JSON config file; keyword arguments override single config fields.
     ``tile``: the tile side for images larger than it (tasks that declare ``tiling`` only);
     ``None`` for the task's own, ``0``/``False`` to run every image whole.
+    ``precision``: ``"auto"`` runs bf16 where the device computes it natively (a CPU with
+    AVX512-BF16 or AMX, a CUDA GPU of compute capability 8.0+), else fp32; or ``"fp32"``,
+    ``"bf16"``, ``"fp16"``. The pipeline's repr says which runs and why.
     """
-    check_precision(precision)
+    check_precision(precision, allowed=INFERENCE_PRECISIONS)
     task_object, models, located = build_task(task, weights=weights, config_file=config, overrides=overrides)
     if located is None and weights is None:
         warnings.warn(

@@ -9,11 +9,22 @@ from typing import Literal
 import torch
 
 from imgzoo.errors import ZooError
+from imgzoo.hardware import cpu_bf16_feature
 
-__all__ = ["PRECISIONS", "Precision", "autocast", "resolve_device"]
+__all__ = [
+    "INFERENCE_PRECISIONS",
+    "PRECISIONS",
+    "Precision",
+    "auto_precision",
+    "autocast",
+    "resolve_device",
+    "resolve_precision",
+]
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+INFERENCE_PRECISIONS: tuple[str, ...] = ("auto", *PRECISIONS)
+"""What inference accepts: ``"auto"`` picks per device (:func:`auto_precision`)."""
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -42,10 +53,36 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def check_precision(precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise ZooError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+def check_precision(precision: str, *, allowed: tuple[str, ...] = PRECISIONS) -> str:
+    if precision not in allowed:
+        raise ZooError(f"unknown precision {precision!r}: use one of {', '.join(allowed)}")
     return precision
+
+
+def auto_precision(device: torch.device) -> tuple[str, str]:
+    """(precision, why) for ``precision="auto"``: bf16 where ``device`` computes it natively
+    (a CPU with AVX512-BF16 or AMX, a CUDA GPU of compute capability 8.0 or newer), fp32
+    elsewhere; emulated bf16 would be slower than fp32. Never fp16: it can overflow, so it is
+    only used when asked for."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        if major >= 8:
+            return "bf16", f"auto: this GPU has compute capability {major}.{minor}"
+        return "fp32", f"auto: this GPU's compute capability {major}.{minor} is below 8.0, no native bf16"
+    if device.type == "cpu":
+        feature = cpu_bf16_feature()
+        if feature is not None:
+            return "bf16", f"auto: this CPU has {feature}"
+        return "fp32", "auto: this CPU has no native bf16 (AVX512-BF16 or AMX)"
+    return "fp32", f"auto: bf16 is not known to be native on {device.type}"
+
+
+def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
+    """The precision inference runs at and, for ``"auto"``, why."""
+    check_precision(precision, allowed=INFERENCE_PRECISIONS)
+    if precision == "auto":
+        return auto_precision(device)
+    return precision, None
 
 
 @contextlib.contextmanager

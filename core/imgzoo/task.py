@@ -171,6 +171,13 @@ class Task:
         raise NotImplementedError(f"task {self.name!r} must implement build_models()")
 
     # ── inference ─────────────────────────────────────────────────────────────────────────
+    def prepare_inference(self, models: Mapping[str, torch.nn.Module]) -> Mapping[str, torch.nn.Module]:
+        """The models inference runs, given the loaded ones in eval mode on their device; called
+        once when a pipeline is made. Override to return faster equivalents (batch norm folded
+        into the convolutions, say) as new modules: the given ones must stay as they are, for
+        training and for saving weights. The default returns them unchanged."""
+        return models
+
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """The (height, width) of the output for an input of this size: ``scale`` times it.
         Override for any other geometry (a fixed-size output, padding to a multiple)."""

@@ -87,6 +87,16 @@ class Edges2PhotoTask(Task):
         }
 
     # ── inference ─────────────────────────────────────────────────────────────────────────
+    def prepare_inference(self, models: Mapping[str, torch.nn.Module]) -> Mapping[str, torch.nn.Module]:
+        from imgzoo_edges2photo.unet import UNetGenerator
+
+        generator = models["generator"]
+        # A generator still in training mode normalises with batch statistics, which a folded
+        # copy could not reproduce: it runs as it is.
+        if not isinstance(generator, UNetGenerator) or generator.training:
+            return models
+        return {**models, "generator": generator.fused_for_inference()}
+
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         import cv2
         import numpy as np

@@ -18,17 +18,21 @@ further out. Inputs must have sides divisible by ``2**num_downs``; the task pads
 
 from __future__ import annotations
 
-from typing import Literal
+import copy
+from typing import Literal, cast
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from imgzoo import Model
+from imgzoo.errors import ZooError
 
 __all__ = [
     "DROPOUT_LEVELS",
+    "FusedUNet",
     "Norm",
     "UNetConfig",
     "UNetGenerator",
@@ -96,16 +100,123 @@ class UNetGenerator(Model):
         return int(2 ** len(self.encoder))
 
     def forward(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
-        skips = []
-        for down in self.encoder:
-            x = down(x)
-            skips.append(x)
-        skips.pop()  # the bottleneck feeds the decoder directly, not through a skip
+        x, skips = _encode(self.encoder, x)
         x = self.decoder[0](x, sample)
         for up in self.decoder[1:]:
             x = up(torch.cat([x, skips.pop()], dim=1), sample)
         return x
+
+    def fused_for_inference(self) -> FusedUNet:
+        """A copy for inference that computes this model's eval-mode outputs faster; this
+        model is left as it is (see :class:`FusedUNet`)."""
+        return FusedUNet(self)
+
+
+class FusedUNet(nn.Module):
+    """The inference form of an eval-mode :class:`UNetGenerator`: same outputs (to float
+    rounding), ``forward(x, sample=False)`` as there, never trained.
+
+    * Batch norm, an affine map once its statistics are frozen, is folded into the weights and
+      bias of the convolution before it: one pass over each feature map less.
+    * No skip concatenation: a transposed convolution of ``cat([x, skip])`` is the sum of one
+      over ``x`` and one over ``skip``, each with its half of the weights. The sum accumulates in
+      place, where the concatenation copied both halves (channel-interleaved in NHWC) first.
+    * NHWC throughout, which oneDNN runs fastest here in fp32 and bf16 alike (the benchmark in
+      tests/benchmarks/test_edges2photo_bench.py measures both layouts).
+    """
+
+    def __init__(self, generator: UNetGenerator) -> None:
+        super().__init__()
+        if generator.training:
+            raise ZooError(
+                "edges2photo: only an eval-mode generator can be fused (batch norm must use its running "
+                "statistics); call .eval() on it first"
+            )
+        source = copy.deepcopy(generator)
+        self.encoder = nn.ModuleList(_fold_sequential(cast(nn.Sequential, level)) for level in source.encoder)
+        ups = [cast(_Up, up) for up in source.decoder]
+        innermost = ups[0]
+        self.bottleneck_up = _fold(innermost.conv, innermost.norm, transpose=True)
+        self.bottleneck_norm = _left_after_folding(innermost.norm)
+        self.from_below = nn.ModuleList()
+        self.from_skip = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for up in ups[1:]:
+            folded = _fold(up.conv, up.norm, transpose=True)
+            below, skip = _split_transposed(folded, up.conv.in_channels // 2)
+            self.from_below.append(below)
+            self.from_skip.append(skip)
+            self.norms.append(_left_after_folding(up.norm))
+        self.dropouts: list[float] = [up.dropout for up in ups]
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
+        self.eval().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        x, skips = _encode(self.encoder, x)
+        x = self._dropout(self.bottleneck_norm(self.bottleneck_up(F.relu(x))), 0, sample)
+        levels = zip(self.from_below, self.from_skip, self.norms, strict=True)
+        for level, (below, from_skip, norm) in enumerate(levels, start=1):
+            # Not in place on the skip: the encoder's next level still reads it.
+            x = below(F.relu(x, inplace=True)).add_(from_skip(F.relu(skips.pop())))
+            x = self._dropout(norm(x), level, sample)
+        return torch.tanh(x)
+
+    def _dropout(self, x: torch.Tensor, level: int, sample: bool) -> torch.Tensor:
+        rate = self.dropouts[level]
+        return F.dropout(x, rate, training=True) if sample and rate > 0 else x
+
+
+def _encode(encoder: nn.ModuleList, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The encoder's bottleneck output, and the outputs of the levels above it for the skips."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    skips = []
+    for down in encoder:
+        x = down(x)
+        skips.append(x)
+    skips.pop()  # the bottleneck feeds the decoder directly, not through a skip
+    return x, skips
+
+
+def _fold(conv: nn.Module, norm: nn.Module, *, transpose: bool = False) -> nn.Module:
+    """``conv`` with the batch norm after it folded in; as it is when ``norm`` is another kind."""
+    if isinstance(norm, nn.BatchNorm2d):
+        assert isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d))
+        return fuse_conv_bn_eval(conv, norm, transpose=transpose)
+    return conv
+
+
+def _left_after_folding(norm: nn.Module) -> nn.Module:
+    """What still runs after the convolution once batch norm is folded: instance norm, nothing else."""
+    return nn.Identity() if isinstance(norm, nn.BatchNorm2d) else norm
+
+
+def _fold_sequential(level: nn.Sequential) -> nn.Sequential:
+    """An encoder level (activation, convolution, norm) with its norm folded into the convolution."""
+    layers = list(level)
+    if len(layers) >= 2 and isinstance(layers[-1], nn.BatchNorm2d):
+        layers[-2:] = [_fold(layers[-2], layers[-1])]
+    return nn.Sequential(*layers)
+
+
+def _split_transposed(conv: nn.Module, channels: int) -> tuple[nn.ConvTranspose2d, nn.ConvTranspose2d]:
+    """Two transposed convolutions whose outputs sum to ``conv``'s on ``cat([a, b])``, where ``a``
+    has ``channels`` channels: the first takes ``conv``'s bias, the second has none."""
+    assert isinstance(conv, nn.ConvTranspose2d)
+    halves = []
+    for weight, bias in ((conv.weight[:channels], conv.bias), (conv.weight[channels:], None)):
+        half = nn.ConvTranspose2d(
+            weight.shape[0],
+            conv.out_channels,
+            conv.kernel_size,  # type: ignore[arg-type]  # a tuple of ints, as the constructor takes
+            stride=conv.stride,  # type: ignore[arg-type]
+            padding=conv.padding,  # type: ignore[arg-type]
+            bias=bias is not None,
+        )
+        half.weight = nn.Parameter(weight.detach().clone())
+        if bias is not None:
+            half.bias = nn.Parameter(bias.detach().clone())
+        halves.append(half.to(conv.weight.device))
+    return halves[0], halves[1]
 
 
 class _Down(nn.Sequential):

@@ -1,0 +1,29 @@
+"""What the CPU computes natively, read without importing torch (``imgzoo info`` reports it)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+__all__ = ["cpu_bf16_feature"]
+
+# The flags Linux lists for native bf16 arithmetic, with the names users know.
+_BF16_FLAGS = (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16"))
+_CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.cache
+def cpu_bf16_feature() -> str | None:
+    """The CPU features that compute bf16 natively (``"AVX512-BF16 and AMX-BF16"``), or None
+    where there are none or it cannot be told (no ``/proc/cpuinfo``: macOS, Windows)."""
+    try:
+        text = _CPUINFO.read_text(errors="replace")
+    except OSError:
+        return None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+            break  # every core of one machine lists the same flags
+    found = [name for flag, name in _BF16_FLAGS if flag in flags]
+    return " and ".join(found) or None

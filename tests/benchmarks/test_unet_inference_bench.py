@@ -1,0 +1,141 @@
+"""Speed of the edges2photo generator as inference runs it (pytest-benchmark; not part of the
+default run)::
+
+    OMP_NUM_THREADS=1 python -m pytest tests/benchmarks/test_unet_inference_bench.py \\
+        -p no:cacheprovider --benchmark-enable -s
+
+The shipped weights, one thread, at 256x256 and 1024x1024: the fused generator the pipeline
+runs (:class:`~imgzoo_edges2photo.unet.FusedUNet`) against the generator as trained, in fp32 and
+bf16, and against ONNX Runtime running the trained generator's graph (fp32; ONNX Runtime has no
+bf16 convolutions on the CPU). Without ``onnxruntime`` and ``onnx`` installed, the ONNX Runtime
+figure is skipped with the reason printed. Each figure is a time ratio measured in the same
+run, candidates interleaved so that load on a shared machine hits them alike.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+import warnings
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+
+import imgzoo
+from imgzoo_edges2photo.unet import FusedUNet, UNetGenerator
+
+ROUNDS = 5
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Figures for one core: comparable between runs on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def generator() -> UNetGenerator:
+    model = imgzoo.load("edges2photo", precision="fp32").model
+    assert isinstance(model, UNetGenerator)
+    return model
+
+
+class _Deterministic(torch.nn.Module):
+    """The generator with ``sample`` fixed, so that the exporter sees one input."""
+
+    def __init__(self, generator: UNetGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator(x, False)
+
+
+def onnx_runtime(generator: UNetGenerator, size: int) -> Callable[[torch.Tensor], object] | str:
+    """The trained generator's graph in an ONNX Runtime session on one thread, or why not."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "onnxruntime is not installed (pip install onnxruntime onnx)"
+    buffer = io.BytesIO()
+    example = torch.zeros(1, 3, size, size)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Deterministic(generator).eval(), (example,), buffer, dynamo=False)
+    except ImportError as error:
+        return f"the ONNX export needs {error.name or 'onnx'} (pip install onnx)"
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x.numpy()})
+
+
+def _timed(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], object]:
+    def run() -> object:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model(x)
+
+    return run
+
+
+def _median_seconds(function: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _interleaved(candidates: dict[str, Callable[[], object]], *, repeats: int) -> dict[str, list[float]]:
+    """Each candidate's median time per round, rounds alternating between the candidates."""
+    for function in candidates.values():
+        function()  # warm-up: oneDNN picks and caches its kernels on the first call
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(ROUNDS):
+        for name, function in candidates.items():
+            times[name].append(_median_seconds(function, repeats))
+    return times
+
+
+def _ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    return statistics.median(a / b for a, b in zip(times[numerator], times[denominator], strict=True))
+
+
+@pytest.mark.parametrize("size", [256, 1024])
+@torch.inference_mode()
+def test_fused_generator_against_trained_and_onnx_runtime(generator: UNetGenerator, size: int) -> None:
+    fused = generator.fused_for_inference()
+    assert isinstance(fused, FusedUNet)
+    x = torch.rand(1, 3, size, size) * 2 - 1
+    torch.testing.assert_close(fused(x), generator(x), atol=1e-4, rtol=1e-4)
+    runtime = onnx_runtime(generator, size)
+    repeats = 5 if size <= 256 else 2
+    print(
+        f"\nedges2photo generator (shipped weights, ngf={generator.config.ngf}) at {size}x{size}, one thread:"
+    )
+    for precision in ("fp32", "bf16"):
+        bf16 = precision == "bf16"
+
+        candidates = {"trained": _timed(generator, x, bf16), "fused": _timed(fused, x, bf16)}
+        if not bf16 and not isinstance(runtime, str):
+            candidates["onnxruntime"] = lambda: runtime(x)
+        times = _interleaved(candidates, repeats=repeats)
+        shown = ", ".join(f"{name} {statistics.median(t) * 1000:.1f} ms" for name, t in times.items())
+        print(f"  {precision}: {shown}")
+        print(f"  {precision}: fused is {_ratio(times, 'trained', 'fused'):.2f}x faster than trained")
+        if "onnxruntime" in times:
+            faster = _ratio(times, "onnxruntime", "fused")
+            print(f"  {precision}: fused is {faster:.2f}x faster than ONNX Runtime")
+        elif not bf16:
+            print(f"  {precision}: ONNX Runtime skipped: {runtime}")
+        # The gain is a few percent, the noise of a shared machine about as much: only a clear
+        # loss fails.
+        assert _ratio(times, "trained", "fused") >= 0.95

@@ -186,6 +186,40 @@ def test_the_inpainting_task_runs_on_the_command_line(
     assert code == 0 and load_image(out).pixels.shape == (6, 7, 3)
 
 
+def test_a_named_input_is_never_replaced_by_a_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The mask sits where the result would go: even --overwrite may not replace an input.
+    save_image(tmp_path / "photo.png", _picture(6, 7))
+    (tmp_path / "out").mkdir()
+    mask = tmp_path / "out" / "photo.png"
+    cv2.imwrite(str(mask), np.full((6, 7), 255, np.uint8))
+    before = mask.read_bytes()
+    with pytest.raises(imgzoo.ZooError, match="would replace its input"):
+        imgzoo.run(
+            "toy-inpaint",
+            tmp_path / "photo.png",
+            mask=mask,
+            output=tmp_path / "out",
+            overwrite=True,
+            weights=False,
+        )
+    code, err = _cli(
+        capsys,
+        "toy-inpaint",
+        str(tmp_path / "photo.png"),
+        "--input",
+        f"mask={mask}",
+        "--weights",
+        "none",
+        "-o",
+        str(tmp_path / "out"),
+        "--overwrite",
+    )
+    assert code == 1 and "would replace its input" in err
+    assert mask.read_bytes() == before
+
+
 def test_a_folder_of_masks_pairs_with_a_folder_of_images(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

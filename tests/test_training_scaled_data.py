@@ -33,19 +33,22 @@ class UpscaleTask(imgzoo.Task):
     description = "2x enlargement (test task)"
     Config = InvertConfig
     scale = 2
+    extra_inputs = (imgzoo.InputSpec("mask", "1 where the picture is blanked", channels=1, required=False),)
     # The (input, target) sizes and named inputs make_pair received, for the tests to inspect.
     seen: ClassVar[list[tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]]] = []
 
     def build_models(self) -> dict[str, Model]:
         return {"model": PixelNet(PixelNetConfig())}
 
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        return to_tensor(image)[None]
+    def preprocess(self, image: np.ndarray, mask: np.ndarray | None = None) -> torch.Tensor:
+        return to_tensor(image if mask is None else image * (1 - mask))[None]
 
     def forward(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
         return models["model"](F.interpolate(inputs, scale_factor=self.scale, mode="nearest"))
 
-    def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
+    def postprocess(
+        self, output: torch.Tensor, image: np.ndarray, mask: np.ndarray | None = None
+    ) -> np.ndarray:
         return output.clamp(0, 1).permute(1, 2, 0).numpy()
 
     def augmentations(self) -> dict[str, Any]:
@@ -93,6 +96,9 @@ def write_pairs(root: Path, *, count: int = 6, small: int = 12, large: int = 24)
 
 def test_trains_on_paired_folders_at_the_task_scale_with_a_named_input(tmp_path: Path) -> None:
     data = write_pairs(tmp_path / "pairs")
+    # Folders the task does not name are left alone, however few of the pairs they hold.
+    for stray in ("__MACOSX", "thumbs"):
+        save_image(data / stray / "0.png", np.zeros((3, 3, 3), np.float32))
     result = imgzoo.train(
         "upscale2-test",
         f"paired:{data}",

@@ -342,6 +342,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         overwrite_hint="--overwrite",
         suffixes=(".npy",) if is_map else WRITABLE_SUFFIXES,
+        also_read=[path for paths in extra_paths.values() for path in paths],
     )
     overrides = config_module.parse_assignments(args.set, task=args.task)
 

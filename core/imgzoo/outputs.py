@@ -9,6 +9,7 @@ module imports neither torch nor OpenCV.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def plan_outputs(
     overwrite: bool,
     overwrite_hint: str,
     suffixes: Sequence[str] = WRITABLE_SUFFIXES,
+    also_read: Sequence[Path] = (),
 ) -> list[Path]:
     """The file each result goes to, one per input, or a ZooError saying why the run is refused.
 
@@ -35,13 +37,15 @@ def plan_outputs(
     files (None for an input that is not a file). ``overwrite_hint`` tells the user how to allow
     replacing existing files (``--overwrite``, ``overwrite=True``). ``suffixes``: the formats the
     results can be written in (``.npy`` alone for a task whose outputs are float maps).
+    ``also_read``: other files the run reads (a task's named inputs, such as masks), which no
+    result may replace either.
     """
     text = os.fspath(output)
     if "\x00" in text:
         raise ZooError(f"the output path {text!r} contains a NUL byte: give a valid path")
     targets = _targets(text, names, suffixes)
     _refuse_shared_targets(targets, sources)
-    _refuse_replacing(targets, sources, overwrite=overwrite, overwrite_hint=overwrite_hint)
+    _refuse_replacing(targets, [*sources, *also_read], overwrite=overwrite, overwrite_hint=overwrite_hint)
     return targets
 
 
@@ -65,9 +69,9 @@ def _targets(output: str, names: Sequence[str], suffixes: Sequence[str]) -> list
 
 
 def _refuse_shared_targets(targets: Sequence[Path], sources: Sequence[Path | None]) -> None:
-    claimed: dict[Path, Path | None] = {}
+    claimed: dict[str, Path | None] = {}
     for target, source in zip(targets, sources, strict=True):
-        key = Path(os.path.abspath(target))
+        key = _file_key(target)
         if key in claimed:
             first = claimed[key]
             if first is not None and source is not None and _same_file(first, source):
@@ -103,6 +107,13 @@ def _refuse_replacing(
             f"{existing[0]}{others} already exist: pass {overwrite_hint} to replace them, "
             "or choose another output"
         )
+
+
+def _file_key(path: Path) -> str:
+    """A key under which two names of one future file are equal. Windows' and macOS's usual file
+    systems ignore case, so ``Cat.png`` and ``cat.png`` are one file there."""
+    key = os.path.normcase(os.path.abspath(path))  # normcase folds case on Windows
+    return key.casefold() if sys.platform == "darwin" else key
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -382,6 +382,7 @@ def prepare_call(
             overwrite=overwrite,
             overwrite_hint="overwrite=True",
             suffixes=(_images.MAP_SUFFIX,) if is_map else WRITABLE_SUFFIXES,
+            also_read=[item.path for items in extras.values() for item in items if item.path is not None],
         )
     return PreparedCall(images, spec, targets, batch_size, extras)
 

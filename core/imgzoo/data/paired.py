@@ -8,7 +8,7 @@ header reader are decoded), so inconsistent data fails before training starts, n
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +33,8 @@ _MAX_NAMES_LISTED = 5
 class PairedFolders(SkipsUnreadableFiles):
     """Inputs in ``root/A/``, targets in ``root/B/``, partners matched by relative path without
     extension (``A/x.png`` pairs with ``B/x.jpg``). Every other folder of ``root``
-    (``root/mask/``, say) holds one more named picture per pair, matched the same way.
+    named in ``inputs`` (``root/mask/``, say; every folder when ``inputs`` is None) holds one
+    more named picture per pair, matched the same way; other folders are left alone.
 
     ``B/`` images are ``scale`` times larger per side than their ``A/`` partners (the task's
     `Task.scale`: 1, the same size, unless the task enlarges); a named folder's images are the
@@ -44,7 +45,9 @@ class PairedFolders(SkipsUnreadableFiles):
     relative path).
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, scale: int = 1) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, scale: int = 1, inputs: Collection[str] | None = None
+    ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
         self.scale = scale
@@ -59,11 +62,15 @@ class PairedFolders(SkipsUnreadableFiles):
                     f"{self.root / side} is missing",
                     path=self.root,
                 )
-        #: The named folders besides A/ and B/, in the order of their names.
+        #: The named folders read besides A/ and B/, in the order of their names. Folders the
+        #: task does not name (thumbnails, an unzipper's __MACOSX/) are none of its business.
         self.input_names: list[str] = sorted(
             entry.name
             for entry in self.root.iterdir()
-            if entry.is_dir() and entry.name not in ("A", "B") and not entry.name.startswith(".")
+            if entry.is_dir()
+            and entry.name not in ("A", "B", "__MACOSX")
+            and not entry.name.startswith(".")
+            and (inputs is None or entry.name in inputs)
         )
         folders = {name: _by_key(find_images(self.root / name)) for name in ("A", "B", *self.input_names)}
         self._require_partners(folders)

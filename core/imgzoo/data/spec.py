@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,10 @@ from imgzoo.data.folder import ImageFolder
 from imgzoo.data.paired import AlignedPairs, PairedFolders
 from imgzoo.errors import DataError, PluginError
 
-_FOLDER_KINDS: dict[str, Callable[[Path, int], Dataset]] = {
-    "folder": lambda path, scale: ImageFolder(path),
-    "paired": lambda path, scale: PairedFolders(path, scale=scale),
-    "aligned": lambda path, scale: _aligned_pairs(path, scale),
+_FOLDER_KINDS: dict[str, Callable[[Path, int, Collection[str] | None], Dataset]] = {
+    "folder": lambda path, scale, inputs: ImageFolder(path),
+    "paired": lambda path, scale, inputs: PairedFolders(path, scale=scale, inputs=inputs),
+    "aligned": lambda path, scale, inputs: _aligned_pairs(path, scale),
 }
 #: The field of every task's config (imgzoo.TaskConfig) that a named dataset's ``resolution`` is.
 RESOLUTION_FIELD = "image_size"
@@ -44,6 +44,7 @@ def open_dataset(
     resolution: int,
     seed: int = 0,
     scale: int = 1,
+    inputs: Collection[str] | None = None,
     factories: Mapping[str, DatasetFactory] | None = None,
 ) -> Dataset:
     """The dataset a spec names (see the module docstring for the forms).
@@ -53,19 +54,20 @@ def open_dataset(
     ``true``/``false`` are passed as such. Folders yield full-size images: sizing them to
     ``resolution`` is the job of :class:`~imgzoo.data.PairTransform`. ``scale`` is the task's
     `Task.scale`: paired folders are checked against it when opened, and side-by-side files,
-    whose halves are one size, need it to be 1. ``factories`` defaults to the datasets
-    registered by installed plugins. Raises DataError for anything else.
+    whose halves are one size, need it to be 1. ``inputs``: the task's named inputs, the only
+    folders of paired data read besides ``A/`` and ``B/`` (None: every folder). ``factories``
+    defaults to the datasets registered by installed plugins. Raises DataError for anything else.
     """
     kind, _, rest = spec.partition(":")
     if kind in _FOLDER_KINDS:
         if not rest:
             raise DataError(f"data spec {spec!r} needs a folder after the colon: {kind}:PATH")
-        return _FOLDER_KINDS[kind](Path(rest).expanduser(), scale)
+        return _FOLDER_KINDS[kind](Path(rest).expanduser(), scale, inputs)
 
     path = Path(spec).expanduser()
     if path.is_dir():
         if (path / "A").is_dir() and (path / "B").is_dir():
-            return PairedFolders(path, scale=scale)
+            return PairedFolders(path, scale=scale, inputs=inputs)
         return ImageFolder(path)
     if path.exists():
         raise DataError(

@@ -109,7 +109,11 @@ def train(
 
     if isinstance(data, str):
         dataset = open_dataset(
-            data, resolution=task_object.config.image_size, seed=train_config.seed, scale=task_object.scale
+            data,
+            resolution=task_object.config.image_size,
+            seed=train_config.seed,
+            scale=task_object.scale,
+            inputs=[spec.name for spec in task_object.extra_inputs],
         )
     else:
         dataset, data = data, repr(data)
@@ -209,7 +213,8 @@ def evaluate(
         warnings.warn(f"task {task!r} has no weights to load: evaluating an untrained model", stacklevel=2)
     if isinstance(data, str):
         size, scale = resolution or task_object.config.image_size, task_object.scale
-        dataset, spec = open_dataset(data, resolution=size, seed=0, scale=scale), data
+        inputs = [spec.name for spec in task_object.extra_inputs]
+        dataset, spec = open_dataset(data, resolution=size, seed=0, scale=scale, inputs=inputs), data
     else:
         dataset, spec = data, repr(data)
     available = len(dataset)

@@ -333,8 +333,10 @@ class Trainer:
             # split and say nothing about the run.
             if step % cfg.eval_every == 0 and step > self.evaluated_step:
                 self._evaluate_and_report()
-            if step > start and step % cfg.checkpoint_every == 0 and group.is_main:
-                self._save_checkpoint()
+            if step > start and step % cfg.checkpoint_every == 0:
+                # Main writes; a failure there (weights no longer finite, a full disk) stops
+                # every process at once instead of leaving them in the next collective.
+                distributed.check_on_main(self._save_checkpoint, group, self.device)
 
             # ── forward / backward: the task's step. Clip, step and zero grads happen in
             #    ctx.optimize -> _apply_gradients, as each optimizer's accumulation window closes ──

@@ -241,6 +241,36 @@ def test_a_folder_of_masks_pairs_with_a_folder_of_images(
     assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
 
 
+def test_a_bad_mask_among_many_skips_its_image_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, mask_size in (("a", (6, 7)), ("b", (3, 3))):
+        save_image(tmp_path / "photos" / f"{name}.png", _picture(6, 7))
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "masks" / f"{name}.png"), np.zeros(mask_size, np.uint8))
+    argv = [str(tmp_path / "photos"), "--input", f"mask={tmp_path / 'masks'}", "--weights", "none"]
+    code, err = _cli(capsys, "toy-inpaint", *argv, "-o", str(tmp_path / "out"))
+    assert code == 1 and [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+    assert err.startswith("imgzoo: skipped: ") and "is 3x3, but must have the size of its image" in err
+    assert err.splitlines()[-1] == "imgzoo: error: 1 of 2 inputs could not be read; the other 1 were written"
+
+
+def test_the_tile_option_goes_with_named_inputs() -> None:
+    image, mask = _picture(8, 9), np.zeros((8, 9), np.uint8)
+    whole = imgzoo.run("toy-inpaint", image, mask=mask, weights=False, tile=0)
+    np.testing.assert_allclose(whole, image, atol=1e-6)  # nothing masked: nothing changes
+
+
+def test_tiling_may_not_be_declared_by_a_task_that_cannot_be_cut() -> None:
+    uncuttable = type(
+        "Uncuttable", (ToyInpaintTask,), {"name": "uncuttable", "tiling": imgzoo.Tiling(tile=32, overlap=8)}
+    )
+    with pytest.warns(RuntimeWarning, match=r"tiling cuts the image alone"):
+        _register(uncuttable)
+        imgzoo.list_tasks()
+    assert "uncuttable" not in imgzoo.list_tasks()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -48,7 +48,7 @@ def run(
     task_class = plugins.get_task_class(task)  # a misspelled task is reported before any image is read
     input_names = {spec.name for spec in task_class.extra_inputs}
     if input_names:  # for a task with inputs, a stray keyword may be either: name both lists
-        strays = set(options) - input_names - set(task_class.Config.model_fields)
+        strays = set(options) - input_names - set(task_class.Config.model_fields) - {"tile"}
         if strays:
             stray = sorted(strays)[0]
             raise InputError(

@@ -394,10 +394,12 @@ class _FolderRun:
         self.extra_paths = extra_paths
         self.batch_size = batch_size
         self.specs = {spec.name: spec for spec in task_class.extra_inputs}
+        self.single = False  # whether the run is over one input (set by run())
 
     def run(self, work: list[tuple[Path, Path]]) -> tuple[int, list[str]]:
         """Run on (input, output file) pairs in order; returns how many were written and why
         the others could not be read."""
+        self.single = len(work) == 1
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -451,7 +453,7 @@ class _FolderRun:
     ) -> tuple[list[tuple[Any, Path]], dict[str, list[Any]], list[str]]:
         """A read batch in input order: (image, output file) pairs, the named inputs, and why
         each unreadable input could not be read (one bad file does not stop the others)."""
-        from imgzoo.errors import InvalidImageError
+        from imgzoo.errors import InputError, InvalidImageError
         from imgzoo.inputs import check_input
 
         batch: list[tuple[Any, Path]] = []
@@ -460,11 +462,17 @@ class _FolderRun:
         for future, (_, target) in zip(futures, work, strict=True):
             try:
                 image, named = future.result()
+                for name, extra in named.items():
+                    check_input(self.task_class, self.specs[name], image, extra)
             except InvalidImageError as error:
                 problems.append(str(error))
                 continue
+            except InputError as error:
+                if self.single:  # one image: its mask's problem is the run's, in one line
+                    raise
+                problems.append(str(error))  # among many: it skips its image only, as above
+                continue
             for name, extra in named.items():
-                check_input(self.task_class, self.specs[name], image, extra)
                 extras[name].append(extra)
             batch.append((image, target))
         return batch, extras, problems

@@ -41,7 +41,7 @@ __all__ = ["RESERVED_INPUT_NAMES", "InputSpec", "StepContext", "Task", "TaskConf
 OutputKind = Literal["image", "map"]
 
 RESERVED_INPUT_NAMES = frozenset(
-    {"task", "image", "weights", "device", "precision", "output", "overwrite", "batch_size", "config"}
+    {"task", "image", "weights", "device", "precision", "output", "overwrite", "batch_size", "config", "tile"}
 )
 """Keyword arguments of ``imgzoo.run``/``imgzoo.load`` themselves: no input may take these names."""
 
@@ -313,9 +313,12 @@ def declaration_problems(task_class: type[Task]) -> list[str]:
                 "output_channels must be None, 1, 3 or 4 for an image, or a positive int for a map; "
                 f"got {channels!r}"
             )
-    if task_class.tiling is not None and (task_class.extra_inputs or task_class.wants_alpha):
+    if task_class.tiling is not None and (
+        task_class.extra_inputs or task_class.wants_alpha or task_class.takes_stored_pixels
+    ):
         problems.append(
-            "tiling cuts the image alone: a task with extra_inputs or wants_alpha cannot declare it"
+            "tiling cuts the image alone, into float tiles: a task with extra_inputs, wants_alpha "
+            "or takes_stored_pixels cannot declare it"
         )
     fields = set(task_class.Config.model_fields)
     seen: set[str] = set()

@@ -366,8 +366,9 @@ class Edges2PhotoConfig(TaskConfig):
         1024,
         ge=16,
         le=16384,
-        description="Inputs with a longer side are shrunk to it for the generator, and the result resized "
-        "back: this bounds time and memory on huge images.",
+        description="Inputs (or tiles) with a longer side are shrunk to it for the generator, and the "
+        "result resized back. Images above 1024 px run in tiles of 1024 at their own resolution, so "
+        "this matters with tiling off (tile=0); set below 1024, it shrinks each tile.",
     )
 
     @model_validator(mode="before")

@@ -156,8 +156,8 @@ class FusedUNet(nn.Module):
         x = self._dropout(self.bottleneck_norm(self.bottleneck_up(F.relu(x))), 0, sample)
         levels = zip(self.from_below, self.from_skip, self.norms, strict=True)
         for level, (below, from_skip, norm) in enumerate(levels, start=1):
-            # Not in place on the skip: the encoder's next level still reads it.
-            x = below(F.relu(x, inplace=True)).add_(from_skip(F.relu(skips.pop())))
+            # In place on the skip too: the encoder has finished, and nothing else reads it.
+            x = below(F.relu(x, inplace=True)).add_(from_skip(F.relu(skips.pop(), inplace=True)))
             x = self._dropout(norm(x), level, sample)
         return torch.tanh(x)
 

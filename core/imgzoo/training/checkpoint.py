@@ -25,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import uuid
 import warnings
 from pathlib import Path
@@ -173,9 +174,11 @@ def write_best_checkpoint(
     target = write_checkpoint(best.parent / f"best-{step:08d}-{uuid.uuid4().hex[:8]}", tensors, state)
     link = best.parent / f".tmp-best-link-{uuid.uuid4().hex[:8]}"
     try:
+        if sys.platform == "win32":  # Windows will not rename a link over a directory link
+            raise NotImplementedError
         os.symlink(target.name, link, target_is_directory=True)
     except (OSError, NotImplementedError):
-        # No links here (Windows without the privilege): a folder, replaced by two renames.
+        # No links here: a folder, replaced by two renames.
         _replace_folder(target, best)
         return best
     previous = os.readlink(best) if best.is_symlink() else None

@@ -281,3 +281,19 @@ def test_a_task_clash_is_recorded_on_both_plugins(toy_tasks: None) -> None:
         "task 'invert' is also registered by 'twin': unusable",
         "task 'toygan' is also registered by 'twin': unusable",
     ]
+
+
+@pytest.mark.parametrize("variable", ["IMGZOO_PLUGINS", "IMGZOO_DISABLE_PLUGINS"])
+def test_a_plugin_name_that_matches_no_plugin_is_reported(
+    variable: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imgzoo.cli import main
+
+    monkeypatch.setenv(variable, "colorise")
+    plugins.reload_plugins()
+    with pytest.warns(
+        RuntimeWarning, match=rf"{variable} names no installed plugin: 'colorise' \(the plugins are"
+    ):
+        imgzoo.list_tasks()
+    assert main(["list"]) == 0
+    assert f"imgzoo: warning: {variable} names no installed plugin: 'colorise'" in capsys.readouterr().err

@@ -164,6 +164,8 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: Any, *
 def _report_plugin_failures(args: argparse.Namespace) -> None:
     if args.command == "plugins":
         return
+    for problem in plugins.setting_problems():
+        print(f"imgzoo: warning: {problem}", file=sys.stderr)
     for info in plugins.load_errors():
         print(f"imgzoo: warning: plugin {info.name!r} failed to load: {info.error}", file=sys.stderr)
 

@@ -95,17 +95,20 @@ def _refuse_replacing(
             continue
         if target.resolve() in input_locations or _identity(target) in input_identities:
             raise ZooError(
-                f"the result would replace its input {target}: choose an output folder that holds "
-                "none of the inputs"
+                f"the result would replace its input {target}: choose another output file, or a folder "
+                "that holds none of the inputs"
             )
         if target.is_dir():
             raise ZooError(f"cannot write a result to {target}: it is a folder")
         existing.append(target)
     if existing and not overwrite:
-        others = f" and {len(existing) - 1} other output(s)" if len(existing) > 1 else ""
+        if len(existing) == 1:
+            raise ZooError(
+                f"{existing[0]} already exists: pass {overwrite_hint} to replace it, or choose another output"
+            )
         raise ZooError(
-            f"{existing[0]}{others} already exist: pass {overwrite_hint} to replace them, "
-            "or choose another output"
+            f"{existing[0]} and {len(existing) - 1} other output(s) already exist: pass {overwrite_hint} "
+            "to replace them, or choose another output"
         )
 
 

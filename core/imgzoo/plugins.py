@@ -90,6 +90,7 @@ class _Loaded:
     datasets: dict[str, tuple[tuple[DatasetFactory, str], str]] = field(default_factory=dict)
     dataset_conflicts: dict[str, list[str]] = field(default_factory=dict)
     registry_files: list[tuple[Path, str]] = field(default_factory=list)
+    setting_problems: list[str] = field(default_factory=list)
 
 
 _lock = threading.RLock()
@@ -180,6 +181,11 @@ def load_errors() -> list[PluginInfo]:
     return [info for info in _state().plugins.values() if info.status == "failed"]
 
 
+def setting_problems() -> list[str]:
+    """What is wrong with IMGZOO_PLUGINS / IMGZOO_DISABLE_PLUGINS (names that match no plugin)."""
+    return list(_state().setting_problems)
+
+
 # ── loading ───────────────────────────────────────────────────────────────────────────────
 def _state() -> _Loaded:
     global _loaded
@@ -220,6 +226,18 @@ def _load_all() -> _Loaded:
     for name, plugin in _extra_plugins.items():
         module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__qualname__
         candidates.append((PluginInfo(name=name, module=module), functools.partial(_identity, plugin)))
+
+    # A misspelled name would otherwise switch off every plugin (or none) without a word.
+    known = {info.name for info, _ in candidates}
+    for variable, names in ((ENV_ALLOW, allow or set()), (ENV_DENY, deny)):
+        unknown = sorted(names - known)
+        if unknown:
+            problem = (
+                f"{variable} names no installed plugin: {', '.join(map(repr, unknown))} "
+                f"(the plugins are {', '.join(map(repr, sorted(known)))}; see `imgzoo plugins`)"
+            )
+            loaded.setting_problems.append(problem)
+            warnings.warn(problem, RuntimeWarning, stacklevel=2)
 
     for info, load in candidates:
         if info.name in loaded.plugins:  # the same entry point seen twice (e.g. editable + wheel)

@@ -48,6 +48,7 @@ __all__ = [
     "OutputSpec",
     "decode_image",
     "finish_result",
+    "finished_output",
     "load_image",
     "out_of_memory",
     "read_images",
@@ -165,11 +166,20 @@ def read_images(obj: object) -> tuple[list[Image], OutputSpec]:
 def to_output(results: list[np.ndarray], images: list[Image], spec: OutputSpec, kind: str = "image") -> Any:
     """Return ``results`` (HxWxC float32, one per image, of output ``kind`` "image" or "map") in
     the form the inputs came in."""
-    if len(results) != len(images) or len(images) != sum(form.count for form in spec.forms):
+    if len(results) != len(images):
         raise ZooError(f"to_output got {len(results)} results for {len(images)} images: a task bug")
+    finished = [finish_result(result, image, kind) for result, image in zip(results, images, strict=True)]
+    return finished_output(finished, spec, kind)
+
+
+def finished_output(finished: list[np.ndarray], spec: OutputSpec, kind: str = "image") -> Any:
+    """:func:`to_output` for results :func:`finish_result` has finished already."""
+    expected = sum(form.count for form in spec.forms)
+    if len(finished) != expected:
+        raise ZooError(f"to_output got {len(finished)} results for {expected} images: a task bug")
     outputs, start = [], 0
     for form in spec.forms:
-        chunk = [finish_result(results[i], images[i], kind) for i in range(start, start + form.count)]
+        chunk = finished[start : start + form.count]
         outputs.append(_convert_map(chunk, form) if kind == "map" else _convert_output(chunk, form))
         start += form.count
     return outputs if spec.as_list else outputs[0]
@@ -183,16 +193,19 @@ def finish_result(result: np.ndarray, image: Image, kind: str = "image") -> np.n
         pixels = result if result.ndim == 3 else result[..., None]
         if image.alpha is None or pixels.shape[2] == 4:
             return pixels
-        return to_uint8(_with_alpha(_to_float(pixels), image))  # an RGBA result, rare: no lean path
+        # An RGBA result, rare: no lean path.
+        return to_uint8(_with_alpha(_to_float(pixels), image, clip=False))
     pixels = np.asarray(result, dtype=np.float32)
-    # NaN and infinities show in the extremes, without a mask the size of the picture.
-    if not (np.isfinite(pixels.min()) and np.isfinite(pixels.max())):
+    # NaN and infinities show in the extremes, without a mask the size of the picture; the same
+    # two passes tell whether an image needs clipping.
+    low, high = float(pixels.min()), float(pixels.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ZooError(
             f"the result for {image.source} contains NaN or infinite values: did the model diverge?"
         )
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    return pixels if kind == "map" else _with_alpha(pixels, image)
+    return pixels if kind == "map" else _with_alpha(pixels, image, clip=low < 0 or high > 1)
 
 
 def save_result(path: str | os.PathLike[str], finished: np.ndarray, kind: str = "image") -> Path:
@@ -486,9 +499,10 @@ def _pil_to_array(picture: Any, source: str) -> np.ndarray:
     return np.asarray(picture.convert("RGBA" if has_alpha else "L" if mode == "1" else "RGB"))
 
 
-def _with_alpha(pixels: np.ndarray, image: Image) -> np.ndarray:
-    """HxWxC pixels clipped to [0, 1], with the input's alpha put back at the pixels' size."""
-    if float(pixels.min()) < 0 or float(pixels.max()) > 1:  # a copy only when needed: 805 MB at 8192² RGB
+def _with_alpha(pixels: np.ndarray, image: Image, *, clip: bool) -> np.ndarray:
+    """HxWxC pixels clipped to [0, 1] (``clip``: some lie outside), with the input's alpha put
+    back at the pixels' size."""
+    if clip:  # a copy only when needed: 805 MB at 8192² RGB
         pixels = np.clip(pixels, 0.0, 1.0)
     if image.alpha is None or pixels.shape[2] == 4:
         return pixels

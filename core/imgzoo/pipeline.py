@@ -200,9 +200,13 @@ class Pipeline:
         shown = (
             [replace(image, alpha=None) for image in call.inputs] if self.task.wants_alpha else call.inputs
         )
-        for result, image, target in zip(results, shown, call.targets or [], strict=False):
-            _images.save_result(target, _images.finish_result(result, image, kind), kind)
-        return _images.to_output(results, shown, call.spec, kind)
+        # Finished once (clipped, alpha put back), for the files and for what is returned alike.
+        finished = [
+            _images.finish_result(result, image, kind) for result, image in zip(results, shown, strict=True)
+        ]
+        for done, target in zip(finished, call.targets or [], strict=False):
+            _images.save_result(target, done, kind)
+        return _images.finished_output(finished, call.spec, kind)
 
     def process(
         self,

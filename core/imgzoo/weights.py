@@ -226,7 +226,8 @@ def load_weights(
         raise WeightsError(f"weights file {source} does not exist", path=source)
     if sha256 is not None:
         _verify_sha256(source, sha256)
-    tensors, metadata = read_tensors(source)
+    # A file whose sha256 matched is intact: no second pass over its bytes for its own digest.
+    tensors, metadata = read_tensors(source, check_digest=sha256 is None)
     for name, tensor in tensors.items():
         if tensor.is_floating_point():
             tensor = tensor.to(torch.float32)
@@ -234,9 +235,12 @@ def load_weights(
     return tensors, metadata
 
 
-def read_tensors(path: StrPath) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_tensors(
+    path: StrPath, *, check_digest: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The tensors of a safetensors file exactly as stored (dtypes kept, on the CPU) and its
-    metadata, after checking them against the digest the file records, if it records one."""
+    metadata, after checking them against the digest the file records, if it records one (and
+    ``check_digest``: False when the whole file's sha256 was verified already)."""
     from safetensors import SafetensorError, safe_open
 
     source = Path(path)
@@ -253,19 +257,26 @@ def read_tensors(path: StrPath) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             "delete it and download or export it again",
             path=source,
         ) from error
-    recorded = metadata.get(DIGEST_KEY)
-    # A file records no digest when an older imgzoo or another tool wrote it, or when damage
-    # renamed the key: one character off is taken for the latter.
-    renamed = any(
-        len(key) == len(DIGEST_KEY) and sum(map(str.__ne__, key, DIGEST_KEY)) == 1 for key in metadata
-    )
-    if renamed or (recorded is not None and content_digest(tensors, stored_metadata) != recorded):
+    if check_digest and _digest_mismatch(tensors, metadata, stored_metadata):
         raise WeightsError(
             f"{source} is damaged: its tensors or metadata no longer match the digest recorded in it "
             "when it was written; delete it and download, export or copy it again",
             path=source,
         )
     return tensors, metadata
+
+
+def _digest_mismatch(
+    tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any], stored_metadata: Mapping[str, str]
+) -> bool:
+    """Whether a file's tensors and metadata disagree with the digest it records."""
+    recorded = metadata.get(DIGEST_KEY)
+    # A file records no digest when an older imgzoo or another tool wrote it, or when damage
+    # renamed the key: one character off is taken for the latter.
+    renamed = any(
+        len(key) == len(DIGEST_KEY) and sum(map(str.__ne__, key, DIGEST_KEY)) == 1 for key in metadata
+    )
+    return renamed or (recorded is not None and content_digest(tensors, stored_metadata) != recorded)
 
 
 def load_state(
@@ -516,9 +527,10 @@ def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
     part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}@{_HOST}.part")
     try:
         _download(url, part, target, size)
-        if expected is not None and sha256_file(part) != expected:
+        actual = sha256_file(part) if expected is not None else None
+        if actual != expected:
             raise WeightsError(
-                f"{url}: the downloaded file's sha256 is {sha256_file(part)}, the registry expects "
+                f"{url}: the downloaded file's sha256 is {actual}, the registry expects "
                 f"{expected}: the file at the URL changed or the registry entry is wrong",
                 path=url,
             )

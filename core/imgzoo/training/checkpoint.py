@@ -194,9 +194,20 @@ def write_best_checkpoint(
 
 
 def read_state(folder: Path) -> dict[str, Any]:
+    return _parse_state(folder, _state_bytes(folder))
+
+
+def _state_bytes(folder: Path) -> bytes:
     try:
-        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        return (folder / STATE_FILE).read_bytes()
+    except OSError as error:
+        raise ZooError(f"checkpoint {folder} is unreadable ({error}): resume from another one") from None
+
+
+def _parse_state(folder: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        state = json.loads(raw.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError included
         raise ZooError(f"checkpoint {folder} is unreadable ({error}): resume from another one") from None
     if not isinstance(state, dict):
         raise ZooError(
@@ -213,10 +224,11 @@ def read_state(folder: Path) -> dict[str, Any]:
 def read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A checkpoint's tensors and state, verified against the digests recorded when it was
     written (checkpoints of older versions record none); ZooError if it is damaged."""
-    state = read_state(folder)
+    raw = _state_bytes(folder)  # read once: parsed, and hashed against the recorded sha256
+    state = _parse_state(folder, raw)
     tensors, metadata = read_tensors(folder / TENSORS_FILE)
     recorded = metadata.get(STATE_DIGEST_KEY)
-    if recorded is not None and hashlib.sha256((folder / STATE_FILE).read_bytes()).hexdigest() != recorded:
+    if recorded is not None and hashlib.sha256(raw).hexdigest() != recorded:
         raise ZooError(
             f"checkpoint {folder} is damaged: {folder / STATE_FILE} no longer matches the sha256 "
             "recorded when it was written; resume from another one"
@@ -290,5 +302,7 @@ def prune_checkpoints(out_dir: Path, keep_last: int, *, newest: int) -> None:
     # A crash between writing a best checkpoint and pointing ``best`` at it leaves an orphan.
     leftovers += [path for path in folder.glob("best-*") if _BEST_TARGET.fullmatch(path.name)]
     for leftover in leftovers:
-        if leftover.name != current_best:
+        if leftover.is_symlink():  # a link of a best checkpoint never swapped in
+            leftover.unlink(missing_ok=True)
+        elif leftover.name != current_best:
             shutil.rmtree(leftover, ignore_errors=True)

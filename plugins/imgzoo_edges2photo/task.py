@@ -81,7 +81,11 @@ class Edges2PhotoTask(Task):
         config = self.config
         return {
             "generator": build_unet(
-                ngf=config.ngf, num_downs=config.levels, norm=config.norm, dropout=config.dropout
+                ngf=config.ngf,
+                num_downs=config.levels,
+                norm=config.norm,
+                dropout=config.dropout,
+                upsample=config.upsample,
             ),
             "discriminator": build_patchgan(ndf=config.ndf, n_layers=config.disc_layers, norm=config.norm),
         }
@@ -260,6 +264,15 @@ class Edges2PhotoTask(Task):
         return F.binary_cross_entropy_with_logits(logits, wanted)
 
 
+_FIELDS_BEFORE_UPSAMPLE = frozenset(
+    {
+        "image_size", "learning_rate", "ngf", "ndf", "num_downs", "norm", "dropout", "disc_layers",
+        "gan_loss", "gan_weight", "l1_weight", "extract_edges", "edge_sigma", "edge_thin",
+        "edge_min_component", "dropout_at_inference", "max_side",
+    }
+)  # fmt: skip
+
+
 def _levels_for(image_size: int) -> int:
     """How many times ``image_size`` halves evenly, within [2, MAX_LEVELS]: the default depth."""
     halvings = (image_size & -image_size).bit_length() - 1
@@ -326,6 +339,12 @@ class Edges2PhotoConfig(TaskConfig):
     dropout: float = Field(
         0.5, ge=0, lt=1, description="Dropout probability in the generator's 3 innermost decoder levels."
     )
+    upsample: Literal["resize", "transposed"] = Field(
+        "resize",
+        description="How the generator's decoder doubles the size: 'resize' (nearest x2, then a 3x3 "
+        "convolution; no checkerboard) or 'transposed' (pix2pix's 4x4 stride-2 transposed convolution, "
+        "for parameter parity with it).",
+    )
     disc_layers: int = Field(
         3, ge=1, le=6, description="Stride-2 layers of the PatchGAN: 3 judges 70x70 patches, 1 judges 16x16."
     )
@@ -370,6 +389,15 @@ class Edges2PhotoConfig(TaskConfig):
         "result resized back. Images above 1024 px run in tiles of 1024 at their own resolution, so "
         "this matters with tiling off (tile=0); set below 1024, it shrinks each tile.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_configs_before_upsample(cls, data: Any) -> Any:
+        # Weights record their whole config; those written before `upsample` existed carry every
+        # field of that time but this one, and their decoder is transposed convolutions.
+        if isinstance(data, dict) and "upsample" not in data and _FIELDS_BEFORE_UPSAMPLE <= data.keys():
+            data = {**data, "upsample": "transposed"}
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -11,7 +11,12 @@ detail of the input reaches the output without passing the bottleneck. For 256x2
     decoder  CD512-CD512-CD512-C512-C256-C128-C64-C3       (ReLU, D = dropout 0.5, tanh out)
 
 which is the reference implementation's layout, with the same parameters (54,413,955 for
-``ngf=64`` with batch norm). One difference: the paper puts dropout in the first three decoder
+``ngf=64`` with batch norm) when ``upsample="transposed"``. ``upsample="resize"`` doubles the
+size by nearest-neighbour resizing and then applies a 3x3 convolution instead (Odena et al.
+2016, "Deconvolution and Checkerboard Artifacts"): a 4x4 stride-2 transposed convolution
+gives every other output pixel a different mix of weights, which shows as a 2x2 checkerboard
+the training must learn away; after a resize every output pixel sees the same kernel, so the
+pattern cannot arise. One difference: the paper puts dropout in the first three decoder
 layers, the bottleneck's included, and so does this module; the authors' code put it one level
 further out. Inputs must have sides divisible by ``2**num_downs``; the task pads to that.
 """
@@ -34,6 +39,7 @@ __all__ = [
     "DROPOUT_LEVELS",
     "FusedUNet",
     "Norm",
+    "Upsample",
     "UNetConfig",
     "UNetGenerator",
     "build_unet",
@@ -42,6 +48,7 @@ __all__ = [
 ]
 
 Norm = Literal["batch", "instance", "none"]
+Upsample = Literal["transposed", "resize"]
 
 DROPOUT_LEVELS = 3
 """How many of the innermost decoder levels apply dropout (the paper's three)."""
@@ -85,6 +92,7 @@ class UNetGenerator(Model):
                 dropout=config.dropout if innermost - level < DROPOUT_LEVELS and level > 0 else 0.0,
                 outermost=level == 0,
                 bias=bias or level == 0,
+                upsample=config.upsample,
             )
             for level in reversed(range(config.num_downs))
         )
@@ -118,9 +126,11 @@ class FusedUNet(nn.Module):
 
     * Batch norm, an affine map once its statistics are frozen, is folded into the weights and
       bias of the convolution before it: one pass over each feature map less.
-    * No skip concatenation: a transposed convolution of ``cat([x, skip])`` is the sum of one
+    * No skip concatenation: a (transposed) convolution of ``cat([x, skip])`` is the sum of one
       over ``x`` and one over ``skip``, each with its half of the weights. The sum accumulates in
       place, where the concatenation copied both halves (channel-interleaved in NHWC) first.
+      With ``upsample="resize"`` each half is resized before its convolution (resizing commutes
+      with splitting the channels).
     * NHWC throughout, which oneDNN runs fastest here in fp32 and bf16 alike (the benchmark in
       tests/benchmarks/test_edges2photo_bench.py measures both layouts).
     """
@@ -136,14 +146,16 @@ class FusedUNet(nn.Module):
         self.encoder = nn.ModuleList(_fold_sequential(cast(nn.Sequential, level)) for level in source.encoder)
         ups = [cast(_Up, up) for up in source.decoder]
         innermost = ups[0]
-        self.bottleneck_up = _fold(innermost.conv, innermost.norm, transpose=True)
+        self.resize = innermost.resize
+        transpose = not self.resize
+        self.bottleneck_up = _fold(innermost.conv, innermost.norm, transpose=transpose)
         self.bottleneck_norm = _left_after_folding(innermost.norm)
         self.from_below = nn.ModuleList()
         self.from_skip = nn.ModuleList()
         self.norms = nn.ModuleList()
         for up in ups[1:]:
-            folded = _fold(up.conv, up.norm, transpose=True)
-            below, skip = _split_transposed(folded, up.conv.in_channels // 2)
+            folded = _fold(up.conv, up.norm, transpose=transpose)
+            below, skip = _split_by_input(folded, up.conv.in_channels // 2)
             self.from_below.append(below)
             self.from_skip.append(skip)
             self.norms.append(_left_after_folding(up.norm))
@@ -153,13 +165,18 @@ class FusedUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
         x, skips = _encode(self.encoder, x)
-        x = self._dropout(self.bottleneck_norm(self.bottleneck_up(F.relu(x))), 0, sample)
+        x = self._dropout(self.bottleneck_norm(self.bottleneck_up(self._grow(F.relu(x)))), 0, sample)
         levels = zip(self.from_below, self.from_skip, self.norms, strict=True)
         for level, (below, from_skip, norm) in enumerate(levels, start=1):
             # In place on the skip too: the encoder has finished, and nothing else reads it.
-            x = below(F.relu(x, inplace=True)).add_(from_skip(F.relu(skips.pop(), inplace=True)))
+            skip = self._grow(F.relu(skips.pop(), inplace=True))
+            x = below(self._grow(F.relu(x, inplace=True))).add_(from_skip(skip))
             x = self._dropout(norm(x), level, sample)
         return torch.tanh(x)
+
+    def _grow(self, x: torch.Tensor) -> torch.Tensor:
+        """The resize before a level's convolution; nothing for transposed convolutions."""
+        return _nearest_double(x) if self.resize else x
 
     def _dropout(self, x: torch.Tensor, level: int, sample: bool) -> torch.Tensor:
         rate = self.dropouts[level]
@@ -198,25 +215,26 @@ def _fold_sequential(level: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _split_transposed(conv: nn.Module, channels: int) -> tuple[nn.ConvTranspose2d, nn.ConvTranspose2d]:
-    """Two transposed convolutions whose outputs sum to ``conv``'s on ``cat([a, b])``, where ``a``
-    has ``channels`` channels: the first takes ``conv``'s bias, the second has none."""
-    assert isinstance(conv, nn.ConvTranspose2d)
+def _split_by_input(conv: nn.Module, channels: int) -> tuple[nn.Module, nn.Module]:
+    """Two (transposed) convolutions whose outputs sum to ``conv``'s on ``cat([a, b])``, where
+    ``a`` has ``channels`` channels: the first takes ``conv``'s bias, the second has none."""
+    assert isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d))
+    transposed = isinstance(conv, nn.ConvTranspose2d)
+    # Input channels are the weight's first axis in a transposed convolution, its second otherwise.
+    weight = conv.weight.detach()
+    parts = (weight[:channels], weight[channels:]) if transposed else (weight[:, :channels], weight[:, channels:])
     halves = []
-    for weight, bias in ((conv.weight[:channels], conv.bias), (conv.weight[channels:], None)):
-        half = nn.ConvTranspose2d(
-            weight.shape[0],
-            conv.out_channels,
-            conv.kernel_size,  # type: ignore[arg-type]  # a tuple of ints, as the constructor takes
-            stride=conv.stride,  # type: ignore[arg-type]
-            padding=conv.padding,  # type: ignore[arg-type]
-            bias=bias is not None,
-        )
-        half.weight = nn.Parameter(weight.detach().clone())
-        if bias is not None:
-            half.bias = nn.Parameter(bias.detach().clone())
-        halves.append(half.to(conv.weight.device))
+    for part, bias in zip(parts, (conv.bias, None), strict=True):
+        half = copy.deepcopy(conv)
+        half.in_channels = part.shape[0] if transposed else part.shape[1]
+        half.weight = nn.Parameter(part.clone())
+        half.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+        halves.append(half)
     return halves[0], halves[1]
+
+
+def _nearest_double(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
 class _Down(nn.Sequential):
@@ -236,21 +254,38 @@ class _Down(nn.Sequential):
 
 
 class _Up(nn.Module):
-    """ReLU -> 4x4 stride-2 transposed convolution -> norm -> dropout: one decoder level, twice
-    the size. The outermost level ends with tanh instead of norm and dropout."""
+    """ReLU -> 4x4 stride-2 transposed convolution (or nearest x2 resize -> 3x3 convolution) ->
+    norm -> dropout: one decoder level, twice the size. The outermost level ends with tanh
+    instead of norm and dropout."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, *, norm: Norm, dropout: float, outermost: bool, bias: bool
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        norm: Norm,
+        dropout: float,
+        outermost: bool,
+        bias: bool,
+        upsample: Upsample = "transposed",
     ) -> None:
         super().__init__()
         self.dropout = dropout
-        self.conv = nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
+        self.resize = upsample == "resize"
+        self.conv: nn.Module = (
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
+            if self.resize
+            else nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
+        )
         self.norm = norm_layer(norm, out_channels) if not outermost and norm != "none" else nn.Identity()
         self.outermost = outermost
 
     def forward(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
         # In place is safe here: the concatenation (or the bottleneck output) is used only here.
-        x = self.norm(self.conv(F.relu(x, inplace=True)))
+        x = F.relu(x, inplace=True)
+        if self.resize:
+            x = _nearest_double(x)
+        x = self.norm(self.conv(x))
         if self.outermost:
             return torch.tanh(x)
         if self.dropout > 0:
@@ -258,7 +293,7 @@ class _Up(nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return f"dropout={self.dropout}" if self.dropout else ""
+        return ", ".join([*(["resize x2"] if self.resize else []), *([f"dropout={self.dropout}"] if self.dropout else [])])
 
 
 def norm_layer(kind: Norm, channels: int) -> nn.Module:
@@ -292,6 +327,7 @@ def build_unet(
     dropout: float = 0.5,
     in_channels: int = 3,
     out_channels: int = 3,
+    upsample: Upsample = "transposed",
 ) -> UNetGenerator:
     """A freshly initialised U-Net; the defaults are pix2pix's 256x256 generator."""
     config = UNetConfig(
@@ -301,6 +337,7 @@ def build_unet(
         dropout=dropout,
         in_channels=in_channels,
         out_channels=out_channels,
+        upsample=upsample,
     )
     return UNetGenerator(config)
 
@@ -324,6 +361,11 @@ class UNetConfig(BaseModel):
     norm: Norm = Field("batch", description="Normalisation after each inner convolution.")
     dropout: float = Field(
         0.5, ge=0, lt=1, description=f"Dropout probability in the {DROPOUT_LEVELS} innermost decoder levels."
+    )
+    upsample: Upsample = Field(
+        "transposed",
+        description="How the decoder doubles the size: 'transposed' (4x4 stride-2 transposed "
+        "convolution, pix2pix) or 'resize' (nearest x2, then a 3x3 convolution: no checkerboard).",
     )
 
 

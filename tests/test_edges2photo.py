@@ -236,9 +236,12 @@ def with_learned_statistics(generator: UNetGenerator) -> UNetGenerator:
     return generator.eval()
 
 
-@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
-def test_the_fused_generator_computes_what_the_generator_does(norm: str) -> None:
-    generator = with_learned_statistics(build_unet(ngf=8, norm=norm))
+@pytest.mark.parametrize(
+    ("norm", "upsample"),
+    [("batch", "resize"), ("batch", "transposed"), ("instance", "resize"), ("none", "transposed")],
+)
+def test_the_fused_generator_computes_what_the_generator_does(norm: str, upsample: str) -> None:
+    generator = with_learned_statistics(build_unet(ngf=8, norm=norm, upsample=upsample))  # type: ignore[arg-type]
     before = {name: value.clone() for name, value in generator.state_dict().items()}
     fused = generator.fused_for_inference()
     inputs = torch.rand(2, 3, 256, 256) * 2 - 1
@@ -418,3 +421,37 @@ def test_large_inputs_run_in_tiles_at_their_own_resolution(monkeypatch: pytest.M
     assert sum(shape[0] for shape in seen) > 600  # overlapping native-size tiles, nothing shrunk to 64
     # Up to the default tile (1024), images still run whole, and shrink to max_side as before.
     assert Edges2PhotoTask.tiling is not None and not Edges2PhotoTask.tiling.splits(1024, 1024)
+
+
+def test_the_pix2pix_parity_decoder_stays_available() -> None:
+    with torch.device("meta"):
+        resized = Edges2PhotoTask().build_models()["generator"]
+        parity = Edges2PhotoTask(Edges2PhotoConfig(upsample="transposed")).build_models()["generator"]
+    assert Edges2PhotoConfig().upsample == "resize"
+    assert not any(isinstance(module, torch.nn.ConvTranspose2d) for module in resized.modules())
+    assert sum(isinstance(module, torch.nn.ConvTranspose2d) for module in parity.modules()) == 8
+    assert resized.num_parameters() < parity.num_parameters()  # 3x3 kernels where pix2pix has 4x4
+
+
+@pytest.mark.parametrize("upsample", ["resize", "transposed"])
+def test_only_the_transposed_decoder_turns_a_flat_map_into_a_2x2_pattern(upsample: str) -> None:
+    torch.manual_seed(0)
+    level = build_unet(ngf=4, num_downs=5, upsample=upsample).eval().decoder[2]  # an inner level
+    flat = torch.ones(1, level.conv.in_channels, 8, 8)
+    with torch.inference_mode():
+        interior = level(flat)[..., 2:-2, 2:-2]  # away from the zero padding at the borders
+    phases = interior.unfold(-2, 2, 2).unfold(-2, 2, 2)  # each 2x2 cell's four pixels
+    spread = (phases - phases.mean((-1, -2), keepdim=True)).abs().max().item()
+    if upsample == "resize":
+        assert spread < 1e-5  # every output pixel sees the same kernel
+    else:
+        assert spread > 1e-3  # odd and even pixels see different weights
+
+
+def test_weights_written_before_the_choice_load_with_transposed_convolutions() -> None:
+    stored = Edges2PhotoConfig().model_dump(mode="json")
+    del stored["upsample"]  # a config as weights recorded it before the field existed
+    assert Edges2PhotoConfig.model_validate(stored).upsample == "transposed"
+    assert Edges2PhotoConfig.model_validate({"ngf": 8, "num_downs": 6}).upsample == "resize"  # a user's
+    pipeline = imgzoo.load("edges2photo", weights="minifigs-preview", precision="fp32")
+    assert pipeline.config.upsample == pipeline.task.config.upsample

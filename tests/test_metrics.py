@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from imgzoo.metrics import colourfulness, l1, psnr, sharpness, ssim
+from imgzoo.metrics import checkerboard, colourfulness, l1, psnr, sharpness, ssim
 
 
 def _images(seed: int = 0) -> torch.Tensor:
@@ -37,3 +37,17 @@ def test_colourfulness_and_sharpness() -> None:
     sharp = _images()
     blurred = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1)
     assert sharpness(blurred) < sharpness(sharp) / 2
+
+
+def test_checkerboard_sees_a_grid_aligned_2x2_pattern_not_texture() -> None:
+    smooth = torch.linspace(0.2, 0.8, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)
+    assert checkerboard(smooth) < 1e-6
+    noise = torch.rand(1, 3, 66, 66, generator=torch.Generator().manual_seed(0))
+    texture = torch.nn.functional.avg_pool2d(noise, 3, stride=1) * 0.5 + 0.25  # fine, of no fixed phase
+    # The transposed-convolution artefact, 5 of 255 levels: odd and even pixels offset alike everywhere.
+    cells = torch.zeros(64, 64)
+    cells[::2, ::2] = cells[1::2, 1::2] = 0.02
+    stripes = torch.zeros(64, 64).index_fill_(1, torch.arange(0, 64, 2), 0.02)
+    for pattern in (cells, cells.roll(1, 0), stripes, stripes.roll(1, 1)):
+        assert checkerboard(texture + pattern) > 4 * checkerboard(texture)
+    assert checkerboard(torch.rand(1, 3, 9, 9)) == 0.0  # smaller than one window: nothing to measure

@@ -227,18 +227,12 @@ class Edges2PhotoTask(Task):
         return models["generator"](inputs)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
-        """L1, PSNR and SSIM to the photos, and how colourful and how sharp the outputs are
-        relative to them (1.0: as much as the photos; L1-only training gives well under 1)."""
-        from imgzoo.metrics import colourfulness, l1, psnr, sharpness, ssim
+        return _photo_metrics(self.to_display(outputs), self.to_display(targets))
 
-        images, references = self.to_display(outputs), self.to_display(targets)
-        return {
-            "l1": l1(images, references),
-            "psnr": psnr(images, references),
-            "ssim": ssim(images, references),
-            "colourfulness_ratio": colourfulness(images) / max(colourfulness(references), 1e-6),
-            "sharpness_ratio": sharpness(images) / max(sharpness(references), 1e-6),
-        }
+    def image_metrics(
+        self, results: torch.Tensor, truths: torch.Tensor, inputs: torch.Tensor
+    ) -> dict[str, float]:
+        return _photo_metrics(results, truths)
 
     def to_display(self, tensor: torch.Tensor) -> torch.Tensor:
         batch = ((tensor.float() + 1) / 2).clamp(0, 1)
@@ -271,6 +265,23 @@ _FIELDS_BEFORE_UPSAMPLE = frozenset(
         "edge_min_component", "dropout_at_inference", "max_side",
     }
 )  # fmt: skip
+
+
+def _photo_metrics(images: torch.Tensor, references: torch.Tensor) -> dict[str, float]:
+    """L1, PSNR and SSIM to the photos; how colourful and how sharp the results are relative to
+    them (1.0: as much as the photos; L1-only training gives well under 1); and their 2x2
+    checkerboard energy relative to the photos' (transposed convolutions leave one). Both
+    arguments are RGB in [0, 1]."""
+    from imgzoo.metrics import checkerboard, colourfulness, l1, psnr, sharpness, ssim
+
+    return {
+        "l1": l1(images, references),
+        "psnr": psnr(images, references),
+        "ssim": ssim(images, references),
+        "colourfulness_ratio": colourfulness(images) / max(colourfulness(references), 1e-6),
+        "sharpness_ratio": sharpness(images) / max(sharpness(references), 1e-6),
+        "checkerboard_ratio": checkerboard(images) / max(checkerboard(references), 1e-6),
+    }
 
 
 def _levels_for(image_size: int) -> int:
@@ -395,7 +406,7 @@ class Edges2PhotoConfig(TaskConfig):
     def _read_configs_before_upsample(cls, data: Any) -> Any:
         # Weights record their whole config; those written before `upsample` existed carry every
         # field of that time but this one, and their decoder is transposed convolutions.
-        if isinstance(data, dict) and "upsample" not in data and _FIELDS_BEFORE_UPSAMPLE <= data.keys():
+        if isinstance(data, dict) and "upsample" not in data and data.keys() >= _FIELDS_BEFORE_UPSAMPLE:
             data = {**data, "upsample": "transposed"}
         return data
 

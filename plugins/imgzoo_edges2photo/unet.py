@@ -39,9 +39,9 @@ __all__ = [
     "DROPOUT_LEVELS",
     "FusedUNet",
     "Norm",
-    "Upsample",
     "UNetConfig",
     "UNetGenerator",
+    "Upsample",
     "build_unet",
     "init_weights",
     "norm_layer",
@@ -222,11 +222,12 @@ def _split_by_input(conv: nn.Module, channels: int) -> tuple[nn.Module, nn.Modul
     transposed = isinstance(conv, nn.ConvTranspose2d)
     # Input channels are the weight's first axis in a transposed convolution, its second otherwise.
     weight = conv.weight.detach()
-    parts = (weight[:channels], weight[channels:]) if transposed else (weight[:, :channels], weight[:, channels:])
+    axis = 0 if transposed else 1
+    parts = weight.split([channels, weight.shape[axis] - channels], dim=axis)
     halves = []
     for part, bias in zip(parts, (conv.bias, None), strict=True):
         half = copy.deepcopy(conv)
-        half.in_channels = part.shape[0] if transposed else part.shape[1]
+        half.in_channels = part.shape[axis]
         half.weight = nn.Parameter(part.clone())
         half.bias = None if bias is None else nn.Parameter(bias.detach().clone())
         halves.append(half)
@@ -272,7 +273,7 @@ class _Up(nn.Module):
         super().__init__()
         self.dropout = dropout
         self.resize = upsample == "resize"
-        self.conv: nn.Module = (
+        self.conv: nn.Conv2d | nn.ConvTranspose2d = (
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)
             if self.resize
             else nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
@@ -293,7 +294,8 @@ class _Up(nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return ", ".join([*(["resize x2"] if self.resize else []), *([f"dropout={self.dropout}"] if self.dropout else [])])
+        notes = ["resize x2"] if self.resize else []
+        return ", ".join(notes + ([f"dropout={self.dropout}"] if self.dropout else []))
 
 
 def norm_layer(kind: Norm, channels: int) -> nn.Module:

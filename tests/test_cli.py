@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -434,3 +436,46 @@ def test_a_failed_write_stops_the_run_with_one_line(
     assert main(["run", "invert", str(images_dir), "-o", str(tmp_path / "out"), "--batch-size", "2"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("imgzoo: error: [Errno 28] No space left on device")
+
+
+SHARD_SCRIPT = """
+import sys
+sys.path[:0] = {paths!r}
+import imgzoo
+from imgzoo.cli import main
+from toy_tasks import ToyTasksPlugin
+imgzoo.register_plugin(ToyTasksPlugin(), name="toy-tasks")
+imgzoo.add_registry({registry!r})
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_splits_a_folder_between_processes_without_collisions(
+    tmp_path: Path, invert_weights: None
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(7):
+        assert cv2.imwrite(str(folder / f"{i}.png"), np.full((5, 4 + i, 3), 30 * i, np.uint8))
+    repo = Path(__file__).resolve().parent.parent
+    script = tmp_path / "shard.py"
+    paths = [str(repo / "core"), str(repo / "plugins"), str(repo / "tests")]
+    script.write_text(SHARD_SCRIPT.format(paths=paths, registry=str(tmp_path / "r.toml")))
+    out = tmp_path / "out"
+    out.mkdir()
+    cv2.imwrite(str(out / "3.png"), np.zeros((2, 2, 3), np.uint8))  # one result exists already
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*launch, str(script), "run", "invert", str(folder), "-o", str(out)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    options: dict[str, Any] = {"env": environment, "capture_output": True, "text": True, "timeout": 120}
+    refused = subprocess.run(command, check=False, **options)
+    # 3.png is the second process's (every other input, from the second): it alone refuses.
+    assert refused.returncode != 0 and "3.png already exists: pass --overwrite" in refused.stderr
+    done = subprocess.run([*command, "--overwrite"], check=False, **options)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "wrote 4 images to" in done.stdout and "(process 1 of 2)" in done.stdout
+    assert "wrote 3 images to" in done.stdout and "(process 2 of 2)" in done.stdout
+    assert sorted(path.name for path in out.iterdir()) == [f"{i}.png" for i in range(7)]
+    for i in range(7):
+        assert int(cv2.imread(str(out / f"{i}.png"))[0, 0, 0]) == 255 - 30 * i  # each one inverted once

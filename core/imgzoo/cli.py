@@ -337,6 +337,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     extra_paths = _named_input_paths(task_class, args.input, jobs)
     is_map = task_class.output_kind == "map"
     output = args.output or str(Path("outputs") / args.task)
+    shard = _torchrun_shard()
     targets = plan_outputs(
         output,
         [path for path, _ in jobs],
@@ -345,29 +346,60 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overwrite_hint="--overwrite",
         suffixes=(".npy",) if is_map else WRITABLE_SUFFIXES,
         also_read=[path for paths in extra_paths.values() for path in paths],
+        shard=shard,
     )
     overrides = config_module.parse_assignments(args.set, task=args.task)
 
     from imgzoo.pipeline import load
 
     pipeline = load(
-        args.task, args.weights, device=args.device, precision=args.precision, config=args.config, **overrides
+        args.task,
+        args.weights,
+        device=_shard_device(args.device, shard),
+        precision=args.precision,
+        config=args.config,
+        **overrides,
     )
     runner = _FolderRun(pipeline, task_class, extra_paths, batch_size=args.batch_size)
-    written, unreadable = runner.run(list(zip((path for path, _ in jobs), targets, strict=True)))
+    index, count = shard
+    work = list(zip((path for path, _ in jobs), targets, strict=True))[index::count]
+    written, unreadable = runner.run(work)
+    place = f" (process {index + 1} of {count})" if count > 1 else ""
     # The reasons come before the summary, so that "wrote 0 images" never stands unexplained.
     for problem in unreadable:
         print(f"imgzoo: skipped: {problem}", file=sys.stderr)
     if written:
-        print(f"wrote {written} image{'s' if written != 1 else ''} to {output}")
+        print(f"wrote {written} image{'s' if written != 1 else ''} to {output}{place}")
     if unreadable:
         outcome = "nothing was written" if not written else f"the other {written} were written"
         print(
-            f"imgzoo: error: {len(unreadable)} of {len(jobs)} inputs could not be read; {outcome}",
+            f"imgzoo: error: {len(unreadable)} of {len(work)} inputs could not be read{place}; {outcome}",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _torchrun_shard() -> tuple[int, int]:
+    """(this process's index, the number of processes) when ``torchrun`` started several;
+    (0, 1) otherwise. The processes need not talk to each other: each takes every
+    ``count``-th input, and all of them plan the same output names."""
+    count = int(os.environ.get("WORLD_SIZE", "1"))
+    index = int(os.environ.get("RANK", "0"))
+    if count < 1 or not 0 <= index < count:
+        raise ZooError(f"RANK={index} and WORLD_SIZE={count} do not describe a process of a run")
+    return index, count
+
+
+def _shard_device(device: str, shard: tuple[int, int]) -> str:
+    """One GPU per process when several share a machine with GPUs: the ``LOCAL_RANK``-th."""
+    if shard[1] == 1 or device not in ("auto", "cuda"):
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
 
 
 class _FolderRun:

@@ -29,6 +29,7 @@ def plan_outputs(
     overwrite_hint: str,
     suffixes: Sequence[str] = WRITABLE_SUFFIXES,
     also_read: Sequence[Path] = (),
+    shard: tuple[int, int] = (0, 1),
 ) -> list[Path]:
     """The file each result goes to, one per input, or a ZooError saying why the run is refused.
 
@@ -38,14 +39,19 @@ def plan_outputs(
     replacing existing files (``--overwrite``, ``overwrite=True``). ``suffixes``: the formats the
     results can be written in (``.npy`` alone for a task whose outputs are float maps).
     ``also_read``: other files the run reads (a task's named inputs, such as masks), which no
-    result may replace either.
+    result may replace either. ``shard``: (index, count) when ``count`` processes share the run,
+    process ``index`` writing ``targets[index::count]``; every target is planned, so that two
+    processes never share one, but only this process's are checked against existing files,
+    since the others may be writing theirs already.
     """
     text = os.fspath(output)
     if "\x00" in text:
         raise ZooError(f"the output path {text!r} contains a NUL byte: give a valid path")
     targets = _targets(text, names, suffixes)
     _refuse_shared_targets(targets, sources)
-    _refuse_replacing(targets, [*sources, *also_read], overwrite=overwrite, overwrite_hint=overwrite_hint)
+    index, count = shard
+    own = targets[index::count]
+    _refuse_replacing(own, [*sources, *also_read], overwrite=overwrite, overwrite_hint=overwrite_hint)
     return targets
 
 

@@ -4,6 +4,8 @@ port of 127.0.0.1 in a thread."""
 
 from __future__ import annotations
 
+import io
+import json
 import socket
 import struct
 import threading
@@ -11,6 +13,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -96,3 +99,87 @@ def live_server(tasks: Sequence[str], settings: ServeSettings | None = None) -> 
         server.should_exit = True
         thread.join(timeout=30)
         listening.close()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request of a load test: a task, the body, and what must come back (the result's
+    pixels or float map, or None for an input the server must refuse with a 4xx)."""
+
+    task: str
+    body: bytes
+    expected: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    call: Call
+    status: int
+    content: bytes
+    seconds: float
+
+
+def mixed_calls(
+    rng: np.random.Generator, tasks: Sequence[str], count: int, *, invalid_every: int = 5
+) -> list[Call]:
+    """``count`` requests over ``tasks`` and a few image sizes, every ``invalid_every``-th one a
+    corrupt file or a decompression bomb; the expected results come from ``imgzoo.run``."""
+    sizes = [(8, 8), (12, 10), (16, 16)]
+    calls = []
+    for index in range(count):
+        task = tasks[index % len(tasks)]
+        if index % invalid_every == invalid_every - 1:
+            body = (
+                png_bomb() if index % 2 else b"\x89PNG\r\n\x1a\n" + bytes(rng.integers(0, 256, 64, np.uint8))
+            )
+            calls.append(Call(task, body, None))
+            continue
+        body = random_pictures(rng, [sizes[index % len(sizes)]])[0]
+        calls.append(Call(task, body, np.asarray(imgzoo.run(task, body))))
+    return calls
+
+
+def hammer(base_url: str, calls: Sequence[Call], clients: int) -> list[Answer]:
+    """Send ``calls`` from ``clients`` threads at once (each its own connection), every call
+    once; the answers in the order of ``calls``."""
+    import httpx
+
+    answers: list[Answer | None] = [None] * len(calls)
+    share = [list(range(start, len(calls), clients)) for start in range(clients)]
+
+    def client(indices: list[int]) -> None:
+        with httpx.Client(base_url=base_url, timeout=120) as session:
+            for index in indices:
+                call = calls[index]
+                began = time.perf_counter()
+                response = session.post(
+                    f"/v1/tasks/{call.task}", content=call.body, headers={"content-type": "image/png"}
+                )
+                answers[index] = Answer(
+                    call, response.status_code, response.content, time.perf_counter() - began
+                )
+
+    threads = [threading.Thread(target=client, args=(indices,)) for indices in share]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(answer is not None for answer in answers), "a request got no answer"
+    return [answer for answer in answers if answer is not None]
+
+
+def check_answers(answers: Sequence[Answer]) -> None:
+    """Every valid call answered with ``imgzoo.run``'s result, every invalid one with a 4xx."""
+    for number, answer in enumerate(answers):
+        call = answer.call
+        if call.expected is None:
+            assert 400 <= answer.status < 500, (number, answer.status, answer.content[:200])
+            assert json.loads(answer.content)["error"]
+            continue
+        assert answer.status == 200, (number, answer.status, answer.content[:200])
+        got = (
+            np.load(io.BytesIO(answer.content))
+            if answer.content.startswith(b"\x93NUMPY")
+            else decode_png(answer.content)
+        )
+        np.testing.assert_array_equal(got, call.expected, err_msg=f"request {number} ({call.task})")

@@ -120,11 +120,15 @@ class Answer:
 
 
 def mixed_calls(
-    rng: np.random.Generator, tasks: Sequence[str], count: int, *, invalid_every: int = 5
+    rng: np.random.Generator,
+    tasks: Sequence[str],
+    count: int,
+    *,
+    invalid_every: int = 5,
+    sizes: Sequence[tuple[int, int]] = ((8, 8), (12, 10), (16, 16)),
 ) -> list[Call]:
     """``count`` requests over ``tasks`` and a few image sizes, every ``invalid_every``-th one a
     corrupt file or a decompression bomb; the expected results come from ``imgzoo.run``."""
-    sizes = [(8, 8), (12, 10), (16, 16)]
     calls = []
     for index in range(count):
         task = tasks[index % len(tasks)]

@@ -32,7 +32,7 @@ STROKES = [
 
 def main() -> None:
     options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--window-size=1100,640", "--hide-scrollbars"):
+    for argument in ("--headless=new", "--no-sandbox", "--window-size=1100,720", "--hide-scrollbars"):
         options.add_argument(argument)
     options.binary_location = shutil.which("chromium") or ""
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
@@ -52,6 +52,7 @@ def main() -> None:
             wait.until(lambda d: d.find_element(By.ID, "run").is_enabled())
             driver.find_element(By.ID, "run").click()
             wait.until(lambda d: d.find_element(By.ID, "output").get_attribute("data-ready") == "1")
+            driver.execute_script("window.scrollTo(0, 0)")  # drawing scrolled the canvas into view
             driver.save_screenshot(str(TARGET))
     finally:
         driver.quit()

@@ -8,7 +8,7 @@ its own process; 32 clients send 20 requests each at once, 32x32 pictures of thr
 every fifth one a corrupt file or a decompression bomb. Reported, with dynamic batching off
 (``--max-batch 1``) and on (``--max-batch 8``): p50/p99 latency, requests per second, and the
 throughput of a single-threaded ``imgzoo.run()`` loop over the same valid images in this process;
-the server's RSS after a warm-up round and its peak during the load. Nothing here asserts a time.
+the server's RSS after a warm-up round (the same requests) and its peak during the measured one. Nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ class Server:
             **os.environ,
             "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("core", "plugins")),
         }
-        self.process = subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         give_up = time.monotonic() + 120
         while True:
             try:
@@ -96,7 +98,8 @@ def run_loop_rate(calls: list) -> float:  # type: ignore[type-arg]
 def test_serve_under_load(benchmark, calls, run_loop_rate, max_batch: int) -> None:  # type: ignore[no-untyped-def]
     server = Server(max_batch)
     try:
-        hammer(server.url, calls[: CLIENTS * 2], clients=CLIENTS)  # warm-up: loading, first batches
+        # Warm-up: one whole round, so that every batch shape has met the allocator once.
+        hammer(server.url, calls, clients=CLIENTS)
         settled = _rss_mb(server.process.pid)
         samples: list[float] = []
         done = threading.Event()

@@ -43,6 +43,9 @@ def test_wheel_contains_the_catalogue_and_plugins(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "imgzoo/registry.toml" in names and "imgzoo/py.typed" in names
     assert any(name.startswith("imgzoo_minifigs/") for name in names)
+    # The server's page is package data: it must travel with the code.
+    for asset in ("index.html", "app.js", "style.css", "docs.html"):
+        assert f"imgzoo/serve/static/{asset}" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[imgzoo]" in text and "minifigs = imgzoo_minifigs" in text

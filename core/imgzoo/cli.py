@@ -4,6 +4,7 @@
     imgzoo info TASK [--schema] [--json]
     imgzoo run TASK INPUT... [--input NAME=PATH]... [-o OUT] [--overwrite] [--weights W] [--set key=value]...
     imgzoo train TASK --data SPEC --out DIR ...        imgzoo eval TASK --data SPEC ...
+    imgzoo serve [TASK...] [--host H] [--port P] [--max-batch N] [--max-wait-ms M] [--queue N] ...
     imgzoo plugins [--json]
     imgzoo new-plugin NAME [--dir D]
 
@@ -121,6 +122,37 @@ def _build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace existing output files (never an input)"
     )
 
+    sub = command("serve", _cmd_serve, "serve tasks over HTTP: an API with dynamic batching, and a web page")
+    sub.add_argument(
+        "tasks", nargs="*", metavar="TASK", help="tasks to serve (default: every installed task)"
+    )
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument(
+        "--max-batch", type=int, default=8, help="most requests run as one batch (1 turns batching off)"
+    )
+    sub.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a request may wait for others of its size to join its batch",
+    )
+    sub.add_argument("--queue", type=int, default=64, help="most requests queued at once; more get 503")
+    sub.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take; then 504")
+    sub.add_argument(
+        "--max-request-mb", type=float, default=32.0, help="largest request body in MiB; larger get 413"
+    )
+    sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    sub.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto (default): bf16 where the hardware computes it natively, else fp32",
+    )
+    sub.add_argument(
+        "--backend", default="torch", help="inference backend passed to imgzoo.load (default: torch)"
+    )
+
     sub = command("plugins", _cmd_plugins, "list plugins: distribution, version, hooks, tasks, status")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -180,7 +212,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not infos:
         _explain_missing_tasks(args.pattern, clashes)
     if args.json:
-        print(json.dumps([info.as_dict() for info in infos], indent=2))
+        print(json.dumps(registry.describe_tasks(names), indent=2))
         return 0
     if not infos:
         print(f"no tasks match {args.pattern!r}" if args.pattern != "*" else "no tasks installed")
@@ -277,6 +309,23 @@ def _auto_precision_on_cpu() -> str:
     feature = cpu_bf16_feature()
     chosen = f"bf16 (this CPU has {feature})" if feature else "fp32 (this CPU has no native bf16)"
     return f"auto runs {chosen} on the CPU; bf16 on a CUDA GPU of compute capability 8.0+"
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from imgzoo.serve import ServeSettings, serve
+
+    settings = ServeSettings(
+        device=args.device,
+        precision=args.precision,
+        backend=args.backend,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        queue=args.queue,
+        timeout=args.timeout,
+        max_request_bytes=int(args.max_request_mb * 2**20),
+    )
+    serve(args.tasks, settings, host=args.host, port=args.port)
+    return 0
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

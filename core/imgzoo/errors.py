@@ -9,7 +9,9 @@
     ├── ConfigError               a config value failed validation (field by field)
     ├── PluginError               a plugin failed to load or broke the plugin contract
     ├── DataError                 a training/evaluation data source is empty, missing or inconsistent
-    └── TilingError               a tiling that cannot work: a task that cannot be tiled, bad sizes
+    ├── TilingError               a tiling that cannot work: a task that cannot be tiled, bad sizes
+    ├── RequestError              an HTTP request the server refuses: too large, busy, too slow, ...
+    └── MissingExtraError         an optional feature's packages are not installed (names the extra)
 
 Each error says what went wrong *and* what to do next; the CLI prints ``str(error)`` as one
 line (a few for field-by-field config errors) and exits non-zero.
@@ -26,7 +28,9 @@ __all__ = [
     "DataError",
     "InputError",
     "InvalidImageError",
+    "MissingExtraError",
     "PluginError",
+    "RequestError",
     "TaskBugError",
     "TilingError",
     "UnknownTaskError",
@@ -144,3 +148,26 @@ class DataError(ZooError, ValueError):
 
 class TilingError(ZooError, ValueError):
     """Tiled inference was asked of a task that cannot be tiled, or with sizes that cannot work."""
+
+
+class RequestError(ZooError):
+    """A request to ``imgzoo serve`` that the server refuses for itself (not for its image):
+    too large, of a content type it cannot read, a full queue, a missed deadline. ``status`` is
+    the HTTP status it is answered with, ``retry_after`` the seconds to wait when it is worth
+    retrying."""
+
+    def __init__(self, message: str, *, status: int, task: str | None = None, retry_after: int | None = None):
+        self.status = status
+        self.task = task
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class MissingExtraError(ZooError, ImportError):
+    """A feature needs packages that are not installed; ``extra`` names the optional
+    dependency group that brings them (``pip install 'imgzoo[serve]'``)."""
+
+    def __init__(self, feature: str, extra: str, missing: str) -> None:
+        self.extra = extra
+        self.missing = missing
+        super().__init__(f"{feature} needs {missing}, which is not installed: pip install 'imgzoo[{extra}]'")

@@ -43,7 +43,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["TaskInfo", "WeightsEntry", "add_registry", "list_tasks", "task_info", "weights_config"]
+__all__ = [
+    "TaskInfo",
+    "WeightsEntry",
+    "add_registry",
+    "describe_tasks",
+    "list_tasks",
+    "task_info",
+    "weights_config",
+]
 
 ENV_REGISTRY = "IMGZOO_REGISTRY"
 
@@ -91,6 +99,10 @@ class TaskInfo:
     default_weights: str | None
     weights: dict[str, WeightsEntry] = field(default_factory=dict)
     config_schema: dict[str, Any] = field(default_factory=dict)
+    output_kind: str = "image"
+    scale: int = 1
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    """The task's named inputs besides its image: name, description, channels, required."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +111,9 @@ class TaskInfo:
             "plugin": self.plugin,
             "default_weights": self.default_weights,
             "weights": {name: entry.model_dump(mode="json") for name, entry in self.weights.items()},
+            "output_kind": self.output_kind,
+            "scale": self.scale,
+            "inputs": self.inputs,
         }
 
 
@@ -183,7 +198,24 @@ def task_info(name: str) -> TaskInfo:
         default_weights=default,
         weights=weights,
         config_schema=task_class.Config.model_json_schema(),
+        output_kind=task_class.output_kind,
+        scale=task_class.scale,
+        inputs=[
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "channels": spec.channels,
+                "required": spec.required,
+            }
+            for spec in task_class.extra_inputs
+        ],
     )
+
+
+def describe_tasks(names: list[str]) -> list[dict[str, Any]]:
+    """The catalogue entries of ``names`` as JSON-ready dicts: what ``imgzoo list --json`` prints
+    and what the server's ``GET /v1/tasks`` answers."""
+    return [task_info(name).as_dict() for name in names]
 
 
 _ALLOWED_TASK_KEYS = {"description", "plugin", "default_weights", "weights"}

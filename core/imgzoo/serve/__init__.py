@@ -1,0 +1,63 @@
+"""``imgzoo serve``: the zoo's tasks over HTTP, with dynamic batching and a web page.
+
+    >>> from imgzoo.serve import ServeSettings, create_app
+    >>> app = create_app(["colorize"], ServeSettings(max_batch=8, max_wait_ms=5))
+    >>> # any ASGI server runs it: uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Endpoints: ``GET /v1/tasks`` (the catalogue, as ``imgzoo list --json``), ``POST /v1/tasks/{task}``
+(an image in, the result out), ``GET /healthz``, ``GET /openapi.json`` and ``GET /docs`` (a local
+page listing the endpoints), and the web page at ``/``. Needs the ``serve`` extra
+(``pip install 'imgzoo[serve]'``: fastapi, uvicorn, python-multipart); importing this module
+does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from imgzoo.errors import MissingExtraError
+from imgzoo.serve.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["ServeSettings", "create_app", "serve"]
+
+# The distribution behind each module the server imports, as pip names it.
+_REQUIRED = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart"}
+
+
+def require_serve_extra() -> None:
+    """Raise :class:`~imgzoo.errors.MissingExtraError` naming the first missing package."""
+    for module, distribution in _REQUIRED.items():
+        try:
+            import_module(module)
+        except ImportError:
+            raise MissingExtraError("imgzoo serve", "serve", distribution) from None
+
+
+def create_app(
+    tasks: Sequence[str] = (), settings: ServeSettings | None = None, *, preload: bool = True
+) -> FastAPI:
+    """The server's ASGI application serving ``tasks`` (every installed task when empty); see
+    :class:`ServeSettings` for the knobs. ``preload`` loads the named tasks' models now."""
+    require_serve_extra()
+    from imgzoo.serve import app
+
+    return app.create_app(tasks, settings, preload=preload)
+
+
+def serve(
+    tasks: Sequence[str] = (),
+    settings: ServeSettings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Run the server until interrupted (uvicorn, one process)."""
+    application = create_app(tasks, settings)
+    import uvicorn
+
+    uvicorn.run(application, host=host, port=port, log_level="info")

@@ -1,0 +1,394 @@
+"""The HTTP application: routes, request reading, limits and errors as JSON.
+
+A request is read and checked in a thread of the server's pool (decoding, the task's rules for
+its named inputs, its options), queued on its model's worker (see :mod:`imgzoo.serve.batching`),
+and its result encoded in the pool again, so that the model's thread only runs models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from imgzoo import plugins, registry
+from imgzoo.errors import (
+    ConfigError,
+    InputError,
+    InvalidImageError,
+    RequestError,
+    UnknownTaskError,
+    ZooError,
+)
+from imgzoo.serve.batching import Batcher, Job
+from imgzoo.serve.settings import DEFAULT_BACKEND, ServeSettings
+
+__all__ = ["OUTPUT_FORMATS", "choose_format", "create_app", "encode_result", "status_for"]
+
+OUTPUT_FORMATS = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "npy": "application/x-npy",
+}
+"""Result formats by ``?format=`` name, with the media type they are sent as (and asked for in ``Accept``)."""
+
+_FORMAT_ALIASES = {"jpg": "jpeg"}
+_RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+_STATIC_FILES = {
+    "app.js": "text/javascript",
+    "style.css": "text/css",
+}
+
+
+def create_app(
+    tasks: Sequence[str] = (), settings: ServeSettings | None = None, *, preload: bool = True
+) -> FastAPI:
+    """The server's ASGI application, serving ``tasks`` (every installed task when empty).
+
+    ``preload``: load each named task's model now, so that a task that cannot load fails here
+    rather than at its first request.
+    """
+    settings = settings or ServeSettings()
+    settings.check()
+    served = _served_tasks(tasks)
+    batcher = Batcher(
+        max_batch=settings.max_batch, max_wait=settings.max_wait_ms / 1000, queue=settings.queue
+    )
+    if preload:
+        for name in tasks:
+            _worker(batcher, settings, name, {}).wait_loaded()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+
+    # FastAPI's own /docs and /redoc pages load their scripts from a CDN: a local page instead.
+    app = FastAPI(
+        title="imgzoo",
+        summary="Image-to-image models over HTTP",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    app.state.settings = settings
+    _add_error_handlers(app)
+
+    @app.get("/healthz", summary="Liveness: the server answers and which tasks it serves")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "tasks": served}
+
+    @app.get("/v1/tasks", summary="The served tasks, as `imgzoo list --json` describes them")
+    def list_served() -> list[dict[str, Any]]:
+        return registry.describe_tasks(served)
+
+    @app.post(
+        "/v1/tasks/{task}",
+        summary="Run a task on one image",
+        description=(
+            "The image is the raw request body (Content-Type image/*), or the part `image` of a "
+            "multipart/form-data body whose other file parts are the task's named inputs. Task options "
+            "(config fields) are query parameters or form fields. The result is PNG by default; "
+            "`?format=` or `Accept` choose jpeg, webp or npy (a float map is npy only)."
+        ),
+        response_class=Response,
+        responses={
+            200: {"content": {media: {} for media in OUTPUT_FORMATS.values()}},
+            400: {"description": 'a bad image, input or option: `{"error": ...}`'},
+            404: {"description": "no such task"},
+            406: {"description": "the result cannot be sent in the asked format"},
+            413: {"description": "the request is too large"},
+            415: {"description": "the body is neither an image nor multipart/form-data"},
+            503: {"description": "the queue is full: retry after `Retry-After` seconds"},
+            504: {"description": "the result was not ready within the server's timeout"},
+        },
+    )
+    async def run_task(task: str, request: Request) -> Response:
+        started = time.monotonic()
+        if task not in served:
+            raise UnknownTaskError(task, served)
+        task_class = plugins.get_task_class(task)
+        query = dict(request.query_params)
+        fmt = choose_format(query.pop("format", None), request.headers.get("accept"), task_class.output_kind)
+        image, inputs, fields = await _read_request(request, settings.max_request_bytes, task)
+        options = {**_parse_options(query), **_parse_options(fields)}
+        job, options = await run_in_threadpool(_prepare_job, task, image, inputs, options)
+        worker = _worker(batcher, settings, task, options)
+        batcher.submit(worker, job)
+        left = settings.timeout - (time.monotonic() - started)
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(job.future), timeout=max(left, 0.001))
+        except asyncio.TimeoutError:
+            raise RequestError(
+                f"task {task!r}: no result within the server's timeout of {settings.timeout:g} s (the server "
+                "is overloaded, or the image is too large for it): retry later, or send a smaller image",
+                status=504,
+                task=task,
+            ) from None
+        content = await run_in_threadpool(encode_result, result, fmt)
+        return Response(content, media_type=OUTPUT_FORMATS[fmt])
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(_asset("index.html"))
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs_page() -> HTMLResponse:
+        return HTMLResponse(_asset("docs.html"))
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in _STATIC_FILES:
+            raise HTTPException(404, f"no static file {name!r}")
+        return Response(_asset(name), media_type=_STATIC_FILES[name])
+
+    return app
+
+
+def _served_tasks(tasks: Sequence[str]) -> list[str]:
+    for name in tasks:
+        plugins.get_task_class(name)  # an unknown name fails now, with close names suggested
+    return sorted(set(tasks)) if tasks else registry.list_tasks()
+
+
+def _worker(batcher: Batcher, settings: ServeSettings, task: str, options: Mapping[str, Any]) -> Any:
+    """The worker running ``task`` with ``options``, loading its pipeline when new."""
+
+    def load() -> Any:
+        from imgzoo.pipeline import load
+
+        # Passed on only when chosen, so that the default works with any imgzoo.load().
+        backend: dict[str, Any] = {} if settings.backend == DEFAULT_BACKEND else {"backend": settings.backend}
+        return load(task, device=settings.device, precision=settings.precision, **backend, **options)
+
+    key = json.dumps([task, dict(options)], sort_keys=True)
+    return batcher.worker(key, load)
+
+
+# ── requests ──────────────────────────────────────────────────────────────────────────────
+async def _read_request(
+    request: Request, limit: int, task: str
+) -> tuple[bytes, dict[str, bytes], dict[str, str]]:
+    """The image, the named inputs' files and the form's other fields of a request."""
+    body = await _read_body(request, limit, task)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media.startswith(_RAW_IMAGE_TYPES):
+        return body, {}, {}
+    if media != "multipart/form-data":
+        raise RequestError(
+            f"task {task!r}: cannot read a body of type {media or '(none)'!r}: send the image as the body "
+            "with Content-Type image/png (or image/jpeg, ...), or as the part 'image' of a "
+            "multipart/form-data body",
+            status=415,
+            task=task,
+        )
+    replayed = Request(request.scope, receive=_replay(body))
+    async with replayed.form() as form:
+        files: dict[str, bytes] = {}
+        fields: dict[str, str] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                files[name] = await value.read()
+            else:
+                fields[name] = value
+    if "image" not in files:
+        hint = " (it is a text field: send a file)" if "image" in fields else ""
+        raise InputError(
+            f"task {task!r}: the form has no file part 'image'{hint}: send the picture as the part 'image'",
+            task=task,
+            input="image",
+        )
+    image = files.pop("image")
+    return image, files, fields
+
+
+async def _read_body(request: Request, limit: int, task: str) -> bytes:
+    """The body, refused with a 413 as soon as it is known to exceed ``limit`` bytes."""
+    too_large = RequestError(
+        f"task {task!r}: the request is larger than the server's limit of {limit} bytes: send a smaller "
+        "image (or start the server with a larger --max-request-mb)",
+        status=413,
+        task=task,
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Any:
+    """An ASGI ``receive`` that hands over ``body`` again, for parsing a body already read."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _parse_options(raw: Mapping[str, str]) -> dict[str, Any]:
+    """Option values as the command line's ``--set`` reads them: JSON when it parses, else text."""
+    from imgzoo.config import parse_assignments
+
+    return parse_assignments([f"{name}={value}" for name, value in raw.items()], task="")
+
+
+def _prepare_job(
+    task: str, image: bytes, inputs: Mapping[str, bytes], options: Mapping[str, Any]
+) -> tuple[Job, dict[str, Any]]:
+    """Decode and check the image, its named inputs and the options (as ``imgzoo.run`` does);
+    returns the job and the options as the task's config reads them."""
+    from imgzoo.config import build_config
+    from imgzoo.images import decode_image
+    from imgzoo.inputs import read_inputs
+
+    task_class = plugins.get_task_class(task)
+    input_names = {spec.name for spec in task_class.extra_inputs}
+    for name in sorted(input_names & set(options)):
+        raise InputError(
+            f"task {task!r}: input {name!r} came as a text field: send it as a file part {name!r}",
+            task=task,
+            input=name,
+        )
+    config = build_config(task_class.Config, task=task, overrides=options)
+    # Keyed by the values the config holds, so that "true" and "1" share one model.
+    settled = {name: getattr(config, name) for name in options}
+    decoded = decode_image(image, source=f"the image sent to {task!r}")
+    extras = read_inputs(task_class, [decoded], inputs)
+    return Job(decoded, {name: values[0] for name, values in extras.items()}), settled
+
+
+def choose_format(asked: str | None, accept: str | None, output_kind: str) -> str:
+    """The result's format: ``?format=`` if given, else the first of ``Accept`` that can hold the
+    task's output (PNG for an image, npy for a float map when any will do)."""
+    fitting = ["npy"] if output_kind == "map" else list(OUTPUT_FORMATS)
+    default = fitting[0] if output_kind == "map" else "png"
+    if asked is not None:
+        name = _FORMAT_ALIASES.get(asked.lower(), asked.lower())
+        if name not in OUTPUT_FORMATS:
+            raise RequestError(
+                f"unknown format {asked!r}: use one of {', '.join(OUTPUT_FORMATS)}", status=400
+            )
+        if name not in fitting:
+            raise RequestError(
+                f"the result is a float map, which {name} cannot hold without rounding or clipping it: "
+                "ask for format=npy",
+                status=406,
+            )
+        return name
+    if not accept:
+        return default
+    by_media = {media: name for name, media in OUTPUT_FORMATS.items() if name in fitting}
+    for media in _accepted_media(accept):
+        if media == "*/*" or (media == "image/*" and output_kind == "image"):
+            return default
+        if media in by_media:
+            return by_media[media]
+    raise RequestError(
+        f"cannot send the result as {accept!r}: accepted types are {', '.join(by_media.values())}",
+        status=406,
+    )
+
+
+def _accepted_media(accept: str) -> list[str]:
+    """The media types of an ``Accept`` header, most wanted first (q=0 left out)."""
+    ranked = []
+    for position, item in enumerate(accept.split(",")):
+        media, *parameters = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media and quality > 0:
+            ranked.append((-quality, position, media.lower()))
+    return [media for _, _, media in sorted(ranked)]
+
+
+def encode_result(result: np.ndarray, fmt: str) -> bytes:
+    """A finished result (uint8 HxWxC picture, or float32 map) in format ``fmt``."""
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(result), allow_pickle=False)
+        return buffer.getvalue()
+    pixels = result if result.ndim == 3 else result[..., None]
+    if fmt == "jpeg" and pixels.shape[2] == 4:
+        pixels = pixels[..., :3]  # JPEG has no alpha
+    if pixels.shape[2] == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    elif pixels.shape[2] == 4:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
+    ok, encoded = cv2.imencode(f".{fmt}", pixels)
+    if not ok:
+        raise ZooError(f"OpenCV could not encode the result as {fmt}")
+    return bytes(encoded.tobytes())
+
+
+def _asset(name: str) -> bytes:
+    return (resources.files("imgzoo.serve") / "static" / name).read_bytes()
+
+
+# ── errors ────────────────────────────────────────────────────────────────────────────────
+def status_for(error: ZooError) -> int:
+    """The HTTP status of an error: 4xx for what the request got wrong, 500 for the rest."""
+    if isinstance(error, RequestError):
+        return error.status
+    if isinstance(error, UnknownTaskError):
+        return 404
+    if isinstance(error, (InvalidImageError, InputError, ConfigError)):
+        return 400
+    return 500
+
+
+def _error_response(status: int, message: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ZooError)
+    async def zoo_error(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ZooError)
+        return _error_response(status_for(error), str(error), getattr(error, "retry_after", None))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, HTTPException)
+        return _error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: Exception) -> JSONResponse:
+        return _error_response(422, str(error))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        return _error_response(500, f"internal error: {type(error).__name__}: {error}")

@@ -1,0 +1,238 @@
+"""Dynamic batching: requests for one model wait a little so that those of one image size run
+as one batch.
+
+Each loaded model (a task with one set of options) has a :class:`ModelWorker`: one thread that
+loads the pipeline, then takes the oldest waiting job, gathers the other waiting jobs of the same
+group (image size, channels, named inputs given) up to ``max_batch``, waiting at most
+``max_wait`` seconds after the oldest arrived, and runs them through the pipeline in one call.
+:class:`Batcher` owns the workers and bounds the jobs waiting across all of them.
+
+Jobs are ``concurrent.futures.Future`` objects: a caller that gives up cancels its future, and a
+cancelled job is dropped before it runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from imgzoo.errors import RequestError
+
+if TYPE_CHECKING:
+    from imgzoo.images import Image
+    from imgzoo.pipeline import Pipeline
+
+__all__ = ["Batcher", "Job", "ModelWorker"]
+
+
+@dataclass
+class Job:
+    """One request's image and named inputs, read and checked; its result arrives in ``future``."""
+
+    image: Image
+    extras: dict[str, Image]
+    future: Future[Any] = field(default_factory=Future)
+    arrived: float = field(default_factory=time.monotonic)
+
+    @property
+    def group(self) -> Hashable:
+        """Jobs of one group preprocess to one shape, so they share a forward pass."""
+        alpha = self.image.alpha is not None
+        return (self.image.height, self.image.width, self.image.channels, alpha, tuple(sorted(self.extras)))
+
+
+class ModelWorker:
+    """One model's thread: loads its pipeline with ``load()``, then runs waiting jobs in batches."""
+
+    def __init__(self, name: str, load: Callable[[], Pipeline], *, max_batch: int, max_wait: float) -> None:
+        self.name = name
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.batches_run = 0
+        """How many batches have run (each one ``pipeline`` call), for tests and metrics."""
+        self._load = load
+        self._pending: list[Job] = []
+        self._condition = threading.Condition()
+        self._closed = False
+        self._ready = threading.Event()
+        self._load_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name=f"imgzoo-serve-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        with self._condition:
+            return not self._pending
+
+    def wait_loaded(self) -> None:
+        """Block until the pipeline is loaded; raise what loading raised."""
+        self._ready.wait()
+        if self._load_error is not None:
+            raise self._load_error
+
+    def submit(self, job: Job) -> None:
+        with self._condition:
+            if self._closed:
+                raise RequestError(f"model {self.name} is shutting down: retry", status=503, retry_after=1)
+            self._pending.append(job)
+            self._condition.notify()
+
+    def close(self) -> None:
+        """Stop after the batch that is running; jobs still waiting are cancelled."""
+        with self._condition:
+            self._closed = True
+            waiting, self._pending = self._pending, []
+            self._condition.notify()
+        for job in waiting:
+            job.future.cancel()
+
+    def _serve(self) -> None:
+        try:
+            pipeline = self._load()
+        except BaseException as error:  # reported to every job, and by wait_loaded()
+            self._load_error = error
+            pipeline = None
+        finally:
+            self._ready.set()
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if pipeline is None:
+                assert self._load_error is not None
+                for job in batch:
+                    job.future.set_exception(self._load_error)
+                continue
+            self._run(pipeline, batch)
+
+    def _next_batch(self) -> list[Job] | None:
+        """The oldest job and up to ``max_batch - 1`` others of its group, once the batch is full
+        or the oldest has waited ``max_wait``; None once closed."""
+        with self._condition:
+            while True:
+                while not self._pending and not self._closed:
+                    self._condition.wait()
+                if self._closed:
+                    return None
+                first = self._pending[0]
+                deadline = first.arrived + self.max_wait
+                while True:
+                    batch = [job for job in self._pending if job.group == first.group][: self.max_batch]
+                    left = deadline - time.monotonic()
+                    if len(batch) >= self.max_batch or left <= 0 or self._closed:
+                        break
+                    self._condition.wait(left)
+                taken = {id(job) for job in batch}
+                self._pending = [job for job in self._pending if id(job) not in taken]
+                # A job whose caller gave up (its deadline passed) is dropped, not run.
+                running = [job for job in batch if job.future.set_running_or_notify_cancel()]
+                if running:
+                    return running
+
+    def _run(self, pipeline: Pipeline, batch: list[Job]) -> None:
+        from imgzoo.images import InputForm, OutputSpec
+        from imgzoo.pipeline import PreparedCall
+
+        call = PreparedCall(
+            inputs=[job.image for job in batch],
+            spec=OutputSpec(tuple(InputForm("encoded") for _ in batch), as_list=True),
+            targets=None,
+            batch_size=len(batch),
+            extras={name: [job.extras[name] for job in batch] for name in batch[0].extras},
+        )
+        try:
+            results = pipeline.run_prepared(call)
+        except BaseException as error:
+            for job in batch:
+                job.future.set_exception(error)
+            return
+        finally:
+            self.batches_run += 1
+        for job, result in zip(batch, results, strict=True):
+            job.future.set_result(result)
+
+
+class Batcher:
+    """The workers of a server, one per model key, at most ``max_models`` of them (the least
+    recently used idle one is closed to make room), and at most ``queue`` jobs in them at once."""
+
+    def __init__(self, *, max_batch: int, max_wait: float, queue: int, max_models: int = 8) -> None:
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.queue = queue
+        self.max_models = max_models
+        self._workers: OrderedDict[str, ModelWorker] = OrderedDict()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    def worker(self, key: str, load: Callable[[], Pipeline]) -> ModelWorker:
+        """The worker for ``key``, started with ``load`` when there is none yet."""
+        with self._lock:
+            worker = self._workers.get(key)
+            if worker is not None:
+                self._workers.move_to_end(key)
+                return worker
+            if len(self._workers) >= self.max_models:
+                self._evict_idle(key)
+            worker = ModelWorker(key, load, max_batch=self.max_batch, max_wait=self.max_wait)
+            self._workers[key] = worker
+            return worker
+
+    def _evict_idle(self, key: str) -> None:
+        for name, candidate in self._workers.items():
+            if candidate.idle:
+                candidate.close()
+                del self._workers[name]
+                return
+        raise RequestError(
+            f"the server already runs {self.max_models} models, all busy, so it cannot load {key}: "
+            "retry shortly, or use options the server has loaded already",
+            status=503,
+            retry_after=1,
+        )
+
+    def submit(self, worker: ModelWorker, job: Job) -> None:
+        """Queue ``job`` on ``worker``, or raise a 503 RequestError when the queue is full."""
+        with self._lock:
+            if self._in_flight >= self.queue:
+                raise RequestError(
+                    f"the server is busy: {self._in_flight} requests are queued (the limit is {self.queue}); "
+                    "retry after a second",
+                    status=503,
+                    retry_after=1,
+                )
+            self._in_flight += 1
+        job.future.add_done_callback(self._release)
+        try:
+            worker.submit(job)
+        except RequestError:
+            job.future.cancel()
+            raise
+
+    def _release(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    @property
+    def batches_run(self) -> int:
+        """Batches run so far by the workers now loaded."""
+        with self._lock:
+            return sum(worker.batches_run for worker in self._workers.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs queued or running now."""
+        with self._lock:
+            return self._in_flight
+
+    def close(self) -> None:
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.close()

@@ -8,7 +8,8 @@ its own process; 32 clients send 20 requests each at once, 32x32 pictures of thr
 every fifth one a corrupt file or a decompression bomb. Reported, with dynamic batching off
 (``--max-batch 1``) and on (``--max-batch 8``): p50/p99 latency, requests per second, and the
 throughput of a single-threaded ``imgzoo.run()`` loop over the same valid images in this process;
-the server's RSS after a warm-up round (the same requests) and its peak during the measured one. Nothing here asserts a time.
+the server's RSS after a warm-up round (the same requests) and its peak during the measured one.
+Nothing here asserts a time.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def _layout(memory_format: torch.memory_format) -> Callable[[dict[str, torch.nn.
 
 
 def _compiled(models: dict[str, torch.nn.Module]) -> None:
-    for name, model in models.items():
+    for model in models.values():
         model.forward = torch.compile(model.forward)  # type: ignore[method-assign]  # same module, compiled call
 
 

@@ -9,7 +9,9 @@
     ├── ConfigError               a config value failed validation (field by field)
     ├── PluginError               a plugin failed to load or broke the plugin contract
     ├── DataError                 a training/evaluation data source is empty, missing or inconsistent
-    └── TilingError               a tiling that cannot work: a task that cannot be tiled, bad sizes
+    ├── TilingError               a tiling that cannot work: a task that cannot be tiled, bad sizes
+    ├── ExportError               a model that cannot be exported, or whose export does not reproduce it
+    └── BackendError              an inference backend that cannot run here (a missing package, a device)
 
 Each error says what went wrong *and* what to do next; the CLI prints ``str(error)`` as one
 line (a few for field-by-field config errors) and exits non-zero.
@@ -22,8 +24,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "BackendError",
     "ConfigError",
     "DataError",
+    "ExportError",
     "InputError",
     "InvalidImageError",
     "PluginError",
@@ -144,3 +148,23 @@ class DataError(ZooError, ValueError):
 
 class TilingError(ZooError, ValueError):
     """Tiled inference was asked of a task that cannot be tiled, or with sizes that cannot work."""
+
+
+class ExportError(ZooError):
+    """A task's inference model could not be exported (an operation without an equivalent in the
+    format, a trace that does not reproduce the model), or the file could not be written.
+    ``task`` and ``format`` name what was being exported."""
+
+    def __init__(self, message: str, *, task: str, format: str) -> None:
+        self.task = task
+        self.format = format
+        super().__init__(message)
+
+
+class BackendError(ZooError):
+    """An inference backend cannot run here: its package is not installed, or it does not
+    support the device or precision asked for. ``backend`` names it."""
+
+    def __init__(self, message: str, *, backend: str) -> None:
+        self.backend = backend
+        super().__init__(message)

@@ -148,8 +148,9 @@ def export(
             format=format,
         )
     if format == "onnx":
-        from imgzoo.onnx_backend import require_onnxruntime
+        from imgzoo.onnx_backend import require_onnxruntime, require_package
 
+        require_package("onnx", "to export to ONNX")
         require_onnxruntime("to check an ONNX export")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no weights: untrained": exporting one is allowed
@@ -241,7 +242,7 @@ def exported_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         stored = open_session(source).get_modelmeta().custom_metadata_map
     else:
         files = {_TORCHSCRIPT_METADATA: ""}
-        torch.jit.load(str(source), map_location="cpu", _extra_files=files)
+        _load_torchscript(source, files)
         stored = json.loads(files[_TORCHSCRIPT_METADATA] or "{}")
     return {key: value for key, value in stored.items() if key.startswith(METADATA_PREFIX)}
 
@@ -345,6 +346,9 @@ def _model_input(pipeline: Pipeline, picture: _images.Image, rng: np.random.Gene
 def _export_onnx(
     module: _TaskForward, example: torch.Tensor, part: Path, metadata: Mapping[str, str], task: str
 ) -> None:
+    from imgzoo.onnx_backend import require_package
+
+    onnx = require_package("onnx", "to export to ONNX")
     output_rank = _output_rank(module, example)
     output_axes = {0: "batch", **{axis: f"output_{axis}" for axis in range(2, output_rank)}}
     try:
@@ -362,8 +366,9 @@ def _export_onnx(
         raise
     except Exception as error:  # the exporter's own errors have no common base
         raise _trace_failure(error, task, "onnx") from error
-    with part.open("ab") as file:
-        file.write(_onnx_metadata_props(metadata))
+    graph = onnx.load(str(part))
+    onnx.helper.set_model_props(graph, dict(metadata))
+    onnx.save(graph, str(part))
 
 
 def _export_torchscript(
@@ -390,7 +395,7 @@ def _loader(format: str) -> Callable[[Path], Callable[[torch.Tensor], torch.Tens
         return OnnxRuntimeModel
 
     def load_torchscript(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-        loaded = torch.jit.load(str(path), map_location="cpu")
+        loaded = _load_torchscript(path)
 
         def run(inputs: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
@@ -401,27 +406,11 @@ def _loader(format: str) -> Callable[[Path], Callable[[torch.Tensor], torch.Tens
     return load_torchscript
 
 
-def _onnx_metadata_props(metadata: Mapping[str, str]) -> bytes:
-    """``metadata_props`` entries (ModelProto field 14, StringStringEntryProto {key = 1, value = 2})
-    as protobuf bytes. Fields appended to a message's bytes are read as part of it, so the
-    exporter's file needs no ``onnx`` package to be annotated."""
-
-    def length_delimited(number: int, payload: bytes) -> bytes:
-        return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-    return b"".join(
-        length_delimited(14, length_delimited(1, key.encode()) + length_delimited(2, value.encode()))
-        for key, value in metadata.items()
-    )
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+def _load_torchscript(path: Path, extra_files: dict[str, Any] | None = None) -> Any:
+    with warnings.catch_warnings():
+        # Newer torch deprecates TorchScript in favour of torch.export; the format was asked for.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
 
 
 # ── the check ────────────────────────────────────────────────────────────────────────────────

@@ -7,12 +7,14 @@ PyTorch) into ``cache_dir()/onnx``, under a name derived from the weights' sha25
 config and the imgzoo and torch versions, next to a record of its own sha256: a file that is
 missing, damaged or replaced is exported again, a valid one never is.
 
-onnxruntime is an optional dependency: ``pip install "imgzoo[onnx]"``.
+onnxruntime (and onnx, which PyTorch's exporter needs) are optional dependencies:
+``pip install "imgzoo[onnx]"``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 from pathlib import Path
@@ -36,6 +38,7 @@ __all__ = [
     "cached_model",
     "open_session",
     "require_onnxruntime",
+    "require_package",
     "resolve_precision",
 ]
 
@@ -47,13 +50,17 @@ _CACHE_LAYOUT = 1  # bumped when what a cached file holds changes
 
 def require_onnxruntime(purpose: str = "for backend='onnxruntime'") -> Any:
     """The ``onnxruntime`` module, or a one-line error naming the extra that installs it."""
+    return require_package("onnxruntime", purpose)
+
+
+def require_package(name: str, purpose: str) -> Any:
+    """The module ``name`` of the ``onnx`` extra, or a one-line error naming the extra."""
     try:
-        import onnxruntime
+        return importlib.import_module(name)
     except ImportError:
         raise BackendError(
-            f"onnxruntime is not installed ({purpose}): install it with {INSTALL_HINT}", backend=BACKEND
+            f"{name} is not installed ({purpose}): install it with {INSTALL_HINT}", backend=BACKEND
         ) from None
-    return onnxruntime
 
 
 def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:

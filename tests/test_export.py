@@ -89,6 +89,7 @@ def test_the_file_records_task_config_weights_and_version(tmp_path: Path) -> Non
 
 
 @pytest.mark.usefixtures("toy_tasks")
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 def test_torchscript_records_its_origin_and_runs_alone(tmp_path: Path) -> None:
     torch.manual_seed(0)
     report = export("invert", False, format="torchscript", output=tmp_path / "invert.pt", gain=2.0)
@@ -205,12 +206,7 @@ def _picture(rng: np.random.Generator, height: int = 40, width: int = 56) -> np.
 
 
 BACKEND_TASKS = [
-    ("colorize", {}),
-    ("edges2photo", {"upsample": "resize"}),
-    ("edges2photo", {"upsample": "transposed"}),
-    ("denoise", {}),
-    ("superres", {}),
-    ("superres-x4", {}),
+    *EXPORTABLE,
     ("toy-depth", {}),
     ("toy-upscale", {}),
     ("invert", {"gain": 0.5}),

@@ -37,6 +37,10 @@ DOCUMENTED = {
     "metrics",
     "TilingError",
     "Tiling",
+    "export",
+    "ExportReport",
+    "ExportError",
+    "BackendError",
     "__version__",
 }
 
@@ -58,6 +62,8 @@ def test_errors_share_one_base() -> None:
         "InputError",
         "TaskBugError",
         "TilingError",
+        "ExportError",
+        "BackendError",
     ):
         assert issubclass(getattr(imgzoo, name), imgzoo.ZooError)
 

@@ -4,6 +4,7 @@
     >>> imgzoo.list_tasks()
     >>> colour = imgzoo.run("colorize", "photo.jpg")
     >>> pipe = imgzoo.load("colorize"); pipe(array)
+    >>> imgzoo.export("colorize", output="colorize.onnx")   # or load(..., backend="onnxruntime")
 
 Importing imgzoo is cheap: torch loads on first use of ``run``, ``load``, ``train`` or ``Model``.
 """
@@ -15,8 +16,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from imgzoo.errors import (
+    BackendError,
     ConfigError,
     DataError,
+    ExportError,
     InputError,
     InvalidImageError,
     PluginError,
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from imgzoo import metrics
     from imgzoo.api import run
     from imgzoo.data.base import Sample
+    from imgzoo.exporting import ExportReport, export
     from imgzoo.model import Model
     from imgzoo.pipeline import Pipeline, load
     from imgzoo.training import evaluate, train
@@ -54,13 +58,18 @@ _LAZY = {
     "train": "imgzoo.training",
     "evaluate": "imgzoo.training",
     "Sample": "imgzoo.data.base",
+    "export": "imgzoo.exporting",
+    "ExportReport": "imgzoo.exporting",
 }
 # Public submodules, also resolved on first access: ``imgzoo.metrics.psnr(outputs, targets)``.
 _LAZY_MODULES = {"metrics": "imgzoo.metrics"}
 
 __all__ = [
+    "BackendError",
     "ConfigError",
     "DataError",
+    "ExportError",
+    "ExportReport",
     "InputError",
     "InputSpec",
     "InvalidImageError",
@@ -80,6 +89,7 @@ __all__ = [
     "__version__",
     "add_registry",
     "evaluate",
+    "export",
     "hookimpl",
     "list_tasks",
     "load",

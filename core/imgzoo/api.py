@@ -29,6 +29,7 @@ def run(
     weights: str | Path | None = None,
     device: str = "auto",
     precision: str = "auto",
+    backend: str = "torch",
     output: str | Path | None = None,
     overwrite: bool = False,
     batch_size: int = 8,
@@ -42,6 +43,7 @@ def run(
     image) and config fields of the task (``run("edges2photo", photo, extract_edges=True)``);
     a task's inputs and config fields never share a name. The loaded pipeline is cached, so
     later calls with the same config do not load again; calls are safe from several threads.
+    ``backend``: ``"torch"``, or ``"onnxruntime"`` (fp32 on the CPU; see :func:`imgzoo.load`).
     ``output`` and ``overwrite`` save the results as :meth:`Pipeline.__call__` does; the inputs
     and outputs are checked before any model is loaded.
     """
@@ -60,7 +62,9 @@ def run(
     inputs = {name: value for name, value in options.items() if name in input_names}
     settings = {name: value for name, value in options.items() if name not in input_names}
     call = prepare_call(task_class, image, inputs, output=output, overwrite=overwrite, batch_size=batch_size)
-    pipeline = _cached_pipeline(task, weights=weights, device=device, precision=precision, options=settings)
+    pipeline = _cached_pipeline(
+        task, weights=weights, device=device, precision=precision, backend=backend, options=settings
+    )
     return pipeline.run_prepared(call)
 
 
@@ -72,10 +76,10 @@ def clear_cache() -> None:
 
 
 def _cached_pipeline(
-    task: str, *, weights: Any, device: str, precision: str, options: dict[str, Any]
+    task: str, *, weights: Any, device: str, precision: str, backend: str, options: dict[str, Any]
 ) -> Pipeline:
     key = json.dumps(
-        [task, str(weights) if weights is not None else None, device, precision, options],
+        [task, str(weights) if weights is not None else None, device, precision, backend, options],
         sort_keys=True,
         default=repr,
     )
@@ -91,7 +95,7 @@ def _cached_pipeline(
     with key_lock:
         pipeline = _cache.get(key)
         if pipeline is None:
-            pipeline = load(task, weights, device=device, precision=precision, **options)
+            pipeline = load(task, weights, device=device, precision=precision, backend=backend, **options)
             with _cache_lock:
                 _cache[key] = pipeline
                 while len(_cache) > MAX_CACHED_PIPELINES:

@@ -3,6 +3,8 @@
     imgzoo list [PATTERN] [--json]
     imgzoo info TASK [--schema] [--json]
     imgzoo run TASK INPUT... [--input NAME=PATH]... [-o OUT] [--overwrite] [--weights W] [--set key=value]...
+               [--backend torch|onnxruntime]
+    imgzoo export TASK [--weights W] --format onnx|torchscript -o FILE [--set key=value]...
     imgzoo train TASK --data SPEC --out DIR ...        imgzoo eval TASK --data SPEC ...
     imgzoo serve [TASK...] [--host H] [--port P] [--max-batch N] [--max-wait-ms M] [--queue N] ...
     imgzoo plugins [--json]
@@ -121,6 +123,24 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--overwrite", action="store_true", help="replace existing output files (never an input)"
     )
+    sub.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "onnxruntime"],
+        help="what runs the model: torch (default), or onnxruntime (fp32 on the CPU; exported once and "
+        'cached; pip install "imgzoo[onnx]")',
+    )
+
+    sub = command(
+        "export", _cmd_export, "export a task's model to ONNX or TorchScript, checked against PyTorch"
+    )
+    sub.add_argument("task")
+    sub.add_argument("-o", "--output", required=True, help="the file to write (e.g. colorize.onnx)")
+    sub.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], help="default: onnx")
+    sub.add_argument("--weights", help="registered weights name, a .safetensors path or a URL")
+    sub.add_argument("--config", help="TOML or JSON file of config values")
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     sub = command("serve", _cmd_serve, "serve tasks over HTTP: an API with dynamic batching, and a web page")
     sub.add_argument(
@@ -407,6 +427,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         device=_shard_device(args.device, shard),
         precision=args.precision,
         config=args.config,
+        backend=args.backend,
         **overrides,
     )
     runner = _FolderRun(pipeline, task_class, extra_paths, batch_size=args.batch_size)
@@ -449,6 +470,27 @@ def _shard_device(device: str, shard: tuple[int, int]) -> str:
     if not torch.cuda.is_available():
         return device
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from imgzoo import config as config_module
+
+    plugins.get_task_class(args.task)  # a misspelled task is reported before torch loads
+    overrides = config_module.parse_assignments(args.set, task=args.task)
+
+    from imgzoo.exporting import export
+
+    report = export(
+        args.task,
+        args.weights,
+        format=args.format,
+        output=args.output,
+        config=args.config,
+        overwrite=args.overwrite,
+        **overrides,
+    )
+    print(report)
+    return 0
 
 
 class _FolderRun:

@@ -11,7 +11,9 @@
     ├── DataError                 a training/evaluation data source is empty, missing or inconsistent
     ├── TilingError               a tiling that cannot work: a task that cannot be tiled, bad sizes
     ├── RequestError              an HTTP request the server refuses: too large, busy, too slow, ...
-    └── MissingExtraError         an optional feature's packages are not installed (names the extra)
+    ├── MissingExtraError         an optional feature's packages are not installed (names the extra)
+    ├── ExportError               a model that cannot be exported, or whose export does not reproduce it
+    └── BackendError              an inference backend that cannot run here (a missing package, a device)
 
 Each error says what went wrong *and* what to do next; the CLI prints ``str(error)`` as one
 line (a few for field-by-field config errors) and exits non-zero.
@@ -24,8 +26,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "BackendError",
     "ConfigError",
     "DataError",
+    "ExportError",
     "InputError",
     "InvalidImageError",
     "MissingExtraError",
@@ -171,3 +175,23 @@ class MissingExtraError(ZooError, ImportError):
         self.extra = extra
         self.missing = missing
         super().__init__(f"{feature} needs {missing}, which is not installed: pip install 'imgzoo[{extra}]'")
+
+
+class ExportError(ZooError):
+    """A task's inference model could not be exported (an operation without an equivalent in the
+    format, a trace that does not reproduce the model), or the file could not be written.
+    ``task`` and ``format`` name what was being exported."""
+
+    def __init__(self, message: str, *, task: str, format: str) -> None:
+        self.task = task
+        self.format = format
+        super().__init__(message)
+
+
+class BackendError(ZooError):
+    """An inference backend cannot run here: its package is not installed, or it does not
+    support the device or precision asked for. ``backend`` names it."""
+
+    def __init__(self, message: str, *, backend: str) -> None:
+        self.backend = backend
+        super().__init__(message)

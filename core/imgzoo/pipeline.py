@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from imgzoo import images as _images
-from imgzoo import plugins, registry
+from imgzoo import onnx_backend, plugins, registry
 from imgzoo import weights as _weights
 from imgzoo.config import build_config
 from imgzoo.errors import TaskBugError, WeightsError, ZooError
@@ -23,9 +23,13 @@ from imgzoo.runtime import INFERENCE_PRECISIONS, autocast, check_precision, reso
 from imgzoo.task import Task, TaskConfig
 from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
 
-__all__ = ["LoadedWeights", "Pipeline", "PreparedCall", "build_task", "load", "prepare_call"]
+__all__ = ["BACKENDS", "LoadedWeights", "Pipeline", "PreparedCall", "build_task", "load", "prepare_call"]
 
 WeightsArg = str | Path | None | bool
+
+BACKENDS = ("torch", "onnxruntime")
+"""What runs the forward pass: PyTorch, or an ONNX Runtime session on the exported graph
+(``pip install "imgzoo[onnx]"``; fp32 on the CPU). Pre- and post-processing are the same."""
 
 
 @dataclass
@@ -138,7 +142,9 @@ class Pipeline:
         precision: str,
         weights: LoadedWeights | None,
         tile: Tiling | int | bool | None = None,
+        backend: str = "torch",
     ) -> None:
+        check_backend(backend)
         self.task = task
         self.models = dict(models)
         """The models as built and loaded (what weights files hold)."""
@@ -146,11 +152,18 @@ class Pipeline:
         """What inference runs: the task's :meth:`~imgzoo.Task.prepare_inference` of ``models``,
         made once here (changes to ``models`` afterwards do not reach it)."""
         self.device = device
-        self.precision, self.precision_reason = resolve_precision(precision, device)
-        """The precision inference runs at (never ``"auto"``) and, when chosen by ``"auto"``, why."""
+        self.backend = backend
+        """What runs the forward pass (see :data:`BACKENDS`)."""
+        choose_precision = onnx_backend.resolve_precision if backend == "onnxruntime" else resolve_precision
+        self.precision, self.precision_reason = choose_precision(precision, device)
+        """The precision inference runs at (never ``"auto"``) and, when chosen by ``"auto"`` or
+        by the backend, why."""
         self.weights = weights
         self.tiling: Tiling | None = resolve_tiling(task, tile)
         """Images larger than ``tiling.tile`` run in tiles (None: whole); set with ``load(tile=...)``."""
+        self._exported: Callable[[torch.Tensor], torch.Tensor] | None = None
+        if backend == "onnxruntime":  # last: exporting runs this pipeline's task on its models
+            self._exported = onnx_backend.cached_model(self)
 
     @property
     def config(self) -> TaskConfig:
@@ -165,8 +178,8 @@ class Pipeline:
         weights = self.weights.name if self.weights else "untrained"
         why = f" ({self.precision_reason})" if self.precision_reason else ""
         return (
-            f"Pipeline(task={self.task.name!r}, weights={weights!r}, device={self.device}, "
-            f"precision={self.precision!r}{why})"
+            f"Pipeline(task={self.task.name!r}, weights={weights!r}, backend={self.backend!r}, "
+            f"device={self.device}, precision={self.precision!r}{why})"
         )
 
     def __call__(
@@ -284,6 +297,14 @@ class Pipeline:
                         results[index] = functools.partial(_postprocess, task, outputs[row], pixels, named)
         return [result for result in results if result is not None]
 
+    def model_input(
+        self, image: _images.Image, named: Mapping[str, _images.Image] | None = None
+    ) -> torch.Tensor:
+        """The task's ``preprocess`` of one read image and its named inputs (1xCxHxW), as a
+        whole-image run gives it to the model."""
+        extras = {name: [value] for name, value in (named or {}).items()}
+        return self._preprocess(*self._task_arguments(0, image, extras))
+
     def _task_arguments(
         self, index: int, image: _images.Image, extras: Mapping[str, list[_images.Image]]
     ) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
@@ -331,6 +352,8 @@ class Pipeline:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The task's forward on a CPU batch, on this pipeline's device and precision; float32 on the CPU."""
+        if self._exported is not None:
+            return self._exported(batch)
         with autocast(self.device, self.precision):
             outputs = self.task.forward(self.inference_models, batch.to(self.device, non_blocking=True))
         return outputs.float().cpu()
@@ -399,6 +422,7 @@ def load(
     precision: str = "auto",
     config: str | Path | None = None,
     tile: Tiling | int | bool | None = None,
+    backend: str = "torch",
     **overrides: Any,
 ) -> Pipeline:
     """Load a task with its weights into a reusable, callable :class:`Pipeline`.
@@ -410,8 +434,15 @@ def load(
     ``precision``: ``"auto"`` runs bf16 where the device computes it natively (a CPU with
     AVX512-BF16 or AMX, a CUDA GPU of compute capability 8.0+), else fp32; or ``"fp32"``,
     ``"bf16"``, ``"fp16"``. The pipeline's repr says which runs and why.
+    ``backend``: ``"torch"``, or ``"onnxruntime"`` to run the forward pass in ONNX Runtime
+    (fp32, CPU), exported on first use and cached (see :mod:`imgzoo.onnx_backend`).
     """
     check_precision(precision, allowed=INFERENCE_PRECISIONS)
+    check_backend(backend)
+    if backend == "onnxruntime":
+        onnx_backend.require_onnxruntime()  # before any model is built
+        if device == "auto":
+            device = "cpu"
     task_object, models, located = build_task(task, weights=weights, config_file=config, overrides=overrides)
     if located is None and weights is None:
         warnings.warn(
@@ -422,4 +453,12 @@ def load(
     target = resolve_device(device)
     for model in models.values():
         model.to(target).eval().requires_grad_(False)
-    return Pipeline(task_object, models, device=target, precision=precision, weights=located, tile=tile)
+    return Pipeline(
+        task_object, models, device=target, precision=precision, weights=located, tile=tile, backend=backend
+    )
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ZooError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
+    return backend

@@ -41,7 +41,19 @@ __all__ = ["RESERVED_INPUT_NAMES", "InputSpec", "StepContext", "Task", "TaskConf
 OutputKind = Literal["image", "map"]
 
 RESERVED_INPUT_NAMES = frozenset(
-    {"task", "image", "weights", "device", "precision", "output", "overwrite", "batch_size", "config", "tile"}
+    {
+        "task",
+        "image",
+        "weights",
+        "device",
+        "precision",
+        "backend",
+        "output",
+        "overwrite",
+        "batch_size",
+        "config",
+        "tile",
+    }
 )
 """Keyword arguments of ``imgzoo.run``/``imgzoo.load`` themselves: no input may take these names."""
 

@@ -1,0 +1,476 @@
+"""Exporting a task's inference model to ONNX or TorchScript, checked against PyTorch.
+
+What is exported is what a :class:`~imgzoo.Pipeline` runs between ``preprocess`` and
+``postprocess``: ``task.forward(models, inputs)`` on the models of ``task.prepare_inference``,
+in eval mode and fp32, with the batch, height and width left free. The graph has one input,
+``input`` (NxCxHxW float32, what ``preprocess`` makes: a task's named inputs arrive stacked
+into it, as they reach ``forward``), and one output, ``output``. Pre- and post-processing stay
+the task's Python code. The file records where it came from: the task, its config (JSON), the
+source weights' sha256 and the imgzoo version (ONNX ``metadata_props``, TorchScript
+``_extra_files``; :func:`exported_metadata` reads either).
+
+Every export is checked before the file is written: the exported model and PyTorch run on the
+task's own preprocessing of random pictures of several sizes (two of them as one batch) and of
+the bundled example pictures, and an export whose outputs differ by more than
+:data:`TOLERANCE` is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from imgzoo import __version__
+from imgzoo import images as _images
+from imgzoo.errors import ExportError, ZooError
+from imgzoo.weights import sha256_file
+
+if TYPE_CHECKING:
+    from imgzoo.pipeline import Pipeline, WeightsArg
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "TOLERANCE",
+    "ExportCheck",
+    "ExportReport",
+    "export",
+    "export_pipeline",
+    "exported_metadata",
+]
+
+EXPORT_FORMATS = ("onnx", "torchscript")
+
+TOLERANCE = 1e-4
+"""The largest difference an export may show from PyTorch, per output value, relative to the
+output's own scale (``max(1, max |output|)``: outputs in [0, 1] or [-1, 1] compare absolutely).
+
+Both sides compute in fp32, where one rounding is 6e-8 of the value; the exported graph sums
+the same products in another order (another convolution algorithm), which leaves differences
+of 1e-7 to 3e-6 on the built-in models, growing slowly with depth. 1e-4 leaves 30 times that
+for deeper models, and is still 1/40 of an 8-bit step (1/255), so a saved picture changes by
+at most one level where rounding falls on a boundary. A real export fault (an operation traced
+as a constant, a wrong padding) moves outputs by 1e-2 or more."""
+
+OPSET = 17
+"""The ONNX opset: the oldest with every operation the built-in models use (LayerNorm aside,
+none needs newer), read by any ONNX Runtime of the last three years."""
+
+INPUT_NAME, OUTPUT_NAME = "input", "output"
+METADATA_PREFIX = "imgzoo."
+_TORCHSCRIPT_METADATA = "imgzoo.json"
+
+# Sizes (height, width) of the random pictures the check runs: one landscape, one portrait with
+# odd sides, and one larger, so that a shape baked into the graph shows. The first runs as a
+# batch of two different pictures.
+_RANDOM_SIZES = ((48, 64), (67, 45), (200, 300))
+_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+_EXAMPLE_PICTURES = ("minifigs/minifig-0.png", "photos/astronaut.jpg")
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """One comparison of the exported model with PyTorch."""
+
+    input: str
+    """What ran: ``"random 64x48 (batch of 2)"``, or a picture's file name."""
+    shape: tuple[int, ...]
+    """The model input's shape (NxCxHxW, after the task's ``preprocess``)."""
+    max_abs_difference: float
+    """The largest absolute difference of an output value."""
+    scale: float
+    """``max(1, max |output|)``: what the difference is compared with, times the tolerance."""
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export` wrote and how closely it reproduces PyTorch."""
+
+    file: Path
+    format: str
+    tolerance: float
+    checks: list[ExportCheck] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    """What the file records about its origin (task, config, weights' sha256, versions)."""
+
+    @property
+    def max_abs_difference(self) -> float:
+        return max((check.max_abs_difference for check in self.checks), default=0.0)
+
+    def __str__(self) -> str:
+        size = self.file.stat().st_size / 1e6 if self.file.is_file() else 0.0
+        lines = [
+            f"exported {self.metadata.get('imgzoo.task', '?')} to {self.file} ({self.format}, {size:.1f} MB)"
+        ]
+        for check in self.checks:
+            shape = "x".join(map(str, check.shape))
+            lines.append(
+                f"  {check.input:<28} input {shape:<16} max abs difference {check.max_abs_difference:.2e}"
+            )
+        lines.append(f"  every output within {self.tolerance:.0e} of PyTorch's (fp32 both)")
+        return "\n".join(lines)
+
+
+def export(
+    task: str,
+    weights: WeightsArg = None,
+    *,
+    format: str = "onnx",
+    output: str | os.PathLike[str],
+    config: str | Path | None = None,
+    overwrite: bool = False,
+    check_images: Sequence[Any] | None = None,
+    **overrides: Any,
+) -> ExportReport:
+    """Export ``task``'s inference model with its ``weights`` (as :func:`imgzoo.load` takes them)
+    to ``output`` as ``format`` (``"onnx"`` or ``"torchscript"``), checked against PyTorch on
+    random pictures and on ``check_images`` (default: the bundled example pictures, where the
+    source tree has them). Refuses, with an :class:`~imgzoo.ExportError`, a model that cannot
+    be traced or whose export differs by more than :data:`TOLERANCE`. An existing ``output`` is
+    replaced only with ``overwrite=True``.
+    """
+    from imgzoo.pipeline import load
+
+    check_format(format, task)
+    target = Path(output)
+    if target.exists() and not overwrite:
+        raise ExportError(
+            f"{target} exists: pass --overwrite (overwrite=True) to replace it, or choose another file",
+            task=task,
+            format=format,
+        )
+    if format == "onnx":
+        from imgzoo.onnx_backend import require_onnxruntime, require_package
+
+        require_package("onnx", "to export to ONNX")
+        require_onnxruntime("to check an ONNX export")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "no weights: untrained": exporting one is allowed
+        pipeline = load(task, weights, device="cpu", precision="fp32", config=config, **overrides)
+    return export_pipeline(pipeline, target, format=format, check_images=check_images)
+
+
+def check_format(format: str, task: str) -> None:
+    if format not in EXPORT_FORMATS:
+        raise ExportError(
+            f"unknown export format {format!r} for task {task!r}: use {' or '.join(EXPORT_FORMATS)}",
+            task=task,
+            format=format,
+        )
+
+
+def export_pipeline(
+    pipeline: Pipeline,
+    output: str | os.PathLike[str],
+    *,
+    format: str = "onnx",
+    check_images: Sequence[Any] | None = None,
+) -> ExportReport:
+    """Export a CPU pipeline's inference model to ``output`` (replaced atomically, and only once
+    the check has passed); see :func:`export`."""
+    task = pipeline.task
+    check_format(format, task.name)
+    if pipeline.device.type != "cpu":
+        raise ExportError(
+            f"task {task.name!r}: export runs on the CPU; load the pipeline with device='cpu'",
+            task=task.name,
+            format=format,
+        )
+    target = Path(output)
+    samples = list(_check_inputs(pipeline, check_images))
+    module = _inference_module(pipeline, samples[0][1])
+    references = [_reference(module, inputs, format) for _, inputs in samples]
+    metadata = origin_metadata(pipeline)
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if format == "onnx":
+                _export_onnx(module, samples[0][1], part, metadata, task.name)
+            else:
+                _export_torchscript(module, samples[0][1], part, metadata, task.name)
+        run_exported = _loader(format)(part)
+        checks = []
+        for (label, inputs), reference in zip(samples, references, strict=True):
+            exported = run_exported(inputs)
+            checks.append(_compare(label, inputs, reference, exported, caught, task.name, format))
+        os.replace(part, target)
+    except OSError as error:
+        raise ExportError(
+            f"task {task.name!r}: could not write {target}: {error.strerror or error}",
+            task=task.name,
+            format=format,
+        ) from error
+    finally:
+        part.unlink(missing_ok=True)
+    return ExportReport(target, format, TOLERANCE, checks, metadata)
+
+
+def origin_metadata(pipeline: Pipeline) -> dict[str, str]:
+    """What an exported file records about where it came from, as strings."""
+    weights = pipeline.weights
+    digest = ""
+    if weights is not None:
+        digest = weights.sha256 or (sha256_file(weights.path) if weights.path is not None else "")
+    return {
+        "imgzoo.task": pipeline.task.name,
+        "imgzoo.config": json.dumps(pipeline.config.model_dump(mode="json"), sort_keys=True),
+        "imgzoo.weights": (weights.name or "") if weights is not None else "untrained",
+        "imgzoo.weights_sha256": digest,
+        "imgzoo.version": __version__,
+        "imgzoo.torch_version": torch.__version__,
+        "imgzoo.input": INPUT_NAME,
+        "imgzoo.output": OUTPUT_NAME,
+    }
+
+
+def exported_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``imgzoo.*`` metadata of an exported ONNX or TorchScript file."""
+    source = Path(path)
+    if source.suffix == ".onnx":
+        from imgzoo.onnx_backend import open_session
+
+        stored = open_session(source).get_modelmeta().custom_metadata_map
+    else:
+        files = {_TORCHSCRIPT_METADATA: ""}
+        _load_torchscript(source, files)
+        stored = json.loads(files[_TORCHSCRIPT_METADATA] or "{}")
+    return {key: value for key, value in stored.items() if key.startswith(METADATA_PREFIX)}
+
+
+# ── what is exported ─────────────────────────────────────────────────────────────────────────
+
+
+class _TaskForward(torch.nn.Module):
+    """``task.forward(models, inputs)`` as one module, holding only the models it reads."""
+
+    def __init__(self, task: Any, models: Mapping[str, torch.nn.Module]) -> None:
+        super().__init__()
+        self.task = task
+        self.models = torch.nn.ModuleDict(dict(models))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.task.forward(self.models, inputs).float()
+
+
+class _Reads(Mapping[str, torch.nn.Module]):
+    """The models, noting which of them are read."""
+
+    def __init__(self, models: Mapping[str, torch.nn.Module]) -> None:
+        self.models = models
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> torch.nn.Module:
+        self.read.add(name)
+        return self.models[name]
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.update(self.models)
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+
+def _inference_module(pipeline: Pipeline, example: torch.Tensor) -> _TaskForward:
+    """The pipeline's forward pass as a module, with the models it reads and no others (a GAN's
+    discriminator stays out of the file)."""
+    reads = _Reads(pipeline.inference_models)
+    with torch.inference_mode():
+        pipeline.task.forward(reads, example)
+    return _TaskForward(pipeline.task, {name: pipeline.inference_models[name] for name in sorted(reads.read)})
+
+
+def _reference(module: _TaskForward, inputs: torch.Tensor, format: str) -> torch.Tensor:
+    with torch.inference_mode():
+        first, second = module(inputs), module(inputs)
+    if not torch.equal(first, second):
+        name = module.task.name
+        raise ExportError(
+            f"task {name!r} cannot be exported: its forward pass gives different outputs for the same input "
+            "(random operations such as dropout at inference); export it with them off",
+            task=name,
+            format=format,
+        )
+    return first
+
+
+def _check_inputs(
+    pipeline: Pipeline, check_images: Sequence[Any] | None
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(label, model input) for each check: random pictures, then the real ones."""
+    rng = np.random.default_rng(0)
+    for number, (height, width) in enumerate(_RANDOM_SIZES):
+        count = 2 if number == 0 else 1
+        batch = [_model_input(pipeline, _random_picture(rng, height, width), rng) for _ in range(count)]
+        label = f"random {width}x{height}" + (f" (batch of {count})" if count > 1 else "")
+        yield label, torch.cat(batch)
+    if check_images is None:
+        check_images = [_EXAMPLES / name for name in _EXAMPLE_PICTURES if (_EXAMPLES / name).is_file()]
+    for item in check_images:
+        pictures, _ = _images.read_images(item)
+        for picture in pictures:
+            label = picture.path.name if picture.path is not None else picture.source
+            yield label, _model_input(pipeline, picture, rng)
+
+
+def _random_picture(rng: np.random.Generator, height: int, width: int) -> _images.Image:
+    pictures, _ = _images.read_images(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    return pictures[0]
+
+
+def _model_input(pipeline: Pipeline, picture: _images.Image, rng: np.random.Generator) -> torch.Tensor:
+    """The task's own preprocessing of ``picture``, with random named inputs of its size."""
+    named = {}
+    for spec in pipeline.task.extra_inputs:
+        channels = 1 if spec.channels == 1 else 3
+        values = (rng.random((picture.height, picture.width, channels)) < 0.5).astype(np.float32)
+        named[spec.name] = _images.read_images(values)[0][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "this does not look like an edge map"
+        return pipeline.model_input(picture, named)
+
+
+# ── the formats ──────────────────────────────────────────────────────────────────────────────
+
+
+def _export_onnx(
+    module: _TaskForward, example: torch.Tensor, part: Path, metadata: Mapping[str, str], task: str
+) -> None:
+    from imgzoo.onnx_backend import require_package
+
+    onnx = require_package("onnx", "to export to ONNX")
+    output_rank = _output_rank(module, example)
+    output_axes = {0: "batch", **{axis: f"output_{axis}" for axis in range(2, output_rank)}}
+    try:
+        torch.onnx.export(
+            module,
+            (example,),
+            str(part),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: output_axes},
+        )
+    except ZooError:
+        raise
+    except Exception as error:  # the exporter's own errors have no common base
+        raise _trace_failure(error, task, "onnx") from error
+    graph = onnx.load(str(part))
+    onnx.helper.set_model_props(graph, dict(metadata))
+    onnx.save(graph, str(part))
+
+
+def _export_torchscript(
+    module: _TaskForward, example: torch.Tensor, part: Path, metadata: Mapping[str, str], task: str
+) -> None:
+    try:
+        traced = torch.jit.trace(module, (example,), check_trace=False)
+    except ZooError:
+        raise
+    except Exception as error:
+        raise _trace_failure(error, task, "torchscript") from error
+    torch.jit.save(traced, str(part), _extra_files={_TORCHSCRIPT_METADATA: json.dumps(dict(metadata))})
+
+
+def _output_rank(module: _TaskForward, example: torch.Tensor) -> int:
+    with torch.inference_mode():
+        return int(module(example[:1]).ndim)
+
+
+def _loader(format: str) -> Callable[[Path], Callable[[torch.Tensor], torch.Tensor]]:
+    if format == "onnx":
+        from imgzoo.onnx_backend import OnnxRuntimeModel
+
+        return OnnxRuntimeModel
+
+    def load_torchscript(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+        loaded = _load_torchscript(path)
+
+        def run(inputs: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return loaded(inputs)
+
+        return run
+
+    return load_torchscript
+
+
+def _load_torchscript(path: Path, extra_files: dict[str, Any] | None = None) -> Any:
+    with warnings.catch_warnings():
+        # Newer torch deprecates TorchScript in favour of torch.export; the format was asked for.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
+
+
+# ── the check ────────────────────────────────────────────────────────────────────────────────
+
+
+def _compare(
+    label: str,
+    inputs: torch.Tensor,
+    reference: torch.Tensor,
+    exported: torch.Tensor,
+    trace_warnings: list[warnings.WarningMessage],
+    task: str,
+    format: str,
+) -> ExportCheck:
+    where = f"task {task!r} cannot be exported to {format}"
+    if tuple(exported.shape) != tuple(reference.shape):
+        raise ExportError(
+            f"{where}: on {label} the export's output has shape {tuple(exported.shape)}, PyTorch's "
+            f"{tuple(reference.shape)}{_baked_in(trace_warnings)}",
+            task=task,
+            format=format,
+        )
+    difference = float((exported.float() - reference).abs().max()) if reference.numel() else 0.0
+    scale = max(1.0, float(reference.abs().max())) if reference.numel() else 1.0
+    if not difference <= TOLERANCE * scale:  # written so that NaN fails too
+        raise ExportError(
+            f"{where}: on {label} its outputs differ from PyTorch's by up to {difference:.2e} (tolerance "
+            f"{TOLERANCE * scale:.0e}){_baked_in(trace_warnings)}",
+            task=task,
+            format=format,
+        )
+    return ExportCheck(label, tuple(inputs.shape), difference, scale)
+
+
+def _baked_in(trace_warnings: list[warnings.WarningMessage]) -> str:
+    """Why a trace may not reproduce the model: the first value it recorded as a constant."""
+    for caught in trace_warnings:
+        if issubclass(caught.category, torch.jit.TracerWarning):
+            problem = str(caught.message).split(". ")[0].strip().rstrip(".")
+            return (
+                f"; at {Path(caught.filename).name}:{caught.lineno} the forward pass does this: {problem}, "
+                "so the trace recorded that value as a constant (keep values and branches that depend on "
+                "the input's data as tensor operations)"
+            )
+    return ""
+
+
+def _trace_failure(error: Exception, task: str, format: str) -> ExportError:
+    """One line naming the operation a trace or an export failed on."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    operator = re.search(r"operator '([\w:.]+)'", text)
+    if operator:
+        return ExportError(
+            f"task {task!r} cannot be exported to {format}: its forward pass uses {operator[1]}, which has "
+            f"no ONNX form at opset {OPSET}; express it with other operations, or try --format torchscript",
+            task=task,
+            format=format,
+        )
+    return ExportError(
+        f"task {task!r} cannot be exported to {format}: tracing its forward pass failed: {text}",
+        task=task,
+        format=format,
+    )

@@ -293,23 +293,15 @@ def test_a_cancelled_job_is_not_run() -> None:
     assert pipeline_calls == [1]
 
 
-def test_the_backend_reaches_load_only_when_not_the_default(
-    seeded: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from imgzoo import pipeline
-
-    calls: list[dict[str, Any]] = []
-    real_load = pipeline.load
-
-    def load(task: str, **kwargs: Any) -> Any:
-        calls.append(dict(kwargs))
-        kwargs.pop("backend", None)  # this torch-only build cannot run another backend
-        return real_load(task, **kwargs)
-
-    monkeypatch.setattr(pipeline, "load", load)
-    create_app(["invert"])
-    create_app(["invert"], ServeSettings(backend="onnxruntime"))
-    assert "backend" not in calls[0] and calls[1]["backend"] == "onnxruntime"
+def test_the_onnxruntime_backend_serves_what_run_gives(seeded: None, rng: np.random.Generator) -> None:
+    picture = _picture(rng)
+    with TestClient(create_app(["invert"], ServeSettings(backend="onnxruntime"))) as client:
+        response = client.post("/v1/tasks/invert", content=picture, headers={"content-type": "image/png"})
+        assert response.status_code == 200, response.text
+    served = decode_png(response.content).astype(int)
+    expected = imgzoo.run("invert", picture, backend="onnxruntime").astype(int)
+    assert np.abs(served - expected).max() == 0
+    assert np.abs(served - imgzoo.run("invert", picture).astype(int)).max() <= 1  # torch, to rounding
 
 
 def test_pages_are_served_without_internet_assets(client: TestClient) -> None:

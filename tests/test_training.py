@@ -32,7 +32,7 @@ from imgzoo.images import save_image
 from imgzoo.registry import WeightsEntry
 from imgzoo.training import Callback, Trainer, TrainingInterrupted, TrainResult, evaluate, train
 from imgzoo.training import api as training_api
-from imgzoo.training import loop as training_loop
+from imgzoo.training import environment as training_environment
 from imgzoo.training.batches import BatchPlan
 from imgzoo.training.report import grid_shape
 from imgzoo.training.schedule import lr_factor
@@ -270,11 +270,11 @@ def test_code_version_records_only_a_checkout_of_imgzoo(
     for folder in (installed, checkout):
         folder.mkdir(parents=True)
     # A wheel installed in a virtual environment inside another repository: not that repository's commit.
-    monkeypatch.setattr(training_loop, "__file__", str(installed / "loop.py"))
-    assert training_loop.code_version() == {"imgzoo": imgzoo.__version__}
+    monkeypatch.setattr(training_environment, "__file__", str(installed / "environment.py"))
+    assert training_environment.code_version() == {"imgzoo": imgzoo.__version__}
     # Running from a checkout (core/imgzoo/ at the top of the work tree): its commit.
-    monkeypatch.setattr(training_loop, "__file__", str(checkout / "loop.py"))
-    assert training_loop.code_version() == {"imgzoo": imgzoo.__version__, "git": commit}
+    monkeypatch.setattr(training_environment, "__file__", str(checkout / "environment.py"))
+    assert training_environment.code_version() == {"imgzoo": imgzoo.__version__, "git": commit}
 
 
 def test_registry_entry_names_the_weights(invert_run: TrainResult) -> None:

@@ -917,18 +917,7 @@ def test_two_processes_match_one_with_the_same_global_batch(images: str, tmp_pat
     script = tmp_path / "ddp.py"
     paths = [str(REPO / "core"), str(REPO / "plugins"), str(REPO / "tests")]
     script.write_text(DDP_SCRIPT.format(paths=paths, data=images, out=str(tmp_path / "ddp"), options=options))
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(script),
-    ]
-    completed = subprocess.run(
-        launch, env=environment, capture_output=True, text=True, timeout=240, check=False
-    )
+    completed = run_two_processes(script)
     assert completed.returncode == 0, completed.stderr[-3000:]
 
     assert single.weights is not None
@@ -943,6 +932,15 @@ def test_two_processes_match_one_with_the_same_global_batch(images: str, tmp_pat
         e["step"] for e in train_events(tmp_path / "single")
     ]
     assert _metadata(tmp_path / "ddp" / "toygan.safetensors")["recipe"]["processes"] == 2
+
+
+def run_two_processes(script: Path) -> subprocess.CompletedProcess[str]:
+    """``script`` run by torchrun in two CPU processes, one thread each."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return subprocess.run(
+        [*launch, str(script)], env=environment, capture_output=True, text=True, timeout=240, check=False
+    )
 
 
 def _listing(folder: Path) -> list[str]:

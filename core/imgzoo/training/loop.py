@@ -35,6 +35,7 @@ from imgzoo.training.batches import (
     PairDataset,
     auto_workers,
     hold_stop_signals,
+    next_batch,
     pair_transforms,
     train_loader,
 )
@@ -248,7 +249,9 @@ class Trainer:
             losses: dict[str, torch.Tensor] = {}
             for micro_step in range(cfg.grad_accum):
                 waiting = time.perf_counter()
-                inputs, targets = self._next_batch(batches, step, micro_step)
+                inputs, targets = next_batch(
+                    batches, self.plan, self.train_pairs, step, group.rank, micro_step
+                )
                 inputs = inputs.to(self.device, non_blocking=True)
                 targets = targets.to(self.device, non_blocking=True)
                 self._window.wait += time.perf_counter() - waiting
@@ -275,28 +278,6 @@ class Trainer:
             # ── stop: on Ctrl-C, SIGTERM or a callback's KeyboardInterrupt, in every process at once ──
             if distributed.any_process(self.stop.requested, group, self.device):
                 self._stop_interrupted()
-
-    def _next_batch(
-        self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], step: int, micro_step: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loader's next micro-batch, which is micro-batch ``micro_step`` of step ``step``.
-
-        An error raised in a loader worker reaches this process as torch's copy of it: its type
-        (or a RuntimeError) with the worker's whole traceback as the message. Batches are a pure
-        function of the step, so reading the failed one again here raises the original error,
-        with its own message.
-        """
-        try:
-            return next(batches)
-        except Exception as error:
-            if "in DataLoader worker process" not in str(error).partition("\n")[0]:
-                raise
-            try:
-                for key in self.plan.micro_batches(step, self.group.rank)[micro_step]:
-                    self.train_pairs[key]
-            except Exception as original:
-                raise original from None
-            raise  # it does not happen again here: torch's copy is all there is
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

@@ -32,7 +32,7 @@ from imgzoo.images import save_image
 from imgzoo.registry import WeightsEntry
 from imgzoo.training import Callback, Trainer, TrainingInterrupted, TrainResult, evaluate, train
 from imgzoo.training import api as training_api
-from imgzoo.training import loop as training_loop
+from imgzoo.training import environment as training_environment
 from imgzoo.training.batches import BatchPlan
 from imgzoo.training.report import grid_shape
 from imgzoo.training.schedule import lr_factor
@@ -270,11 +270,11 @@ def test_code_version_records_only_a_checkout_of_imgzoo(
     for folder in (installed, checkout):
         folder.mkdir(parents=True)
     # A wheel installed in a virtual environment inside another repository: not that repository's commit.
-    monkeypatch.setattr(training_loop, "__file__", str(installed / "loop.py"))
-    assert training_loop.code_version() == {"imgzoo": imgzoo.__version__}
+    monkeypatch.setattr(training_environment, "__file__", str(installed / "environment.py"))
+    assert training_environment.code_version() == {"imgzoo": imgzoo.__version__}
     # Running from a checkout (core/imgzoo/ at the top of the work tree): its commit.
-    monkeypatch.setattr(training_loop, "__file__", str(checkout / "loop.py"))
-    assert training_loop.code_version() == {"imgzoo": imgzoo.__version__, "git": commit}
+    monkeypatch.setattr(training_environment, "__file__", str(checkout / "environment.py"))
+    assert training_environment.code_version() == {"imgzoo": imgzoo.__version__, "git": commit}
 
 
 def test_registry_entry_names_the_weights(invert_run: TrainResult) -> None:
@@ -917,18 +917,7 @@ def test_two_processes_match_one_with_the_same_global_batch(images: str, tmp_pat
     script = tmp_path / "ddp.py"
     paths = [str(REPO / "core"), str(REPO / "plugins"), str(REPO / "tests")]
     script.write_text(DDP_SCRIPT.format(paths=paths, data=images, out=str(tmp_path / "ddp"), options=options))
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launch = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(script),
-    ]
-    completed = subprocess.run(
-        launch, env=environment, capture_output=True, text=True, timeout=240, check=False
-    )
+    completed = run_two_processes(script)
     assert completed.returncode == 0, completed.stderr[-3000:]
 
     assert single.weights is not None
@@ -943,6 +932,15 @@ def test_two_processes_match_one_with_the_same_global_batch(images: str, tmp_pat
         e["step"] for e in train_events(tmp_path / "single")
     ]
     assert _metadata(tmp_path / "ddp" / "toygan.safetensors")["recipe"]["processes"] == 2
+
+
+def run_two_processes(script: Path) -> subprocess.CompletedProcess[str]:
+    """``script`` run by torchrun in two CPU processes, one thread each."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return subprocess.run(
+        [*launch, str(script)], env=environment, capture_output=True, text=True, timeout=240, check=False
+    )
 
 
 def _listing(folder: Path) -> list[str]:

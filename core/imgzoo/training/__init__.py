@@ -17,8 +17,9 @@ The contract between a trainer and a task
 * **a step**: ``task.training_step(models, (inputs, targets), ctx)`` runs under autocast and
   calls ``ctx.optimize(name, loss)`` once per optimizer of ``task.configure_optimizers``. That
   backpropagates ``loss`` into that optimizer's parameters, divided by ``grad_accum``; when the
-  accumulation window closes it averages gradients over processes, clips, steps and zeroes
-  them. The learning-rate schedule multiplies every optimizer's base rate.
+  accumulation window closes it clips, steps and zeroes them; in a distributed run the task's
+  ``models`` are wrapped in ``DistributedDataParallel``, which averages that last backward's
+  gradients over processes while it runs. The learning-rate schedule multiplies every optimizer's base rate.
 * **evaluation**: ``task.predict`` on validation inputs, ``task.metrics`` averaged over images,
   ``task.primary_metric`` choosing the best checkpoint, ``task.to_display`` for the pictures.
 * **batches**: ``batch_size`` is the *global* batch of one optimizer step; it is split into
@@ -38,6 +39,31 @@ The contract between a trainer and a task
   is a ZooError.
 * **divergence**: a non-finite loss (checked at each log) or weight (checked before every
   checkpoint and the export) is a ZooError naming the step; nothing non-finite is saved.
+
+The files, one service each
+---------------------------
+Read ``loop.py`` first: :class:`Trainer` and its loop, ``Trainer._train``, one step per
+iteration in comment-headed phases (learning rate, evaluate/checkpoint, forward/backward, log,
+stop). Each thing it delegates has its own file:
+
+==================  ==========================================================================
+``api.py``          ``train()`` / ``evaluate()``: a task name and a data spec in, a Trainer run
+``config.py``       :class:`TrainConfig`, and which settings are the recipe, the place, the output
+``loop.py``         :class:`Trainer`: the loop, evaluation, logging, the calls to the rest
+``step.py``         the step context of ``training_step``: backward, synchronise, clip, step
+``distributed.py``  processes: joining the group, DistributedDataParallel, checks on the main one
+``batches.py``      which images make each step's batch (a pure function of seed and step)
+``state.py``        :class:`~imgzoo.training.state.RunState`: what a checkpoint keeps, typed
+``checkpoint.py``   checkpoint folders: written atomically, verified, rotated, the best kept
+``export.py``       the final ``TASK.safetensors``, its recipe and its registry entry
+``environment.py``  the output folder, stop signals, deterministic kernels, the code version
+``results.py``      :class:`Callback`, :class:`TrainResult`, :class:`TrainingInterrupted`
+``evaluation.py``   metrics over a validation split or through the whole pipeline
+``report.py``       ``metrics.jsonl``, the picture grids, the loss curve, the registry entry text
+``schedule.py``     the learning-rate schedule, a pure function of the step
+``lock.py``         one run per output folder
+``cli.py``          ``imgzoo train`` and ``imgzoo eval``
+==================  ==========================================================================
 """
 
 from __future__ import annotations
@@ -48,7 +74,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from imgzoo.training.api import evaluate, train
     from imgzoo.training.config import TrainConfig
-    from imgzoo.training.loop import Callback, Trainer, TrainingInterrupted, TrainResult
+    from imgzoo.training.loop import Trainer
+    from imgzoo.training.results import Callback, TrainingInterrupted, TrainResult
 
 __all__ = ["Callback", "TrainConfig", "TrainResult", "Trainer", "TrainingInterrupted", "evaluate", "train"]
 
@@ -57,10 +84,10 @@ _LAZY = {
     "train": "imgzoo.training.api",
     "evaluate": "imgzoo.training.api",
     "TrainConfig": "imgzoo.training.config",
-    "Callback": "imgzoo.training.loop",
+    "Callback": "imgzoo.training.results",
     "Trainer": "imgzoo.training.loop",
-    "TrainingInterrupted": "imgzoo.training.loop",
-    "TrainResult": "imgzoo.training.loop",
+    "TrainingInterrupted": "imgzoo.training.results",
+    "TrainResult": "imgzoo.training.results",
 }
 
 

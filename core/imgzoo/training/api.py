@@ -23,14 +23,14 @@ from imgzoo.runtime import check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
 from imgzoo.training.batches import PairDataset, pair_transforms
 from imgzoo.training.checkpoint import resume_point
-from imgzoo.training.config import build_train_config
+from imgzoo.training.config import PLACE_SETTINGS, build_train_config
 from imgzoo.training.evaluation import measure, measure_pipeline, spread_indices
-from imgzoo.training.loop import Callback, Trainer, TrainResult
+from imgzoo.training.loop import Trainer
+from imgzoo.training.results import Callback, TrainResult
+from imgzoo.training.state import RunState
 from imgzoo.weights import sha256_file
 
 __all__ = ["Evaluation", "evaluate", "train"]
-
-_PLACE_SETTINGS = ("device", "num_workers", "progress")
 
 
 def train(
@@ -71,17 +71,19 @@ def train(
     task_settings = expand_dotted(overrides or {})
     set_train = task_settings.pop("train", {})
 
-    state: dict[str, Any] = {}
+    resumed: RunState | None = None
+    resumed_train_config: dict[str, Any] | None = None
     if resume:
         if weights is not None and weights is not False:
             raise ZooError(
                 "resume=True continues from the run's checkpoint: weights= cannot be given as well"
             )
         # The Trainer loads the same checkpoint again, and says which damaged ones it skips.
-        _, _, state = resume_point(out_dir, task, warn=False)
+        _, _, resumed = resume_point(out_dir, task, warn=False)
         # Where to run is not part of a run: take it from this call, not from the checkpoint.
-        for key in _PLACE_SETTINGS:
-            state["train_config"].pop(key, None)
+        resumed_train_config = {
+            key: value for key, value in resumed.train_config.items() if key not in PLACE_SETTINGS
+        }
     explicit = {
         key: value
         for key, value in (("steps", steps), ("epochs", epochs), ("device", device), ("precision", precision))
@@ -90,7 +92,7 @@ def train(
     train_config = build_train_config(
         task,
         [
-            ("the checkpoint", state.get("train_config")),
+            ("the checkpoint", resumed_train_config),
             (f"{config} [train]", file_train),
             ("overrides train.*", set_train),
             ("train_overrides", train_overrides),
@@ -104,7 +106,7 @@ def train(
         name for name, layer in ((str(config), file_settings), ("arguments", task_settings)) if layer
     )
     task_object, models, started_from = _build(
-        task, state, weights, merged(file_settings, task_settings), sources
+        task, resumed, weights, merged(file_settings, task_settings), sources
     )
 
     if isinstance(data, str):
@@ -260,7 +262,7 @@ def _describe_weights(located: LoadedWeights | None) -> dict[str, str | None]:
 
 def _build(
     task: str,
-    state: Mapping[str, Any],
+    resumed: RunState | None,
     weights: str | os.PathLike[str] | Literal[False] | None,
     settings: Mapping[str, Any],
     sources: str,
@@ -269,10 +271,10 @@ def _build(
     (the checkpoint's weights are loaded by the trainer), else from ``weights`` or a fresh init.
     Third: which weights the run starts from (None for a fresh init or a resume)."""
     try:
-        if state:
+        if resumed is not None:
             task_class = plugins.get_task_class(task)
             config = build_config(
-                task_class.Config, task=task, weights_config=state["task_config"], overrides=settings
+                task_class.Config, task=task, weights_config=resumed.task_config, overrides=settings
             )
             assert isinstance(config, TaskConfig)
             task_object = task_class(config)

@@ -30,7 +30,7 @@ from imgzoo.data.base import Dataset
 from imgzoo.data.transforms import PairTransform
 from imgzoo.task import Task
 
-__all__ = ["BatchPlan", "PairDataset", "auto_workers", "pair_transforms", "train_loader"]
+__all__ = ["BatchPlan", "PairDataset", "auto_workers", "next_batch", "pair_transforms", "train_loader"]
 
 # Tags that keep the seed streams of different purposes apart.
 _ORDER_STREAM, _AUGMENT_STREAM = 0, 1
@@ -181,3 +181,32 @@ def train_loader(
         # A private generator: creating the iterator must not draw from the global torch RNG.
         generator=torch.Generator().manual_seed(plan.seed),
     )
+
+
+def next_batch(
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    plan: BatchPlan,
+    pairs: PairDataset,
+    step: int,
+    rank: int,
+    micro_step: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loader's next micro-batch, which is micro-batch ``micro_step`` of step ``step`` of
+    process ``rank``.
+
+    An error raised in a loader worker reaches this process as torch's copy of it: its type
+    (or a RuntimeError) with the worker's whole traceback as the message. Batches are a pure
+    function of the step, so reading the failed one again here raises the original error,
+    with its own message.
+    """
+    try:
+        return next(batches)
+    except Exception as error:
+        if "in DataLoader worker process" not in str(error).partition("\n")[0]:
+            raise
+        try:
+            for key in plan.micro_batches(step, rank)[micro_step]:
+                pairs[key]
+        except Exception as original:
+            raise original from None
+        raise  # it does not happen again here: torch's copy is all there is

@@ -14,7 +14,9 @@ The tensors file records the digest of its tensors and the sha256 of ``state.jso
 
 Nested state (an optimizer's ``state_dict()``) is split by
 :func:`split_tensors` into JSON with ``{"__tensor__": name}`` placeholders and a flat dict of
-tensors, and put back together by :func:`join_tensors`.
+tensors, and put back together by :func:`join_tensors`. :func:`capture_tensors` and
+:func:`restore_tensors` do this for a trainer's models, optimizers and random generators; the
+rest of the state is a :class:`~imgzoo.training.state.RunState`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import shutil
 import sys
 import uuid
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +39,20 @@ import torch
 
 from imgzoo.errors import ZooError
 from imgzoo.files import fsync_path
-from imgzoo.weights import read_tensors, write_failure, write_tensors
+from imgzoo.training.state import RunState
+from imgzoo.weights import load_state, read_tensors, state_tensors, write_failure, write_tensors
 
 __all__ = [
     "best_dir",
+    "capture_tensors",
     "checkpoint_dir",
+    "first_non_finite",
     "join_tensors",
     "list_checkpoints",
     "prune_checkpoints",
     "read_checkpoint",
     "read_state",
+    "restore_tensors",
     "resume_point",
     "split_tensors",
     "write_best_checkpoint",
@@ -121,6 +128,83 @@ def restore_host_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
     version, internal, python_gauss = state["python"]
     random.setstate((version, tuple(internal), python_gauss))
+
+
+# ── a trainer's tensors <-> a checkpoint ────────────────────────────────────────────────────────
+def capture_tensors(
+    models: Mapping[str, torch.nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    device: torch.device,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors of a checkpoint (``model.NAME.*``, ``optimizer.NAME.*``, torch's generators
+    as ``rng.*``), and each optimizer's ``state_dict()`` as JSON data pointing into them."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, model in models.items():
+        tensors.update(state_tensors(model, prefix=f"model.{name}"))
+    optimizer_states = {
+        name: split_tensors(optimizer.state_dict(), f"optimizer.{name}", tensors)
+        for name, optimizer in optimizers.items()
+    }
+    tensors["rng.torch"] = torch.get_rng_state()
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return tensors, optimizer_states
+
+
+def restore_tensors(
+    folder: Path,
+    tensors: dict[str, torch.Tensor],
+    state: RunState,
+    models: Mapping[str, torch.nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    device: torch.device,
+) -> None:
+    """Load what :func:`capture_tensors` saved (from ``folder``) into the models, optimizers and
+    random generators, and ``state``'s numpy and Python generator states."""
+    for name, model in models.items():
+        load_state(model, tensors, prefix=f"model.{name}", path=folder)
+    for name, optimizer in optimizers.items():
+        if name not in state.optimizers:
+            raise ZooError(f"checkpoint {folder} has no state for optimizer {name!r} of task {state.task!r}")
+        optimizer.load_state_dict(join_tensors(state.optimizers[name], tensors))
+    torch.set_rng_state(tensors["rng.torch"])
+    if device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+    restore_host_rng_state(state.rng)
+
+
+def first_non_finite(
+    models: Mapping[str, torch.nn.Module], optimizers: Mapping[str, torch.optim.Optimizer]
+) -> str | None:
+    """``"KEY of OWNER"`` for the first weight or optimizer state that is NaN or infinite, else
+    None: a diverged run must never overwrite a good checkpoint. One synchronisation when all
+    are finite."""
+    states = {f"model {name!r}": model.state_dict() for name, model in models.items()}
+    states.update({f"optimizer {name!r}": _optimizer_tensors(opt) for name, opt in optimizers.items()})
+    flags = [
+        torch.isfinite(tensor).all()
+        for state in states.values()
+        for tensor in state.values()
+        if tensor.is_floating_point()
+    ]
+    if not flags or bool(torch.stack(flags).all()):
+        return None
+    return next(
+        f"{key} of {owner}"
+        for owner, state in states.items()
+        for key, tensor in state.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    )
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's per-parameter state tensors (Adam's moments...), by a readable key."""
+    return {
+        f"state {index}.{key}": value
+        for index, (_, state) in enumerate(optimizer.state.items())
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor)
+    }
 
 
 # ── files ────────────────────────────────────────────────────────────────────────────────────
@@ -251,7 +335,7 @@ def list_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
 
 def resume_point(
     out_dir: Path, task: str, *, warn: bool = True
-) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]]:
+) -> tuple[Path, dict[str, torch.Tensor], RunState]:
     """The newest complete and verified checkpoint to resume ``task`` from, loaded:
     ``(folder, tensors, state)``.
 
@@ -267,11 +351,12 @@ def resume_point(
     damaged: list[tuple[Path, ZooError]] = []
     for _, folder in reversed(found):
         try:
-            tensors, state = read_checkpoint(folder)
+            tensors, raw = read_checkpoint(folder)
+            state = RunState.from_dict(raw, source=folder)
         except ZooError as error:
             damaged.append((folder, error))
             continue
-        trained = state.get("task")
+        trained = state.task
         if trained != task:
             raise ZooError(
                 f"cannot resume task {task!r} from {folder}: that checkpoint belongs to task {trained!r}; "

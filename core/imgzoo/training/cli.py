@@ -105,7 +105,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from imgzoo.training.api import train
-    from imgzoo.training.loop import TrainingInterrupted
+    from imgzoo.training.results import TrainingInterrupted
 
     settings = parse_assignments(args.settings, task=args.task)
     options = {key: getattr(args, key) for key in ("batch_size", "seed") if getattr(args, key) is not None}

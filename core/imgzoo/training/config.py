@@ -6,6 +6,12 @@ It is built from layers like a task's config, later ones winning::
               <  --set train.X=... / train_overrides  <  explicit arguments (--steps, --batch-size, ...)
 
 ``steps`` and ``epochs`` exclude each other: a layer that sets one clears the other.
+
+Every field is one of three kinds, declared once in :data:`SETTING_KINDS`: a **recipe** setting
+says what was trained (it goes into the weights' recipe, and a resume keeps it), a **place**
+setting says where and how visibly this process runs (never recorded; a resume takes it from
+the call, not from the checkpoint), an **output** setting says what file to write (a resume
+keeps it, but the recipe leaves it out: it changes no weight).
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from imgzoo.errors import ConfigError
 
-__all__ = ["TrainConfig", "build_train_config"]
+__all__ = [
+    "OUTPUT_SETTINGS",
+    "PLACE_SETTINGS",
+    "RECIPE_SETTINGS",
+    "SETTING_KINDS",
+    "TrainConfig",
+    "build_train_config",
+]
 
 
 class TrainConfig(BaseModel):
@@ -113,6 +126,45 @@ class TrainConfig(BaseModel):
         if isinstance(self.num_workers, int) and self.num_workers < 0:
             raise ValueError(f"num_workers must be 'auto' or at least 0, not {self.num_workers}")
         return self
+
+
+SettingKind = Literal["recipe", "place", "output"]
+
+SETTING_KINDS: dict[str, SettingKind] = {
+    "steps": "recipe",
+    "epochs": "recipe",
+    "batch_size": "recipe",
+    "grad_accum": "recipe",
+    "grad_clip": "recipe",
+    "lr_schedule": "recipe",
+    "decay_start": "recipe",
+    "seed": "recipe",
+    "deterministic": "recipe",
+    "precision": "recipe",
+    "eval_every": "recipe",
+    "eval_samples": "recipe",
+    "checkpoint_every": "recipe",
+    "keep_last": "recipe",
+    "val_fraction": "recipe",
+    "cache_images": "recipe",
+    "log_every": "recipe",
+    "grid_rows": "recipe",
+    "device": "place",
+    "num_workers": "place",
+    "progress": "place",
+    "export": "output",
+    "export_dtype": "output",
+}
+"""The kind of every :class:`TrainConfig` field (see the module docstring)."""
+
+
+def _settings_of(kind: SettingKind) -> frozenset[str]:
+    return frozenset(name for name, declared in SETTING_KINDS.items() if declared == kind)
+
+
+RECIPE_SETTINGS = _settings_of("recipe")
+PLACE_SETTINGS = _settings_of("place")
+OUTPUT_SETTINGS = _settings_of("output")
 
 
 def build_train_config(task: str, layers: Iterable[tuple[str, Mapping[str, Any] | None]]) -> TrainConfig:

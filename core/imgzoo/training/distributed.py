@@ -6,16 +6,21 @@ on CPU and nccl on CUDA. Every process holds a full copy of the models and train
 shard of each global batch; gradients are averaged before every optimizer step, so N processes
 take the same steps as one process with the same global batch.
 
-Gradients are averaged here, in ``average_gradients``, rather than by wrapping models in
-``DistributedDataParallel``: a task owns its step and may call a model several times per
-backward or step two optimizers in turn (a GAN), which DDP's reducer does not allow.
+Gradients are averaged by torch's ``DistributedDataParallel``, one wrapper per trained model
+(:func:`wrap_trained_models`): its all-reduces run bucket by bucket while the backward pass is
+still computing the earlier layers. One wrapper per model, not one around all of them, because a
+task steps its optimizers in turn (a GAN's critic, then its generator), each backward reaching
+one model's parameters only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -26,15 +31,14 @@ from imgzoo.runtime import resolve_device
 __all__ = [
     "Distributed",
     "any_process",
-    "average_gradients",
     "broadcast_models",
     "check_on_main",
     "mean_over_processes",
     "setup",
     "teardown",
+    "unsynchronised",
+    "wrap_trained_models",
 ]
-
-_BUCKET_ELEMENTS = 1 << 24  # 64 MB of float32 per all-reduce call
 
 
 @dataclass(frozen=True)
@@ -88,34 +92,55 @@ def broadcast_models(models: Mapping[str, torch.nn.Module], group: Distributed) 
             dist.broadcast(tensor, src=0)
 
 
-def average_gradients(params: Iterable[torch.nn.Parameter], group: Distributed) -> None:
-    """Replace every gradient with its mean over all processes.
-
-    A parameter that has a gradient on some process but not on another gets a zero one where it
-    is missing; one that has none anywhere keeps ``None`` (so optimizers skip it, as they would
-    in a single process).
-    """
+def wrap_trained_models(
+    models: Mapping[str, torch.nn.Module],
+    trained: Iterable[torch.nn.Parameter],
+    group: Distributed,
+    device: torch.device,
+) -> dict[str, torch.nn.Module]:
+    """``models`` as a task's step should call them: each model holding a ``trained``
+    parameter wrapped in ``DistributedDataParallel`` when the run is distributed, the others
+    (and all of them in a single process) as they are. The wrappers share the models'
+    parameters: checkpoints and weights keep saving the models themselves."""
     if not group.enabled:
-        return
-    params = list(params)
-    if not params:
-        return
-    has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=params[0].device)
-    dist.all_reduce(has_grad, op=dist.ReduceOp.MAX)
-    grads = []
-    for param, flag in zip(params, has_grad.tolist(), strict=True):
-        if flag and param.grad is None:
-            param.grad = torch.zeros_like(param)
-        if param.grad is not None:
-            grads.append(param.grad)
-    for bucket in _buckets(grads):
-        flat = torch.cat([grad.reshape(-1) for grad in bucket])
-        dist.all_reduce(flat)
-        flat /= group.world_size
-        offset = 0
-        for grad in bucket:
-            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
-            offset += grad.numel()
+        return dict(models)
+    trained_ids = {id(param) for param in trained}
+    wrapped: dict[str, torch.nn.Module] = {}
+    for name, model in models.items():
+        if not any(id(param) in trained_ids for param in model.parameters()):
+            wrapped[name] = model
+            continue
+        wrapped[name] = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[device] if device.type == "cuda" else None,
+            # A step may leave parameters out of a backward: a branch not taken, a critic
+            # frozen (requires_grad_(False)) while the generator's loss goes through it.
+            find_unused_parameters=True,
+            **_local_buffers(),
+        )
+    return wrapped
+
+
+def _local_buffers() -> dict[str, Any]:
+    """DDP's option that leaves buffers (batch-norm statistics) to each process after the
+    start, as they were before DDP: only the main process's are evaluated and saved, and
+    broadcasting them before every forward would modify, in place, buffers that a GAN's
+    second forward still needs. Newer torch renames the option."""
+    parameters = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
+    return {"forward_sync_buffers" if "forward_sync_buffers" in parameters else "broadcast_buffers": False}
+
+
+@contextlib.contextmanager
+def unsynchronised(models: Iterable[torch.nn.Module], *, enabled: bool) -> Iterator[None]:
+    """Within the ``with`` (when ``enabled``), backward passes through the wrapped ``models``
+    accumulate gradients locally: the micro-batches of an accumulation window before its last,
+    whose backward then averages the whole window's gradients."""
+    with contextlib.ExitStack() as stack:
+        if enabled:
+            for model in models:
+                if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+                    stack.enter_context(model.no_sync())
+        yield
 
 
 def any_process(flag: bool, group: Distributed, device: torch.device) -> bool:
@@ -149,21 +174,3 @@ def mean_over_processes(values: torch.Tensor, group: Distributed) -> torch.Tenso
         dist.all_reduce(values)
         values /= group.world_size
     return values
-
-
-def _buckets(grads: list[torch.Tensor]) -> Iterable[list[torch.Tensor]]:
-    """Gradients grouped by dtype and device, in chunks of at most ``_BUCKET_ELEMENTS``."""
-    by_kind: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
-    for grad in grads:
-        by_kind.setdefault((grad.dtype, grad.device), []).append(grad)
-    for same_kind in by_kind.values():
-        bucket: list[torch.Tensor] = []
-        size = 0
-        for grad in same_kind:
-            if bucket and size + grad.numel() > _BUCKET_ELEMENTS:
-                yield bucket
-                bucket, size = [], 0
-            bucket.append(grad)
-            size += grad.numel()
-        if bucket:
-            yield bucket

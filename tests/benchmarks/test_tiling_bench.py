@@ -94,7 +94,8 @@ def test_an_8192_pixel_drawing_runs_tiled_through_edges2photo() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     seconds, peak = completed.stdout.split()[-2:]
-    print(f"\nedges2photo 8192x8192 drawing, tiled: {float(seconds):.0f} s, peak RSS {int(peak) / GIB:.2f} GiB")
+    peak_gib = int(peak) / GIB
+    print(f"\nedges2photo 8192x8192 drawing, tiled: {float(seconds):.0f} s, peak RSS {peak_gib:.2f} GiB")
 
 
 def test_tiled_costs_at_most_1_3_times_untiled(denoise: imgzoo.Pipeline) -> None:

@@ -94,7 +94,7 @@ def test_bf16_moves_outputs_little_from_fp32(task: str) -> None:
     assert moved_at_all, "bf16 gave fp32's outputs exactly: the bf16 path did not run"
 
 
-def test_inference_defaults_to_auto_and_training_keeps_fp32() -> None:
+def test_inference_and_training_default_to_auto() -> None:
     import inspect
 
     from imgzoo.cli import _build_parser
@@ -103,4 +103,5 @@ def test_inference_defaults_to_auto_and_training_keeps_fp32() -> None:
     assert _build_parser().parse_args(["run", "colorize", "x.png"]).precision == "auto"
     assert inspect.signature(imgzoo.load).parameters["precision"].default == "auto"
     assert inspect.signature(imgzoo.run).parameters["precision"].default == "auto"
-    assert TrainConfig().precision == "fp32"
+    assert TrainConfig().precision == "auto"
+    assert _build_parser().parse_args(["train", "colorize", "--data", "d", "--out", "o"]).precision is None

@@ -48,7 +48,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
     )
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--precision", choices=PRECISIONS, help="fp32 (default), bf16 or fp16")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        help="auto (default): bf16 where the hardware computes it natively, else fp32; or fp32, bf16, fp16",
+    )
     parser.add_argument("--batch-size", type=int, help="images per optimizer step (over all processes)")
     parser.add_argument("--seed", type=int, help="random seed of the split, data order and initialisation")
     parser.add_argument(

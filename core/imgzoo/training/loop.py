@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from imgzoo.data.base import Dataset
 from imgzoo.errors import ConfigError, DataError, ZooError
-from imgzoo.runtime import autocast
+from imgzoo.runtime import autocast, resolve_precision
 from imgzoo.task import Task
 from imgzoo.training import distributed, evaluation
 from imgzoo.training.batches import (
@@ -102,11 +102,14 @@ class Trainer:
     ) -> None:
         self.task = task
         self.models = dict(models)
-        self.config = config
         self.callbacks = list(callbacks)
         self.data_spec = data_spec
         self.started_from = dict(started_from) if started_from else None
         self.group, self.device = distributed.setup(config.device)
+        # "auto" is settled once, here: checkpoints and the recipe record what ran, so a resume
+        # on other hardware keeps the precision (and the exactness) of the run it continues.
+        precision, _ = resolve_precision(config.precision, self.device)
+        self.config = config = config.model_copy(update={"precision": precision})
         self.out_dir = Path(out_dir).expanduser()
 
         # Data: training pairs augmented as the task allows, validation pairs only sized.

@@ -21,6 +21,7 @@ DOCUMENTED = {
     "unregister_plugin",
     "Task",
     "TaskConfig",
+    "TaskDeclaration",
     "StepContext",
     "Model",
     "ZooError",

@@ -175,12 +175,12 @@ def catalogue() -> dict[str, dict[str, Any]]:
 
 def list_tasks(pattern: str = "*") -> list[str]:
     """Names of the installed tasks matching a shell-style wildcard, sorted (``"col*"``)."""
-    return sorted(name for name in plugins.task_classes() if fnmatch.fnmatchcase(name, pattern))
+    return sorted(name for name in plugins.task_declarations() if fnmatch.fnmatchcase(name, pattern))
 
 
 def task_info(name: str) -> TaskInfo:
     """Everything the zoo knows about one task (its description, plugin, weights, config schema)."""
-    task_class = plugins.get_task_class(name)
+    declared = plugins.task_declaration(name)  # not the class: listing must not import torch
     entry = catalogue().get(name, {"weights": {}})
     try:
         weights = {key: WeightsEntry.model_validate(value) for key, value in entry["weights"].items()}
@@ -193,13 +193,13 @@ def task_info(name: str) -> TaskInfo:
         )
     return TaskInfo(
         name=name,
-        description=entry.get("description") or task_class.description,
+        description=entry.get("description") or declared.description,
         plugin=plugins.task_plugin(name),
         default_weights=default,
         weights=weights,
-        config_schema=task_class.Config.model_json_schema(),
-        output_kind=task_class.output_kind,
-        scale=task_class.scale,
+        config_schema=declared.config.model_json_schema(),
+        output_kind=declared.output_kind,
+        scale=declared.scale,
         inputs=[
             {
                 "name": spec.name,
@@ -207,7 +207,7 @@ def task_info(name: str) -> TaskInfo:
                 "channels": spec.channels,
                 "required": spec.required,
             }
-            for spec in task_class.extra_inputs
+            for spec in declared.extra_inputs
         ],
     )
 

@@ -34,7 +34,7 @@ from imgzoo.errors import (
 )
 from imgzoo.hookspecs import hookimpl
 from imgzoo.plugins import register_plugin, unregister_plugin
-from imgzoo.registry import add_registry, list_tasks, task_info
+from imgzoo.registry import add_registry, list_datasets, list_tasks, task_info
 from imgzoo.task import InputSpec, StepContext, Task, TaskConfig, TaskDeclaration
 from imgzoo.tiling import Tiling
 
@@ -95,6 +95,7 @@ __all__ = [
     "evaluate",
     "export",
     "hookimpl",
+    "list_datasets",
     "list_tasks",
     "load",
     "metrics",

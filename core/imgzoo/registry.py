@@ -31,12 +31,15 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from imgzoo import plugins
 from imgzoo.errors import ConfigError, WeightsError, ZooError
+
+if TYPE_CHECKING:
+    from imgzoo.data.base import DatasetFactory
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,7 +50,9 @@ __all__ = [
     "TaskInfo",
     "WeightsEntry",
     "add_registry",
+    "dataset_factory",
     "describe_tasks",
+    "list_datasets",
     "list_tasks",
     "task_info",
     "weights_config",
@@ -176,6 +181,21 @@ def catalogue() -> dict[str, dict[str, Any]]:
 def list_tasks(pattern: str = "*") -> list[str]:
     """Names of the installed tasks matching a shell-style wildcard, sorted (``"col*"``)."""
     return sorted(name for name in plugins.task_declarations() if fnmatch.fnmatchcase(name, pattern))
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Names of the data sources plugins register (``--data NAME``) matching a shell-style
+    wildcard, sorted."""
+    return sorted(name for name in plugins.dataset_factories() if fnmatch.fnmatchcase(name, pattern))
+
+
+def dataset_factory(name: str) -> DatasetFactory | None:
+    """The factory of the dataset a plugin registers as ``name`` (None when none does); a
+    PluginError naming them when several plugins register it."""
+    conflicts = plugins.dataset_conflicts()
+    if name in conflicts:
+        raise plugins.clash_error("dataset", name, conflicts[name])
+    return plugins.dataset_factories().get(name)
 
 
 def task_info(name: str) -> TaskInfo:

@@ -44,7 +44,9 @@ def test_a_plugin_for_another_api_says_which_versions_would_work(capsys: pytest.
     info = _info("future")
     assert info.status == "failed" and info.plugin_api == [99]
     assert "targets imgzoo plugin API 99" in (info.error or "")
-    assert "provides API 1 and 2: install a release of the plugin that supports API 2" in (info.error or "")
+    assert "provides API 1, 2 and 3: install a release of the plugin that supports API 3" in (
+        info.error or ""
+    )
     assert "invert" not in imgzoo.list_tasks()
     assert main(["plugins"]) == 0
     assert "future (ToyTasksPlugin): failed\n  plugin API: 99\n  error: PluginError: targets" in (

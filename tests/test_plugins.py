@@ -6,15 +6,16 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import imgzoo
 from imgzoo import plugins
 from imgzoo.data import open_dataset
-from toy_tasks import InvertTask, ToyTasksPlugin
+from toy_tasks import InvertConfig, InvertTask, ToyTasksPlugin
 
 
 def _info(name: str) -> plugins.PluginInfo:
@@ -297,3 +298,64 @@ def test_a_plugin_name_that_matches_no_plugin_is_reported(
         imgzoo.list_tasks()
     assert main(["list"]) == 0
     assert f"imgzoo: warning: {variable} names no installed plugin: 'colorise'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def declared() -> Iterator[Callable[..., None]]:
+    """Register a plugin that declares one task with the given TaskDeclaration fields."""
+    names: list[str] = []
+
+    def register(**fields: object) -> None:
+        declaration = imgzoo.TaskDeclaration(
+            **{"name": "invert", "description": "declared negative", "config": InvertConfig, **fields}  # type: ignore[arg-type]
+        )
+
+        class Declaring:
+            IMGZOO_PLUGIN_API = 3
+
+            @imgzoo.hookimpl
+            def register_tasks(self, register):  # type: ignore[no-untyped-def]
+                register(declaration)
+
+        names.append(imgzoo.register_plugin(Declaring(), name="declaring"))
+
+    yield register
+    for name in names:
+        imgzoo.unregister_plugin(name)
+
+
+def test_a_declared_task_is_listed_without_importing_its_module(declared: Callable[..., None]) -> None:
+    declared(task_class="no_such_module_anywhere:InvertTask", scale=2)
+    assert "invert" in imgzoo.list_tasks()
+    info = imgzoo.task_info("invert")
+    assert (info.description, info.scale, info.plugin) == ("declared negative", 2, "declaring")
+    assert "gain" in info.config_schema["properties"]
+    with pytest.raises(
+        imgzoo.PluginError, match=r"class no_such_module_anywhere:InvertTask\) cannot be imported"
+    ):
+        imgzoo.load("invert", weights=False)
+
+
+def test_a_declared_task_runs_once_imported(declared: Callable[..., None]) -> None:
+    declared(task_class="toy_tasks:InvertTask")
+    image = np.full((4, 5, 3), 0.25, dtype=np.float32)
+    assert imgzoo.load("invert", weights=False).task.__class__ is InvertTask
+    assert imgzoo.run("invert", image, weights=False).shape == (4, 5, 3)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"scale": 2}, "scale is 1 in the class but 2 in the declaration"),
+        ({"name": "negative"}, "name is 'invert' in the class but 'negative' in the declaration"),
+        ({"task_class": "toy_tasks:InvertConfig"}, "not an imgzoo.Task subclass"),
+    ],
+)
+def test_a_class_that_contradicts_its_declaration_is_refused(
+    declared: Callable[..., None], fields: dict[str, object], message: str
+) -> None:
+    declared(**{"task_class": "toy_tasks:InvertTask", **fields})
+    task = fields.get("name", "invert")
+    with pytest.raises(imgzoo.PluginError, match=message) as raised:
+        imgzoo.load(str(task), weights=False)
+    assert "plugin 'declaring'" in str(raised.value)

@@ -42,6 +42,7 @@ def test_the_package_has_every_part(tmp_path: Path) -> None:
         "README.md",
         "pyproject.toml",
         "src/imgzoo_sharpen/__init__.py",
+        "src/imgzoo_sharpen/config.py",
         "src/imgzoo_sharpen/model.py",
         "src/imgzoo_sharpen/py.typed",
         "src/imgzoo_sharpen/registry.toml",
@@ -82,7 +83,9 @@ def test_the_command_warns_when_an_installed_plugin_has_the_name(
 @pytest.mark.slow
 def test_the_generated_package_passes_its_own_tests_and_lint(tmp_path: Path) -> None:
     folder = new_plugin("sharpen", tmp_path)
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # The imgzoo under test, and nothing else from this checkout: the package imports it as an
+    # installed dependency.
+    env = {**os.environ, "PYTHONPATH": str(Path(imgzoo.__file__).resolve().parents[1])}
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"],
         cwd=folder,

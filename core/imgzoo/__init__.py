@@ -7,6 +7,9 @@
     >>> imgzoo.export("colorize", output="colorize.onnx")   # or load(..., backend="onnxruntime")
 
 Importing imgzoo is cheap: torch loads on first use of ``run``, ``load``, ``train`` or ``Model``.
+
+A plugin imports only this package and :mod:`imgzoo.metrics` (tests also use
+:mod:`imgzoo.testing` and :mod:`imgzoo.data`): everything else is private.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from imgzoo.errors import (
 )
 from imgzoo.hookspecs import hookimpl
 from imgzoo.plugins import register_plugin, unregister_plugin
-from imgzoo.registry import add_registry, list_tasks, task_info
-from imgzoo.task import InputSpec, StepContext, Task, TaskConfig
+from imgzoo.registry import add_registry, list_datasets, list_tasks, task_info
+from imgzoo.task import InputSpec, StepContext, Task, TaskConfig, TaskDeclaration
 from imgzoo.tiling import Tiling
 
 if TYPE_CHECKING:
@@ -81,6 +84,7 @@ __all__ = [
     "Task",
     "TaskBugError",
     "TaskConfig",
+    "TaskDeclaration",
     "Tiling",
     "TilingError",
     "UnknownTaskError",
@@ -91,6 +95,7 @@ __all__ = [
     "evaluate",
     "export",
     "hookimpl",
+    "list_datasets",
     "list_tasks",
     "load",
     "metrics",

@@ -33,7 +33,7 @@ from imgzoo.errors import ZooError
 
 if TYPE_CHECKING:
     from imgzoo.pipeline import Pipeline
-    from imgzoo.task import Task
+    from imgzoo.task import Task, TaskDeclaration
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -401,10 +401,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ZooError(f"--batch-size must be at least 1, got {args.batch_size}")
     # Everything that can be checked without the model is checked before torch is imported, so
     # that a typo is answered at once and a refused run has written nothing.
-    task_class = plugins.get_task_class(args.task)
+    declared = plugins.task_declaration(args.task)
     jobs = expand_inputs(args.inputs)
-    extra_paths = _named_input_paths(task_class, args.input, jobs)
-    is_map = task_class.output_kind == "map"
+    extra_paths = _named_input_paths(declared, args.input, jobs)
+    is_map = declared.output_kind == "map"
     output = args.output or str(Path("outputs") / args.task)
     shard = _torchrun_shard()
     targets = plan_outputs(
@@ -430,7 +430,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         backend=args.backend,
         **overrides,
     )
-    runner = _FolderRun(pipeline, task_class, extra_paths, batch_size=args.batch_size)
+    runner = _FolderRun(pipeline, plugins.get_task_class(args.task), extra_paths, batch_size=args.batch_size)
     index, count = shard
     work = list(zip((path for path, _ in jobs), targets, strict=True))[index::count]
     written, unreadable = runner.run(work)
@@ -475,7 +475,7 @@ def _shard_device(device: str, shard: tuple[int, int]) -> str:
 def _cmd_export(args: argparse.Namespace) -> int:
     from imgzoo import config as config_module
 
-    plugins.get_task_class(args.task)  # a misspelled task is reported before torch loads
+    plugins.task_declaration(args.task)  # a misspelled task is reported before torch loads
     overrides = config_module.parse_assignments(args.set, task=args.task)
 
     from imgzoo.exporting import export
@@ -613,7 +613,7 @@ class _FolderRun:
 
 
 def _named_input_paths(
-    task_class: Any, assignments: Sequence[str], jobs: list[tuple[Path, str]]
+    declared: TaskDeclaration, assignments: Sequence[str], jobs: list[tuple[Path, str]]
 ) -> dict[str, list[Path]]:
     """The file of each ``--input NAME=PATH`` for each job, found before any model loads: PATH
     itself for a single input, else the file in folder PATH named like the job's input."""
@@ -627,7 +627,7 @@ def _named_input_paths(
         if not equals or not name.strip() or not value:
             raise ZooError(f"--input {assignment!r}: write NAME=PATH, e.g. --input mask=mask.png")
         given[name.strip()] = Path(value)
-    check_input_names(task_class, given, flag="--input {name}=FILE")
+    check_input_names(declared, given, flag="--input {name}=FILE")
     found: dict[str, list[Path]] = {}
     for name, path in given.items():
         if not path.is_dir():
@@ -635,7 +635,7 @@ def _named_input_paths(
                 raise InputError(
                     f"--input {name}={path}: there are {len(jobs)} inputs, so give a folder holding one "
                     f"{name} per input, named like the inputs",
-                    task=task_class.name,
+                    task=declared.name,
                     input=name,
                 )
             found[name] = [path]
@@ -650,7 +650,7 @@ def _named_input_paths(
                 raise InputError(
                     f"--input {name}={path}: no {name} for {source} (expected {path / stem}.png or "
                     "another image suffix)",
-                    task=task_class.name,
+                    task=declared.name,
                     input=name,
                 )
             found[name].append(by_stem[stem])

@@ -9,19 +9,22 @@ exposed through the ``imgzoo`` entry-point group::
 
     # my_package/plugin.py
     import imgzoo
+    from my_package.config import MyConfig   # pydantic only: cheap
 
     @imgzoo.hookimpl
     def register_tasks(register):
-        from my_package.task import MyTask   # keep heavy imports (torch, models) out of here
-        register(MyTask)
+        register(imgzoo.TaskDeclaration(
+            name="mytask", description="...", task_class="my_package.task:MyTask", config=MyConfig,
+        ))
 
-A plugin module may declare the plugin API versions it was written for, ``IMGZOO_PLUGIN_API = 2``
+A plugin module may declare the plugin API versions it was written for, ``IMGZOO_PLUGIN_API = 3``
 (or a tuple); a plugin that targets none of :data:`SUPPORTED_PLUGIN_APIS` is refused with a
 message saying which work.
 
 Every hook takes a ``register`` callback, so a plugin can register any number of things (or
 none) and imgzoo can tell which plugin registered what. Hooks run once, when the zoo is first
-used; they must be cheap: import torch and model code lazily, inside the task's methods, so that
+used; they must be cheap: a :class:`imgzoo.TaskDeclaration` names the task's module, which
+imports torch and its model code at the top and is imported on the task's first use, so that
 ``imgzoo list`` stays fast.
 """
 
@@ -34,27 +37,31 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from imgzoo.task import Task
+    from imgzoo.task import Task, TaskDeclaration
 
 PROJECT_NAME = "imgzoo"
 #: Version of the plugin API described in this file and in :class:`imgzoo.Task`.
 #: API 2 added what a task may declare: named extra inputs, output geometry, "map" outputs, alpha.
-PLUGIN_API_VERSION = 2
-#: Every API a plugin may target. API 1 plugins load unchanged: each API 2 declaration has a
-#: default that is API 1's behaviour (one image in, an image of ``scale`` times its size out).
-SUPPORTED_PLUGIN_APIS = (1, 2)
+#: API 3 added :class:`imgzoo.TaskDeclaration`: a task registered without importing its class.
+PLUGIN_API_VERSION = 3
+#: Every API a plugin may target. API 1 and 2 plugins load unchanged: each later declaration has
+#: a default that is API 1's behaviour (one image in, an image of ``scale`` times its size out),
+#: and registering a task class still works.
+SUPPORTED_PLUGIN_APIS = (1, 2, 3)
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def register_tasks(register: Callable[[type[Task]], None]) -> None:
+def register_tasks(register: Callable[[TaskDeclaration | type[Task]], None]) -> None:
     """Register image-to-image tasks.
 
-    Called once per plugin when the zoo loads. Call ``register(TaskClass)`` for each task;
-    the class's ``name`` is the public name (``imgzoo.run(name, image)``). Two plugins
-    registering the same name is an error naming both. Return nothing.
+    Called once per plugin when the zoo loads. Call ``register(imgzoo.TaskDeclaration(...))``
+    for each task: its module is imported when the task is first used. ``register(TaskClass)``
+    (API 1 and 2) registers a class that is already imported. The ``name`` is the public name
+    (``imgzoo.run(name, image)``). Two plugins registering the same name is an error naming
+    both. Return nothing.
     """
 
 

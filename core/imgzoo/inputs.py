@@ -13,12 +13,14 @@ from imgzoo import images as _images
 from imgzoo.errors import InputError, InvalidImageError
 
 if TYPE_CHECKING:
-    from imgzoo.task import InputSpec, Task
+    from imgzoo.task import InputSpec, Task, TaskDeclaration
 
 __all__ = ["check_input", "check_input_names", "read_inputs"]
 
 
-def check_input_names(task_class: type[Task], given: Collection[str], *, flag: str = "{name}=...") -> None:
+def check_input_names(
+    task_class: type[Task] | TaskDeclaration, given: Collection[str], *, flag: str = "{name}=..."
+) -> None:
     """Refuse an input name the task does not declare, and a required one that is missing.
     ``flag`` shows how to pass an input (``--input {name}=FILE`` on the command line)."""
     declared = [spec.name for spec in task_class.extra_inputs]

@@ -35,7 +35,7 @@ from imgzoo.errors import PluginError, UnknownTaskError
 
 if TYPE_CHECKING:
     from imgzoo.data.base import DatasetFactory
-    from imgzoo.task import Task
+    from imgzoo.task import Task, TaskDeclaration
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -46,7 +46,8 @@ __all__ = [
     "register_plugin",
     "registry_files",
     "reload_plugins",
-    "task_classes",
+    "task_declaration",
+    "task_declarations",
     "unregister_plugin",
 ]
 
@@ -79,12 +80,19 @@ class PluginInfo:
 
 
 @dataclass
+class _RegisteredTask:
+    declaration: TaskDeclaration
+    task_class: type[Task] | None = None
+    """Registered classes from the start; declared ones once first used."""
+
+
+@dataclass
 class _Loaded:
     """Everything the plugins contributed, collected in one pass."""
 
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
-    claims: dict[str, list[tuple[type[Task], str]]] = field(default_factory=dict)
-    tasks: dict[str, tuple[type[Task], str]] = field(default_factory=dict)
+    claims: dict[str, list[tuple[_RegisteredTask, str]]] = field(default_factory=dict)
+    tasks: dict[str, tuple[_RegisteredTask, str]] = field(default_factory=dict)
     conflicts: dict[str, list[str]] = field(default_factory=dict)
     dataset_claims: dict[str, list[tuple[tuple[DatasetFactory, str], str]]] = field(default_factory=dict)
     datasets: dict[str, tuple[tuple[DatasetFactory, str], str]] = field(default_factory=dict)
@@ -126,22 +134,59 @@ def plugin_infos() -> list[PluginInfo]:
     return sorted(_state().plugins.values(), key=lambda info: info.name)
 
 
-def task_classes() -> dict[str, type[Task]]:
-    """Every usable task: name -> Task class (conflicting names excluded)."""
-    return {name: cls for name, (cls, _) in _state().tasks.items()}
+def task_declarations() -> dict[str, TaskDeclaration]:
+    """Every usable task: name -> its declaration (conflicting names excluded); imports no task."""
+    return {name: registered.declaration for name, (registered, _) in _state().tasks.items()}
 
 
 def task_plugin(name: str) -> str:
     return _state().tasks[name][1]
 
 
+def task_declaration(name: str) -> TaskDeclaration:
+    """What a task declares (its config, inputs, output kind), without importing its class."""
+    return _registered_task(name)[0].declaration
+
+
 def get_task_class(name: str) -> type[Task]:
+    """The task's class, imported on first use and held to its declaration."""
+    registered, plugin = _registered_task(name)
+    with _lock:
+        if registered.task_class is None:
+            registered.task_class = _import_task_class(registered.declaration, plugin)
+        return registered.task_class
+
+
+def _registered_task(name: str) -> tuple[_RegisteredTask, str]:
     state = _state()
     if name in state.conflicts:
         raise clash_error("task", name, state.conflicts[name])
     if name not in state.tasks:
         raise UnknownTaskError(name, state.tasks)
-    return state.tasks[name][0]
+    return state.tasks[name]
+
+
+def _import_task_class(declaration: TaskDeclaration, plugin: str) -> type[Task]:
+    from imgzoo.task import Task, declaration_problems
+
+    where = f"task {declaration.name!r} (plugin {plugin!r}, class {declaration.task_class})"
+    try:
+        task_class = declaration.import_class()
+    except Exception as error:
+        raise PluginError(
+            f"{where} cannot be imported: {type(error).__name__}: {error}; reinstall the plugin, "
+            f"or disable it with {ENV_DENY}={plugin}",
+            plugin=plugin,
+        ) from error
+    if not (isinstance(task_class, type) and issubclass(task_class, Task)):
+        raise PluginError(f"{where} is {task_class!r}, not an imgzoo.Task subclass", plugin=plugin)
+    problems = declaration.disagreements(task_class) + declaration_problems(task_class)
+    if problems:
+        raise PluginError(
+            f"{where} does not match what the plugin declares: {'; '.join(problems)}; make them agree",
+            plugin=plugin,
+        )
+    return task_class
 
 
 def clash_error(kind: str, name: str, owners: list[str]) -> PluginError:
@@ -285,7 +330,7 @@ def _settle(loaded: _Loaded) -> None:
     )
 
 
-_Claimed = Any  # a task class, or a dataset's (factory, description)
+_Claimed = Any  # a _RegisteredTask, or a dataset's (factory, description)
 
 
 def _settle_claims(
@@ -356,7 +401,7 @@ def _check_api_version(declared: list[int] | None) -> None:
     from imgzoo import __version__
 
     current = hookspecs.PLUGIN_API_VERSION
-    provided = " and ".join(str(version) for version in supported)
+    provided = ", ".join(str(version) for version in supported[:-1]) + f" and {supported[-1]}"
     wanted = " or ".join(str(version) for version in declared)
     raise PluginError(
         f"targets imgzoo plugin API {wanted}, but this imgzoo ({__version__}) provides API {provided}: "
@@ -378,32 +423,42 @@ def _collect(
             impl.function(register=make_registrar(loaded, info))
 
 
-def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task]], None]:
-    from imgzoo.task import Task, TaskConfig, declaration_problems
+def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task] | TaskDeclaration], None]:
+    from imgzoo.task import Task, TaskConfig, TaskDeclaration, declaration_problems
 
-    def register(task_class: type[Task]) -> None:
-        if not (isinstance(task_class, type) and issubclass(task_class, Task)):
+    def register(task: type[Task] | TaskDeclaration) -> None:
+        if isinstance(task, TaskDeclaration):
+            declaration, label = task, f"TaskDeclaration {task.name!r}"
+            config_name = "config"
+        elif isinstance(task, type) and issubclass(task, Task):
+            declaration, label = None, task.__qualname__
+            config_name = f"{label}.Config"
+        else:
             raise PluginError(
-                f"register_tasks: expected a Task subclass, got {task_class!r}", plugin=info.name
+                f"register_tasks: expected a Task subclass or an imgzoo.TaskDeclaration, got {task!r}",
+                plugin=info.name,
             )
-        name = task_class.name
+        name = task.name
         if not isinstance(name, str) or not TASK_NAME.match(name):
             raise PluginError(
-                f"{task_class.__qualname__}.name must be lowercase letters, digits and dashes, got {name!r}",
+                f"{label}: the name must be lowercase letters, digits and dashes, got {name!r}",
                 plugin=info.name,
             )
-        if not (isinstance(task_class.Config, type) and issubclass(task_class.Config, TaskConfig)):
-            raise PluginError(
-                f"{task_class.__qualname__}.Config must subclass imgzoo.TaskConfig", plugin=info.name
-            )
-        problems = declaration_problems(task_class)
+        config = task.config if isinstance(task, TaskDeclaration) else task.Config
+        if not (isinstance(config, type) and issubclass(config, TaskConfig)):
+            raise PluginError(f"{config_name} must subclass imgzoo.TaskConfig", plugin=info.name)
+        problems = declaration_problems(task)
         if problems:
             raise PluginError(
-                f"task {name!r} ({task_class.__qualname__}) declares a broken contract: "
-                + "; ".join(problems),
+                f"task {name!r} ({label}) declares a broken contract: " + "; ".join(problems),
                 plugin=info.name,
             )
-        _claim(loaded.claims, name, task_class, info, info.tasks)
+        if declaration is None:
+            assert not isinstance(task, TaskDeclaration)
+            registered = _RegisteredTask(TaskDeclaration.of(task), task_class=task)
+        else:
+            registered = _RegisteredTask(declaration)
+        _claim(loaded.claims, name, registered, info, info.tasks)
 
     return register
 

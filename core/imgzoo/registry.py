@@ -31,12 +31,15 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from imgzoo import plugins
 from imgzoo.errors import ConfigError, WeightsError, ZooError
+
+if TYPE_CHECKING:
+    from imgzoo.data.base import DatasetFactory
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,7 +50,9 @@ __all__ = [
     "TaskInfo",
     "WeightsEntry",
     "add_registry",
+    "dataset_factory",
     "describe_tasks",
+    "list_datasets",
     "list_tasks",
     "task_info",
     "weights_config",
@@ -175,12 +180,27 @@ def catalogue() -> dict[str, dict[str, Any]]:
 
 def list_tasks(pattern: str = "*") -> list[str]:
     """Names of the installed tasks matching a shell-style wildcard, sorted (``"col*"``)."""
-    return sorted(name for name in plugins.task_classes() if fnmatch.fnmatchcase(name, pattern))
+    return sorted(name for name in plugins.task_declarations() if fnmatch.fnmatchcase(name, pattern))
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Names of the data sources plugins register (``--data NAME``) matching a shell-style
+    wildcard, sorted."""
+    return sorted(name for name in plugins.dataset_factories() if fnmatch.fnmatchcase(name, pattern))
+
+
+def dataset_factory(name: str) -> DatasetFactory | None:
+    """The factory of the dataset a plugin registers as ``name`` (None when none does); a
+    PluginError naming them when several plugins register it."""
+    conflicts = plugins.dataset_conflicts()
+    if name in conflicts:
+        raise plugins.clash_error("dataset", name, conflicts[name])
+    return plugins.dataset_factories().get(name)
 
 
 def task_info(name: str) -> TaskInfo:
     """Everything the zoo knows about one task (its description, plugin, weights, config schema)."""
-    task_class = plugins.get_task_class(name)
+    declared = plugins.task_declaration(name)  # not the class: listing must not import torch
     entry = catalogue().get(name, {"weights": {}})
     try:
         weights = {key: WeightsEntry.model_validate(value) for key, value in entry["weights"].items()}
@@ -193,13 +213,13 @@ def task_info(name: str) -> TaskInfo:
         )
     return TaskInfo(
         name=name,
-        description=entry.get("description") or task_class.description,
+        description=entry.get("description") or declared.description,
         plugin=plugins.task_plugin(name),
         default_weights=default,
         weights=weights,
-        config_schema=task_class.Config.model_json_schema(),
-        output_kind=task_class.output_kind,
-        scale=task_class.scale,
+        config_schema=declared.config.model_json_schema(),
+        output_kind=declared.output_kind,
+        scale=declared.scale,
         inputs=[
             {
                 "name": spec.name,
@@ -207,7 +227,7 @@ def task_info(name: str) -> TaskInfo:
                 "channels": spec.channels,
                 "required": spec.required,
             }
-            for spec in task_class.extra_inputs
+            for spec in declared.extra_inputs
         ],
     )
 

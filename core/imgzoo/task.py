@@ -16,14 +16,17 @@ them: ``extra_inputs`` (named inputs besides the image, such as an inpainting ``
 ``output_size`` (``scale`` times the input by default), ``output_kind`` ("image" in [0, 1], or
 an unclipped float "map") and ``output_channels``.
 
-This module must stay importable without torch (``imgzoo list`` imports every task class):
-a task imports torch and its model code inside its methods.
+A plugin registers a :class:`TaskDeclaration` (the name, the description, the config and where
+the class lives): ``imgzoo list`` and ``imgzoo info`` read it, and the task's module, which
+imports torch and its model code at the top like any model code, is imported on first use.
+This module itself stays importable without torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,10 +36,17 @@ if TYPE_CHECKING:
     import torch
 
     from imgzoo.data.base import Sample
-    from imgzoo.model import Model
     from imgzoo.tiling import Tiling
 
-__all__ = ["RESERVED_INPUT_NAMES", "InputSpec", "StepContext", "Task", "TaskConfig", "declaration_problems"]
+__all__ = [
+    "RESERVED_INPUT_NAMES",
+    "InputSpec",
+    "StepContext",
+    "Task",
+    "TaskConfig",
+    "TaskDeclaration",
+    "declaration_problems",
+]
 
 OutputKind = Literal["image", "map"]
 
@@ -177,9 +187,10 @@ class Task:
         self.config = config if config is not None else self.Config()
 
     # ── models ────────────────────────────────────────────────────────────────────────────
-    def build_models(self) -> dict[str, Model]:
+    def build_models(self) -> dict[str, torch.nn.Module]:
         """Build freshly initialised models, keyed by role (``{"model": ...}``, or
-        ``{"generator": ..., "discriminator": ...}``). Weights are loaded afterwards."""
+        ``{"generator": ..., "discriminator": ...}``): any ``torch.nn.Module``. Weights are
+        loaded afterwards, and saved with the task's config (see :mod:`imgzoo.weights`)."""
         raise NotImplementedError(f"task {self.name!r} must implement build_models()")
 
     # ── inference ─────────────────────────────────────────────────────────────────────────
@@ -308,33 +319,109 @@ class Task:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def declaration_problems(task_class: type[Task]) -> list[str]:
-    """What is wrong with a task class's declared contract (empty when nothing is); checked
-    when a plugin registers the task, so that a broken declaration fails its plugin at once."""
+@dataclass(frozen=True)
+class TaskDeclaration:
+    """A task announced without importing it: what ``imgzoo list`` and ``imgzoo info`` show,
+    and where its class lives. A plugin registers it from its (cheap) plugin module::
+
+        register(imgzoo.TaskDeclaration(
+            name="sepia", description="Sepia toning", task_class="imgzoo_sepia.task:SepiaTask",
+            config=SepiaConfig,
+        ))
+
+    The class's module, with its torch and model imports at the top, is imported when the task
+    is first used; its ``name``, ``Config``, ``scale``, ``output_kind`` and ``extra_inputs``
+    must then be the declared ones.
+    """
+
+    name: str
+    """Public name: ``imgzoo.run(name, image)``. Lowercase, digits and dashes."""
+    description: str
+    """One line shown by ``imgzoo list``."""
+    task_class: str
+    """Where the class lives, ``"package.module:ClassName"``."""
+    config: type[TaskConfig] = TaskConfig
+    """The class's ``Config``: keep it in a module that does not import torch."""
+    scale: int = 1
+    """The class's :attr:`Task.scale`."""
+    output_kind: OutputKind = "image"
+    """The class's :attr:`Task.output_kind`."""
+    extra_inputs: tuple[InputSpec, ...] = ()
+    """The class's :attr:`Task.extra_inputs`."""
+
+    @classmethod
+    def of(cls, task_class: type[Task]) -> TaskDeclaration:
+        """The declaration of a class that is already imported (a plugin registering the class)."""
+        return cls(
+            name=task_class.name,
+            description=task_class.description,
+            task_class=f"{task_class.__module__}:{task_class.__qualname__}",
+            config=task_class.Config,
+            scale=task_class.scale,
+            output_kind=task_class.output_kind,
+            extra_inputs=tuple(task_class.extra_inputs),
+        )
+
+    def import_class(self) -> object:
+        """Import :attr:`task_class` (whatever it turns out to be: the caller checks it)."""
+        module_name, _, attribute = self.task_class.partition(":")
+        value: object = import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+        return value
+
+    def disagreements(self, task_class: type[Task]) -> list[str]:
+        """Where the imported class contradicts this declaration (empty when it does not)."""
+        declared = {
+            "name": self.name,
+            "Config": self.config,
+            "scale": self.scale,
+            "output_kind": self.output_kind,
+            "extra_inputs": tuple(self.extra_inputs),
+        }
+        return [
+            f"{attribute} is {actual!r} in the class but {expected!r} in the declaration"
+            for attribute, expected in declared.items()
+            if (actual := _as_tuple(getattr(task_class, attribute))) != expected
+        ]
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def declaration_problems(declared: type[Task] | TaskDeclaration) -> list[str]:
+    """What is wrong with a task's declared contract (empty when nothing is); checked when a
+    plugin registers the task (and again for the class, when a declared one is imported), so
+    that a broken declaration fails its plugin at once."""
     problems = []
-    scale = task_class.scale
+    scale = declared.scale
     if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
         problems.append(f"scale must be a positive int, got {scale!r}")
-    if task_class.output_kind not in ("image", "map"):
-        problems.append(f"output_kind must be 'image' or 'map', got {task_class.output_kind!r}")
-    channels = task_class.output_channels
+    if declared.output_kind not in ("image", "map"):
+        problems.append(f"output_kind must be 'image' or 'map', got {declared.output_kind!r}")
+    # A declaration carries only what listing needs; the rest is checked on its class.
+    channels = getattr(declared, "output_channels", None)
     if channels is not None:
         whole = isinstance(channels, int) and not isinstance(channels, bool)
-        if not whole or (channels not in (1, 3, 4) if task_class.output_kind == "image" else channels < 1):
+        if not whole or (channels not in (1, 3, 4) if declared.output_kind == "image" else channels < 1):
             problems.append(
                 "output_channels must be None, 1, 3 or 4 for an image, or a positive int for a map; "
                 f"got {channels!r}"
             )
-    if task_class.tiling is not None and (
-        task_class.extra_inputs or task_class.wants_alpha or task_class.takes_stored_pixels
+    if getattr(declared, "tiling", None) is not None and (
+        declared.extra_inputs
+        or getattr(declared, "wants_alpha", False)
+        or getattr(declared, "takes_stored_pixels", False)
     ):
         problems.append(
             "tiling cuts the image alone, into float tiles: a task with extra_inputs, wants_alpha "
             "or takes_stored_pixels cannot declare it"
         )
-    fields = set(task_class.Config.model_fields)
+    config = declared.config if isinstance(declared, TaskDeclaration) else declared.Config
+    fields = set(config.model_fields)
     seen: set[str] = set()
-    for spec in task_class.extra_inputs:
+    for spec in declared.extra_inputs:
         if not isinstance(spec, InputSpec):
             problems.append(f"extra_inputs must hold imgzoo.InputSpec objects, got {spec!r}")
             continue

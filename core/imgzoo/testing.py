@@ -54,7 +54,6 @@ from imgzoo.data.base import Sample
 from imgzoo.data.transforms import PairTransform
 from imgzoo.errors import TaskBugError
 from imgzoo.images import Image
-from imgzoo.model import Model
 from imgzoo.pipeline import Pipeline, load
 from imgzoo.task import Task, TaskConfig
 from imgzoo.weights import load_weights, resolve_weights_file, save_weights, state_tensors
@@ -574,9 +573,9 @@ def _fresh_task(name: str, overrides: Overrides) -> tuple[Task, dict[str, torch.
     )
     for role, model in models.items():
         _require(
-            isinstance(model, Model),
+            isinstance(model, torch.nn.Module),
             name,
-            f"build_models()[{role!r}] is a {type(model).__name__}: subclass imgzoo.Model",
+            f"build_models()[{role!r}] is a {type(model).__name__}, not a torch.nn.Module",
         )
     return task, dict(models)
 

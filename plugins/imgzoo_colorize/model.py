@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from imgzoo import Model
 
-__all__ = ["AutoencoderConfig", "ColorizationAutoencoder", "KerasSameConv2d", "build_autoencoder"]
+__all__ = ["ColorizationAutoencoder", "KerasSameConv2d", "build_autoencoder"]
 
 # (output channels, stride, 2x upsampling after the layer), in the order of the paper's summary.
 _LAYERS: tuple[tuple[int, int, bool], ...] = (
@@ -54,13 +53,6 @@ _LAYERS: tuple[tuple[int, int, bool], ...] = (
 )
 DOWNSAMPLING = 8
 """Input sides must be multiples of this (three stride-2 layers, undone by three upsamplings)."""
-
-
-class AutoencoderConfig(BaseModel):
-    """The architecture is fixed by the paper, so there is nothing to configure; the class exists
-    because every imgzoo model saves its config next to its weights."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class KerasSameConv2d(nn.Conv2d):
@@ -85,12 +77,11 @@ class KerasSameConv2d(nn.Conv2d):
 
 class ColorizationAutoencoder(Model):
     """L (Nx1xHxW, scaled to [-1, 1]) to ab (Nx2xHxW, Lab a and b divided by 128), H and W
-    multiples of 8. ``layers`` follows the paper's Keras ``Sequential`` one module per layer."""
+    multiples of 8. ``layers`` follows the paper's Keras ``Sequential`` one module per layer.
+    The architecture is fixed by the paper: there is nothing to configure."""
 
-    Config = AutoencoderConfig
-
-    def __init__(self, config: AutoencoderConfig | None = None) -> None:
-        super().__init__(config if config is not None else AutoencoderConfig())
+    def __init__(self) -> None:
+        super().__init__()
         layers: list[nn.Module] = []
         channels = 1
         for index, (out_channels, stride, upsample) in enumerate(_LAYERS):
@@ -127,4 +118,4 @@ class ColorizationAutoencoder(Model):
 
 def build_autoencoder() -> ColorizationAutoencoder:
     """The paper's autoencoder, freshly initialised."""
-    return ColorizationAutoencoder(AutoencoderConfig())
+    return ColorizationAutoencoder()

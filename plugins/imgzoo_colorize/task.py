@@ -11,114 +11,46 @@ Model-space tensors: inputs are L mapped to [-1, 1] (1 channel). Targets, and th
 :meth:`ColorizeTask.predict`, are the whole Lab image (3 channels: that L, then a and b divided by
 128), so :meth:`ColorizeTask.to_display` can render each of them on its own; the network itself
 writes only the 2 ab channels.
-
-torch, OpenCV and the model code are imported inside the methods: ``imgzoo list`` imports this
-module and must stay light.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field
+import cv2
+import numpy as np
+import torch
 
-from imgzoo import StepContext, Task, TaskConfig
+from imgzoo import Sample, StepContext, Task, TaskConfig
+from imgzoo.metrics import colourfulness, psnr, ssim
+from imgzoo_colorize.color import (
+    AB_BIN_SIZE,
+    AB_BIN_START,
+    AB_BINS,
+    AB_SCALE,
+    as_rgb,
+    chroma_models,
+    colorize,
+    decode_lightness,
+    encode_lightness,
+    gray_of,
+    lab_to_rgb,
+    lightness,
+    rebalance_weights,
+    rgb_to_lab,
+    working_size,
+)
+from imgzoo_colorize.config import ColorizeConfig
+from imgzoo_colorize.model import build_autoencoder
 
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
-
-    from imgzoo import Model, Sample
-
-__all__ = ["ColorizeConfig", "ColorizeTask", "flip_agreement"]
-
-
-class ColorizeConfig(TaskConfig):
-    """Settings of the ``colorize`` task (``--set key=value``, or keyword arguments of ``imgzoo.run``)."""
-
-    image_size: int = Field(
-        256,
-        ge=8,
-        le=8192,
-        multiple_of=8,
-        description=(
-            "Working resolution, a multiple of 8: the network sees the image resized so that its long side "
-            "is this (aspect kept, sides rounded to multiples of 8); training crops are this size squared. "
-            "The result always has the input's own size."
-        ),
-    )
-    learning_rate: float = Field(
-        1e-3, gt=0, le=1, description="RMSprop learning rate (the paper's Keras default, 1e-3)."
-    )
-    loss: Literal["mse", "rebalanced"] = Field(
-        "mse",
-        description=(
-            "'mse': the paper's mean squared error on ab, which averages plausible colours into washed-out "
-            "browns. 'rebalanced': the same error weighted per pixel by the rarity of the target colour "
-            "(Zhang et al. 2016), which keeps saturated colours."
-        ),
-    )
-    rebalance_mix: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description=(
-            "loss='rebalanced' only: weight of the uniform distribution mixed into the empirical colour "
-            "prior (Zhang et al.'s lambda). 1 gives plain MSE; smaller values weigh rare colours more."
-        ),
-    )
-    chroma_upsampling: Literal["guided", "bilinear"] = Field(
-        "guided",
-        description=(
-            "How the predicted chroma reaches the image's full resolution. 'guided': local linear models "
-            "of chroma against lightness (He et al.'s guided filter), evaluated with the image's own L, so "
-            "colour stops at edges. 'bilinear': the chroma resized alone, which bleeds across edges."
-        ),
-    )
-    guide_radius: int = Field(
-        2,
-        ge=0,
-        le=64,
-        description="chroma_upsampling='guided' only: the filter's window radius, in working-size pixels.",
-    )
-    guide_eps: float = Field(
-        1e-4,
-        gt=0,
-        le=1,
-        description=(
-            "chroma_upsampling='guided' only: the guided filter's regulariser, in (L / 100)^2: lightness "
-            "variations smaller than its square root are smoothed over rather than followed."
-        ),
-    )
-    chroma_confidence: bool = Field(
-        True,
-        description=(
-            "Inference only: predict on the image and on its mirror image, average the two, and scale the "
-            "chroma by how well they agree (1 / (1 + d^2 / confidence_tolerance^2), d their ab distance, "
-            "averaged over the picture). On pictures unlike the training data the two disagree and the "
-            "result fades towards the gray input instead of painting blotches; costs a second forward pass "
-            "at the working size."
-        ),
-    )
-    confidence_tolerance: float = Field(
-        10.0,
-        gt=0,
-        le=256,
-        description="chroma_confidence only: the ab distance (Lab units) at which the agreement is 1/2.",
-    )
-    rebalance_sigma: float = Field(
-        5.0,
-        ge=0,
-        description="loss='rebalanced' only: width (ab units) of the Gaussian that smooths the colour prior.",
-    )
+__all__ = ["ColorizeTask", "flip_agreement"]
 
 
 class ColorizeTask(Task):
     """Colorization with the paper's 6.2M-parameter convolutional autoencoder (see ``model.py``)."""
 
     name = "colorize"
-    description = "Grayscale to colour: the paper's autoencoder predicts Lab chroma, the input keeps its L"
     Config = ColorizeConfig
     config: ColorizeConfig
     # A small working size for imgzoo.testing's contract checks; and a lower learning rate, because
@@ -133,20 +65,12 @@ class ColorizeTask(Task):
         self.statistics = ColourStatistics()
 
     # ── models ────────────────────────────────────────────────────────────────────────────
-    def build_models(self) -> dict[str, Model]:
-        from imgzoo_colorize.model import build_autoencoder
-
+    def build_models(self) -> dict[str, torch.nn.Module]:
         return {"model": build_autoencoder()}
 
     # ── inference ─────────────────────────────────────────────────────────────────────────
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """The image's L at the working size (long side ``image_size``), as a 1x1xhxw tensor."""
-        import cv2
-        import numpy as np
-        import torch
-
-        from imgzoo_colorize.color import encode_lightness, lightness, working_size
-
         height, width = image.shape[:2]
         size = working_size(height, width, self.config.image_size)
         if size != (height, width):
@@ -163,8 +87,6 @@ class ColorizeTask(Task):
         """Inference: the whole Lab image at the working size, float32: the input's L (which
         :meth:`postprocess` guides the chroma's upsampling with), then the predicted ab, scaled by
         the prediction's confidence (see ``chroma_confidence``)."""
-        import torch
-
         if not self.config.chroma_confidence:
             return self.predict(models, inputs)
         count = inputs.shape[0]
@@ -176,10 +98,6 @@ class ColorizeTask(Task):
     def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
         """Predicted ab, brought to the image's size (guided by its L, see ``chroma_upsampling``)
         and joined with the image's own L, as RGB: uint8 for a uint8 image, else float32."""
-        import numpy as np
-
-        from imgzoo_colorize.color import AB_SCALE, chroma_models, colorize
-
         config = self.config
         # A channels-last output (the model's layout) transposes to a contiguous HxWx3 view.
         lab = output.detach().float().cpu().numpy().transpose(1, 2, 0)
@@ -193,11 +111,6 @@ class ColorizeTask(Task):
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
         """(L 1xHxW, Lab 3xHxW) in model space. A paired sample's target is the colour image."""
-        import numpy as np
-        import torch
-
-        from imgzoo_colorize.color import AB_SCALE, as_rgb, encode_lightness, rgb_to_lab
-
         colour = sample.target if sample.target is not None else sample.image
         lab = rgb_to_lab(as_rgb(colour)).transpose(2, 0, 1)
         encoded = np.empty(lab.shape, dtype=np.float32)
@@ -209,8 +122,6 @@ class ColorizeTask(Task):
     def configure_optimizers(self, models: Mapping[str, torch.nn.Module]) -> dict[str, torch.optim.Optimizer]:
         """RMSprop with Keras' defaults, as the paper trained: rho 0.9, epsilon 1e-7 added outside the
         square root (TF 2's Keras RMSprop without momentum; the same update as torch's)."""
-        import torch
-
         params = models[self.inference_model].parameters()
         optimizer = torch.optim.RMSprop(params, lr=self.config.learning_rate, alpha=0.9, eps=1e-7)
         return {self.inference_model: optimizer}
@@ -248,10 +159,6 @@ class ColorizeTask(Task):
         The colour prior is the histogram of every training target seen so far (of this batch
         alone before the first training step).
         """
-        import torch
-
-        from imgzoo_colorize.color import rebalance_weights
-
         counts = self.statistics.counts if self.statistics.pixels else _histogram(target_ab).numpy()
         table = rebalance_weights(counts, mix=self.config.rebalance_mix, sigma=self.config.rebalance_sigma)
         return torch.from_numpy(table).to(target_ab.device)[_bin_index(target_ab)]
@@ -260,8 +167,6 @@ class ColorizeTask(Task):
     def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
         """The whole predicted Lab image, the input's L then the predicted ab (like the targets),
         from one plain forward pass: what training measures."""
-        import torch
-
         return torch.cat([inputs.float(), models[self.inference_model](inputs).float()], dim=1)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
@@ -273,10 +178,6 @@ class ColorizeTask(Task):
         ``colourfulness_ratio`` is the batch's mean Hasler-Süsstrunk colourfulness over the
         ground truth's, the latter floored at 1 (visually gray) so gray batches stay finite.
         """
-        import torch
-
-        from imgzoo_colorize.color import AB_SCALE
-
         inputs = inputs.float()
         lightness_only = inputs[:, :1]
         outputs, targets = _as_lab(outputs, lightness_only), _as_lab(targets, lightness_only)
@@ -299,8 +200,6 @@ class ColorizeTask(Task):
 
     def degrade(self, image: np.ndarray) -> np.ndarray:
         """The gray picture (HxWx1) of ``image``'s own CIE L: what a user colorizes."""
-        from imgzoo_colorize.color import gray_of
-
         return gray_of(image)
 
     def image_metrics(
@@ -316,11 +215,6 @@ class ColorizeTask(Task):
         1 channel (L): its gray image. 3 channels (Lab): the colour image. 2 channels (ab alone,
         a raw network output): its colours at a constant mid lightness (L = 50), a chroma map.
         """
-        import numpy as np
-        import torch
-
-        from imgzoo_colorize.color import AB_SCALE, decode_lightness, lab_to_rgb
-
         batch = tensor.detach().float()
         count, channels, height, width = batch.shape
         if channels == 2:
@@ -345,18 +239,12 @@ class ColourStatistics:
     rebalanced loss) and the mean ab (the mean-colour baseline). Kept by the task for one run."""
 
     def __init__(self) -> None:
-        import numpy as np
-
-        from imgzoo_colorize.color import AB_BINS
-
         self.counts = np.zeros(AB_BINS * AB_BINS, dtype=np.int64)
         self.ab_sum = np.zeros(2, dtype=np.float64)
         self.pixels = 0
 
     def update(self, target_ab: torch.Tensor) -> None:
         """Count an Nx2xHxW batch of target ab (model space)."""
-        from imgzoo_colorize.color import AB_SCALE
-
         batch = target_ab.detach().float()
         self.counts += _histogram(batch).numpy()
         self.ab_sum += batch.sum(dim=(0, 2, 3)).double().cpu().numpy() * AB_SCALE
@@ -366,8 +254,6 @@ class ColourStatistics:
         return {"counts": self.counts.tolist(), "ab_sum": self.ab_sum.tolist(), "pixels": self.pixels}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        import numpy as np
-
         if state:
             self.counts = np.asarray(state["counts"], dtype=np.int64)
             self.ab_sum = np.asarray(state["ab_sum"], dtype=np.float64)
@@ -385,8 +271,6 @@ def flip_agreement(ab: torch.Tensor, mirrored: torch.Tensor, tolerance: float) -
     back) for their mirror images: 1 / (1 + d^2 / tolerance^2) per pixel, d their distance in
     Lab units, averaged over each picture. A network that knows what it sees colours a mirrored
     picture alike; on unfamiliar pictures its guesses flip with the picture."""
-    from imgzoo_colorize.color import AB_SCALE
-
     distance = (ab - mirrored).square().sum(dim=1, keepdim=True) * (AB_SCALE / tolerance) ** 2
     return (1 / (1 + distance)).mean(dim=(1, 2, 3), keepdim=True)
 
@@ -395,8 +279,6 @@ def _quality(images: torch.Tensor, references: torch.Tensor, suffix: str) -> dic
     """PSNR, SSIM and colourfulness ratio (the images' mean colourfulness over the references',
     the latter floored at 1, visually gray, so that gray references stay finite) of RGB batches,
     each name ending in ``suffix``; no ratio for the gray baseline, 0 by construction."""
-    from imgzoo.metrics import colourfulness, psnr, ssim
-
     scores = {"psnr" + suffix: psnr(images, references), "ssim" + suffix: ssim(images, references)}
     if suffix != "_gray":
         scores["colourfulness_ratio" + suffix] = colourfulness(images) / max(colourfulness(references), 1.0)
@@ -410,23 +292,15 @@ def _ab_of(tensor: torch.Tensor) -> torch.Tensor:
 
 def _as_lab(tensor: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
     """A Lab batch: ``tensor`` itself if it has 3 channels, else ``lightness`` joined with its ab."""
-    import torch
-
     return tensor if tensor.shape[1] == 3 else torch.cat([lightness, tensor.to(lightness.dtype)], dim=1)
 
 
 def _bin_index(target_ab: torch.Tensor) -> torch.Tensor:
     """Flat ab-bin index (see ``color.ab_bin_index``) of every pixel of an Nx2xHxW batch, NxHxW."""
-    from imgzoo_colorize.color import AB_BIN_SIZE, AB_BIN_START, AB_BINS, AB_SCALE
-
     bins = ((target_ab.float() * AB_SCALE - AB_BIN_START) / AB_BIN_SIZE).floor().clamp_(0, AB_BINS - 1).long()
     return bins[:, 0] * AB_BINS + bins[:, 1]
 
 
 def _histogram(target_ab: torch.Tensor) -> torch.Tensor:
     """Pixel counts per ab bin of an Nx2xHxW batch, on the CPU."""
-    import torch
-
-    from imgzoo_colorize.color import AB_BINS
-
     return torch.bincount(_bin_index(target_ab).flatten(), minlength=AB_BINS * AB_BINS).cpu()

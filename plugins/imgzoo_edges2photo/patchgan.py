@@ -27,6 +27,27 @@ __all__ = ["PatchConfig", "PatchDiscriminator", "build_patchgan", "receptive_fie
 _MAX_WIDTH = 8  # filters stop doubling at 8 * ndf
 
 
+# ── config ───────────────────────────────────────────────────────────────────────────────────
+
+
+class PatchConfig(BaseModel):
+    """Architecture of :class:`PatchDiscriminator`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_channels: int = Field(6, ge=1, description="Channels of condition and image together (3 + 3).")
+    ndf: int = Field(
+        64, ge=1, description="Filters of the first layer; each further layer doubles it, up to 8x."
+    )
+    n_layers: int = Field(
+        3, ge=1, le=6, description="Stride-2 layers: 3 gives 70x70 patches, 1 gives 16x16 (PixelGAN-like)."
+    )
+    norm: Norm = Field("batch", description="Normalisation after each inner convolution.")
+
+
+# ── model ───────────────────────────────────────────────────────────────────────────────────
+
+
 class PatchDiscriminator(Model):
     """``forward(condition, image)`` -> Nx1xhxw logits, one per patch (positive: "real")."""
 
@@ -78,26 +99,3 @@ def build_patchgan(
 ) -> PatchDiscriminator:
     """A freshly initialised PatchGAN; the defaults are pix2pix's 70x70 discriminator."""
     return PatchDiscriminator(PatchConfig(ndf=ndf, n_layers=n_layers, norm=norm, in_channels=in_channels))
-
-
-# ── config ───────────────────────────────────────────────────────────────────────────────────
-
-
-class PatchConfig(BaseModel):
-    """Architecture of :class:`PatchDiscriminator`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    in_channels: int = Field(6, ge=1, description="Channels of condition and image together (3 + 3).")
-    ndf: int = Field(
-        64, ge=1, description="Filters of the first layer; each further layer doubles it, up to 8x."
-    )
-    n_layers: int = Field(
-        3, ge=1, le=6, description="Stride-2 layers: 3 gives 70x70 patches, 1 gives 16x16 (PixelGAN-like)."
-    )
-    norm: Norm = Field("batch", description="Normalisation after each inner convolution.")
-
-
-# ── registration ─────────────────────────────────────────────────────────────────────────────
-
-PatchDiscriminator.Config = PatchConfig

@@ -32,8 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from imgzoo import Model
-from imgzoo.errors import ZooError
+from imgzoo import Model, ZooError
 
 __all__ = [
     "DROPOUT_LEVELS",
@@ -54,6 +53,36 @@ DROPOUT_LEVELS = 3
 """How many of the innermost decoder levels apply dropout (the paper's three)."""
 
 _MAX_WIDTH = 8  # channels stop doubling at 8 * ngf, as in the paper (512 for ngf=64)
+
+
+# ── config ───────────────────────────────────────────────────────────────────────────────────
+
+
+class UNetConfig(BaseModel):
+    """Architecture of :class:`UNetGenerator`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    in_channels: int = Field(3, ge=1, description="Channels of the input image.")
+    out_channels: int = Field(3, ge=1, description="Channels of the output image.")
+    ngf: int = Field(
+        64, ge=1, description="Filters of the outermost level; deeper levels double it, up to 8x."
+    )
+    num_downs: int = Field(
+        8, ge=2, le=12, description="Levels: the bottleneck is 2**num_downs times smaller than the input."
+    )
+    norm: Norm = Field("batch", description="Normalisation after each inner convolution.")
+    dropout: float = Field(
+        0.5, ge=0, lt=1, description=f"Dropout probability in the {DROPOUT_LEVELS} innermost decoder levels."
+    )
+    upsample: Upsample = Field(
+        "transposed",
+        description="How the decoder doubles the size: 'transposed' (4x4 stride-2 transposed "
+        "convolution, pix2pix) or 'resize' (nearest x2, then a 3x3 convolution: no checkerboard).",
+    )
+
+
+# ── model ───────────────────────────────────────────────────────────────────────────────────
 
 
 class UNetGenerator(Model):
@@ -342,35 +371,3 @@ def build_unet(
         upsample=upsample,
     )
     return UNetGenerator(config)
-
-
-# ── config ───────────────────────────────────────────────────────────────────────────────────
-
-
-class UNetConfig(BaseModel):
-    """Architecture of :class:`UNetGenerator`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    in_channels: int = Field(3, ge=1, description="Channels of the input image.")
-    out_channels: int = Field(3, ge=1, description="Channels of the output image.")
-    ngf: int = Field(
-        64, ge=1, description="Filters of the outermost level; deeper levels double it, up to 8x."
-    )
-    num_downs: int = Field(
-        8, ge=2, le=12, description="Levels: the bottleneck is 2**num_downs times smaller than the input."
-    )
-    norm: Norm = Field("batch", description="Normalisation after each inner convolution.")
-    dropout: float = Field(
-        0.5, ge=0, lt=1, description=f"Dropout probability in the {DROPOUT_LEVELS} innermost decoder levels."
-    )
-    upsample: Upsample = Field(
-        "transposed",
-        description="How the decoder doubles the size: 'transposed' (4x4 stride-2 transposed "
-        "convolution, pix2pix) or 'resize' (nearest x2, then a 3x3 convolution: no checkerboard).",
-    )
-
-
-# ── registration ─────────────────────────────────────────────────────────────────────────────
-
-UNetGenerator.Config = UNetConfig

@@ -78,17 +78,16 @@ def open_dataset(
     name, _, option_text = spec.partition(":")
     if not _NAME.fullmatch(name):
         raise DataError(f"data folder {spec} does not exist", path=path)
-    if factories is None:
-        from imgzoo import plugins
+    if factories is not None:
+        factory, known = factories.get(name), list(factories)
+    else:
+        from imgzoo.registry import dataset_factory, list_datasets
 
-        conflicts = plugins.dataset_conflicts()
-        if name in conflicts:
-            raise plugins.clash_error("dataset", name, conflicts[name])
-        factories = plugins.dataset_factories()
-    if name not in factories:
-        raise DataError(_unknown_name_message(spec, name, factories), path=path)
+        factory, known = dataset_factory(name), list_datasets()
+    if factory is None:
+        raise DataError(_unknown_name_message(spec, name, known), path=path)
     options: dict[str, Any] = {"resolution": resolution, "seed": seed, **_parse_options(spec, option_text)}
-    return _build(name, factories[name], options)
+    return _build(name, factory, options)
 
 
 def _aligned_pairs(path: Path, scale: int) -> AlignedPairs:
@@ -153,8 +152,8 @@ def _build(name: str, factory: DatasetFactory, options: dict[str, Any]) -> Datas
     return dataset
 
 
-def _unknown_name_message(spec: str, name: str, factories: Mapping[str, DatasetFactory]) -> str:
-    known = sorted(factories)
+def _unknown_name_message(spec: str, name: str, registered: Collection[str]) -> str:
+    known = sorted(registered)
     message = f"{spec!r} is neither an existing folder nor a registered dataset"
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     if close:

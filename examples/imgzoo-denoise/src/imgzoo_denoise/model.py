@@ -25,7 +25,7 @@ CHANNELS = 3
 
 
 class DenoiserConfig(BaseModel):
-    """The architecture, saved next to the weights."""
+    """The architecture."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,8 +38,6 @@ def _conv(in_channels: int, out_channels: int, *, stride: int = 1) -> nn.Conv2d:
 
 class DenoisingAutoencoder(Model):
     """Noisy RGB (Nx3xHxW in [0, 1]) to its clean estimate (same shape, not clamped)."""
-
-    Config = DenoiserConfig
 
     def __init__(self, config: DenoiserConfig) -> None:
         super().__init__(config)

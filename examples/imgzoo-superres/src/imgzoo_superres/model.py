@@ -35,7 +35,7 @@ def bicubic_upscale(images: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 class SuperResolutionConfig(BaseModel):
-    """The architecture, saved next to the weights."""
+    """The architecture."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -62,7 +62,6 @@ class ResidualBlock(nn.Module):
 class SuperResolutionNet(Model):
     """Low-resolution RGB (Nx3xhxw in [0, 1]) to its ``scale`` times larger estimate (not clamped)."""
 
-    Config = SuperResolutionConfig
     config: SuperResolutionConfig
 
     def __init__(self, config: SuperResolutionConfig) -> None:

@@ -20,12 +20,13 @@ from imgzoo.errors import ZooError
 from imgzoo.images import Image
 from imgzoo.tiling import Tiling
 from imgzoo.weights import save_weights, state_tensors
+from imgzoo_edges2photo.config import Edges2PhotoConfig
 from imgzoo_edges2photo.edges import _thin, edge_map_issue, extract_edges, median_thresholds
 from imgzoo_edges2photo.patchgan import build_patchgan, receptive_field
-from imgzoo_edges2photo.task import Edges2PhotoConfig, Edges2PhotoTask
+from imgzoo_edges2photo.task import Edges2PhotoTask
 from imgzoo_edges2photo.unet import DROPOUT_LEVELS, FusedUNet, UNetGenerator, build_unet
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = {"ngf": 8, "ndf": 8}
 
 

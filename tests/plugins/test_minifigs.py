@@ -18,7 +18,7 @@ from imgzoo.data.base import Dataset, Sample
 from imgzoo_minifigs.dataset import MinifigsDataset
 from imgzoo_minifigs.generator import PALETTE, render_minifig, render_minifig_with_mask
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,6 +41,14 @@ DOCUMENTED = {
     "ExportReport",
     "ExportError",
     "BackendError",
+    "ArgumentError",
+    "DeviceError",
+    "TaskContractError",
+    "ResultError",
+    "OutputError",
+    "OutputExistsError",
+    "CheckpointError",
+    "RegistryError",
     "__version__",
 }
 
@@ -64,6 +72,14 @@ def test_errors_share_one_base() -> None:
         "TilingError",
         "ExportError",
         "BackendError",
+        "ArgumentError",
+        "DeviceError",
+        "TaskContractError",
+        "ResultError",
+        "OutputError",
+        "OutputExistsError",
+        "CheckpointError",
+        "RegistryError",
     ):
         assert issubclass(getattr(imgzoo, name), imgzoo.ZooError)
 

@@ -302,9 +302,11 @@ def _gray(image: np.ndarray) -> np.ndarray:
     """HxWx1 float32 luma (ITU-R BT.601, as OpenCV) of an HxWx1 or HxWx3 image."""
     import numpy as np
 
+    from imgzoo.images import luma
+
     if image.shape[2] == 1:
         return image.astype(np.float32, copy=False)
-    return (image[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    return luma(image)
 
 
 def _keep_channels(resized: np.ndarray, original: np.ndarray) -> np.ndarray:

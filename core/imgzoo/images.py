@@ -49,6 +49,7 @@ __all__ = [
     "InputForm",
     "OutputSpec",
     "decode_image",
+    "encode_pixels",
     "finish_result",
     "finished_output",
     "load_image",
@@ -331,18 +332,25 @@ def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarr
     stacked = np.concatenate(layers, axis=2)
     wide = suffix in SIXTEEN_BIT_SUFFIXES and np.asarray(pixels).dtype == np.uint16
     encodable = _to_uint16(stacked) if wide else to_uint8(stacked)
-    if encodable.shape[2] > 1:
-        to_bgr = cv2.COLOR_RGB2BGR if encodable.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-        encodable = cv2.cvtColor(encodable, to_bgr)
-    cannot_encode = f"cannot save {target}: OpenCV could not encode it as {suffix}"
-    try:
-        ok, encoded = cv2.imencode(suffix, encodable)
-    except cv2.error as error:
-        raise OutputError(cannot_encode, path=target) from error
-    if not ok:
-        raise OutputError(cannot_encode, path=target)
-    _write_atomically(target, encoded.tobytes())
+    _write_atomically(target, encode_pixels(encodable, suffix, path=target))
     return target
+
+
+def encode_pixels(pixels: np.ndarray, suffix: str, *, path: Path | None = None) -> bytes:
+    """uint8 or uint16 HxWxC pixels (gray, RGB or RGBA) encoded in the format of ``suffix``
+    (``".png"``); an OutputError naming ``path``, the file they are for, when OpenCV cannot."""
+    if pixels.shape[2] > 1:
+        to_bgr = cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        pixels = cv2.cvtColor(pixels, to_bgr)
+    subject = f"cannot save {path}" if path is not None else "cannot encode the result"
+    cannot_encode = f"{subject}: OpenCV could not encode it as {suffix}"
+    try:
+        ok, encoded = cv2.imencode(suffix, pixels)
+    except cv2.error as error:
+        raise OutputError(cannot_encode, path=path) from error
+    if not ok:
+        raise OutputError(cannot_encode, path=path)
+    return bytes(encoded.tobytes())
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

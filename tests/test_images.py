@@ -316,3 +316,11 @@ def test_exif_orientation_is_honoured(tmp_path: Path, suffix: str, orientation: 
     np.testing.assert_array_equal(np.rint(pixels * 255).astype(np.uint8), shown)
     # a quarter turn makes the header's size wrong, so the size is then found by decoding
     assert read_image_size(path) == (None if orientation >= 5 else (3, 2))
+
+
+def test_an_oversized_webp_is_refused_from_its_header_before_decoding() -> None:
+    # The one header reader knows WebP too, so a 20000x20000 canvas is refused unread.
+    canvas = (19999).to_bytes(3, "little") * 2
+    header = b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8X" + struct.pack("<I", 10) + bytes(4) + canvas
+    with pytest.raises(InvalidImageError, match="over the limit"):
+        read_images(header)

@@ -590,18 +590,18 @@ def _check_header(data: bytes, source: str) -> None:
 
     Other formats are checked once decoded; OpenCV refuses anything over 2**30 pixels by itself.
     """
-    size = None
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        size = _png_size(data, source)
-    elif data.startswith(b"\xff\xd8"):
+    from imgzoo.data._imagesize import HEAD_BYTES, PNG_SIGNATURE, head_size
+
+    if data.startswith(PNG_SIGNATURE):
+        _require_png_end(data, source)
+    if data.startswith(b"\xff\xd8"):
         size = _jpeg_size(data, source)
-    elif data.startswith(b"BM") and len(data) >= 26:
-        core_header = struct.unpack_from("<I", data, 14)[0] == 12  # the old OS/2 header has 16-bit sizes
-        width, height = struct.unpack_from("<HH" if core_header else "<ii", data, 18)
-        size = abs(height), abs(width)  # a negative height means rows stored top-down
-    elif data.startswith(b"GIF8") and len(data) >= 10:
-        width, height = struct.unpack_from("<HH", data, 6)
-        size = height, width
+    else:
+        try:
+            width_height = head_size(data[:HEAD_BYTES])
+        except struct.error:  # cut short: the decoder says what is wrong
+            width_height = None
+        size = None if width_height is None else (width_height[1], width_height[0])
     if size is not None:
         _check_pixel_count(size[0], size[1], source)
 
@@ -610,20 +610,19 @@ def _truncated(source: str, kind: str) -> InvalidImageError:
     return _invalid(source, f"is a truncated {kind} file (an incomplete download or copy?)")
 
 
-def _png_size(data: bytes, source: str) -> tuple[int, int]:
-    if len(data) < 33:
-        raise _truncated(source, "PNG")
-    width, height = struct.unpack_from(">II", data, 16)
+def _require_png_end(data: bytes, source: str) -> None:
     position = 8
-    while position + 8 <= len(data):  # walk the chunks: an intact PNG reaches IEND
+    while len(data) >= 33 and position + 8 <= len(data):  # walk the chunks: an intact PNG reaches IEND
         length, kind = struct.unpack_from(">I4s", data, position)
         if kind == b"IEND":
-            return height, width
+            return
         position += 12 + length
     raise _truncated(source, "PNG")
 
 
 def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
+    from imgzoo.data._imagesize import JPEG_FRAME_MARKERS
+
     size = None
     position = 2
     while position + 4 <= len(data):  # walk the header segments up to the start of scan
@@ -638,7 +637,7 @@ def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
             if data.find(b"\xff\xd9", position) < 0:
                 raise _truncated(source, "JPEG")
             return size
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and position + 9 <= len(data):
+        if marker in JPEG_FRAME_MARKERS and position + 9 <= len(data):
             size = struct.unpack_from(">HH", data, position + 5)  # a start of frame: height, width
         position += 2 + struct.unpack_from(">H", data, position + 2)[0]
     raise _truncated(source, "JPEG")

@@ -259,7 +259,7 @@ def test_the_repr_says_onnxruntime_runs_fp32_on_the_cpu() -> None:
     assert "backend='torch'" in repr(imgzoo.load("invert", False))
     with pytest.raises(imgzoo.BackendError, match="runs fp32 only, not bf16"):
         imgzoo.load("invert", False, backend="onnxruntime", precision="bf16")
-    with pytest.raises(imgzoo.ZooError, match="unknown backend 'tensorrt'"):
+    with pytest.raises(imgzoo.BackendError, match="unknown backend 'tensorrt'"):
         imgzoo.load("invert", False, backend="tensorrt")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from imgzoo.errors import InvalidImageError, ZooError
+from imgzoo.errors import ConfigError, InvalidImageError, OutputError, ResultError
 from imgzoo.images import Image, decode_image, load_image, read_images, save_image, to_output, to_uint8
 
 CORE = Path(__file__).resolve().parents[1] / "core"
@@ -122,7 +122,8 @@ def test_pixel_limit_is_read_from_the_environment_at_call_time(monkeypatch: pyte
     with pytest.raises(InvalidImageError, match="over the limit of 3"):
         read_images(np.zeros((2, 2), np.uint8))
     monkeypatch.setenv("IMGZOO_MAX_PIXELS", "lots")
-    with pytest.raises(ZooError, match="IMGZOO_MAX_PIXELS must be a positive integer"):
+    # A bad value is reported as every environment setting is, as a ConfigError naming it.
+    with pytest.raises(ConfigError, match="IMGZOO_MAX_PIXELS: must be a positive integer"):
         read_images(np.zeros((2, 2), np.uint8))
 
 
@@ -230,9 +231,9 @@ def test_a_non_ascii_path_is_read(tmp_path: Path) -> None:
 
 def test_a_task_returning_nan_or_the_wrong_count_is_a_clear_error() -> None:
     images, spec = read_images(noise(2, 2, 3))
-    with pytest.raises(ZooError, match="NaN or infinite"):
+    with pytest.raises(ResultError, match="NaN or infinite"):
         to_output([np.full((2, 2, 3), np.nan, np.float32)], images, spec)
-    with pytest.raises(ZooError, match="2 results for 1 images"):
+    with pytest.raises(ResultError, match="2 results for 1 images"):
         to_output(identity(images) * 2, images, spec)
 
 
@@ -257,14 +258,14 @@ def test_save_as_jpeg_drops_alpha_and_gray_stays_gray(tmp_path: Path) -> None:
 
 def test_save_refuses_what_it_cannot_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a_file = write(tmp_path / "file.txt", b"")
-    with pytest.raises(ZooError, match=r"cannot write .*file\.txt/out\.png: .*writable"):
+    with pytest.raises(OutputError, match=r"cannot write .*file\.txt/out\.png: .*writable"):
         save_image(a_file / "out.png", noise(2, 2, 3))
-    with pytest.raises(ZooError, match=r"unknown suffix '\.xyz'"):
+    with pytest.raises(OutputError, match=r"unknown suffix '\.xyz'"):
         save_image(tmp_path / "out.xyz", noise(2, 2, 3))
     with pytest.raises(InvalidImageError, match=r"alpha for .* must be HxW"):
         save_image(tmp_path / "out.png", noise(2, 2, 3), alpha=noise(3, 3))
     monkeypatch.setattr(cv2, "imencode", lambda *args: (False, None))
-    with pytest.raises(ZooError, match=r"could not encode it as \.png"):
+    with pytest.raises(OutputError, match=r"could not encode it as \.png"):
         save_image(tmp_path / "out.png", noise(2, 2, 3))
     assert not (tmp_path / "out.png").exists()
 
@@ -315,3 +316,11 @@ def test_exif_orientation_is_honoured(tmp_path: Path, suffix: str, orientation: 
     np.testing.assert_array_equal(np.rint(pixels * 255).astype(np.uint8), shown)
     # a quarter turn makes the header's size wrong, so the size is then found by decoding
     assert read_image_size(path) == (None if orientation >= 5 else (3, 2))
+
+
+def test_an_oversized_webp_is_refused_from_its_header_before_decoding() -> None:
+    # The one header reader knows WebP too, so a 20000x20000 canvas is refused unread.
+    canvas = (19999).to_bytes(3, "little") * 2
+    header = b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8X" + struct.pack("<I", 10) + bytes(4) + canvas
+    with pytest.raises(InvalidImageError, match="over the limit"):
+        read_images(header)

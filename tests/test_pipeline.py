@@ -206,8 +206,9 @@ def test_the_pipeline_cache_is_bounded(invert_weights: Path) -> None:
 
 
 def test_batch_size_must_be_positive(invert_weights: Path) -> None:
-    with pytest.raises(imgzoo.ZooError, match="batch_size must be at least 1"):
+    with pytest.raises(imgzoo.ArgumentError, match="batch_size must be at least 1") as caught:
         imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8), batch_size=0)
+    assert caught.value.argument == "batch_size" and isinstance(caught.value, ValueError)
 
 
 @pytest.fixture
@@ -226,7 +227,7 @@ def test_run_never_replaces_its_input(no_model_loads: None, tmp_path: Path, over
     cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))
     before = photo.read_bytes()
     for output in (photo, tmp_path, tmp_path / "." / "photo.png"):
-        with pytest.raises(imgzoo.ZooError, match="would replace its input"):
+        with pytest.raises(imgzoo.OutputError, match="would replace its input"):
             imgzoo.run("invert", str(photo), output=output, overwrite=overwrite)
     assert photo.read_bytes() == before
 
@@ -236,8 +237,10 @@ def test_run_replaces_an_existing_file_only_when_asked(invert_weights: Path, tmp
     cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))
     unrelated = tmp_path / "photo.png"
     unrelated.write_bytes(b"someone else's file")
-    with pytest.raises(imgzoo.ZooError, match="pass overwrite=True to replace"):
+    with pytest.raises(imgzoo.OutputExistsError, match="pass overwrite=True to replace") as caught:
         imgzoo.run("invert", photo, output=tmp_path)
+    # Also the builtin a caller may already catch, and it names the file.
+    assert isinstance(caught.value, FileExistsError) and caught.value.path == unrelated
     assert unrelated.read_bytes() == b"someone else's file"
     imgzoo.run("invert", photo, output=tmp_path, overwrite=True)
     assert cv2.imread(str(unrelated)).min() == 255

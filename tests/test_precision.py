@@ -14,7 +14,6 @@ import torch
 
 import imgzoo
 from imgzoo import hardware, registry
-from imgzoo.errors import ZooError
 from imgzoo.runtime import auto_precision
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -58,8 +57,9 @@ def test_an_explicit_precision_is_kept_and_not_explained() -> None:
 
 
 def test_an_unknown_precision_names_the_choices() -> None:
-    with pytest.raises(ZooError, match="use one of auto, fp32, bf16, fp16"):
+    with pytest.raises(imgzoo.DeviceError, match="use one of auto, fp32, bf16, fp16") as caught:
         imgzoo.load("edges2photo", weights=False, precision="int8")
+    assert caught.value.precision == "int8"
 
 
 def test_info_tells_what_auto_runs_without_importing_torch() -> None:

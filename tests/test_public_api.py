@@ -46,6 +46,14 @@ DOCUMENTED = {
     "ExportReport",
     "ExportError",
     "BackendError",
+    "ArgumentError",
+    "DeviceError",
+    "TaskContractError",
+    "ResultError",
+    "OutputError",
+    "OutputExistsError",
+    "CheckpointError",
+    "RegistryError",
     "__version__",
 }
 
@@ -57,20 +65,19 @@ def test_all_is_what_the_docs_say() -> None:
 
 
 def test_errors_share_one_base() -> None:
-    for name in (
-        "UnknownTaskError",
-        "InvalidImageError",
-        "WeightsError",
-        "ConfigError",
-        "PluginError",
-        "DataError",
-        "InputError",
-        "TaskBugError",
-        "TilingError",
-        "ExportError",
-        "BackendError",
-    ):
-        assert issubclass(getattr(imgzoo, name), imgzoo.ZooError)
+    errors = sorted(name for name in DOCUMENTED if name.endswith("Error"))
+    assert len(errors) == 20
+    for name in errors:
+        assert issubclass(getattr(imgzoo, name), imgzoo.ZooError), name
+
+
+def test_errors_module_draws_every_error_class() -> None:
+    """The hierarchy drawn in imgzoo.errors' docstring lists every class it defines."""
+    from imgzoo import errors
+
+    assert errors.__doc__ is not None
+    for name in errors.__all__:
+        assert f" {name} " in errors.__doc__, name
 
 
 def _run_python(code: str) -> str:

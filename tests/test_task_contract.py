@@ -95,13 +95,16 @@ def test_the_toy_tasks_pass_the_whole_contract(toy_tasks: None) -> None:
 
 
 def test_check_task_rejects_unknown_check_names(toy_tasks: None) -> None:
-    with pytest.raises(ValueError, match="check_forward"):
+    with pytest.raises(imgzoo.ArgumentError, match="check_forward"):
         testing.check_task("invert", skip=["check_froward"])
 
 
 def test_an_unregistered_task_is_reported_with_the_installed_ones() -> None:
-    with pytest.raises(TaskContractError, match=r"'nowhere': is not registered.*Installed tasks"):
+    with pytest.raises(TaskContractError, match=r"'nowhere': is not registered.*Installed tasks") as caught:
         testing.check_registered("nowhere")
+    # One of imgzoo's errors, which pytest still reports as a failed assertion.
+    assert isinstance(caught.value, imgzoo.ZooError) and isinstance(caught.value, AssertionError)
+    assert caught.value.task == "nowhere" and testing.TaskContractError is imgzoo.TaskContractError
 
 
 def test_an_undescribed_config_field_is_named() -> None:

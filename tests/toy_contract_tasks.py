@@ -98,8 +98,7 @@ class ToyDepthTask(imgzoo.Task):
 
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
         x = to_tensor(sample.image)
-        luma = 0.299 * x[0:1] + 0.587 * x[1:2] + 0.114 * x[2:3]
-        return x, 4 * (luma - 0.5)
+        return x, 4 * (imgzoo.metrics.luma(x, channel_axis=-3) - 0.5)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
         return {"l1": imgzoo.metrics.l1(outputs, targets)}

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgzoo import __version__, hookspecs, plugins, registry
-from imgzoo.errors import ZooError
+from imgzoo.errors import ArgumentError, ConfigError, PluginError, ZooError
+from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
+from imgzoo.hardware import INFERENCE_PRECISIONS
 
 if TYPE_CHECKING:
     from imgzoo.pipeline import Pipeline
@@ -106,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=INFERENCE_PRECISIONS,
         help="auto (default): bf16 where the hardware computes it natively, else fp32",
     )
     sub.add_argument("--config", help="TOML or JSON file of config values")
@@ -166,7 +168,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=INFERENCE_PRECISIONS,
         help="auto (default): bf16 where the hardware computes it natively, else fp32",
     )
     sub.add_argument(
@@ -276,7 +278,7 @@ def _explain_missing_tasks(pattern: str, clashes: list[str]) -> None:
     if clashes:
         reasons.append(f"{len(clashes)} name{'s' * (len(clashes) > 1)} clash between plugins")
     match = f" match {pattern!r}" if pattern != "*" else ""
-    raise ZooError(
+    raise PluginError(
         f"no usable tasks{match}: {' and '.join(reasons)} (warnings above); `imgzoo plugins` shows "
         f"why, and {plugins.ENV_DENY}=<plugin name> disables a plugin"
     )
@@ -395,10 +397,12 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from imgzoo import config as config_module
-    from imgzoo.outputs import WRITABLE_SUFFIXES, plan_outputs
+    from imgzoo.outputs import plan_outputs
 
     if args.batch_size < 1:
-        raise ZooError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise ArgumentError(
+            f"--batch-size must be at least 1, got {args.batch_size}", argument="--batch-size"
+        )
     # Everything that can be checked without the model is checked before torch is imported, so
     # that a typo is answered at once and a refused run has written nothing.
     declared = plugins.task_declaration(args.task)
@@ -410,10 +414,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     targets = plan_outputs(
         output,
         [path for path, _ in jobs],
-        [str(Path(name).with_suffix(".npy")) if is_map else name for _, name in jobs],
+        [str(Path(name).with_suffix(MAP_SUFFIX)) if is_map else name for _, name in jobs],
         overwrite=args.overwrite,
         overwrite_hint="--overwrite",
-        suffixes=(".npy",) if is_map else WRITABLE_SUFFIXES,
+        suffixes=(MAP_SUFFIX,) if is_map else WRITABLE_SUFFIXES,
         also_read=[path for paths in extra_paths.values() for path in paths],
         shard=shard,
     )
@@ -457,7 +461,8 @@ def _torchrun_shard() -> tuple[int, int]:
     count = int(os.environ.get("WORLD_SIZE", "1"))
     index = int(os.environ.get("RANK", "0"))
     if count < 1 or not 0 <= index < count:
-        raise ZooError(f"RANK={index} and WORLD_SIZE={count} do not describe a process of a run")
+        problem = f"RANK={index} and WORLD_SIZE={count} do not describe a process of a run"
+        raise ConfigError("", [("RANK, WORLD_SIZE", problem)], source="the environment")
     return index, count
 
 
@@ -625,7 +630,9 @@ def _named_input_paths(
     for assignment in assignments:
         name, equals, value = assignment.partition("=")
         if not equals or not name.strip() or not value:
-            raise ZooError(f"--input {assignment!r}: write NAME=PATH, e.g. --input mask=mask.png")
+            raise ArgumentError(
+                f"--input {assignment!r}: write NAME=PATH, e.g. --input mask=mask.png", argument="--input"
+            )
         given[name.strip()] = Path(value)
     check_input_names(declared, given, flag="--input {name}=FILE")
     found: dict[str, list[Path]] = {}
@@ -686,9 +693,9 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, str]]:
                 found = find_images(match).files
                 if not found:
                     raise InvalidImageError(f"no images in folder {match}", source=match)
-                jobs += [(p, p.relative_to(match).with_suffix(".png").as_posix()) for p in found]
+                jobs += [(p, p.relative_to(match).with_suffix(RESULT_SUFFIX).as_posix()) for p in found]
             elif match.is_file():
-                jobs.append((match, match.with_suffix(".png").name))
+                jobs.append((match, match.with_suffix(RESULT_SUFFIX).name))
             else:
                 raise InvalidImageError(f"{match}: no such file", source=match)
     return jobs

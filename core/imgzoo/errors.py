@@ -4,9 +4,17 @@
     ├── UnknownTaskError          no registered task has that name (suggests close names)
     ├── InvalidImageError         an input could not be read as an image (says what was wrong)
     ├── InputError                a task's named input is missing, unknown or breaks the task's rules
+    ├── ArgumentError             an argument or command-line value that is malformed or out of range
+    ├── DeviceError               a device that is unknown or not available here, or an unknown precision
     ├── TaskBugError              a task broke its own declaration (an output of the wrong size or kind)
+    ├── TaskContractError         a contract check of the test kit failed (also an AssertionError)
+    ├── ResultError               a result that cannot be handed back: NaN values, or not one per image
+    ├── OutputError               an output path refused, or a result that cannot be written there
+    │   └── OutputExistsError     the output exists and replacing it was not allowed (a FileExistsError)
     ├── WeightsError              weights missing, corrupt, of the wrong hash, task or shape
+    ├── CheckpointError           a training checkpoint that cannot be written, read or resumed from
     ├── ConfigError               a config value failed validation (field by field)
+    ├── RegistryError             a registry file that is missing, unreadable or malformed
     ├── PluginError               a plugin failed to load or broke the plugin contract
     ├── DataError                 a training/evaluation data source is empty, missing or inconsistent
     ├── TilingError               a tiling that cannot work: a task that cannot be tiled, bad sizes
@@ -26,16 +34,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "ArgumentError",
     "BackendError",
+    "CheckpointError",
     "ConfigError",
     "DataError",
+    "DeviceError",
     "ExportError",
     "InputError",
     "InvalidImageError",
     "MissingExtraError",
+    "OutputError",
+    "OutputExistsError",
     "PluginError",
+    "RegistryError",
     "RequestError",
+    "ResultError",
     "TaskBugError",
+    "TaskContractError",
     "TilingError",
     "UnknownTaskError",
     "WeightsError",
@@ -81,6 +97,25 @@ class InputError(ZooError, ValueError):
         super().__init__(message)
 
 
+class ArgumentError(ZooError, ValueError):
+    """An argument of an imgzoo function or command (``batch_size``, ``--input NAME=PATH``, a
+    new plugin's name) that is malformed or out of range; ``argument`` names it."""
+
+    def __init__(self, message: str, *, argument: str) -> None:
+        self.argument = argument
+        super().__init__(message)
+
+
+class DeviceError(ZooError, ValueError):
+    """A device that is unknown or not available on this machine, or a precision that is not one
+    of imgzoo's. ``device`` or ``precision`` holds what was asked for."""
+
+    def __init__(self, message: str, *, device: str | None = None, precision: str | None = None) -> None:
+        self.device = device
+        self.precision = precision
+        super().__init__(message)
+
+
 class TaskBugError(ZooError):
     """A task did something its own declaration rules out (an output of another size, channel
     count or kind than it declares): a bug in the task's plugin, not in the caller's input."""
@@ -93,6 +128,34 @@ class TaskBugError(ZooError):
         )
 
 
+class TaskContractError(ZooError, AssertionError):
+    """A task fails a check of :mod:`imgzoo.testing` (pytest reports it as a failed assertion);
+    ``task`` names the task, when known, and the message says what is wrong."""
+
+    def __init__(self, message: str, *, task: str | None = None) -> None:
+        self.task = task
+        super().__init__(message)
+
+
+class ResultError(ZooError, ValueError):
+    """A result that cannot be handed back: NaN or infinite values (a model that diverged, or
+    weights that do not fit it), or results that do not match the images they are for."""
+
+
+class OutputError(ZooError):
+    """An output path that a run refuses (it would replace an input, two results would share
+    it, its format cannot hold the result), or a result that could not be written there.
+    ``path`` is the output at fault, when there is one."""
+
+    def __init__(self, message: str, *, path: object = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """An output that exists already, when replacing it was not allowed (``--overwrite``)."""
+
+
 class WeightsError(ZooError):
     """Weights could not be found, downloaded, verified or loaded.
 
@@ -102,6 +165,15 @@ class WeightsError(ZooError):
     def __init__(self, message: str, *, path: object = None, tensor: str | None = None) -> None:
         self.path = path
         self.tensor = tensor
+        super().__init__(message)
+
+
+class CheckpointError(ZooError):
+    """A training checkpoint that could not be written, or is unreadable, incomplete or of
+    another run, so training cannot resume from it; ``path`` is the checkpoint's folder."""
+
+    def __init__(self, message: str, *, path: object = None) -> None:
+        self.path = path
         super().__init__(message)
 
 
@@ -131,6 +203,15 @@ class ConfigError(ZooError, ValueError):
                 message = f"{message} (got {item['input']!r})"
             problems.append((field, message))
         return cls(task, problems, source=source)
+
+
+class RegistryError(ZooError, ValueError):
+    """A registry file (imgzoo's own registry.toml, or one given to :func:`imgzoo.add_registry`)
+    that is missing, unreadable or malformed; ``path`` is the file."""
+
+    def __init__(self, message: str, *, path: object = None) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class PluginError(ZooError):

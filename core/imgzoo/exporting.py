@@ -32,6 +32,7 @@ import torch
 from imgzoo import __version__
 from imgzoo import images as _images
 from imgzoo.errors import ExportError, ZooError
+from imgzoo.files import replaced_atomically
 from imgzoo.weights import sha256_file
 
 if TYPE_CHECKING:
@@ -190,28 +191,26 @@ def export_pipeline(
     references = [_reference(module, inputs, format) for _, inputs in samples]
     metadata = origin_metadata(pipeline)
     part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if format == "onnx":
-                _export_onnx(module, samples[0][1], part, metadata, task.name)
-            else:
-                _export_torchscript(module, samples[0][1], part, metadata, task.name)
-        run_exported = _loader(format)(part)
-        checks = []
-        for (label, inputs), reference in zip(samples, references, strict=True):
-            exported = run_exported(inputs)
-            checks.append(_compare(label, inputs, reference, exported, caught, task.name, format))
-        os.replace(part, target)
+        # The export replaces ``target`` only once it has reproduced the model.
+        with replaced_atomically(target, temporary=part):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if format == "onnx":
+                    _export_onnx(module, samples[0][1], part, metadata, task.name)
+                else:
+                    _export_torchscript(module, samples[0][1], part, metadata, task.name)
+            run_exported = _loader(format)(part)
+            checks = []
+            for (label, inputs), reference in zip(samples, references, strict=True):
+                exported = run_exported(inputs)
+                checks.append(_compare(label, inputs, reference, exported, caught, task.name, format))
     except OSError as error:
         raise ExportError(
             f"task {task.name!r}: could not write {target}: {error.strerror or error}",
             task=task.name,
             format=format,
         ) from error
-    finally:
-        part.unlink(missing_ok=True)
     return ExportReport(target, format, TOLERANCE, checks, metadata)
 
 

@@ -33,23 +33,27 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
 
-from imgzoo.errors import InvalidImageError, ZooError
+from imgzoo.errors import ConfigError, InvalidImageError, OutputError, ResultError
 from imgzoo.files import write_atomically
+from imgzoo.formats import MAP_SUFFIX, SIXTEEN_BIT_SUFFIXES, WRITABLE_SUFFIXES
 
 __all__ = [
+    "LUMA_WEIGHTS",
     "MAX_PIXELS",
     "Image",
     "InputForm",
     "OutputSpec",
     "decode_image",
+    "encode_pixels",
     "finish_result",
     "finished_output",
     "load_image",
+    "luma",
     "out_of_memory",
     "read_images",
     "save_image",
@@ -68,11 +72,30 @@ MAX_PIXELS: int = 2**26
 _BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see MAX_PIXELS)
 _CONVERSION_BAND = 2**22  # values converted at a time from float to 8 bits (16 MB of float32)
 _ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
-_BT601_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-_SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-MAP_SUFFIX = ".npy"  # the one format that keeps a float map's every value and channel
-_SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")  # elsewhere OpenCV would silently clip uint16 to 255
 _ACCEPTED = "a path, encoded bytes, a numpy array, a torch tensor or a PIL image (or a list of these)"
+
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 weights of R, G and B in luma, applied to the stored (gamma-encoded) values as
+OpenCV's RGB-to-gray conversion does."""
+
+_Pixels = TypeVar("_Pixels", bound=Any)
+
+
+def luma(image: _Pixels, *, channel_axis: int = -1) -> _Pixels:
+    """The BT.601 gray of an image or batch (a numpy array or a torch tensor): its first three
+    channels along ``channel_axis`` (RGB; alpha is ignored) weighted by :data:`LUMA_WEIGHTS`,
+    that axis kept with size 1. A one-channel image is gray already and comes back as it is.
+    ``channel_axis`` is -1 for HxWxC arrays, -3 for CxHxW or BxCxHxW tensors."""
+    if image.shape[channel_axis] == 1:
+        return image
+    if isinstance(image, np.ndarray):
+        channels_last = np.moveaxis(image, channel_axis, -1)[..., :3]
+        gray = (channels_last @ np.asarray(LUMA_WEIGHTS, dtype=np.float32))[..., None]
+        return np.moveaxis(gray, -1, channel_axis)  # type: ignore[return-value]
+    axis = channel_axis % image.ndim
+    red, green, blue = (image.narrow(axis, index, 1) for index in range(3))
+    return LUMA_WEIGHTS[0] * red + LUMA_WEIGHTS[1] * green + LUMA_WEIGHTS[2] * blue
 
 
 @dataclass
@@ -123,7 +146,7 @@ class Image:
         """HxWx1 float32 luma: ITU-R BT.601 weights on the stored (gamma-encoded) values, as OpenCV does."""
         if self.channels == 1:
             return self.pixels
-        return np.ascontiguousarray((self.pixels @ _BT601_LUMA)[..., None])
+        return np.ascontiguousarray(luma(self.pixels))
 
 
 @dataclass(frozen=True)
@@ -167,7 +190,7 @@ def to_output(results: list[np.ndarray], images: list[Image], spec: OutputSpec, 
     """Return ``results`` (HxWxC float32, one per image, of output ``kind`` "image" or "map") in
     the form the inputs came in."""
     if len(results) != len(images):
-        raise ZooError(f"to_output got {len(results)} results for {len(images)} images: a task bug")
+        raise ResultError(f"to_output got {len(results)} results for {len(images)} images: a task bug")
     finished = [finish_result(result, image, kind) for result, image in zip(results, images, strict=True)]
     return finished_output(finished, spec, kind)
 
@@ -176,7 +199,7 @@ def finished_output(finished: list[np.ndarray], spec: OutputSpec, kind: str = "i
     """:func:`to_output` for results :func:`finish_result` has finished already."""
     expected = sum(form.count for form in spec.forms)
     if len(finished) != expected:
-        raise ZooError(f"to_output got {len(finished)} results for {expected} images: a task bug")
+        raise ResultError(f"to_output got {len(finished)} results for {expected} images: a task bug")
     outputs, start = [], 0
     for form in spec.forms:
         chunk = finished[start : start + form.count]
@@ -200,7 +223,7 @@ def finish_result(result: np.ndarray, image: Image, kind: str = "image") -> np.n
     # two passes tell whether an image needs clipping.
     low, high = float(pixels.min()), float(pixels.max())
     if not (np.isfinite(low) and np.isfinite(high)):
-        raise ZooError(
+        raise ResultError(
             f"the result for {image.source} contains NaN or infinite values: did the model diverge?"
         )
     if pixels.ndim == 2:
@@ -215,9 +238,10 @@ def save_result(path: str | os.PathLike[str], finished: np.ndarray, kind: str = 
     if kind != "map":
         return save_image(target, finished)
     if target.suffix.lower() != MAP_SUFFIX:
-        raise ZooError(
+        raise OutputError(
             f"cannot save {target}: the result is a float map, which {target.suffix or 'that format'} "
-            f"cannot hold without rounding or clipping it; write it to a {MAP_SUFFIX} file"
+            f"cannot hold without rounding or clipping it; write it to a {MAP_SUFFIX} file",
+            path=target,
         )
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(finished, dtype=np.float32), allow_pickle=False)
@@ -292,9 +316,10 @@ def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarr
     """
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix not in _SAVE_SUFFIXES:
-        raise ZooError(
-            f"cannot save {target}: unknown suffix {suffix!r}; use one of {' '.join(_SAVE_SUFFIXES)}"
+    if suffix not in WRITABLE_SUFFIXES:
+        raise OutputError(
+            f"cannot save {target}: unknown suffix {suffix!r}; use one of {' '.join(WRITABLE_SUFFIXES)}",
+            path=target,
         )
     image = _image_from_array(np.asarray(pixels), f"pixels for {target}")
     if alpha is not None:
@@ -305,19 +330,27 @@ def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarr
     kept_alpha = None if suffix in (".jpg", ".jpeg") else image.alpha
     layers = [image.pixels] if kept_alpha is None else [image.rgb(), kept_alpha[..., None]]
     stacked = np.concatenate(layers, axis=2)
-    wide = suffix in _SIXTEEN_BIT_SUFFIXES and np.asarray(pixels).dtype == np.uint16
+    wide = suffix in SIXTEEN_BIT_SUFFIXES and np.asarray(pixels).dtype == np.uint16
     encodable = _to_uint16(stacked) if wide else to_uint8(stacked)
-    if encodable.shape[2] > 1:
-        to_bgr = cv2.COLOR_RGB2BGR if encodable.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-        encodable = cv2.cvtColor(encodable, to_bgr)
-    try:
-        ok, encoded = cv2.imencode(suffix, encodable)
-    except cv2.error as error:
-        raise ZooError(f"cannot save {target}: OpenCV could not encode it as {suffix}") from error
-    if not ok:
-        raise ZooError(f"cannot save {target}: OpenCV could not encode it as {suffix}")
-    _write_atomically(target, encoded.tobytes())
+    _write_atomically(target, encode_pixels(encodable, suffix, path=target))
     return target
+
+
+def encode_pixels(pixels: np.ndarray, suffix: str, *, path: Path | None = None) -> bytes:
+    """uint8 or uint16 HxWxC pixels (gray, RGB or RGBA) encoded in the format of ``suffix``
+    (``".png"``); an OutputError naming ``path``, the file they are for, when OpenCV cannot."""
+    if pixels.shape[2] > 1:
+        to_bgr = cv2.COLOR_RGB2BGR if pixels.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        pixels = cv2.cvtColor(pixels, to_bgr)
+    subject = f"cannot save {path}" if path is not None else "cannot encode the result"
+    cannot_encode = f"{subject}: OpenCV could not encode it as {suffix}"
+    try:
+        ok, encoded = cv2.imencode(suffix, pixels)
+    except cv2.error as error:
+        raise OutputError(cannot_encode, path=path) from error
+    if not ok:
+        raise OutputError(cannot_encode, path=path)
+    return bytes(encoded.tobytes())
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -362,7 +395,11 @@ def _pixel_limit() -> int:
     if not configured:
         return MAX_PIXELS
     if not configured.isdigit() or int(configured) == 0:
-        raise ZooError(f"IMGZOO_MAX_PIXELS must be a positive integer, got {configured!r}")
+        raise ConfigError(
+            "",
+            [("IMGZOO_MAX_PIXELS", f"must be a positive integer, got {configured!r}")],
+            source="the environment",
+        )
     return int(configured)
 
 
@@ -544,7 +581,7 @@ def _convert_output(results: list[np.ndarray], form: InputForm) -> Any:
     if not form.batched:
         return tensors[0]
     if len({t.shape for t in tensors}) > 1:
-        raise ZooError("results of one batch differ in size, so they cannot be stacked: a task bug")
+        raise ResultError("results of one batch differ in size, so they cannot be stacked: a task bug")
     return torch.stack(tensors)
 
 
@@ -553,18 +590,18 @@ def _check_header(data: bytes, source: str) -> None:
 
     Other formats are checked once decoded; OpenCV refuses anything over 2**30 pixels by itself.
     """
-    size = None
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        size = _png_size(data, source)
-    elif data.startswith(b"\xff\xd8"):
+    from imgzoo.data._imagesize import HEAD_BYTES, PNG_SIGNATURE, head_size
+
+    if data.startswith(PNG_SIGNATURE):
+        _require_png_end(data, source)
+    if data.startswith(b"\xff\xd8"):
         size = _jpeg_size(data, source)
-    elif data.startswith(b"BM") and len(data) >= 26:
-        core_header = struct.unpack_from("<I", data, 14)[0] == 12  # the old OS/2 header has 16-bit sizes
-        width, height = struct.unpack_from("<HH" if core_header else "<ii", data, 18)
-        size = abs(height), abs(width)  # a negative height means rows stored top-down
-    elif data.startswith(b"GIF8") and len(data) >= 10:
-        width, height = struct.unpack_from("<HH", data, 6)
-        size = height, width
+    else:
+        try:
+            width_height = head_size(data[:HEAD_BYTES])
+        except struct.error:  # cut short: the decoder says what is wrong
+            width_height = None
+        size = None if width_height is None else (width_height[1], width_height[0])
     if size is not None:
         _check_pixel_count(size[0], size[1], source)
 
@@ -573,20 +610,19 @@ def _truncated(source: str, kind: str) -> InvalidImageError:
     return _invalid(source, f"is a truncated {kind} file (an incomplete download or copy?)")
 
 
-def _png_size(data: bytes, source: str) -> tuple[int, int]:
-    if len(data) < 33:
-        raise _truncated(source, "PNG")
-    width, height = struct.unpack_from(">II", data, 16)
+def _require_png_end(data: bytes, source: str) -> None:
     position = 8
-    while position + 8 <= len(data):  # walk the chunks: an intact PNG reaches IEND
+    while len(data) >= 33 and position + 8 <= len(data):  # walk the chunks: an intact PNG reaches IEND
         length, kind = struct.unpack_from(">I4s", data, position)
         if kind == b"IEND":
-            return height, width
+            return
         position += 12 + length
     raise _truncated(source, "PNG")
 
 
 def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
+    from imgzoo.data._imagesize import JPEG_FRAME_MARKERS
+
     size = None
     position = 2
     while position + 4 <= len(data):  # walk the header segments up to the start of scan
@@ -601,7 +637,7 @@ def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
             if data.find(b"\xff\xd9", position) < 0:
                 raise _truncated(source, "JPEG")
             return size
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and position + 9 <= len(data):
+        if marker in JPEG_FRAME_MARKERS and position + 9 <= len(data):
             size = struct.unpack_from(">HH", data, position + 5)  # a start of frame: height, width
         position += 2 + struct.unpack_from(">H", data, position + 2)[0]
     raise _truncated(source, "JPEG")
@@ -612,4 +648,6 @@ def _write_atomically(target: Path, content: bytes) -> None:
         write_atomically(target, content)
     except OSError as error:
         reason = error.strerror or error
-        raise ZooError(f"cannot write {target}: {reason}; check that the folder is writable") from error
+        raise OutputError(
+            f"cannot write {target}: {reason}; check that the folder is writable", path=target
+        ) from error

@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["checkerboard", "colourfulness", "l1", "psnr", "sharpness", "ssim"]
+from imgzoo.images import luma
+
+__all__ = ["checkerboard", "colourfulness", "l1", "luma", "psnr", "sharpness", "ssim"]
 
 
 def l1(images: torch.Tensor, references: torch.Tensor) -> float:
@@ -58,7 +60,7 @@ def colourfulness(images: torch.Tensor) -> float:
 
 def sharpness(images: torch.Tensor) -> float:
     """Variance of the Laplacian of luma (0-255 scale): higher is sharper."""
-    response = _laplacian(_luma(images.float()) * 255)
+    response = _laplacian(luma(images.float(), channel_axis=1) * 255)
     return float(response.flatten(1).var(1, unbiased=False).mean())
 
 
@@ -84,7 +86,7 @@ def checkerboard(images: torch.Tensor) -> float:
     alternations have no fixed phase, mostly cancel. Compare it with the reference pictures':
     natural images have some.
     """
-    detail = _laplacian(_luma(images.float()) * 255)
+    detail = _laplacian(luma(images.float(), channel_axis=1) * 255)
     height = detail.shape[-2] - detail.shape[-2] % CHECKERBOARD_WINDOW
     width = detail.shape[-1] - detail.shape[-1] % CHECKERBOARD_WINDOW
     if height == 0 or width == 0:
@@ -95,10 +97,3 @@ def checkerboard(images: torch.Tensor) -> float:
     patterns = (cols.expand(height, width), rows[:, None].expand(height, width), rows[:, None] * cols)
     energy = sum(F.avg_pool2d(detail * pattern, CHECKERBOARD_WINDOW) ** 2 for pattern in patterns)
     return float(torch.as_tensor(energy).flatten(1).mean(1).mean())
-
-
-def _luma(images: torch.Tensor) -> torch.Tensor:
-    if images.shape[1] == 1:
-        return images
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return (images[:, :3] * weights).sum(1, keepdim=True)

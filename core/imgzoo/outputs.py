@@ -13,11 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgzoo.errors import ZooError
+from imgzoo.errors import OutputError, OutputExistsError
+from imgzoo.formats import WRITABLE_SUFFIXES
 
 __all__ = ["WRITABLE_SUFFIXES", "plan_outputs"]
-
-WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def plan_outputs(
@@ -31,7 +30,7 @@ def plan_outputs(
     also_read: Sequence[Path] = (),
     shard: tuple[int, int] = (0, 1),
 ) -> list[Path]:
-    """The file each result goes to, one per input, or a ZooError saying why the run is refused.
+    """The file each result goes to, one per input, or an OutputError saying why the run is refused.
 
     ``output`` names one file (it has an image suffix and is not a folder) for a single input,
     otherwise a folder where input ``i`` is written as ``names[i]``. ``sources`` are the input
@@ -46,7 +45,7 @@ def plan_outputs(
     """
     text = os.fspath(output)
     if "\x00" in text:
-        raise ZooError(f"the output path {text!r} contains a NUL byte: give a valid path")
+        raise OutputError(f"the output path {text!r} contains a NUL byte: give a valid path", path=text)
     targets = _targets(text, names, suffixes)
     _refuse_shared_targets(targets, sources)
     index, count = shard
@@ -60,16 +59,17 @@ def _targets(output: str, names: Sequence[str], suffixes: Sequence[str]) -> list
     names_a_folder = output.endswith(("/", os.sep)) or path.is_dir() or not path.suffix
     if names_a_folder:
         if path.exists() and not path.is_dir():
-            raise ZooError(f"the output folder {path} is a file: give a folder, or a new name")
+            raise OutputError(f"the output folder {path} is a file: give a folder, or a new name", path=path)
         return [path / name for name in names]
     if path.suffix.lower() not in suffixes:
-        raise ZooError(
+        raise OutputError(
             f"cannot write {path.suffix} files: use one of {', '.join(suffixes)}, "
-            f"or end the output with '/' to name a folder"
+            f"or end the output with '/' to name a folder",
+            path=path,
         )
     if len(names) != 1:
-        raise ZooError(
-            f"the output {output} names one file, but there are {len(names)} inputs: give a folder"
+        raise OutputError(
+            f"the output {output} names one file, but there are {len(names)} inputs: give a folder", path=path
         )
     return [path]
 
@@ -82,9 +82,10 @@ def _refuse_shared_targets(targets: Sequence[Path], sources: Sequence[Path | Non
             first = claimed[key]
             if first is not None and source is not None and _same_file(first, source):
                 continue  # one file given twice gives the same result twice
-            raise ZooError(
+            raise OutputError(
                 f"{_describe(first)} and {_describe(source)} would both be written to {target}: "
-                "run them separately, or put them in folders and pass the folder"
+                "run them separately, or put them in folders and pass the folder",
+                path=target,
             )
         claimed[key] = source
 
@@ -100,21 +101,25 @@ def _refuse_replacing(
         if not os.path.lexists(target):
             continue
         if target.resolve() in input_locations or _identity(target) in input_identities:
-            raise ZooError(
+            raise OutputError(
                 f"the result would replace its input {target}: choose another output file, or a folder "
-                "that holds none of the inputs"
+                "that holds none of the inputs",
+                path=target,
             )
         if target.is_dir():
-            raise ZooError(f"cannot write a result to {target}: it is a folder")
+            raise OutputError(f"cannot write a result to {target}: it is a folder", path=target)
         existing.append(target)
     if existing and not overwrite:
         if len(existing) == 1:
-            raise ZooError(
-                f"{existing[0]} already exists: pass {overwrite_hint} to replace it, or choose another output"
+            raise OutputExistsError(
+                f"{existing[0]} already exists: pass {overwrite_hint} to replace it, "
+                "or choose another output",
+                path=existing[0],
             )
-        raise ZooError(
+        raise OutputExistsError(
             f"{existing[0]} and {len(existing) - 1} other output(s) already exist: pass {overwrite_hint} "
-            "to replace them, or choose another output"
+            "to replace them, or choose another output",
+            path=existing[0],
         )
 
 

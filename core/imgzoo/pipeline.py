@@ -16,9 +16,10 @@ from imgzoo import images as _images
 from imgzoo import onnx_backend, plugins, registry
 from imgzoo import weights as _weights
 from imgzoo.config import build_config
-from imgzoo.errors import TaskBugError, WeightsError, ZooError
+from imgzoo.errors import ArgumentError, BackendError, TaskBugError, WeightsError
+from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.inputs import read_inputs
-from imgzoo.outputs import WRITABLE_SUFFIXES, plan_outputs
+from imgzoo.outputs import plan_outputs
 from imgzoo.runtime import INFERENCE_PRECISIONS, autocast, check_precision, resolve_device, resolve_precision
 from imgzoo.task import Task, TaskConfig
 from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
@@ -390,13 +391,13 @@ def prepare_call(
     """Read the image(s) and the task's named ``inputs``, check them against the task's
     declarations and plan the outputs: everything that can fail before the model runs."""
     if batch_size < 1:
-        raise ZooError(f"batch_size must be at least 1, got {batch_size}")
+        raise ArgumentError(f"batch_size must be at least 1, got {batch_size}", argument="batch_size")
     images, spec = _images.read_images(image)
     extras = read_inputs(task_class, images, inputs)
     targets = None
     if output is not None:
         is_map = task_class.output_kind == "map"
-        suffix = _images.MAP_SUFFIX if is_map else ".png"
+        suffix = MAP_SUFFIX if is_map else RESULT_SUFFIX
         names = [
             f"{item.path.stem}{suffix}" if item.path is not None else f"image-{index:04d}{suffix}"
             for index, item in enumerate(images)
@@ -408,7 +409,7 @@ def prepare_call(
             names,
             overwrite=overwrite,
             overwrite_hint="overwrite=True",
-            suffixes=(_images.MAP_SUFFIX,) if is_map else WRITABLE_SUFFIXES,
+            suffixes=(MAP_SUFFIX,) if is_map else WRITABLE_SUFFIXES,
             also_read=[item.path for items in extras.values() for item in items if item.path is not None],
         )
     return PreparedCall(images, spec, targets, batch_size, extras)
@@ -460,5 +461,5 @@ def load(
 
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
-        raise ZooError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
+        raise BackendError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}", backend=backend)
     return backend

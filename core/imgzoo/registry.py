@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from imgzoo import plugins
-from imgzoo.errors import ConfigError, WeightsError, ZooError
+from imgzoo.errors import ConfigError, RegistryError, WeightsError
 
 if TYPE_CHECKING:
     from imgzoo.data.base import DatasetFactory
@@ -133,8 +133,9 @@ def builtin_registry_file() -> Path:
     for candidate in (package_dir / "registry.toml", package_dir.parent.parent / "registry.toml"):
         if candidate.is_file():
             return candidate
-    raise ZooError(
-        f"imgzoo's registry.toml is missing (looked in {package_dir} and the source root); reinstall imgzoo"
+    raise RegistryError(
+        f"imgzoo's registry.toml is missing (looked in {package_dir} and the source root); reinstall imgzoo",
+        path=package_dir / "registry.toml",
     )
 
 
@@ -208,7 +209,7 @@ def task_info(name: str) -> TaskInfo:
         raise ConfigError.from_validation_error(name, error, source="registry weights entry") from None
     default = entry.get("default_weights")
     if default is not None and default not in weights:
-        raise ZooError(
+        raise RegistryError(
             f"registry: task {name!r} names default_weights {default!r}, which has no [weights] entry"
         )
     return TaskInfo(
@@ -245,26 +246,30 @@ def read_registry_file(path: Path) -> dict[str, dict[str, Any]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ZooError(f"cannot read registry file {path}: {error.strerror or error}") from None
+        raise RegistryError(
+            f"cannot read registry file {path}: {error.strerror or error}", path=path
+        ) from None
     except tomllib.TOMLDecodeError as error:
-        raise ZooError(f"registry file {path} is not valid TOML: {error}") from None
+        raise RegistryError(f"registry file {path} is not valid TOML: {error}", path=path) from None
     tasks = data.get("tasks", {})
     if not isinstance(tasks, dict):
-        raise ZooError(f"registry file {path}: [tasks] must be a table")
+        raise RegistryError(f"registry file {path}: [tasks] must be a table", path=path)
     for task, entry in tasks.items():
         if not isinstance(entry, dict):
-            raise ZooError(f"registry file {path}: [tasks.{task}] must be a table")
+            raise RegistryError(f"registry file {path}: [tasks.{task}] must be a table", path=path)
         unknown = set(entry) - _ALLOWED_TASK_KEYS
         if unknown:
-            raise ZooError(
+            raise RegistryError(
                 f"registry file {path}: [tasks.{task}] has unknown keys {sorted(unknown)}; "
-                f"allowed: {sorted(_ALLOWED_TASK_KEYS)}"
+                f"allowed: {sorted(_ALLOWED_TASK_KEYS)}",
+                path=path,
             )
         weights = entry.get("weights", {})
         if not isinstance(weights, dict) or not all(isinstance(w, dict) for w in weights.values()):
-            raise ZooError(
+            raise RegistryError(
                 f"registry file {path}: [tasks.{task}.weights] must hold one table per named weights, "
-                f"like [tasks.{task}.weights.NAME]"
+                f"like [tasks.{task}.weights.NAME]",
+                path=path,
             )
     return tasks
 

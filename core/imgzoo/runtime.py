@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Literal
 
 import torch
 
-from imgzoo.errors import ZooError
-from imgzoo.hardware import cpu_bf16_feature
+from imgzoo.errors import DeviceError
+from imgzoo.hardware import INFERENCE_PRECISIONS, PRECISIONS, Precision, cpu_bf16_feature
 
 __all__ = [
     "INFERENCE_PRECISIONS",
@@ -21,10 +20,6 @@ __all__ = [
     "resolve_precision",
 ]
 
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
-INFERENCE_PRECISIONS: tuple[str, ...] = ("auto", *PRECISIONS)
-"""What inference accepts: ``"auto"`` picks per device (:func:`auto_precision`)."""
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -41,21 +36,27 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ZooError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        raise DeviceError(
+            f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps", device=device
+        ) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ZooError(
-            f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto"
+        raise DeviceError(
+            f"device {device!r} asked for, but CUDA is not available here; use --device cpu or auto",
+            device=device,
         )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ZooError(
-            f"device {device!r} asked for, but MPS is not available here; use --device cpu or auto"
+        raise DeviceError(
+            f"device {device!r} asked for, but MPS is not available here; use --device cpu or auto",
+            device=device,
         )
     return resolved
 
 
 def check_precision(precision: str, *, allowed: tuple[str, ...] = PRECISIONS) -> str:
     if precision not in allowed:
-        raise ZooError(f"unknown precision {precision!r}: use one of {', '.join(allowed)}")
+        raise DeviceError(
+            f"unknown precision {precision!r}: use one of {', '.join(allowed)}", precision=precision
+        )
     return precision
 
 

@@ -24,7 +24,8 @@ runs them all, and each ``check_*`` function runs one. The checks, in order:
 Every check takes the task name and ``overrides``: config values merged over the task's
 :attr:`~imgzoo.Task.test_overrides`. Use them to make the models tiny and ``image_size`` small,
 so that the whole contract runs in seconds on a CPU. A broken contract raises
-:class:`TaskContractError` (an ``AssertionError``) naming the task and what is wrong. The checks
+:class:`~imgzoo.TaskContractError` (a ``ZooError`` and an ``AssertionError``, so pytest reports a
+failed assertion) naming the task and what is wrong. The checks
 read what the task declares (``output_size``, ``output_kind``, ``output_channels``,
 ``extra_inputs``: synthetic masks and pictures are made for its named inputs); a check that
 cannot apply raises :class:`CheckNotApplicable` with the reason, which ``TaskContract`` reports
@@ -52,8 +53,8 @@ from imgzoo import plugins, registry
 from imgzoo.config import build_config
 from imgzoo.data.base import Sample
 from imgzoo.data.transforms import PairTransform
-from imgzoo.errors import TaskBugError
-from imgzoo.images import Image
+from imgzoo.errors import ArgumentError, TaskBugError, TaskContractError
+from imgzoo.images import Image, luma
 from imgzoo.pipeline import Pipeline, load
 from imgzoo.task import Task, TaskConfig
 from imgzoo.weights import load_weights, resolve_weights_file, save_weights, state_tensors
@@ -85,10 +86,6 @@ Check = Callable[[str, Overrides], None]
 """The signature of every check: the task's name, and config overrides for the test."""
 
 
-class TaskContractError(AssertionError):
-    """A task breaks the contract imgzoo relies on; the message names the task and the problem."""
-
-
 class CheckNotApplicable(Exception):
     """A check that does not apply to this task (no local weights to verify, say); the
     message says why."""
@@ -96,7 +93,7 @@ class CheckNotApplicable(Exception):
 
 def _require(condition: object, task: str, problem: str) -> None:
     if not condition:
-        raise TaskContractError(f"task {task!r}: {problem}")
+        raise TaskContractError(f"task {task!r}: {problem}", task=task)
 
 
 # ── helpers for plugin tests ──────────────────────────────────────────────────────────────────
@@ -114,8 +111,7 @@ def synthetic_image(height: int, width: int, channels: int = 3, *, seed: int = 0
         right = min(width, left + 1 + int(rng.integers(0, max(1, width // 2))))
         image[top:bottom, left:right] = rng.uniform(0, 1, 3).astype(np.float32)
     if channels == 1:
-        image = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return np.ascontiguousarray(image[..., None])
+        return np.ascontiguousarray(luma(image))
     return np.ascontiguousarray(image)
 
 
@@ -209,7 +205,8 @@ def check_config(name: str, overrides: Overrides = None) -> None:
         missing = [".".join(map(str, problem["loc"])) for problem in error.errors()]
         raise TaskContractError(
             f"task {name!r}: the config must build from defaults alone (imgzoo.run passes no "
-            f"settings); give field(s) {missing} a default"
+            f"settings); give field(s) {missing} a default",
+            task=name,
         ) from None
     json.dumps(config_class.model_json_schema())  # `imgzoo info --schema` prints it
     for config in (default, task_config(name, overrides)):
@@ -224,7 +221,7 @@ def check_config(name: str, overrides: Overrides = None) -> None:
     except ValidationError:
         pass
     else:
-        raise TaskContractError(f"task {name!r}: the config accepted an unknown key")
+        raise TaskContractError(f"task {name!r}: the config accepted an unknown key", task=name)
 
 
 def check_forward(name: str, overrides: Overrides = None) -> None:
@@ -498,7 +495,10 @@ def check_task(name: str, overrides: Overrides = None, *, skip: Sequence[str] = 
     checks that did not apply, each with the reason."""
     unknown = set(skip) - {check.__name__ for check in CHECKS}
     if unknown:
-        raise ValueError(f"unknown check(s) {sorted(unknown)}; the checks are {[c.__name__ for c in CHECKS]}")
+        raise ArgumentError(
+            f"unknown check(s) {sorted(unknown)}; the checks are {[c.__name__ for c in CHECKS]}",
+            argument="skip",
+        )
     not_applicable = {}
     for check in CHECKS:
         if check.__name__ not in skip:
@@ -597,7 +597,7 @@ def _infer(
         try:
             result = pipeline.process([Image(image, None, "synthetic image")], extras=extras)[0]
         except TaskBugError as error:
-            raise TaskContractError(str(error)) from error
+            raise TaskContractError(str(error), task=task.name) from error
     _require(np.isfinite(result).all(), task.name, "postprocess() returned NaN or infinite values")
     return result if result.ndim == 3 else result[..., None]
 

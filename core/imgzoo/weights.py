@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from imgzoo.errors import ConfigError, WeightsError
-from imgzoo.files import fsync_path
+from imgzoo.files import fsync_path, replaced_atomically
 
 if TYPE_CHECKING:
     import torch
@@ -143,25 +143,18 @@ def write_tensors(
     from safetensors.torch import save_file
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     encoded = {key: json.dumps(value) for key, value in metadata.items()}
     # Ours wins, so that metadata read from one file can be saved into another.
     encoded[FORMAT_KEY] = json.dumps(FORMAT_VERSION)
     standalone = _standalone_tensors(tensors, dtype)
     encoded[DIGEST_KEY] = json.dumps(content_digest(standalone, encoded))
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with replaced_atomically(target) as temporary:
         try:
             save_file(standalone, str(temporary), metadata=encoded)
         except SafetensorError as error:
             raise _as_os_error(error, temporary) from error
         # safetensors creates the file private (0o600); weights are meant to be shared.
         os.chmod(temporary, 0o666 & ~_umask())
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
     fsync_path(target.parent)
 
 
@@ -525,7 +518,7 @@ def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
     target.unlink(missing_ok=True)
     _remove_stale_parts(target.parent)
     part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}@{_HOST}.part")
-    try:
+    with replaced_atomically(target, temporary=part):
         _download(url, part, target, size)
         actual = sha256_file(part) if expected is not None else None
         if actual != expected:
@@ -539,9 +532,6 @@ def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
         except WeightsError:
             # Typically an HTML page (a login wall, a proxy's notice) served with status 200.
             raise WeightsError(f"{url} did not serve a safetensors file", path=url) from None
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
     return target
 
 
@@ -650,8 +640,6 @@ def _download(url: str, part: Path, target: Path, size: int | None) -> None:
                         )
                     file.write(chunk)
                     progress.update(len(chunk))
-            file.flush()
-            os.fsync(file.fileno())
         if total is not None and received != total:
             raise HTTPException(f"connection closed after {received} of {total} bytes")
     except (OSError, HTTPException) as error:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from imgzoo import InvalidImageError
+from imgzoo.metrics import luma
 
 __all__ = ["DEFAULT_MIN_COMPONENT", "DEFAULT_SIGMA", "edge_map_issue", "extract_edges", "median_thresholds"]
 
@@ -128,11 +129,7 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return image
-    if image.shape[2] == 1:
-        return image[..., 0]
-    return image[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return image if image.ndim == 2 else luma(image)[..., 0]
 
 
 def _thin(mask: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from imgzoo import Sample, StepContext, Task, Tiling
-from imgzoo.metrics import checkerboard, colourfulness, l1, psnr, sharpness, ssim
+from imgzoo.metrics import checkerboard, colourfulness, l1, luma, psnr, sharpness, ssim
 from imgzoo_edges2photo.config import Edges2PhotoConfig
 from imgzoo_edges2photo.edges import edge_map_issue, extract_edges
 from imgzoo_edges2photo.patchgan import build_patchgan
@@ -256,7 +256,7 @@ def _gray(image: np.ndarray) -> np.ndarray:
     """HxWx1 float32 luma (ITU-R BT.601, as OpenCV) of an HxWx1 or HxWx3 image."""
     if image.shape[2] == 1:
         return image.astype(np.float32, copy=False)
-    return (image[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    return luma(image)
 
 
 def _keep_channels(resized: np.ndarray, original: np.ndarray) -> np.ndarray:

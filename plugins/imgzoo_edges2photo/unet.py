@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from imgzoo import Model, ZooError
+from imgzoo import ArgumentError, Model
 
 __all__ = [
     "DROPOUT_LEVELS",
@@ -167,9 +167,10 @@ class FusedUNet(nn.Module):
     def __init__(self, generator: UNetGenerator) -> None:
         super().__init__()
         if generator.training:
-            raise ZooError(
+            raise ArgumentError(
                 "edges2photo: only an eval-mode generator can be fused (batch norm must use its running "
-                "statistics); call .eval() on it first"
+                "statistics); call .eval() on it first",
+                argument="generator",
             )
         source = copy.deepcopy(generator)
         self.encoder = nn.ModuleList(_fold_sequential(cast(nn.Sequential, level)) for level in source.encoder)

@@ -13,8 +13,9 @@ import numpy as np
 
 from imgzoo.data.base import Sample
 from imgzoo.errors import DataError, InvalidImageError
+from imgzoo.formats import READABLE_SUFFIXES
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS: tuple[str, ...] = READABLE_SUFFIXES
 
 
 @dataclass(frozen=True)

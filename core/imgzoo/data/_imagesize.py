@@ -1,4 +1,5 @@
-"""An image's width and height read from its file header, without decoding the pixels.
+"""An image's width and height read from its file header, without decoding the pixels: the one
+reader of image headers (:mod:`imgzoo.images` checks pixel counts with it before decoding).
 
 Checking that thousands of paired files agree in size must take seconds, not a full decode
 of every file; these few bytes of each format's header are enough.
@@ -10,8 +11,20 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
+__all__ = [
+    "HEAD_BYTES",
+    "JPEG_FRAME_MARKERS",
+    "PNG_SIGNATURE",
+    "embedded_orientation",
+    "head_size",
+    "read_image_size",
+]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HEAD_BYTES = 32
+"""What :func:`head_size` needs of a file's start."""
 # JPEG start-of-frame markers (C4, C8 and CC share the range but are not frame headers).
-_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _EXIF_ORIENTATION_TAG = 0x0112
 _QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
@@ -24,21 +37,33 @@ def read_image_size(path: Path) -> tuple[int, int] | None:
     """
     try:
         with open(path, "rb") as file:
-            head = file.read(32)
-            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-                width, height = struct.unpack(">II", head[16:24])
-                turned = embedded_orientation(file) in _QUARTER_TURNS
-                return None if turned else (width, height)
+            head = file.read(HEAD_BYTES)
             if head.startswith(b"\xff\xd8"):
                 file.seek(2)
                 return _jpeg_size(file)
-            if head.startswith(b"BM"):
-                return _bmp_size(head)
-            if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-                turned = embedded_orientation(file) in _QUARTER_TURNS
-                return None if turned else _webp_size(head)
+            size = head_size(head)
+            if size is not None and embedded_orientation(file) in _QUARTER_TURNS:
+                return None
+            return size
     except (OSError, struct.error):
         pass
+    return None
+
+
+def head_size(head: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from the first :data:`HEAD_BYTES` of a PNG, BMP, GIF or WebP file, as
+    stored (before any EXIF orientation); None for other formats (JPEG's size lies further in).
+    Raises struct.error when the header is cut short."""
+    if head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return width, height
+    if head.startswith(b"BM"):
+        return _bmp_size(head)
+    if head.startswith(b"GIF8"):
+        width, height = struct.unpack("<HH", head[6:10])
+        return width, height
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return _webp_size(head)
     return None
 
 
@@ -60,7 +85,7 @@ def _jpeg_size(file: BinaryIO) -> tuple[int, int] | None:
         if length < 2:
             return None
         body_length = length - 2
-        if code in _JPEG_FRAME_MARKERS:
+        if code in JPEG_FRAME_MARKERS:
             height, width = struct.unpack(">HH", file.read(body_length)[1:5])
             return width, height
         if code == 0xE1:  # APP1 comes before the frame header, so orientation is known in time
@@ -78,7 +103,7 @@ def embedded_orientation(file: BinaryIO) -> int | None:
     """
     file.seek(0)
     head = file.read(12)
-    png = head.startswith(b"\x89PNG\r\n\x1a\n")
+    png = head.startswith(PNG_SIGNATURE)
     if not png and not (head.startswith(b"RIFF") and head[8:12] == b"WEBP"):
         return None
     file.seek(8 if png else 12)

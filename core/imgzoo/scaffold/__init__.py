@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imgzoo import __version__
-from imgzoo.errors import ZooError
+from imgzoo.errors import ArgumentError, OutputExistsError
 from imgzoo.hookspecs import PLUGIN_API_VERSION
 from imgzoo.plugins import TASK_NAME
 
@@ -35,9 +35,10 @@ def plugin_names(task: str) -> dict[str, str]:
     """The names a plugin for ``task`` is written with: ``{"task", "distribution", "package",
     "class_prefix"}`` (``super-res`` -> ``imgzoo-super-res``, ``imgzoo_super_res``, ``SuperRes``)."""
     if not TASK_NAME.match(task):
-        raise ZooError(
+        raise ArgumentError(
             f"cannot name a task {task!r}: use lowercase letters and digits, words joined by '-' or '_', "
-            "starting with a letter (for example 'sharpen' or 'super-res')"
+            "starting with a letter (for example 'sharpen' or 'super-res')",
+            argument="task",
         )
     words = re.split(r"[-_]", task)
     return {
@@ -51,12 +52,15 @@ def plugin_names(task: str) -> dict[str, str]:
 def new_plugin(task: str, directory: str | Path = ".") -> Path:
     """Write the plugin package for ``task`` into ``directory/imgzoo-TASK``; return that folder.
 
-    Raises :class:`~imgzoo.ZooError` for an invalid name or a folder that exists and is not empty.
+    Raises :class:`~imgzoo.ArgumentError` for an invalid name, :class:`~imgzoo.OutputExistsError`
+    for a folder that exists and is not empty.
     """
     names = plugin_names(task)
     target = Path(directory).expanduser() / names["distribution"]
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ZooError(f"{target} already exists and is not empty: remove it, or choose another --dir")
+        raise OutputExistsError(
+            f"{target} already exists and is not empty: remove it, or choose another --dir", path=target
+        )
     values = {
         **names,
         "plugin_api": str(PLUGIN_API_VERSION),

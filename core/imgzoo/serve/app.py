@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-import cv2
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,6 +33,7 @@ from imgzoo.errors import (
     UnknownTaskError,
     ZooError,
 )
+from imgzoo.images import encode_pixels
 from imgzoo.serve.batching import Batcher, Job
 from imgzoo.serve.settings import DEFAULT_BACKEND, ServeSettings
 
@@ -343,14 +343,7 @@ def encode_result(result: np.ndarray, fmt: str) -> bytes:
     pixels = result if result.ndim == 3 else result[..., None]
     if fmt == "jpeg" and pixels.shape[2] == 4:
         pixels = pixels[..., :3]  # JPEG has no alpha
-    if pixels.shape[2] == 3:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-    elif pixels.shape[2] == 4:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
-    ok, encoded = cv2.imencode(f".{fmt}", pixels)
-    if not ok:
-        raise ZooError(f"OpenCV could not encode the result as {fmt}")
-    return bytes(encoded.tobytes())
+    return encode_pixels(pixels, f".{fmt}")
 
 
 def _asset(name: str) -> bytes:

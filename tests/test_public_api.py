@@ -16,6 +16,7 @@ DOCUMENTED = {
     "Pipeline",
     "list_tasks",
     "list_datasets",
+    "luma",
     "task_info",
     "add_registry",
     "train",

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from imgzoo.api import run
     from imgzoo.data.base import Sample
     from imgzoo.exporting import ExportReport, export
+    from imgzoo.images import luma
     from imgzoo.model import Model
     from imgzoo.pipeline import Pipeline, load
     from imgzoo.training import evaluate, train
@@ -71,6 +72,7 @@ _LAZY = {
     "Sample": "imgzoo.data.base",
     "export": "imgzoo.exporting",
     "ExportReport": "imgzoo.exporting",
+    "luma": "imgzoo.images",  # no torch, but numpy and OpenCV need not load for `imgzoo list`
 }
 # Public submodules, also resolved on first access: ``imgzoo.metrics.psnr(outputs, targets)``.
 _LAZY_MODULES = {"metrics": "imgzoo.metrics"}
@@ -114,6 +116,7 @@ __all__ = [
     "list_datasets",
     "list_tasks",
     "load",
+    "luma",
     "metrics",
     "register_plugin",
     "run",

@@ -22,8 +22,7 @@ import itertools
 import cv2
 import numpy as np
 
-from imgzoo import InvalidImageError
-from imgzoo.metrics import luma
+from imgzoo import InvalidImageError, luma
 
 __all__ = ["DEFAULT_MIN_COMPONENT", "DEFAULT_SIGMA", "edge_map_issue", "extract_edges", "median_thresholds"]
 

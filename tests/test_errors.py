@@ -87,6 +87,66 @@ def test_cli_errors_are_one_line_and_classified(
     assert "RANK=5 and WORLD_SIZE=2 do not describe a process of a run" in err
 
 
-def test_checkpoint_errors_carry_the_checkpoint_folder(tmp_path: Path) -> None:
-    error = imgzoo.CheckpointError("checkpoint unreadable: resume from another one", path=tmp_path)
-    assert isinstance(error, imgzoo.ZooError) and error.path == tmp_path
+def test_resuming_from_a_truncated_only_checkpoint_is_a_checkpoint_error(tmp_path: Path) -> None:
+    from imgzoo.training.checkpoint import checkpoint_dir, resume_point, write_checkpoint
+
+    folder = write_checkpoint(
+        checkpoint_dir(tmp_path, 3), {"model.toy.weight": torch.ones(4)}, {"task": "toy"}
+    )
+    tensors = folder / "tensors.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:20])  # a crash or a bad disk cut it short
+
+    with pytest.raises(imgzoo.CheckpointError, match="is not a safetensors weights file") as caught:
+        resume_point(tmp_path, "toy", warn=False)
+    assert caught.value.path == folder
+
+
+def test_resuming_from_another_tasks_checkpoint_names_its_folder(tmp_path: Path) -> None:
+    from imgzoo.training.checkpoint import checkpoint_dir, read_checkpoint, resume_point, write_checkpoint
+    from imgzoo.training.state import RunState
+
+    folder = checkpoint_dir(tmp_path, 1)
+    write_checkpoint(folder, {"model.toy.weight": torch.ones(1)}, {"task": "toy"})
+    _, raw = read_checkpoint(folder)
+    with pytest.raises(imgzoo.CheckpointError, match="its run state lacks") as caught:
+        RunState.from_dict(raw, source=folder)
+    assert caught.value.path == folder
+    with pytest.raises(imgzoo.CheckpointError, match="nothing to resume") as caught:
+        resume_point(tmp_path / "empty", "toy")
+    assert caught.value.path == tmp_path / "empty" / "checkpoints"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "argument"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"max_samples": 0}, "max_samples"),
+        ({"mode": "fast"}, "mode"),
+        ({"resolution": 0}, "resolution"),
+    ],
+)
+def test_evaluate_names_the_argument_out_of_range(arguments: dict[str, object], argument: str) -> None:
+    with pytest.raises(imgzoo.ArgumentError) as caught:
+        imgzoo.evaluate("colorize", "minifigs", **arguments)  # type: ignore[arg-type]
+    assert caught.value.argument == argument
+
+
+def test_an_optimizer_without_trainable_parameters_is_a_bug_of_the_task() -> None:
+    from imgzoo.training.distributed import Distributed
+    from imgzoo.training.step import TrainingStep
+
+    frozen = torch.nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(
+        imgzoo.TaskBugError, match="optimizer 'generator' without trainable parameters"
+    ) as caught:
+        TrainingStep(
+            "toy",
+            {"model": frozen},
+            {"generator": torch.optim.SGD(frozen.parameters(), lr=0.1)},
+            torch.amp.GradScaler("cpu", enabled=False),
+            grad_accum=1,
+            grad_clip=None,
+            group=Distributed(),
+            device=torch.device("cpu"),
+        )
+    assert caught.value.task == "toy"

@@ -26,7 +26,15 @@ import pytest
 import torch
 
 import imgzoo
-from imgzoo import ConfigError, DataError, ZooError, cli
+from imgzoo import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    OutputError,
+    OutputExistsError,
+    ResultError,
+    cli,
+)
 from imgzoo.data import Sample
 from imgzoo.images import save_image
 from imgzoo.registry import WeightsEntry
@@ -572,7 +580,7 @@ def test_a_state_file_that_is_not_an_object_is_a_clear_error(images: str, tmp_pa
     folder.mkdir(parents=True)
     (folder / "tensors.safetensors").write_bytes(b"")
     (folder / "state.json").write_text("[1, 2]")
-    with pytest.raises(ZooError, match=f"{folder / 'state.json'} holds no JSON object"):
+    with pytest.raises(CheckpointError, match=f"{folder / 'state.json'} holds no JSON object"):
         train("invert", images, out=tmp_path, resume=True, steps=2, **QUICK)
 
 
@@ -701,7 +709,7 @@ def test_a_run_that_diverges_stops_and_saves_nothing_that_is_not_finite(
     log_every: int, poisoned_after: int, expected: str, kept: list[str], images: str, tmp_path: Path
 ) -> None:
     options = {**QUICK, "steps": 6, "checkpoint_every": 2, "log_every": log_every}
-    with pytest.raises(ZooError, match=re.escape(expected)) as error:
+    with pytest.raises(ResultError, match=re.escape(expected)) as error:
         train("invert", images, out=tmp_path, callbacks=[PoisonWeights(poisoned_after)], **options)
     assert "no weights were exported" in str(error.value) and not (tmp_path / "invert.safetensors").exists()
     assert sorted(path.name for path in (tmp_path / "checkpoints").glob("step-*")) == kept
@@ -714,17 +722,17 @@ def test_a_run_that_diverges_stops_and_saves_nothing_that_is_not_finite(
 def test_unwritable_output_folder(images: str, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
-    with pytest.raises(ZooError, match=str(blocker / "out")):
+    with pytest.raises(OutputError, match=str(blocker / "out")):
         train("invert", images, out=blocker / "out", steps=2, **QUICK)
 
 
 def test_resume_needs_a_checkpoint_of_the_same_task(images: str, tmp_path: Path) -> None:
-    with pytest.raises(ZooError, match="nothing to resume"):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
         train("invert", images, out=tmp_path, resume=True, steps=2, **QUICK)
     train("toygan", images, out=tmp_path, steps=1, **QUICK)
-    with pytest.raises(ZooError, match="belongs to task 'toygan'"):
+    with pytest.raises(CheckpointError, match="belongs to task 'toygan'"):
         train("invert", images, out=tmp_path, resume=True, steps=2, **QUICK)
-    with pytest.raises(ZooError, match="already holds a training run"):
+    with pytest.raises(OutputExistsError, match="already holds a training run"):
         train("toygan", images, out=tmp_path, steps=2, **QUICK)
 
 
@@ -904,10 +912,11 @@ def test_a_failed_check_stops_every_process(problem: str, images: str, tmp_path:
         for name in ("state.json", "tensors.safetensors"):
             (out / "checkpoints" / "step-00000001").mkdir(parents=True, exist_ok=True)
             (out / "checkpoints" / "step-00000001" / name).write_text("")
-        expected = "already holds a training run"
+        kind, expected = "OutputExistsError", "already holds a training run"
     else:
         (tmp_path / "file").write_text("a file, not a folder")
-        out, expected = tmp_path / "file" / "run", "cannot write to the output folder"
+        kind, expected = "OutputError", "cannot write to the output folder"
+        out = tmp_path / "file" / "run"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -924,7 +933,7 @@ def test_a_failed_check_stops_every_process(problem: str, images: str, tmp_path:
             process.kill()
             process.join()
     ended = [path.read_text() if path.exists() else "hung" for path in outcomes]
-    assert ended[0].startswith("ZooError") and expected in ended[0]
+    assert ended[0].startswith(f"{kind}: ") and expected in ended[0]
     assert ended[1] == "ZooError: process 1 stopped: a check failed in the main process (see its error)"
 
 

@@ -7,12 +7,13 @@ import functools
 from pathlib import Path
 from typing import Literal, get_args
 
-__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "Precision", "cpu_bf16_feature"]
+__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "Precision", "PrecisionChoice", "cpu_bf16_feature"]
 
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-INFERENCE_PRECISIONS: tuple[str, ...] = ("auto", *PRECISIONS)
-"""What inference accepts: ``"auto"`` picks per device (:func:`imgzoo.runtime.auto_precision`)."""
+PrecisionChoice = Literal["auto", Precision]
+"""What inference and training accept: ``"auto"`` picks per device (:func:`imgzoo.runtime.auto_precision`)."""
+INFERENCE_PRECISIONS: tuple[str, ...] = get_args(PrecisionChoice)
 
 # The flags Linux lists for native bf16 arithmetic, with the names users know.
 _BF16_FLAGS = (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16"))

@@ -36,9 +36,9 @@ The contract between a trainer and a task
 * **interrupts**: Ctrl-C or SIGTERM finishes the step, writes a checkpoint and raises
   :class:`TrainingInterrupted`; only the main process of a distributed run writes files.
 * **one run per folder**: ``fit`` holds a lock on ``out_dir/train.lock``; another run there
-  is a ZooError.
+  is an OutputError.
 * **divergence**: a non-finite loss (checked at each log) or weight (checked before every
-  checkpoint and the export) is a ZooError naming the step; nothing non-finite is saved.
+  checkpoint and the export) is a ResultError naming the step; nothing non-finite is saved.
 
 The files, one service each
 ---------------------------

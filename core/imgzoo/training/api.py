@@ -17,7 +17,7 @@ import torch
 from imgzoo import plugins
 from imgzoo.config import build_config, expand_dotted, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, open_dataset, train_val_split
-from imgzoo.errors import ConfigError, DataError, ZooError
+from imgzoo.errors import ArgumentError, ConfigError, DataError
 from imgzoo.pipeline import LoadedWeights, Pipeline, build_task
 from imgzoo.runtime import check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
@@ -75,8 +75,9 @@ def train(
     resumed_train_config: dict[str, Any] | None = None
     if resume:
         if weights is not None and weights is not False:
-            raise ZooError(
-                "resume=True continues from the run's checkpoint: weights= cannot be given as well"
+            raise ArgumentError(
+                "resume=True continues from the run's checkpoint: weights= cannot be given as well",
+                argument="weights",
             )
         # The Trainer loads the same checkpoint again, and says which damaged ones it skips.
         _, _, resumed = resume_point(out_dir, task, warn=False)
@@ -203,13 +204,17 @@ def evaluate(
     """
     check_precision(precision)
     if batch_size < 1:
-        raise ZooError(f"batch_size must be at least 1, not {batch_size}")
+        raise ArgumentError(f"batch_size must be at least 1, not {batch_size}", argument="batch_size")
     if max_samples is not None and max_samples < 1:
-        raise ZooError(f"the number of images to evaluate must be at least 1, not {max_samples}")
+        raise ArgumentError(
+            f"the number of images to evaluate must be at least 1, not {max_samples}", argument="max_samples"
+        )
     if mode not in ("model", "pipeline"):
-        raise ZooError(f"evaluation mode must be 'model' or 'pipeline', not {mode!r}")
+        raise ArgumentError(f"evaluation mode must be 'model' or 'pipeline', not {mode!r}", argument="mode")
     if resolution is not None and resolution < 1:
-        raise ZooError(f"the resolution to evaluate at must be at least 1 pixel, not {resolution}")
+        raise ArgumentError(
+            f"the resolution to evaluate at must be at least 1 pixel, not {resolution}", argument="resolution"
+        )
     task_object, models, located = build_task(task, weights=_weights_arg(weights), overrides=overrides)
     if located is None and weights is not False:
         warnings.warn(f"task {task!r} has no weights to load: evaluating an untrained model", stacklevel=2)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from imgzoo.errors import ZooError
+from imgzoo.errors import CheckpointError, WeightsError
 from imgzoo.files import fsync_path
 from imgzoo.training.state import RunState
 from imgzoo.weights import load_state, read_tensors, state_tensors, write_failure, write_tensors
@@ -95,7 +95,9 @@ def split_tensors(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> 
         return [split_tensors(item, f"{prefix}.{i}", tensors) for i, item in enumerate(value)]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise ZooError(f"cannot checkpoint {prefix}: a {type(value).__name__} is neither a tensor nor JSON data")
+    raise CheckpointError(
+        f"cannot checkpoint {prefix}: a {type(value).__name__} is neither a tensor nor JSON data"
+    )
 
 
 def join_tensors(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -165,7 +167,9 @@ def restore_tensors(
         load_state(model, tensors, prefix=f"model.{name}", path=folder)
     for name, optimizer in optimizers.items():
         if name not in state.optimizers:
-            raise ZooError(f"checkpoint {folder} has no state for optimizer {name!r} of task {state.task!r}")
+            raise CheckpointError(
+                f"checkpoint {folder} has no state for optimizer {name!r} of task {state.task!r}", path=folder
+            )
         optimizer.load_state_dict(join_tensors(state.optimizers[name], tensors))
     torch.set_rng_state(tensors["rng.torch"])
     if device.type == "cuda" and "rng.cuda" in tensors:
@@ -211,7 +215,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tens
 def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
     """Write a checkpoint folder atomically (replacing one of the same name); return it.
 
-    A failed write (a full disk) is a ZooError naming the folder; nothing half-written is left.
+    A failed write (a full disk) is a CheckpointError naming the folder; nothing half-written is left.
     """
     parent = folder.parent
     temporary = parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
@@ -226,7 +230,9 @@ def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], state: dict
             fsync_path(temporary / STATE_FILE)
             fsync_path(temporary)
         except OSError as error:
-            raise ZooError(write_failure(folder, error, instead="choose another --out")) from error
+            raise CheckpointError(
+                write_failure(folder, error, instead="choose another --out"), path=folder
+            ) from error
         _replace_folder(temporary, folder)
     finally:
         if temporary.exists():
@@ -285,37 +291,48 @@ def _state_bytes(folder: Path) -> bytes:
     try:
         return (folder / STATE_FILE).read_bytes()
     except OSError as error:
-        raise ZooError(f"checkpoint {folder} is unreadable ({error}): resume from another one") from None
+        raise CheckpointError(
+            f"checkpoint {folder} is unreadable ({error}): resume from another one", path=folder
+        ) from None
 
 
 def _parse_state(folder: Path, raw: bytes) -> dict[str, Any]:
     try:
         state = json.loads(raw.decode("utf-8"))
     except ValueError as error:  # UnicodeDecodeError included
-        raise ZooError(f"checkpoint {folder} is unreadable ({error}): resume from another one") from None
+        raise CheckpointError(
+            f"checkpoint {folder} is unreadable ({error}): resume from another one", path=folder
+        ) from None
     if not isinstance(state, dict):
-        raise ZooError(
+        raise CheckpointError(
             f"checkpoint {folder} is unreadable ({folder / STATE_FILE} holds no JSON object): "
-            "resume from another one"
+            "resume from another one",
+            path=folder,
         )
     if state.get("format") != FORMAT:
-        raise ZooError(
-            f"checkpoint {folder} was written by another version of imgzoo (format {state.get('format')!r})"
+        raise CheckpointError(
+            f"checkpoint {folder} was written by another version of imgzoo (format {state.get('format')!r})",
+            path=folder,
         )
     return state
 
 
 def read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A checkpoint's tensors and state, verified against the digests recorded when it was
-    written (checkpoints of older versions record none); ZooError if it is damaged."""
+    written (checkpoints of older versions record none); CheckpointError if it is damaged."""
     raw = _state_bytes(folder)  # read once: parsed, and hashed against the recorded sha256
     state = _parse_state(folder, raw)
-    tensors, metadata = read_tensors(folder / TENSORS_FILE)
+    try:
+        tensors, metadata = read_tensors(folder / TENSORS_FILE)
+    except WeightsError as error:
+        # A damaged tensors file is a damaged checkpoint: the caller resumes from another one.
+        raise CheckpointError(str(error), path=folder) from error
     recorded = metadata.get(STATE_DIGEST_KEY)
     if recorded is not None and hashlib.sha256(raw).hexdigest() != recorded:
-        raise ZooError(
+        raise CheckpointError(
             f"checkpoint {folder} is damaged: {folder / STATE_FILE} no longer matches the sha256 "
-            "recorded when it was written; resume from another one"
+            "recorded when it was written; resume from another one",
+            path=folder,
         )
     return tensors, state
 
@@ -340,27 +357,29 @@ def resume_point(
     ``(folder, tensors, state)``.
 
     Newer checkpoints that are damaged (a crash or a bad disk) are skipped, with a warning naming
-    each when ``warn``; a ZooError says why when none can be used.
+    each when ``warn``; a CheckpointError says why when none can be used.
     """
     found = list_checkpoints(out_dir)
     if not found:
-        raise ZooError(
+        raise CheckpointError(
             f"nothing to resume: {out_dir / 'checkpoints'} holds no checkpoint; "
-            "start without --resume, or point --out at the run to continue"
+            "start without --resume, or point --out at the run to continue",
+            path=out_dir / "checkpoints",
         )
-    damaged: list[tuple[Path, ZooError]] = []
+    damaged: list[tuple[Path, CheckpointError]] = []
     for _, folder in reversed(found):
         try:
             tensors, raw = read_checkpoint(folder)
             state = RunState.from_dict(raw, source=folder)
-        except ZooError as error:
+        except CheckpointError as error:
             damaged.append((folder, error))
             continue
         trained = state.task
         if trained != task:
-            raise ZooError(
+            raise CheckpointError(
                 f"cannot resume task {task!r} from {folder}: that checkpoint belongs to task {trained!r}; "
-                "use another --out, or resume with that task"
+                "use another --out, or resume with that task",
+                path=folder,
             )
         for skipped, reason in damaged if warn else ():
             warnings.warn(

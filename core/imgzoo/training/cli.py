@@ -15,12 +15,12 @@ import shlex
 import sys
 
 from imgzoo.config import parse_assignments
+from imgzoo.hardware import INFERENCE_PRECISIONS, PRECISIONS
 
 __all__ = ["add_eval_arguments", "add_train_arguments", "run_eval", "run_train"]
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, also for a run that a callback stopped
 EXIT_SIGNALLED = 128  # plus the signal's number
-PRECISIONS = ("fp32", "bf16", "fp16")  # as imgzoo.runtime.PRECISIONS, which imports torch
 # A default that answers in under a minute on a 2-core CPU (the default colorize weights on
 # minifigs: about 40 s); --limit N or --all measure more.
 EVAL_LIMIT = 300
@@ -50,7 +50,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument(
         "--precision",
-        choices=("auto", *PRECISIONS),
+        choices=INFERENCE_PRECISIONS,
         help="auto (default): bf16 where the hardware computes it natively, else fp32; or fp32, bf16, fp16",
     )
     parser.add_argument("--batch-size", type=int, help="images per optimizer step (over all processes)")

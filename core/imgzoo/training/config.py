@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from imgzoo.errors import ConfigError
+from imgzoo.hardware import PrecisionChoice
 
 __all__ = [
     "OUTPUT_SETTINGS",
@@ -77,7 +78,7 @@ class TrainConfig(BaseModel):
         description="Use only deterministic kernels (torch.use_deterministic_algorithms); slower on GPU.",
     )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+    precision: PrecisionChoice = Field(
         "auto",
         description="auto: mixed precision bf16 where the device computes it natively (a CPU with "
         "AVX512-BF16 or AMX, a CUDA GPU of compute capability 8.0+: two to three times the images/s "

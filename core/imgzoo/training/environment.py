@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from imgzoo import __version__
-from imgzoo.errors import ZooError
+from imgzoo.errors import OutputError
 from imgzoo.training.batches import STOP_SIGNALS
 
 __all__ = ["StopRequest", "code_version", "deterministic_kernels", "prepare_output_dir", "step_seed"]
@@ -72,7 +72,7 @@ class StopRequest:
 
 
 def prepare_output_dir(out_dir: str | os.PathLike[str]) -> Path:
-    """Create ``out_dir`` and make sure files can be written there, or raise ZooError naming it."""
+    """Create ``out_dir`` and make sure files can be written there, or raise OutputError naming it."""
     folder = Path(out_dir).expanduser()
     probe = folder / f".imgzoo-write-test-{os.getpid()}"
     try:
@@ -81,8 +81,8 @@ def prepare_output_dir(out_dir: str | os.PathLike[str]) -> Path:
         probe.unlink()
     except OSError as error:
         reason = error.strerror or str(error)
-        raise ZooError(
-            f"cannot write to the output folder {folder}: {reason}; choose another --out"
+        raise OutputError(
+            f"cannot write to the output folder {folder}: {reason}; choose another --out", path=folder
         ) from None
     return folder
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from imgzoo.errors import ZooError
+from imgzoo.errors import OutputError
 from imgzoo.files import write_atomically
 from imgzoo.task import Task
 from imgzoo.training.config import RECIPE_SETTINGS, TrainConfig
@@ -89,5 +89,7 @@ def write_weights(
     try:
         write_atomically(entry_path, entry.encode("utf-8"))
     except OSError as error:
-        raise ZooError(write_failure(entry_path, error, instead="choose another --out")) from error
+        raise OutputError(
+            write_failure(entry_path, error, instead="choose another --out"), path=entry_path
+        ) from error
     return path, sha256, entry_path

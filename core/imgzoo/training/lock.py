@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from imgzoo.errors import ZooError
+from imgzoo.errors import OutputError
 
 __all__ = ["LOCK_FILE", "lock_run_folder"]
 
@@ -26,14 +26,15 @@ LOCK_FILE = "train.lock"
 @contextlib.contextmanager
 def lock_run_folder(out_dir: Path) -> Iterator[None]:
     """Hold the lock of ``out_dir`` (an existing folder) for the body of the ``with``, or raise
-    ZooError naming the folder at once if another run holds it."""
+    OutputError naming the folder at once if another run holds it."""
     path = out_dir / LOCK_FILE
     # "a+b" creates the file without truncating it: the holder's pid stays readable to the loser.
     with open(path, "a+b") as file:
         if not _try_lock(file, path):
-            raise ZooError(
+            raise OutputError(
                 f"{out_dir} is in use by another training run{_holder(path)}: wait for it to end "
-                "(or stop it, then continue it with --resume), or choose another --out"
+                "(or stop it, then continue it with --resume), or choose another --out",
+                path=out_dir,
             )
         try:
             file.truncate(0)

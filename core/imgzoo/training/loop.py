@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from imgzoo.data.base import Dataset
-from imgzoo.errors import ConfigError, DataError, ZooError
+from imgzoo.errors import ConfigError, DataError, OutputExistsError, ResultError, TaskBugError
 from imgzoo.runtime import autocast, resolve_precision
 from imgzoo.task import Task
 from imgzoo.training import distributed, evaluation
@@ -167,8 +167,8 @@ class Trainer:
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train to ``total_steps``; with ``resume``, continue exactly from the newest checkpoint
         in ``out_dir``. Ctrl-C or SIGTERM finishes the step, writes a checkpoint and raises
-        :class:`TrainingInterrupted`; a loss or parameter that is not finite raises ZooError
-        before anything of it is saved. Another run training in ``out_dir`` is a ZooError."""
+        :class:`TrainingInterrupted`; a loss or parameter that is not finite raises ResultError
+        before anything of it is saved. Another run training in ``out_dir`` is an OutputError."""
         with contextlib.ExitStack() as held:
             # Before anything is read: the other run may be writing it.
             distributed.check_on_main(
@@ -492,7 +492,7 @@ class Trainer:
             totals=self._totals,
         )
 
-    def _diverged(self, window: _LogWindow, fallback: str) -> ZooError:
+    def _diverged(self, window: _LogWindow, fallback: str) -> ResultError:
         """The error that stops a run whose losses or weights are no longer finite: it names the
         first step of ``window`` with a non-finite loss in this process, else ``fallback``."""
         where = fallback
@@ -504,7 +504,7 @@ class Trainer:
                 break
         found = list_checkpoints(self.out_dir)
         kept = f"the last checkpoint, {found[-1][1]}, is kept" if found else "no checkpoint was written"
-        return ZooError(
+        return ResultError(
             f"training diverged: {where}; {kept} and no weights were exported. "
             "Lower the learning rate or set train.grad_clip, then train again (or --resume with "
             "--set learning_rate=...)"
@@ -519,9 +519,10 @@ class Trainer:
     def _check_no_earlier_run(self) -> None:
         found = list_checkpoints(self.out_dir)
         if found:
-            raise ZooError(
+            raise OutputExistsError(
                 f"{self.out_dir} already holds a training run (checkpoint {found[-1][1].name}): "
-                "resume it with --resume (resume=True), or choose another --out"
+                "resume it with --resume (resume=True), or choose another --out",
+                path=self.out_dir,
             )
 
     def _restore(self) -> int:
@@ -609,6 +610,6 @@ class Trainer:
             and len(pair) == 2
             and all(isinstance(t, torch.Tensor) and t.ndim == 3 for t in pair)
         ):
-            raise ZooError(
-                f"task {self.task.name!r}: make_pair() must return two CxHxW tensors (input, target)"
+            raise TaskBugError(
+                self.task.name, "made a pair that is not two CxHxW tensors (input, target) in make_pair()"
             )

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from imgzoo.errors import ZooError
+from imgzoo.errors import OutputError
 from imgzoo.files import write_atomically
 from imgzoo.images import save_image
 from imgzoo.weights import write_failure
@@ -67,8 +67,9 @@ class MetricsLog:
             except json.JSONDecodeError:
                 if number == len(lines):
                     break
-                raise ZooError(
-                    f"{self.path}, line {number}, is not a JSON event: delete that line and resume again"
+                raise OutputError(
+                    f"{self.path}, line {number}, is not a JSON event: delete that line and resume again",
+                    path=self.path,
                 ) from None
         return events
 
@@ -83,8 +84,8 @@ class MetricsLog:
                 raise self._write_error(error) from error
         return events
 
-    def _write_error(self, error: OSError) -> ZooError:
-        return ZooError(write_failure(self.path, error, instead="choose another --out"))
+    def _write_error(self, error: OSError) -> OutputError:
+        return OutputError(write_failure(self.path, error, instead="choose another --out"), path=self.path)
 
 
 def grid_shape(rows: int, tile: tuple[int, int], columns: int = 3) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from imgzoo.errors import ZooError
+from imgzoo.errors import CheckpointError
 
 __all__ = ["EXACTNESS_SETTINGS", "RunState"]
 
@@ -65,13 +65,14 @@ class RunState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: Path | str) -> RunState:
-        """Read a state written by any version of imgzoo up to this one; ZooError naming
+        """Read a state written by any version of imgzoo up to this one; CheckpointError naming
         ``source`` if it is newer or lacks a field."""
         version = data.get("version", 1)
         if not isinstance(version, int) or version > cls.VERSION:
-            raise ZooError(
+            raise CheckpointError(
                 f"checkpoint {source} was written by a newer imgzoo (run state version {version!r}): "
-                "upgrade imgzoo to resume it"
+                "upgrade imgzoo to resume it",
+                path=source,
             )
         # Version 1 had the same fields; those with defaults here were optional in it, and a
         # null reads as the default.
@@ -85,9 +86,10 @@ class RunState:
             and item.default_factory is dataclasses.MISSING
         )
         if missing:
-            raise ZooError(
+            raise CheckpointError(
                 f"checkpoint {source} is unreadable: its run state lacks {', '.join(missing)}; "
-                "resume from another one"
+                "resume from another one",
+                path=source,
             )
         return cls(**values)
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import torch
 
-from imgzoo.errors import ZooError
+from imgzoo.errors import TaskBugError
 from imgzoo.training import distributed
 from imgzoo.training.distributed import Distributed
 
@@ -56,7 +56,7 @@ class TrainingStep:
         }
         for name, params in self.parameters.items():
             if not params:
-                raise ZooError(f"task {task_name!r}: optimizer {name!r} has no trainable parameters")
+                raise TaskBugError(task_name, f"made optimizer {name!r} without trainable parameters")
         trained = [param for params in self.parameters.values() for param in params]
         self.models = distributed.wrap_trained_models(models, trained, group, device)
         self.step = 0
@@ -80,12 +80,13 @@ class TrainingStep:
         """Backpropagate ``loss`` into the parameters of ``optimizer`` only, and step that
         optimizer when the accumulation window closes. Returns ``loss`` detached."""
         if optimizer not in self.optimizers:
-            raise ZooError(
-                f"task {self.task_name!r} asked to optimize {optimizer!r}, but its configure_optimizers() "
-                f"made {sorted(self.optimizers)}"
+            raise TaskBugError(
+                self.task_name,
+                f"asked to optimize {optimizer!r}, but its configure_optimizers() "
+                f"made {sorted(self.optimizers)}",
             )
         if optimizer in self.stepped:
-            raise ZooError(f"task {self.task_name!r} optimized {optimizer!r} twice in one training_step")
+            raise TaskBugError(self.task_name, f"optimized {optimizer!r} twice in one training_step")
         scaled = self.scaler.scale(loss / self.grad_accum)
         # Backward runs outside autocast; it follows the forward pass's dtypes anyway.
         with torch.autocast(self.device.type, enabled=False):
@@ -98,9 +99,9 @@ class TrainingStep:
     def end(self) -> None:
         """After the last micro-batch: every optimizer has stepped; the step is whole again."""
         if not self.stepped:
-            raise ZooError(
-                f"task {self.task_name!r}: training_step() stepped no optimizer; "
-                "it must call ctx.optimize(name, loss)"
+            raise TaskBugError(
+                self.task_name,
+                "stepped no optimizer in training_step(), which must call ctx.optimize(name, loss)",
             )
         self.scaler.update()
         self.half_updated = False

@@ -27,9 +27,9 @@ import torch
 
 import imgzoo
 from imgzoo import ConfigError, DataError, ZooError, cli
+from imgzoo.catalogue import WeightsEntry
 from imgzoo.data import Sample
 from imgzoo.images import save_image
-from imgzoo.registry import WeightsEntry
 from imgzoo.training import Callback, Trainer, TrainingInterrupted, TrainResult, evaluate, train
 from imgzoo.training import api as training_api
 from imgzoo.training import environment as training_environment

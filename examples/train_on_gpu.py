@@ -64,7 +64,7 @@ STAGES = [
         share=0.4,
         settings={"loss": "mse", "learning_rate": 1e-3},
         train_settings={"lr_schedule": "linear", "decay_start": 0.3},
-        compare=("psnr", "colourfulness_ratio", "ssim"),
+        compare=("psnr", "colorfulness_ratio", "ssim"),
     ),
     Stage(
         "edges2photo",
@@ -73,7 +73,7 @@ STAGES = [
         share=0.6,
         settings={"gan_weight": 0.15, "learning_rate": 4e-4},
         train_settings={"lr_schedule": "linear", "decay_start": 0.5, "export": "inference"},
-        compare=("ssim", "psnr", "colourfulness_ratio", "sharpness_ratio", "checkerboard_ratio"),
+        compare=("ssim", "psnr", "colorfulness_ratio", "sharpness_ratio", "checkerboard_ratio"),
     ),
 ]
 

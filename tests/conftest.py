@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import imgzoo
-from imgzoo import api, plugins, registry
+from imgzoo import api, catalogue, plugins
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def isolated_zoo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     yield
     for name in list(plugins._extra_plugins):
         plugins.unregister_plugin(name)
-    registry.clear_user_registries()
+    catalogue.clear_user_registries()
     api.clear_cache()
     plugins.reload_plugins()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from imgzoo.metrics import checkerboard, colourfulness, l1, psnr, sharpness, ssim
+from imgzoo.metrics import checkerboard, colorfulness, l1, psnr, sharpness, ssim
 
 
 def _images(seed: int = 0) -> torch.Tensor:
@@ -30,10 +30,10 @@ def test_ssim_falls_with_noise_and_sees_colour() -> None:
     assert ssim(x, swapped) < 0.9
 
 
-def test_colourfulness_and_sharpness() -> None:
+def test_colorfulness_and_sharpness() -> None:
     gray = _images()[:, :1].expand(-1, 3, -1, -1)
-    assert colourfulness(gray) == 0
-    assert colourfulness(_images()) > 10
+    assert colorfulness(gray) == 0
+    assert colorfulness(_images()) > 10
     sharp = _images()
     blurred = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1)
     assert sharpness(blurred) < sharpness(sharp) / 2

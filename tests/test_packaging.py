@@ -64,7 +64,7 @@ def test_wheel_installs_into_a_fresh_venv_and_lists(wheel: Path, tmp_path: Path)
     # Run from an empty directory with a clean PYTHONPATH, so only the wheel's copy can be imported.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     probe = (
-        "import imgzoo, imgzoo.registry as r, sys; "
+        "import imgzoo, imgzoo.catalogue as r, sys; "
         "print(imgzoo.__file__); print(r.builtin_registry_file()); print('torch' in sys.modules)"
     )
     shown = subprocess.run(

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import imgzoo
-from imgzoo import hardware, registry
+from imgzoo import catalogue, hardware
 from imgzoo.runtime import auto_precision
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -73,7 +73,7 @@ def test_info_tells_what_auto_runs_without_importing_torch() -> None:
     assert shown.splitlines()[-1] == "False"
 
 
-@pytest.mark.parametrize("task", registry.list_tasks())
+@pytest.mark.parametrize("task", catalogue.list_tasks())
 def test_bf16_moves_outputs_little_from_fp32(task: str) -> None:
     """On the bundled examples with the default weights, in 8-bit levels: at most 0.5 on
     average, 8 on all but one value in a thousand, 16 on any. (A GAN's sharp edges can flip a

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import imgzoo
-from imgzoo import registry
+from imgzoo import catalogue
 from toy_tasks import write_registry
 
 pytestmark = pytest.mark.usefixtures("toy_tasks")
@@ -23,8 +23,8 @@ def test_list_tasks_filters_by_wildcard() -> None:
 
 
 def test_builtin_registry_file_is_found() -> None:
-    assert registry.builtin_registry_file().name == "registry.toml"
-    assert registry.registry_files()[0] == registry.builtin_registry_file()
+    assert catalogue.builtin_registry_file().name == "registry.toml"
+    assert catalogue.registry_files()[0] == catalogue.builtin_registry_file()
 
 
 def test_task_info_reads_plugin_and_schema() -> None:

@@ -35,9 +35,9 @@ from imgzoo import (
     ResultError,
     cli,
 )
+from imgzoo.catalogue import WeightsEntry
 from imgzoo.data import Sample
 from imgzoo.images import save_image
-from imgzoo.registry import WeightsEntry
 from imgzoo.training import Callback, Trainer, TrainingInterrupted, TrainResult, evaluate, train
 from imgzoo.training import api as training_api
 from imgzoo.training import environment as training_environment

@@ -97,7 +97,7 @@ class ToyGanTask(InvertTask):
     name = "toygan"
     description = "Two models, two optimizers (test task)"
     Config = ToyGanConfig
-    inference_model = "generator"
+    inference_model_name = "generator"
 
     def build_models(self) -> dict[str, Model]:
         return {"generator": PixelNet(PixelNetConfig()), "critic": Critic(PixelNetConfig())}

@@ -18,6 +18,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from imgzoo.catalogue import add_registry, list_datasets, list_tasks, task_info
 from imgzoo.errors import (
     ArgumentError,
     BackendError,
@@ -42,7 +43,6 @@ from imgzoo.errors import (
 )
 from imgzoo.hookspecs import hookimpl
 from imgzoo.plugins import register_plugin, unregister_plugin
-from imgzoo.registry import add_registry, list_datasets, list_tasks, task_info
 from imgzoo.task import InputSpec, StepContext, Task, TaskConfig, TaskDeclaration
 from imgzoo.tiling import Tiling
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgzoo import __version__, hookspecs, plugins, registry
+from imgzoo import __version__, catalogue, hookspecs, plugins
 from imgzoo.errors import ArgumentError, ConfigError, PluginError, ZooError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.hardware import INFERENCE_PRECISIONS
@@ -226,15 +226,15 @@ def _report_plugin_failures(args: argparse.Namespace) -> None:
 
 # ── commands ──────────────────────────────────────────────────────────────────────────────
 def _cmd_list(args: argparse.Namespace) -> int:
-    names = registry.list_tasks(args.pattern)
-    infos = [registry.task_info(name) for name in names]
+    names = catalogue.list_tasks(args.pattern)
+    infos = [catalogue.task_info(name) for name in names]
     clashes = _clashes(args.pattern)
     for clash in clashes:
         print(f"imgzoo: warning: {clash}", file=sys.stderr)
     if not infos:
         _explain_missing_tasks(args.pattern, clashes)
     if args.json:
-        print(json.dumps(registry.describe_tasks(names), indent=2))
+        print(json.dumps(catalogue.describe_tasks(names), indent=2))
         return 0
     if not infos:
         print(f"no tasks match {args.pattern!r}" if args.pattern != "*" else "no tasks installed")
@@ -285,11 +285,11 @@ def _explain_missing_tasks(pattern: str, clashes: list[str]) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    info = registry.task_info(args.task)
+    info = catalogue.task_info(args.task)
     if args.schema:
         print(json.dumps(info.config_schema, indent=2))
         return 0
-    trained = registry.weights_config(info.name) if info.default_weights else None
+    trained = catalogue.weights_config(info.name) if info.default_weights else None
     if args.json:
         shown = {**info.as_dict(), "config_schema": info.config_schema, "default_weights_config": trained}
         print(json.dumps(shown, indent=2))
@@ -380,7 +380,7 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
     from imgzoo.scaffold import new_plugin
 
     folder = new_plugin(args.name, args.dir)
-    if args.name in registry.list_tasks():
+    if args.name in catalogue.list_tasks():
         owner = plugins.task_plugin(args.name)
         print(
             f"imgzoo: warning: plugin {owner!r} already provides a task {args.name!r}; "
@@ -430,7 +430,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.weights,
         device=_shard_device(args.device, shard),
         precision=args.precision,
-        config=args.config,
+        config_file=args.config,
         backend=args.backend,
         **overrides,
     )
@@ -490,7 +490,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         args.weights,
         format=args.format,
         output=args.output,
-        config=args.config,
+        config_file=args.config,
         overwrite=args.overwrite,
         **overrides,
     )

@@ -31,6 +31,7 @@ import torch
 
 from imgzoo import __version__
 from imgzoo import images as _images
+from imgzoo.config import config_file_argument
 from imgzoo.errors import ExportError, ZooError
 from imgzoo.files import replaced_atomically
 from imgzoo.weights import sha256_file
@@ -126,9 +127,10 @@ def export(
     *,
     format: str = "onnx",
     output: str | os.PathLike[str],
-    config: str | Path | None = None,
+    config_file: str | Path | None = None,
     overwrite: bool = False,
     check_images: Sequence[Any] | None = None,
+    config: str | Path | None = None,
     **overrides: Any,
 ) -> ExportReport:
     """Export ``task``'s inference model with its ``weights`` (as :func:`imgzoo.load` takes them)
@@ -136,10 +138,12 @@ def export(
     random pictures and on ``check_images`` (default: the bundled example pictures, where the
     source tree has them). Refuses, with an :class:`~imgzoo.ExportError`, a model that cannot
     be traced or whose export differs by more than :data:`TOLERANCE`. An existing ``output`` is
-    replaced only with ``overwrite=True``.
+    replaced only with ``overwrite=True``. ``config_file`` (or ``config``): a TOML/JSON config
+    file, as :func:`imgzoo.load` reads it.
     """
     from imgzoo.pipeline import load
 
+    config_file = config_file_argument(config_file, config, task=task)
     check_format(format, task)
     target = Path(output)
     if target.exists() and not overwrite:
@@ -155,7 +159,7 @@ def export(
         require_onnxruntime("to check an ONNX export")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no weights: untrained": exporting one is allowed
-        pipeline = load(task, weights, device="cpu", precision="fp32", config=config, **overrides)
+        pipeline = load(task, weights, device="cpu", precision="fp32", config_file=config_file, **overrides)
     return export_pipeline(pipeline, target, format=format, check_images=check_images)
 
 

@@ -548,8 +548,8 @@ def _with_alpha(pixels: np.ndarray, image: Image, *, clip: bool) -> np.ndarray:
         shrinking = alpha.shape[0] >= pixels.shape[0] and alpha.shape[1] >= pixels.shape[1]
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         alpha = np.clip(cv2.resize(alpha, pixels.shape[1::-1], interpolation=interpolation), 0.0, 1.0)
-    colour = pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
-    return np.concatenate([colour, alpha[..., None]], axis=2)
+    color = pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
+    return np.concatenate([color, alpha[..., None]], axis=2)
 
 
 def _convert_map(results: list[np.ndarray], form: InputForm) -> Any:

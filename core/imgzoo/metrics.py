@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from imgzoo.images import luma
 
-__all__ = ["checkerboard", "colourfulness", "l1", "luma", "psnr", "sharpness", "ssim"]
+__all__ = ["checkerboard", "colorfulness", "l1", "luma", "psnr", "sharpness", "ssim"]
 
 
 def l1(images: torch.Tensor, references: torch.Tensor) -> float:
@@ -48,8 +48,8 @@ def ssim(images: torch.Tensor, references: torch.Tensor) -> float:
     return float(ssim_map.flatten(1).mean(1).mean())
 
 
-def colourfulness(images: torch.Tensor) -> float:
-    """Hasler and Süsstrunk (2003) colourfulness, on 0-255 RGB as in the paper."""
+def colorfulness(images: torch.Tensor) -> float:
+    """Hasler and Süsstrunk (2003) colorfulness, on 0-255 RGB as in the paper."""
     rgb = images.float() * 255
     r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
     rg, yb = r - g, 0.5 * (r + g) - b
@@ -97,3 +97,7 @@ def checkerboard(images: torch.Tensor) -> float:
     patterns = (cols.expand(height, width), rows[:, None].expand(height, width), rows[:, None] * cols)
     energy = sum(F.avg_pool2d(detail * pattern, CHECKERBOARD_WINDOW) ** 2 for pattern in patterns)
     return float(torch.as_tensor(energy).flatten(1).mean(1).mean())
+
+
+colourfulness = colorfulness
+"""The British spelling of :func:`colorfulness`, for code that imports it by that name."""

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from imgzoo import catalogue, onnx_backend, plugins
 from imgzoo import images as _images
-from imgzoo import onnx_backend, plugins, registry
 from imgzoo import weights as _weights
-from imgzoo.config import build_config
+from imgzoo.config import build_config, config_file_argument
 from imgzoo.errors import ArgumentError, BackendError, TaskBugError, WeightsError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.inputs import read_inputs
@@ -24,9 +24,21 @@ from imgzoo.runtime import INFERENCE_PRECISIONS, autocast, check_precision, reso
 from imgzoo.task import Task, TaskConfig
 from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
 
-__all__ = ["BACKENDS", "LoadedWeights", "Pipeline", "PreparedCall", "build_task", "load", "prepare_call"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_WEIGHTS",
+    "LoadedWeights",
+    "Pipeline",
+    "PreparedCall",
+    "build_task",
+    "load",
+    "prepare_call",
+]
 
 WeightsArg = str | Path | None | bool
+
+DEFAULT_WEIGHTS = "default"
+"""``weights="default"``: the task's default weights, as ``weights=None`` (the default) says."""
 
 BACKENDS = ("torch", "onnxruntime")
 """What runs the forward pass: PyTorch, or an ONNX Runtime session on the exported graph
@@ -47,7 +59,9 @@ def _locate_weights(task: str, weights: WeightsArg) -> LoadedWeights | None:
     """Turn the user's ``weights=`` into a verified local file (None: train-from-scratch init)."""
     if weights is False or weights == "none":
         return None
-    entry = registry.resolve_weights_name(
+    if weights == DEFAULT_WEIGHTS:
+        weights = None
+    entry = catalogue.resolve_weights_name(
         task, None if weights is True else str(weights) if weights else None
     )
     if entry is not None:
@@ -63,7 +77,7 @@ def _locate_weights(task: str, weights: WeightsArg) -> LoadedWeights | None:
     path = Path(text).expanduser()
     if path.is_file():
         return LoadedWeights(name=path.name, path=path)
-    raise registry.unknown_weights_error(task, text)
+    raise catalogue.unknown_weights_error(task, text)
 
 
 def build_task(
@@ -84,6 +98,8 @@ def build_task(
     if located is not None:
         assert located.path is not None
         tensors, located.metadata = _weights.load_weights(located.path, sha256=located.sha256)
+        if isinstance(located.metadata.get("metrics"), Mapping):
+            located.metadata["metrics"] = catalogue.canonical_metric_names(located.metadata["metrics"])
         trained_for = located.metadata.get("task")
         if trained_for != task:
             raise WeightsError(
@@ -116,12 +132,12 @@ def _load_models(
             path=path,
             tensor=sorted(unknown)[0],
         )
-    if task.inference_model not in prefixes:
+    if task.inference_model_name not in prefixes:
         raise WeightsError(
-            f"{path}: no tensors for the inference model {task.inference_model!r} (expected names like "
-            f"'{task.inference_model}.<parameter>')",
+            f"{path}: no tensors for the inference model {task.inference_model_name!r} (expected names like "
+            f"'{task.inference_model_name}.<parameter>')",
             path=path,
-            tensor=task.inference_model,
+            tensor=task.inference_model_name,
         )
     for name in prefixes:
         _weights.load_state(models[name], tensors, prefix=name, path=path)
@@ -173,7 +189,7 @@ class Pipeline:
     @property
     def model(self) -> torch.nn.Module:
         """The model used at inference (for a GAN, its generator)."""
-        return self.models[self.task.inference_model]
+        return self.models[self.task.inference_model_name]
 
     def __repr__(self) -> str:
         weights = self.weights.name if self.weights else "untrained"
@@ -421,15 +437,19 @@ def load(
     *,
     device: str | torch.device = "auto",
     precision: str = "auto",
-    config: str | Path | None = None,
+    config_file: str | Path | None = None,
     tile: Tiling | int | bool | None = None,
     backend: str = "torch",
+    config: str | Path | None = None,
     **overrides: Any,
 ) -> Pipeline:
     """Load a task with its weights into a reusable, callable :class:`Pipeline`.
 
-    ``weights``: a registered name, a path or URL; ``None`` for the default weights.
-    ``config``: a TOML/JSON config file; keyword arguments override single config fields.
+    ``weights``: a registered name, a path or URL. ``None`` (or ``"default"``) loads the task's
+    default weights from the catalogue, not a random init; ``"none"`` (or ``False``) builds the
+    untrained model.
+    ``config_file``: a TOML/JSON config file (``config=`` is accepted too); keyword arguments
+    override single config fields.
     ``tile``: the tile side for images larger than it (tasks that declare ``tiling`` only);
     ``None`` for the task's own, ``0``/``False`` to run every image whole.
     ``precision``: ``"auto"`` runs bf16 where the device computes it natively (a CPU with
@@ -440,12 +460,15 @@ def load(
     """
     check_precision(precision, allowed=INFERENCE_PRECISIONS)
     check_backend(backend)
+    config_file = config_file_argument(config_file, config, task=task)
     if backend == "onnxruntime":
         onnx_backend.require_onnxruntime()  # before any model is built
         if device == "auto":
             device = "cpu"
-    task_object, models, located = build_task(task, weights=weights, config_file=config, overrides=overrides)
-    if located is None and weights is None:
+    task_object, models, located = build_task(
+        task, weights=weights, config_file=config_file, overrides=overrides
+    )
+    if located is None and (weights is None or weights == DEFAULT_WEIGHTS):
         warnings.warn(
             f"task {task!r} has no weights to load: running an untrained model "
             "(train one with `imgzoo train`, or pass weights=PATH)",

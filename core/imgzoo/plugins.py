@@ -494,7 +494,7 @@ def _dataset_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[..., None]
 
 
 def _registry_file_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[Path], None]:
-    from imgzoo.registry import read_registry_file
+    from imgzoo.catalogue import read_registry_file
 
     def register(path: Path | str) -> None:
         path = Path(str(path))

@@ -4,7 +4,7 @@ A task is a small class. imgzoo's core never knows a task by name; it only calls
 
     inference    image (+ named inputs) ──preprocess──▶ tensor ──forward──▶ tensor ──postprocess──▶ output
     training     Sample ──make_pair──▶ (input, target) ──training_step(models, batch, ctx)──▶ losses
-    evaluation   input ──predict──▶ output; metrics(output, target) ──▶ {"psnr": ..., ...}
+    evaluation   input ──predict_for_metrics──▶ output; metrics(output, target) ──▶ {"psnr": ..., ...}
     whole run    truth ──degrade──▶ image ──run()──▶ result; image_metrics(result, truth) ──▶ {...}
 
 Images at the interface are numpy HxWxC float32 in [0, 1], RGB, C = 1 or 3 (``imgzoo.images``
@@ -62,6 +62,7 @@ RESERVED_INPUT_NAMES = frozenset(
         "overwrite",
         "batch_size",
         "config",
+        "config_file",
         "tile",
     }
 )
@@ -142,8 +143,10 @@ class Task:
     Config: ClassVar[type[TaskConfig]] = TaskConfig
     """The pydantic config class; ``self.config`` is an instance of it."""
 
-    inference_model: ClassVar[str] = "model"
-    """Which of :meth:`build_models`' models runs at inference (a GAN's generator, say)."""
+    inference_model_name: ClassVar[str] = "model"
+    """The key in :meth:`build_models`' dict of the model inference runs (``"generator"`` for a
+    GAN): a name, not the model itself. A subclass that sets the older ``inference_model``
+    attribute instead gets this set from it."""
 
     scale: ClassVar[int] = 1
     """How many times larger than its input the output is, per side (2 for a 2x
@@ -183,8 +186,20 @@ class Task:
     """Config values that make the task small and quick for the contract checks of
     :mod:`imgzoo.testing` (fewer filters, a small ``image_size``); nothing else uses them."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Tasks written before the attribute was renamed set ``inference_model = "generator"``.
+        older = cls.__dict__.get("inference_model")
+        if isinstance(older, str) and "inference_model_name" not in cls.__dict__:
+            cls.inference_model_name = older
+
     def __init__(self, config: TaskConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
+
+    @property
+    def inference_model(self) -> str:
+        """The older name of :attr:`inference_model_name`, still readable."""
+        return self.inference_model_name
 
     # ── models ────────────────────────────────────────────────────────────────────────────
     def build_models(self) -> dict[str, torch.nn.Module]:
@@ -213,8 +228,11 @@ class Task:
         raise NotImplementedError(f"task {self.name!r} must implement preprocess()")
 
     def forward(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
-        """Run the inference model on a batch; override when inference is more than one call."""
-        return models[self.inference_model](inputs)
+        """The inference computation on a preprocessed batch: what the pipeline runs between
+        :meth:`preprocess` and :meth:`postprocess`, what ``export`` traces, and what the default
+        :meth:`loss` trains. Calls the :attr:`inference_model_name` model; override when inference
+        is more than one call. Evaluation reads :meth:`predict_for_metrics` instead."""
+        return models[self.inference_model_name](inputs)
 
     def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
         """Turn one model output (CxHxW) into an HxWxC result of :meth:`output_size`, of the
@@ -237,8 +255,8 @@ class Task:
         """One optimizer per name; :meth:`training_step` refers to them by that name."""
         import torch
 
-        params = models[self.inference_model].parameters()
-        return {self.inference_model: torch.optim.Adam(params, lr=self.config.learning_rate)}
+        params = models[self.inference_model_name].parameters()
+        return {self.inference_model_name: torch.optim.Adam(params, lr=self.config.learning_rate)}
 
     def loss(
         self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor, targets: torch.Tensor
@@ -261,7 +279,7 @@ class Task:
         """
         inputs, targets = batch
         loss = self.loss(models, inputs, targets)
-        return {"loss": ctx.optimize(self.inference_model, loss)}
+        return {"loss": ctx.optimize(self.inference_model_name, loss)}
 
     def state_dict(self) -> dict[str, Any]:
         """What the task itself learns during a run besides its models' weights (running
@@ -273,12 +291,22 @@ class Task:
         """Restore what :meth:`state_dict` returned (on ``--resume``)."""
 
     # ── evaluation ────────────────────────────────────────────────────────────────────────
-    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
-        """Outputs in the same space as :meth:`make_pair`'s targets (for metrics and pictures)."""
+    def predict_for_metrics(
+        self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor
+    ) -> torch.Tensor:
+        """Outputs in the same space as :meth:`make_pair`'s targets, for :meth:`metrics` and the
+        trainer's pictures. The default is :meth:`forward`; override where inference output and
+        targets differ (clamped to [0, 1], without the test-time tricks inference adds)."""
+        if type(self).predict is not Task.predict:  # a task written when this was named predict
+            return self.predict(models, inputs)
         return self.forward(models, inputs)
 
+    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        """The older name of :meth:`predict_for_metrics`: overriding or calling it still works."""
+        return self.predict_for_metrics(models, inputs)
+
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
-        """Evaluation metrics of a batch: model-space NxCxHxW tensors as :meth:`predict` and
+        """Evaluation metrics of a batch: model-space NxCxHxW tensors as :meth:`predict_for_metrics` and
         :meth:`make_pair` give them (``inputs`` with every channel the task stacked in), each
         value the mean over the batch; the evaluator weighs each batch's means by its size.
         :attr:`primary_metric` picks the one that selects the best checkpoint."""

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from imgzoo import plugins, registry
+from imgzoo import catalogue, plugins
 from imgzoo.config import build_config
 from imgzoo.data.base import Sample
 from imgzoo.data.transforms import PairTransform
@@ -171,15 +171,15 @@ def check_registered(name: str, overrides: Overrides = None) -> None:
     """The task is listed under its name, with a description, and its registry entries are valid."""
     failures = "; ".join(f"{info.name}: {info.error}" for info in plugins.load_errors())
     _require(
-        name in registry.list_tasks(),
+        name in catalogue.list_tasks(),
         name,
         "is not registered: is its plugin installed (pip install -e .) or registered with "
-        f"imgzoo.register_plugin()? Installed tasks: {registry.list_tasks()}"
+        f"imgzoo.register_plugin()? Installed tasks: {catalogue.list_tasks()}"
         + (f". Plugins that failed: {failures}" if failures else ""),
     )
     task_class = plugins.get_task_class(name)
     _require(task_class.name == name, name, f"{task_class.__qualname__}.name is {task_class.name!r}")
-    info = registry.task_info(name)  # raises on a malformed registry entry
+    info = catalogue.task_info(name)  # raises on a malformed registry entry
     _require(info.description.strip(), name, "has no description (set the class's `description`)")
 
 
@@ -425,7 +425,7 @@ def check_trainer(name: str, overrides: Overrides = None) -> None:
 def check_registered_weights(name: str, overrides: Overrides = None) -> None:
     """Every registered weights file that is local (shipped in a package, or on disk) matches
     its sha256, is weights for this task, loads and runs. Weights behind URLs are not fetched."""
-    info = registry.task_info(name)
+    info = catalogue.task_info(name)
     local = {weights_name: entry for weights_name, entry in info.weights.items() if entry.file is not None}
     if not local:
         raise CheckNotApplicable(f"task {name!r} registers no local weights files to verify")
@@ -567,9 +567,9 @@ def _fresh_task(name: str, overrides: Overrides) -> tuple[Task, dict[str, torch.
         models = dict(task.build_models())
     _require(models, name, "build_models() returned no models")
     _require(
-        task.inference_model in models,
+        task.inference_model_name in models,
         name,
-        f"inference_model is {task.inference_model!r}, but build_models() made {sorted(models)}",
+        f"inference_model_name is {task.inference_model_name!r}, but build_models() made {sorted(models)}",
     )
     for role, model in models.items():
         _require(

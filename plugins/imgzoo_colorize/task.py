@@ -8,7 +8,7 @@ So the result has the input's size, aspect ratio, luminance and every detail: th
 chooses colours. Gray and colour inputs both work (a colour input gives its L).
 
 Model-space tensors: inputs are L mapped to [-1, 1] (1 channel). Targets, and the outputs of
-:meth:`ColorizeTask.predict`, are the whole Lab image (3 channels: that L, then a and b divided by
+:meth:`ColorizeTask.predict_for_metrics`, are the whole Lab image (3 channels: that L, then a and b divided by
 128), so :meth:`ColorizeTask.to_display` can render each of them on its own; the network itself
 writes only the 2 ab channels.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from imgzoo import Sample, StepContext, Task, TaskConfig
-from imgzoo.metrics import colourfulness, psnr, ssim
+from imgzoo.metrics import colorfulness, psnr, ssim
 from imgzoo_colorize.color import (
     AB_BIN_SIZE,
     AB_BIN_START,
@@ -88,9 +88,9 @@ class ColorizeTask(Task):
         :meth:`postprocess` guides the chroma's upsampling with), then the predicted ab, scaled by
         the prediction's confidence (see ``chroma_confidence``)."""
         if not self.config.chroma_confidence:
-            return self.predict(models, inputs)
+            return self.predict_for_metrics(models, inputs)
         count = inputs.shape[0]
-        both = models[self.inference_model](torch.cat([inputs, inputs.flip(-1)])).float()
+        both = models[self.inference_model_name](torch.cat([inputs, inputs.flip(-1)])).float()
         ab, mirrored = both[:count], both[count:].flip(-1)
         confidence = flip_agreement(ab, mirrored, self.config.confidence_tolerance)
         return torch.cat([inputs.float(), (ab + mirrored) * (confidence / 2)], dim=1)
@@ -122,9 +122,9 @@ class ColorizeTask(Task):
     def configure_optimizers(self, models: Mapping[str, torch.nn.Module]) -> dict[str, torch.optim.Optimizer]:
         """RMSprop with Keras' defaults, as the paper trained: rho 0.9, epsilon 1e-7 added outside the
         square root (TF 2's Keras RMSprop without momentum; the same update as torch's)."""
-        params = models[self.inference_model].parameters()
+        params = models[self.inference_model_name].parameters()
         optimizer = torch.optim.RMSprop(params, lr=self.config.learning_rate, alpha=0.9, eps=1e-7)
-        return {self.inference_model: optimizer}
+        return {self.inference_model_name: optimizer}
 
     def training_step(
         self,
@@ -148,7 +148,7 @@ class ColorizeTask(Task):
     ) -> torch.Tensor:
         """Mean squared error on ab (targets may be Lab or ab alone), weighted per pixel if rebalanced."""
         target_ab = _ab_of(targets).float()
-        squared = (models[self.inference_model](inputs).float() - target_ab) ** 2
+        squared = (models[self.inference_model_name](inputs).float() - target_ab) ** 2
         if self.config.loss == "mse":
             return squared.mean()
         return (squared * self.pixel_weights(target_ab)[:, None]).mean()
@@ -164,18 +164,20 @@ class ColorizeTask(Task):
         return torch.from_numpy(table).to(target_ab.device)[_bin_index(target_ab)]
 
     # ── evaluation ────────────────────────────────────────────────────────────────────────
-    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+    def predict_for_metrics(
+        self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor
+    ) -> torch.Tensor:
         """The whole predicted Lab image, the input's L then the predicted ab (like the targets),
         from one plain forward pass: what training measures."""
-        return torch.cat([inputs.float(), models[self.inference_model](inputs).float()], dim=1)
+        return torch.cat([inputs.float(), models[self.inference_model_name](inputs).float()], dim=1)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
-        """PSNR and SSIM of the RGB result, and its colourfulness over the ground truth's; the same
-        for two baselines: ``gray`` (the input's L alone, a = b = 0) and ``mean_colour`` (the
+        """PSNR and SSIM of the RGB result, and its colorfulness over the ground truth's; the same
+        for two baselines: ``gray`` (the input's L alone, a = b = 0) and ``mean_color`` (the
         input's L with the mean ab of every training target seen; before any training step, of
         this batch's targets). Outputs and targets may be Lab (3 channels) or ab alone.
 
-        ``colourfulness_ratio`` is the batch's mean Hasler-Süsstrunk colourfulness over the
+        ``colorfulness_ratio`` is the batch's mean Hasler-Süsstrunk colorfulness over the
         ground truth's, the latter floored at 1 (visually gray) so gray batches stay finite.
         """
         inputs = inputs.float()
@@ -184,14 +186,14 @@ class ColorizeTask(Task):
         reference = self.to_display(targets)
         seen_ab = self.statistics.mean_ab()
         if seen_ab is None:
-            mean_colour = targets[:, 1:].mean(dim=(0, 2, 3), keepdim=True)
+            mean_color = targets[:, 1:].mean(dim=(0, 2, 3), keepdim=True)
         else:
-            mean_colour = torch.tensor(seen_ab, dtype=torch.float32, device=inputs.device).view(1, 2, 1, 1)
-            mean_colour /= AB_SCALE
+            mean_color = torch.tensor(seen_ab, dtype=torch.float32, device=inputs.device).view(1, 2, 1, 1)
+            mean_color /= AB_SCALE
         candidates = {
             "": outputs,
             "_gray": _as_lab(torch.zeros_like(targets[:, 1:]), lightness_only),
-            "_mean_colour": _as_lab(mean_colour.expand_as(targets[:, 1:]), lightness_only),
+            "_mean_color": _as_lab(mean_color.expand_as(targets[:, 1:]), lightness_only),
         }
         results: dict[str, float] = {}
         for suffix, lab in candidates.items():
@@ -205,7 +207,7 @@ class ColorizeTask(Task):
     def image_metrics(
         self, results: torch.Tensor, truths: torch.Tensor, inputs: torch.Tensor
     ) -> dict[str, float]:
-        """As :meth:`metrics` (PSNR, SSIM, colourfulness ratio), on ``run()``'s RGB result at full
+        """As :meth:`metrics` (PSNR, SSIM, colorfulness ratio), on ``run()``'s RGB result at full
         resolution, and the same for the ``gray`` input itself, the baseline to beat."""
         return {**_quality(results, truths, ""), **_quality(inputs, truths, "_gray")}
 
@@ -276,12 +278,12 @@ def flip_agreement(ab: torch.Tensor, mirrored: torch.Tensor, tolerance: float) -
 
 
 def _quality(images: torch.Tensor, references: torch.Tensor, suffix: str) -> dict[str, float]:
-    """PSNR, SSIM and colourfulness ratio (the images' mean colourfulness over the references',
+    """PSNR, SSIM and colorfulness ratio (the images' mean colorfulness over the references',
     the latter floored at 1, visually gray, so that gray references stay finite) of RGB batches,
     each name ending in ``suffix``; no ratio for the gray baseline, 0 by construction."""
     scores = {"psnr" + suffix: psnr(images, references), "ssim" + suffix: ssim(images, references)}
     if suffix != "_gray":
-        scores["colourfulness_ratio" + suffix] = colourfulness(images) / max(colourfulness(references), 1.0)
+        scores["colorfulness_ratio" + suffix] = colorfulness(images) / max(colorfulness(references), 1.0)
     return scores
 
 

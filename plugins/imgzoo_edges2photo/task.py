@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from imgzoo import Sample, StepContext, Task, Tiling
-from imgzoo.metrics import checkerboard, colourfulness, l1, luma, psnr, sharpness, ssim
+from imgzoo.metrics import checkerboard, colorfulness, l1, luma, psnr, sharpness, ssim
 from imgzoo_edges2photo.config import Edges2PhotoConfig
 from imgzoo_edges2photo.edges import edge_map_issue, extract_edges
 from imgzoo_edges2photo.patchgan import build_patchgan
@@ -60,7 +60,7 @@ class Edges2PhotoTask(Task):
     """Edge map (or line drawing) to photo with pix2pix's U-Net and conditional PatchGAN."""
 
     name = "edges2photo"
-    inference_model = "generator"
+    inference_model_name = "generator"
     primary_metric = ("ssim", "max")  # not PSNR: it rewards the blur the GAN loss is there to remove
     test_overrides: ClassVar[Mapping[str, Any]] = {"ngf": 8, "ndf": 8, "image_size": 32}
     # The U-Net sees hundreds of pixels around each one, so tiles cannot match the whole image
@@ -198,7 +198,9 @@ class Edges2PhotoTask(Task):
         return losses
 
     # ── evaluation ────────────────────────────────────────────────────────────────────────
-    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+    def predict_for_metrics(
+        self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor
+    ) -> torch.Tensor:
         # Never sampled: evaluation numbers must not depend on dropout_at_inference.
         return models["generator"](inputs)
 
@@ -238,7 +240,7 @@ def _photo_metrics(images: torch.Tensor, references: torch.Tensor) -> dict[str, 
         "l1": l1(images, references),
         "psnr": psnr(images, references),
         "ssim": ssim(images, references),
-        "colourfulness_ratio": colourfulness(images) / max(colourfulness(references), 1e-6),
+        "colorfulness_ratio": colorfulness(images) / max(colorfulness(references), 1e-6),
         "sharpness_ratio": sharpness(images) / max(sharpness(references), 1e-6),
         "checkerboard_ratio": checkerboard(images) / max(checkerboard(references), 1e-6),
     }

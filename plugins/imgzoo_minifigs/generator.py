@@ -2,7 +2,7 @@
 
 Every picture is a pure function of ``(seed, index)``: the scene is sampled from its own random
 stream and drawn in normalized coordinates, so one ``(seed, index)`` shows the same figure at
-every ``size``. The figure carries the colour (saturated toy-palette plastic, classic yellow
+every ``size``. The figure carries the color (saturated toy-palette plastic, classic yellow
 skin); backgrounds stay muted, as in product photos. Drawing is flat OpenCV polygons plus one
 blurred shading layer, which draws a 256x256 picture in about 2 ms.
 """
@@ -18,15 +18,15 @@ import numpy as np
 
 __all__ = ["PALETTE", "render_minifig", "render_minifig_with_mask"]
 
-Colour = tuple[int, int, int]
+Color = tuple[int, int, int]
 
 
-def _hex(code: str) -> Colour:
+def _hex(code: str) -> Color:
     return (int(code[0:2], 16), int(code[2:4], 16), int(code[4:6], 16))
 
 
 #: Approximate RGB of the real toy palette, which the figure's plastic parts are drawn from.
-PALETTE: dict[str, Colour] = {
+PALETTE: dict[str, Color] = {
     "bright red": _hex("C91A09"),
     "bright blue": _hex("0055BF"),
     "bright yellow": _hex("F2CD37"),
@@ -52,8 +52,8 @@ PALETTE: dict[str, Colour] = {
     "sand green": _hex("A0BCAC"),
     "dark turquoise": _hex("008F9B"),
 }
-_PALETTE_COLOURS: list[Colour] = list(PALETTE.values())
-# The classic bright colours dominate real sets; greys, browns and pastels are rarer.
+_PALETTE_COLORS: list[Color] = list(PALETTE.values())
+# The classic bright colors dominate real sets; greys, browns and pastels are rarer.
 _PALETTE_WEIGHTS = np.array(
     [3 if name.startswith(("bright", "white", "black", "orange", "medium blue")) else 1 for name in PALETTE],
     dtype=np.float64,
@@ -61,8 +61,8 @@ _PALETTE_WEIGHTS = np.array(
 _PALETTE_WEIGHTS /= _PALETTE_WEIGHTS.sum()
 
 _YELLOW_SKIN = PALETTE["bright yellow"]
-_OTHER_SKINS: list[Colour] = [_hex("F6D7B3"), _hex("D09168"), _hex("AA7D55"), _hex("7C503A")]
-_HAIR_COLOURS: list[Colour] = [
+_OTHER_SKINS: list[Color] = [_hex("F6D7B3"), _hex("D09168"), _hex("AA7D55"), _hex("7C503A")]
+_HAIR_COLORS: list[Color] = [
     PALETTE["black"],
     PALETTE["reddish brown"],
     _hex("352100"),
@@ -72,7 +72,7 @@ _HAIR_COLOURS: list[Colour] = [
     PALETTE["dark bluish gray"],
     PALETTE["white"],
 ]
-_INK: Colour = (24, 24, 28)  # face and printing ink
+_INK: Color = (24, 24, 28)  # face and printing ink
 
 # Figure geometry in "figure units": the figure is 1 tall from the top of the head to the soles,
 # x to the right and y down, origin halfway. Measured roughly off a real minifigure.
@@ -164,27 +164,27 @@ def _between(rng: np.random.Generator, low: float, high: float, spread: float = 
 
 
 # --------------------------------------------------------------------------------------------
-# Colours
+# Colors
 # --------------------------------------------------------------------------------------------
 
 
-def _palette_colour(rng: np.random.Generator, avoid: Colour | None = None) -> Colour:
+def _palette_color(rng: np.random.Generator, avoid: Color | None = None) -> Color:
     while True:
-        colour = _PALETTE_COLOURS[int(rng.choice(len(_PALETTE_COLOURS), p=_PALETTE_WEIGHTS))]
-        if colour != avoid:
-            return colour
+        color = _PALETTE_COLORS[int(rng.choice(len(_PALETTE_COLORS), p=_PALETTE_WEIGHTS))]
+        if color != avoid:
+            return color
 
 
-def _muted_colour(rng: np.random.Generator) -> np.ndarray:
-    """A desaturated background colour, as float32 RGB in 0..255."""
+def _muted_color(rng: np.random.Generator) -> np.ndarray:
+    """A desaturated background color, as float32 RGB in 0..255."""
     hue = rng.random()
     saturation = rng.uniform(0.03, 0.3) if rng.random() < 0.85 else rng.uniform(0.3, 0.5)
     value = rng.uniform(0.5, 0.95) if rng.random() < 0.9 else rng.uniform(0.2, 0.5)
     return np.array(colorsys.hsv_to_rgb(hue, saturation, value), dtype=np.float32) * 255
 
 
-def _darker(colour: Colour, factor: float) -> Colour:
-    return (int(colour[0] * factor), int(colour[1] * factor), int(colour[2] * factor))
+def _darker(color: Color, factor: float) -> Color:
+    return (int(color[0] * factor), int(color[1] * factor), int(color[2] * factor))
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,8 +199,8 @@ def _draw_background(rng: np.random.Generator, size: int, horizon: float) -> np.
     slightly out of focus behind the figure, as in a photo.
     """
     kind = _BACKGROUNDS[int(rng.integers(len(_BACKGROUNDS)))]
-    first, second = _muted_colour(rng), _muted_colour(rng)
-    # Two close colours read as one surface; keep the second a gentle variation of the first
+    first, second = _muted_color(rng), _muted_color(rng)
+    # Two close colors read as one surface; keep the second a gentle variation of the first
     # unless the pattern is meant to show two materials.
     if kind in ("vertical gradient", "radial gradient", "noise", "studs"):
         second = first * rng.uniform(0.7, 1.15) + (second - first) * 0.25
@@ -247,7 +247,7 @@ def _draw_background(rng: np.random.Generator, size: int, horizon: float) -> np.
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Blend colours ``a`` -> ``b`` by weights ``t`` (the colours may themselves be arrays of them)."""
+    """Blend colors ``a`` -> ``b`` by weights ``t`` (the colors may themselves be arrays of them)."""
     return (a + (b - a) * t[..., None]).astype(np.float32)
 
 
@@ -268,7 +268,7 @@ class _Canvas:
         self, background: np.ndarray, light: tuple[float, float], *, with_mask: bool, contrast: float
     ):
         self.size = background.shape[0]
-        self.colour = background
+        self.color = background
         self.shade = np.ones(background.shape[:2], dtype=np.float32)
         self.gloss = np.zeros(background.shape[:2], dtype=np.float32)
         self.mask = np.zeros(background.shape[:2], dtype=np.uint8) if with_mask else None
@@ -290,24 +290,24 @@ class _Canvas:
     def to_pixels(self, points: np.ndarray) -> np.ndarray:
         return points @ self.matrix + self.offset
 
-    def fill(self, points: np.ndarray, colour: Colour, *, solid: bool = True) -> None:
+    def fill(self, points: np.ndarray, color: Color, *, solid: bool = True) -> None:
         """Fill a polygon given in figure units; ``solid`` parts belong to the figure's mask."""
         fixed = [_fixed_point(self.to_pixels(points))]
-        cv2.fillPoly(self.colour, fixed, colour, cv2.LINE_AA, _SUBPIXEL_BITS)
+        cv2.fillPoly(self.color, fixed, color, cv2.LINE_AA, _SUBPIXEL_BITS)
         if solid and self.mask is not None:
             cv2.fillPoly(self.mask, fixed, 255, cv2.LINE_8, _SUBPIXEL_BITS)
 
-    def stroke(self, points: np.ndarray, colour: Colour, width: float, *, closed: bool = False) -> None:
+    def stroke(self, points: np.ndarray, color: Color, width: float, *, closed: bool = False) -> None:
         """Draw a polyline of ``width`` figure units (at least one pixel)."""
         thickness = max(1, round(width * self.pixels_per_unit))
         fixed = [_fixed_point(self.to_pixels(points))]
-        cv2.polylines(self.colour, fixed, closed, colour, thickness, cv2.LINE_AA, _SUBPIXEL_BITS)
+        cv2.polylines(self.color, fixed, closed, color, thickness, cv2.LINE_AA, _SUBPIXEL_BITS)
 
-    def plastic(self, points: np.ndarray, colour: Colour, *, gloss: float = 0.0) -> None:
-        """Fill a moulded part: flat colour, darker away from the light, optionally a highlight."""
+    def plastic(self, points: np.ndarray, color: Color, *, gloss: float = 0.0) -> None:
+        """Fill a moulded part: flat color, darker away from the light, optionally a highlight."""
         pixels = self.to_pixels(points)
         fixed = _fixed_point(pixels)
-        cv2.fillPoly(self.colour, [fixed], colour, cv2.LINE_AA, _SUBPIXEL_BITS)
+        cv2.fillPoly(self.color, [fixed], color, cv2.LINE_AA, _SUBPIXEL_BITS)
         if self.mask is not None:
             cv2.fillPoly(self.mask, [fixed], 255, cv2.LINE_8, _SUBPIXEL_BITS)
         low, high = pixels.min(axis=0), pixels.max(axis=0)
@@ -343,16 +343,16 @@ class _Canvas:
         x0, y0 = (max(0, math.floor(v) - pad) for v in self.shaded_box[:2])
         x1, y1 = (min(self.size, math.ceil(v) + pad) for v in self.shaded_box[2:])
         if x1 <= x0 or y1 <= y0:
-            return self.colour
+            return self.color
         region = np.s_[y0:y1, x0:x1]
         shade = cv2.GaussianBlur(self.shade[region], (0, 0), sigma)
         gloss = cv2.GaussianBlur(self.gloss[region], (0, 0), sigma)
-        lit = self.colour[region].astype(np.float32)
+        lit = self.color[region].astype(np.float32)
         lit *= shade[..., None]
         lit += gloss[..., None] * 255
         np.clip(lit, 0, 255, out=lit)
-        self.colour[region] = lit
-        return self.colour
+        self.color[region] = lit
+        return self.color
 
     def _grow_shaded_box(self, low: np.ndarray, high: np.ndarray) -> None:
         box = self.shaded_box
@@ -462,10 +462,10 @@ def _torso_band(y0: float, y1: float) -> np.ndarray:
 
 
 def _draw_figure(canvas: _Canvas, rng: np.random.Generator, headgear: str) -> None:
-    torso = _palette_colour(rng)
-    arms = torso if rng.random() < 0.7 else _palette_colour(rng)
-    legs = _palette_colour(rng, avoid=torso) if rng.random() < 0.8 else torso
-    hips = legs if rng.random() < 0.8 else _palette_colour(rng)
+    torso = _palette_color(rng)
+    arms = torso if rng.random() < 0.7 else _palette_color(rng)
+    legs = _palette_color(rng, avoid=torso) if rng.random() < 0.8 else torso
+    hips = legs if rng.random() < 0.8 else _palette_color(rng)
     skin = _YELLOW_SKIN if rng.random() < 0.8 else _OTHER_SKINS[int(rng.integers(len(_OTHER_SKINS)))]
     # Outward rotation of each arm from hanging (mostly relaxed, sometimes waving) and each leg.
     arm_angles = [math.radians(a) for a in rng.choice([8, 25, 60, 120], size=2, p=[0.35, 0.3, 0.2, 0.15])]
@@ -483,7 +483,7 @@ def _draw_figure(canvas: _Canvas, rng: np.random.Generator, headgear: str) -> No
     _draw_headgear(canvas, rng, headgear, skin)
 
 
-def _draw_legs(canvas: _Canvas, legs: Colour, hips: Colour, angles: list[float]) -> None:
+def _draw_legs(canvas: _Canvas, legs: Color, hips: Color, angles: list[float]) -> None:
     for side, angle in zip((1, -1), angles, strict=True):
         pivot = (0.095, _LEG_TOP)
         leg = _rotated(_rect(0.012, _LEG_TOP, 0.18, _LEG_BOTTOM), pivot, angle)
@@ -497,7 +497,7 @@ def _draw_legs(canvas: _Canvas, legs: Colour, hips: Colour, angles: list[float])
     canvas.stroke(np.array([[-0.17, _HIP_BOTTOM], [0.17, _HIP_BOTTOM]]), _darker(hips, 0.6), 0.006)
 
 
-def _draw_arm(canvas: _Canvas, colour: Colour, skin: Colour, angle: float, side: int) -> None:
+def _draw_arm(canvas: _Canvas, color: Color, skin: Color, angle: float, side: int) -> None:
     """One arm hanging from the shoulder, turned ``angle`` outwards, with its C-shaped hand."""
     # Drawn hanging from the origin, then turned about it and moved to the shoulder.
     arm = np.concatenate(
@@ -512,20 +512,20 @@ def _draw_arm(canvas: _Canvas, colour: Colour, skin: Colour, angle: float, side:
     inner = _ellipse(0.0, hand_centre, _HAND_RADIUS * 0.48, _HAND_RADIUS * 0.48, 405, 135)
     hand = np.concatenate([outer, inner])
     wrist = _rect(-0.022, _ARM_LENGTH - 0.01, 0.022, _ARM_LENGTH + 0.012)
-    for part, part_colour, gloss in ((arm, colour, 0.15), (wrist, skin, 0.0), (hand, skin, 0.0)):
+    for part, part_color, gloss in ((arm, color, 0.15), (wrist, skin, 0.0), (hand, skin, 0.0)):
         placed = _rotated(part, (0.0, 0.0), angle) + _SHOULDER
-        canvas.plastic(_mirrored(placed) if side < 0 else placed, part_colour, gloss=gloss)
+        canvas.plastic(_mirrored(placed) if side < 0 else placed, part_color, gloss=gloss)
 
 
-def _draw_torso_print(canvas: _Canvas, rng: np.random.Generator, torso: Colour) -> None:
+def _draw_torso_print(canvas: _Canvas, rng: np.random.Generator, torso: Color) -> None:
     kind = str(rng.choice(["none", "stripe", "logo", "zipper", "tie", "suspenders", "buttons"]))
-    ink = _palette_colour(rng, avoid=torso)
+    ink = _palette_color(rng, avoid=torso)
     y = rng.uniform(-0.17, -0.02)
     if kind == "stripe":
         canvas.fill(_torso_band(y, y + 0.045), ink)
     elif kind == "logo":
         canvas.fill(_ellipse(0.0, -0.14, 0.055, 0.055), ink)
-        canvas.fill(_ellipse(0.0, -0.14, 0.03, 0.03), _palette_colour(rng, avoid=ink))
+        canvas.fill(_ellipse(0.0, -0.14, 0.03, 0.03), _palette_color(rng, avoid=ink))
     elif kind == "zipper":
         dark = _darker(torso, 0.55)
         canvas.stroke(np.array([[0.0, _TORSO_TOP + 0.01], [0.0, _TORSO_BOTTOM]]), dark, 0.008)
@@ -579,10 +579,10 @@ def _draw_face(canvas: _Canvas, rng: np.random.Generator) -> None:
         canvas.stroke(np.array([[-0.03, mouth_y + 0.005], [0.03, mouth_y + 0.005]]), _INK, 0.009)
 
 
-def _draw_headgear(canvas: _Canvas, rng: np.random.Generator, headgear: str, skin: Colour) -> None:
-    hair = _HAIR_COLOURS[int(rng.integers(len(_HAIR_COLOURS)))]
-    hat = _palette_colour(rng, avoid=skin)
-    trim = _palette_colour(rng, avoid=hat)
+def _draw_headgear(canvas: _Canvas, rng: np.random.Generator, headgear: str, skin: Color) -> None:
+    hair = _HAIR_COLORS[int(rng.integers(len(_HAIR_COLORS)))]
+    hat = _palette_color(rng, avoid=skin)
+    trim = _palette_color(rng, avoid=hat)
     top, half = _HEAD_TOP, _HEAD_HALF_WIDTH
     if headgear == "none":
         canvas.plastic(_cylinder(0.0, top - 0.035, top + 0.01, 0.06, 0.012), skin, gloss=0.2)

@@ -351,24 +351,24 @@ def test_metrics_and_baselines() -> None:
     inputs, targets = minifig_batch(task, count=3)
     perfect = task.metrics(targets, targets, inputs)
     assert perfect["psnr"] > 60 and perfect["ssim"] > 0.99
-    assert perfect["colourfulness_ratio"] == pytest.approx(1.0)
-    assert perfect["psnr_gray"] < perfect["psnr"] and perfect["psnr_mean_colour"] < perfect["psnr"]
+    assert perfect["colorfulness_ratio"] == pytest.approx(1.0)
+    assert perfect["psnr_gray"] < perfect["psnr"] and perfect["psnr_mean_color"] < perfect["psnr"]
     assert set(perfect) == {
         "psnr",
         "ssim",
-        "colourfulness_ratio",
+        "colorfulness_ratio",
         "psnr_gray",
         "ssim_gray",
-        "psnr_mean_colour",
-        "ssim_mean_colour",
-        "colourfulness_ratio_mean_colour",
+        "psnr_mean_color",
+        "ssim_mean_color",
+        "colorfulness_ratio_mean_color",
     }
     gray = task.metrics(torch.zeros_like(targets[:, 1:]), targets, inputs)  # a 2-channel ab output
-    assert gray["psnr"] == pytest.approx(gray["psnr_gray"]) and gray["colourfulness_ratio"] < 0.05
+    assert gray["psnr"] == pytest.approx(gray["psnr_gray"]) and gray["colorfulness_ratio"] < 0.05
     # Once training has seen targets, the mean-colour baseline uses their mean ab.
     task.statistics.update(torch.full_like(targets[:, 1:], 0.25))
     assert task.statistics.mean_ab() == pytest.approx((32.0, 32.0))
-    assert task.metrics(targets, targets, inputs)["psnr_mean_colour"] != perfect["psnr_mean_colour"]
+    assert task.metrics(targets, targets, inputs)["psnr_mean_color"] != perfect["psnr_mean_color"]
     assert task.primary_metric == ("psnr", "max")
 
 
@@ -490,7 +490,7 @@ def test_pipeline_evaluation_of_colorize_against_the_gray_input() -> None:
     evaluation = imgzoo.evaluate(
         "colorize", "minifigs:n=3,seed=1", weights=False, device="cpu", mode="pipeline", resolution=40
     )
-    assert set(evaluation) == {"psnr", "ssim", "colourfulness_ratio", "psnr_gray", "ssim_gray"}
+    assert set(evaluation) == {"psnr", "ssim", "colorfulness_ratio", "psnr_gray", "ssim_gray"}
     task = ColorizeTask(ColorizeConfig())
     truths = [sample.image for sample in MinifigsDataset(resolution=40, n=3, seed=1)]
     gray_psnr = [

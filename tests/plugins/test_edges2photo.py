@@ -381,14 +381,14 @@ def test_l1_decreases_over_a_few_steps(overrides: dict[str, object]) -> None:
     assert l1[-1] < 0.8 * l1[0]
 
 
-def test_metrics_compare_colour_and_sharpness_with_the_photos() -> None:
+def test_metrics_compare_color_and_sharpness_with_the_photos() -> None:
     task = Edges2PhotoTask()
     targets = torch.from_numpy(photo()).permute(2, 0, 1)[None] * 2 - 1
     same = task.metrics(targets, targets, targets)
     assert same["l1"] == 0 and same["ssim"] == pytest.approx(1)
-    assert same["colourfulness_ratio"] == pytest.approx(1) and same["sharpness_ratio"] == pytest.approx(1)
+    assert same["colorfulness_ratio"] == pytest.approx(1) and same["sharpness_ratio"] == pytest.approx(1)
     grey = task.metrics(torch.zeros_like(targets), targets, targets)
-    assert grey["colourfulness_ratio"] < 0.01 and grey["sharpness_ratio"] < 0.01
+    assert grey["colorfulness_ratio"] < 0.01 and grey["sharpness_ratio"] < 0.01
 
 
 # --------------------------------------------------------------------------------------------

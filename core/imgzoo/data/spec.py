@@ -81,7 +81,7 @@ def open_dataset(
     if factories is not None:
         factory, known = factories.get(name), list(factories)
     else:
-        from imgzoo.registry import dataset_factory, list_datasets
+        from imgzoo.catalogue import dataset_factory, list_datasets
 
         factory, known = dataset_factory(name), list_datasets()
     if factory is None:

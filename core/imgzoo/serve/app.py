@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from imgzoo import plugins, registry
+from imgzoo import catalogue, plugins
 from imgzoo.errors import (
     ConfigError,
     InputError,
@@ -96,7 +96,7 @@ def create_app(
 
     @app.get("/v1/tasks", summary="The served tasks, as `imgzoo list --json` describes them")
     def list_served() -> list[dict[str, Any]]:
-        return registry.describe_tasks(served)
+        return catalogue.describe_tasks(served)
 
     @app.post(
         "/v1/tasks/{task}",
@@ -164,7 +164,7 @@ def create_app(
 def _served_tasks(tasks: Sequence[str]) -> list[str]:
     for name in tasks:
         plugins.get_task_class(name)  # an unknown name fails now, with close names suggested
-    return sorted(set(tasks)) if tasks else registry.list_tasks()
+    return sorted(set(tasks)) if tasks else catalogue.list_tasks()
 
 
 def _worker(batcher: Batcher, settings: ServeSettings, task: str, options: Mapping[str, Any]) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from imgzoo import plugins
-from imgzoo.config import build_config, expand_dotted, merged, read_config_file
+from imgzoo.config import build_config, config_file_argument, expand_dotted, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, open_dataset, train_val_split
 from imgzoo.errors import ArgumentError, ConfigError, DataError
 from imgzoo.pipeline import LoadedWeights, Pipeline, build_task
@@ -38,7 +38,7 @@ def train(
     data: str | Dataset,
     *,
     out: str | os.PathLike[str],
-    config: str | os.PathLike[str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     train_overrides: Mapping[str, Any] | None = None,
     steps: int | None = None,
@@ -48,21 +48,24 @@ def train(
     precision: str | None = None,
     weights: str | os.PathLike[str] | Literal[False] | None = None,
     callbacks: Sequence[Callback] = (),
+    config: str | os.PathLike[str] | None = None,
     **train_options: Any,
 ) -> TrainResult:
     """Train ``task`` on the data spec ``data`` (a folder, ``paired:DIR``, ``minifigs:n=500``...,
     or a dataset object), writing checkpoints, logs, pictures and the final ``TASK.safetensors``
     under ``out``; the data is split into training and validation parts by ``val_fraction``.
 
-    ``config``: a TOML/JSON file of task settings, with an optional ``[train]`` table of
+    ``config_file`` (or ``config``): a TOML/JSON file of task settings, with an optional ``[train]`` table of
     :class:`TrainConfig` settings. ``overrides``: task settings (``{"learning_rate": 1e-4}``;
     keys under ``train`` / ``train.X`` go to the TrainConfig). ``train_overrides`` and
     ``**train_options`` (``batch_size=4``, ``seed=1``) set TrainConfig fields, as do ``steps``,
     ``epochs``, ``device`` and ``precision`` (None: from the config, default auto and fp32).
-    ``weights``: start from these weights (a name, path or URL); None or False: a fresh init.
+    ``weights``: start from these weights (a name, path or URL); None or False: a fresh init
+    (unlike :func:`imgzoo.load`, where None means the task's default weights).
     ``resume``: continue the run in ``out`` from its newest checkpoint, with the task and train
     settings it was started with (arguments given now override them).
     """
+    config = config_file_argument(config_file, config, task=task)
     out_dir = Path(out).expanduser()  # created by the Trainer, once everything has been checked
     file_settings = dict(read_config_file(Path(config), task=task)) if config is not None else {}
     file_train = file_settings.pop("train", {})

@@ -1,4 +1,4 @@
-"""Measuring a task's models: on pairs at the working resolution (``task.predict`` then
+"""Measuring a task's models: on pairs at the working resolution (``task.predict_for_metrics`` then
 ``task.metrics``, averaged), or through the whole pipeline, picture by picture at its own
 resolution (``task.degrade``, ``run()``, then ``task.image_metrics``)."""
 
@@ -80,7 +80,7 @@ def measure(
         inputs = torch.stack([pair[0] for pair in items]).to(device)
         targets = torch.stack([pair[1] for pair in items]).to(device)
         with autocast(device, precision):
-            outputs = task.predict(models, inputs)
+            outputs = task.predict_for_metrics(models, inputs)
         outputs = outputs.float()
         for name, value in task.metrics(outputs, targets, inputs).items():
             totals[name] = totals.get(name, 0.0) + float(value) * len(items)

@@ -66,7 +66,7 @@ def write_weights(
 ) -> Exported:
     """Write ``TASK.safetensors`` (the models ``config.export`` asks for, as ``{model}.{key}``)
     and ``registry-entry.toml`` beside it, naming the weights after ``out_dir``."""
-    names = list(models) if config.export == "all" else [task.inference_model]
+    names = list(models) if config.export == "all" else [task.inference_model_name]
     tensors: dict[str, torch.Tensor] = {}
     for name in names:
         tensors.update(state_tensors(models[name], prefix=name))

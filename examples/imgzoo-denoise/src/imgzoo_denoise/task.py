@@ -97,7 +97,9 @@ class DenoiseTask(Task):
         return add_noise(image, self.config.noise, self.config.strength, rng_for(image))
 
     # ── evaluation ────────────────────────────────────────────────────────────────────────
-    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+    def predict_for_metrics(
+        self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor
+    ) -> torch.Tensor:
         return self.forward(models, inputs).clamp(0, 1)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:

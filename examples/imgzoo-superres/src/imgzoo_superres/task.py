@@ -116,7 +116,9 @@ class SuperResolutionTask(Task):
         return _to_tensor(downscale(sample.image, self.scale)), _to_tensor(sample.image)
 
     # ── evaluation ────────────────────────────────────────────────────────────────────────
-    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+    def predict_for_metrics(
+        self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor
+    ) -> torch.Tensor:
         return self.forward(models, inputs).clamp(0, 1)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:

@@ -1,0 +1,329 @@
+"""The catalogue: which tasks exist, what they do, and their named weights.
+
+Tasks come from plugins; what the zoo knows *about* them (descriptions, named weights with
+their sha256, licence, recipe and metrics, the default weights) comes from registry files in
+``registry.toml`` format, merged in this order, later files winning field by field:
+
+    the built-in registry.toml  <  files contributed by plugins  <  $IMGZOO_REGISTRY  <  add_registry()
+
+``IMGZOO_REGISTRY`` holds one or more paths separated by ``os.pathsep``. A registry file::
+
+    [tasks.colorize]
+    description = "Grayscale to color (the paper's autoencoder)"
+    default_weights = "minifigs-v1"
+
+    [tasks.colorize.weights.minifigs-v1]
+    file = "imgzoo_colorize:weights/colorize-minifigs-v1.safetensors"   # or a path, or url = "https://..."
+    sha256 = "…64 hex digits…"
+    size = 1234567                                   # optional: bytes; a bigger download is stopped
+    license = "MIT"
+    recipe = { steps = 3000, batch_size = 10, optimizer = "rmsprop" }
+    metrics = { psnr = 27.1 }                        # "colour" in a key is read as "color"
+
+Reading the catalogue imports neither torch nor any task's model code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from imgzoo import plugins
+from imgzoo.errors import ConfigError, RegistryError, WeightsError
+
+if TYPE_CHECKING:
+    from imgzoo.data.base import DatasetFactory
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "TaskInfo",
+    "WeightsEntry",
+    "add_registry",
+    "canonical_metric_names",
+    "dataset_factory",
+    "describe_tasks",
+    "list_datasets",
+    "list_tasks",
+    "task_info",
+    "weights_config",
+]
+
+ENV_REGISTRY = "IMGZOO_REGISTRY"
+
+
+def canonical_metric_names(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``metrics`` with each key in the spelling imgzoo writes: "color", where registry files
+    and weights metadata written before carry "colour" (``colourfulness_ratio``). A key already
+    present in the new spelling wins over its old twin."""
+    renamed = {key.replace("colour", "color"): value for key, value in metrics.items() if "colour" in key}
+    return {**renamed, **{key: value for key, value in metrics.items() if "colour" not in key}}
+
+
+class WeightsEntry(BaseModel):
+    """One named set of weights for a task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Name used with weights=... and --weights.")
+    file: str | None = Field(
+        None, description="Local path (relative to the registry file) or 'package:path'."
+    )
+    url: str | None = Field(None, description="http(s) URL, downloaded once into the cache.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Full sha256 of the file, checked before use.")
+    size: int | None = Field(
+        None, gt=0, description="Size of the file in bytes: a download that grows past it is stopped."
+    )
+    license: str = Field("", description="Licence of the weights.")
+    description: str = Field("", description="What these weights are good at.")
+    recipe: dict[str, Any] = Field(default_factory=dict, description="How they were trained.")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Measured quality (and on what).")
+    base_dir: Path | None = Field(
+        None, description="Directory of the registry file that named them.", exclude=True
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_names(cls, metrics: Any) -> Any:
+        return canonical_metric_names(metrics) if isinstance(metrics, Mapping) else metrics
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WeightsEntry:
+        if (self.file is None) == (self.url is None):
+            raise ValueError("give exactly one of 'file' and 'url'")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.file if self.file is not None else str(self.url)
+
+
+@dataclass
+class TaskInfo:
+    """What ``imgzoo info TASK`` shows."""
+
+    name: str
+    description: str
+    plugin: str
+    default_weights: str | None
+    weights: dict[str, WeightsEntry] = field(default_factory=dict)
+    config_schema: dict[str, Any] = field(default_factory=dict)
+    output_kind: str = "image"
+    scale: int = 1
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    """The task's named inputs besides its image: name, description, channels, required."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "plugin": self.plugin,
+            "default_weights": self.default_weights,
+            "weights": {name: entry.model_dump(mode="json") for name, entry in self.weights.items()},
+            "output_kind": self.output_kind,
+            "scale": self.scale,
+            "inputs": self.inputs,
+        }
+
+
+_lock = threading.Lock()
+_user_files: list[Path] = []
+
+
+def builtin_registry_file() -> Path:
+    """The shipped registry.toml: inside the package in a wheel, at the repository root in a
+    source checkout or editable install."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir / "registry.toml", package_dir.parent.parent / "registry.toml"):
+        if candidate.is_file():
+            return candidate
+    raise RegistryError(
+        f"imgzoo's registry.toml is missing (looked in {package_dir} and the source root); reinstall imgzoo",
+        path=package_dir / "registry.toml",
+    )
+
+
+def add_registry(path: str | Path) -> None:
+    """Add a user registry file (same format as registry.toml); it overrides earlier ones."""
+    path = Path(path).expanduser()
+    read_registry_file(path)  # fail now, with the file's name, rather than at first use
+    with _lock:
+        _user_files.append(path)
+
+
+def clear_user_registries() -> None:
+    """Forget files added with :func:`add_registry` (tests use it)."""
+    with _lock:
+        _user_files.clear()
+
+
+def registry_files() -> list[Path]:
+    env = [Path(part) for part in os.environ.get(ENV_REGISTRY, "").split(os.pathsep) if part.strip()]
+    with _lock:
+        user = list(_user_files)
+    return [builtin_registry_file(), *plugins.registry_files(), *env, *user]
+
+
+def merged_entries() -> dict[str, dict[str, Any]]:
+    """The merged raw entries of every registry file, by task name."""
+    merged: dict[str, dict[str, Any]] = {}
+    for path in registry_files():
+        for task, entry in read_registry_file(path).items():
+            target = merged.setdefault(task, {"weights": {}})
+            for key, value in entry.items():
+                if key == "weights":
+                    for weights_name, weights in value.items():
+                        target["weights"][weights_name] = {
+                            **weights,
+                            "name": weights_name,
+                            "base_dir": path.parent,
+                        }
+                else:
+                    target[key] = value
+    return merged
+
+
+def list_tasks(pattern: str = "*") -> list[str]:
+    """Names of the installed tasks matching a shell-style wildcard, sorted (``"col*"``)."""
+    return sorted(name for name in plugins.task_declarations() if fnmatch.fnmatchcase(name, pattern))
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Names of the data sources plugins register (``--data NAME``) matching a shell-style
+    wildcard, sorted."""
+    return sorted(name for name in plugins.dataset_factories() if fnmatch.fnmatchcase(name, pattern))
+
+
+def dataset_factory(name: str) -> DatasetFactory | None:
+    """The factory of the dataset a plugin registers as ``name`` (None when none does); a
+    PluginError naming them when several plugins register it."""
+    conflicts = plugins.dataset_conflicts()
+    if name in conflicts:
+        raise plugins.clash_error("dataset", name, conflicts[name])
+    return plugins.dataset_factories().get(name)
+
+
+def task_info(name: str) -> TaskInfo:
+    """Everything the zoo knows about one task (its description, plugin, weights, config schema)."""
+    declared = plugins.task_declaration(name)  # not the class: listing must not import torch
+    entry = merged_entries().get(name, {"weights": {}})
+    try:
+        weights = {key: WeightsEntry.model_validate(value) for key, value in entry["weights"].items()}
+    except ValidationError as error:
+        raise ConfigError.from_validation_error(name, error, source="registry weights entry") from None
+    default = entry.get("default_weights")
+    if default is not None and default not in weights:
+        raise RegistryError(
+            f"registry: task {name!r} names default_weights {default!r}, which has no [weights] entry"
+        )
+    return TaskInfo(
+        name=name,
+        description=entry.get("description") or declared.description,
+        plugin=plugins.task_plugin(name),
+        default_weights=default,
+        weights=weights,
+        config_schema=declared.config.model_json_schema(),
+        output_kind=declared.output_kind,
+        scale=declared.scale,
+        inputs=[
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "channels": spec.channels,
+                "required": spec.required,
+            }
+            for spec in declared.extra_inputs
+        ],
+    )
+
+
+def describe_tasks(names: list[str]) -> list[dict[str, Any]]:
+    """The catalogue entries of ``names`` as JSON-ready dicts: what ``imgzoo list --json`` prints
+    and what the server's ``GET /v1/tasks`` answers."""
+    return [task_info(name).as_dict() for name in names]
+
+
+_ALLOWED_TASK_KEYS = {"description", "plugin", "default_weights", "weights"}
+
+
+def read_registry_file(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise RegistryError(
+            f"cannot read registry file {path}: {error.strerror or error}", path=path
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise RegistryError(f"registry file {path} is not valid TOML: {error}", path=path) from None
+    tasks = data.get("tasks", {})
+    if not isinstance(tasks, dict):
+        raise RegistryError(f"registry file {path}: [tasks] must be a table", path=path)
+    for task, entry in tasks.items():
+        if not isinstance(entry, dict):
+            raise RegistryError(f"registry file {path}: [tasks.{task}] must be a table", path=path)
+        unknown = set(entry) - _ALLOWED_TASK_KEYS
+        if unknown:
+            raise RegistryError(
+                f"registry file {path}: [tasks.{task}] has unknown keys {sorted(unknown)}; "
+                f"allowed: {sorted(_ALLOWED_TASK_KEYS)}",
+                path=path,
+            )
+        weights = entry.get("weights", {})
+        if not isinstance(weights, dict) or not all(isinstance(w, dict) for w in weights.values()):
+            raise RegistryError(
+                f"registry file {path}: [tasks.{task}.weights] must hold one table per named weights, "
+                f"like [tasks.{task}.weights.NAME]",
+                path=path,
+            )
+    return tasks
+
+
+def weights_config(task: str, weights: str | None = None) -> dict[str, Any] | None:
+    """The config that a task's named weights (by default, its default weights) were trained
+    with, as recorded in the weights file; read from its header, without torch and without
+    downloading. None when there are no such weights or the file is not on this machine."""
+    from imgzoo.weights import local_weights_file, read_metadata
+
+    info = task_info(task)
+    entry = info.weights.get(weights or info.default_weights or "")
+    if entry is None:
+        return None
+    path = local_weights_file(entry.source, sha256=entry.sha256, base_dir=entry.base_dir)
+    if path is None:
+        return None
+    try:
+        config = read_metadata(path).get("config")
+    except WeightsError:
+        return None  # loading them will say what is wrong; a listing shows the class defaults
+    return config if isinstance(config, dict) else None
+
+
+def resolve_weights_name(task: str, weights: str | None) -> WeightsEntry | None:
+    """The registry entry meant by ``weights`` (a name, or None for the default), or None when
+    ``weights`` is not a registered name (a path or URL then)."""
+    info = task_info(task)
+    if weights is None:
+        return info.weights[info.default_weights] if info.default_weights else None
+    if weights in info.weights:
+        return info.weights[weights]
+    return None
+
+
+def unknown_weights_error(task: str, weights: str) -> WeightsError:
+    names = sorted(task_info(task).weights)
+    known = ", ".join(names) if names else "none are registered"
+    return WeightsError(
+        f"task {task!r} has no weights named {weights!r} and no such file exists (registered: {known})",
+        path=weights,
+    )

@@ -105,7 +105,7 @@ def test_torchscript_records_its_origin_and_runs_alone(tmp_path: Path) -> None:
 def test_an_existing_file_is_replaced_only_when_asked(tmp_path: Path) -> None:
     target = tmp_path / "invert.onnx"
     target.write_bytes(b"keep")
-    with pytest.raises(imgzoo.ExportError, match="exists: pass --overwrite"):
+    with pytest.raises(imgzoo.OutputExistsError, match="exists: pass --overwrite"):
         export("invert", False, output=target)
     assert target.read_bytes() == b"keep"
     export("invert", False, output=target, overwrite=True)

@@ -324,3 +324,29 @@ def test_an_oversized_webp_is_refused_from_its_header_before_decoding() -> None:
     header = b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8X" + struct.pack("<I", 10) + bytes(4) + canvas
     with pytest.raises(InvalidImageError, match="over the limit"):
         read_images(header)
+
+
+OPENCV_LIMIT_SCRIPT = """
+import cv2, numpy as np
+import imgzoo
+from imgzoo.errors import InvalidImageError
+ok, tiff = cv2.imencode(".tiff", np.zeros((100, 100, 3), np.uint8))  # no size imgzoo reads first
+try:
+    imgzoo.load("colorize")(tiff.tobytes())
+except InvalidImageError:
+    print("refused")
+"""
+
+
+def test_opencv_refuses_formats_without_a_readable_header_beyond_the_limit() -> None:
+    environment = {**os.environ, "IMGZOO_MAX_PIXELS": "1000"}
+    environment.pop("OPENCV_IO_MAX_IMAGE_PIXELS", None)
+    completed = subprocess.run(
+        [sys.executable, "-c", OPENCV_LIMIT_SCRIPT],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "refused"  # decoding it whole would have needed 10,000 pixels

@@ -85,6 +85,20 @@ def test_either_method_gives_the_outputs_metrics_read(task_class: type[imgzoo.Ta
     assert not torch.equal(task.forward(models, inputs), torch.full_like(inputs, 7.0))
 
 
+class _OldPredictExtendingTheDefault(InvertTask):
+    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        return super().predict(models, inputs).clamp(0, 0.5)
+
+
+def test_an_older_override_may_extend_the_default_through_super() -> None:
+    task = _OldPredictExtendingTheDefault()
+    models = task.build_models()
+    inputs = torch.rand(1, 3, 2, 2)
+    expected = task.forward(models, inputs).clamp(0, 0.5)
+    assert torch.equal(task.predict_for_metrics(models, inputs), expected)  # no endless recursion
+    assert torch.equal(task.predict(models, inputs), expected)
+
+
 def test_predict_for_metrics_defaults_to_forward() -> None:
     task = InvertTask()
     models = task.build_models()
@@ -166,6 +180,21 @@ def test_weights_default_is_what_none_loads(tmp_path: Path) -> None:
     assert imgzoo.load("invert", "none").weights is None
 
 
+def test_weights_registered_as_default_are_those_weights(tmp_path: Path) -> None:
+    write_registry(
+        tmp_path / "r.toml",
+        "invert",
+        {
+            "exact": ("exact.safetensors", write_invert_weights(tmp_path / "exact.safetensors")),
+            "default": ("half.safetensors", write_invert_weights(tmp_path / "half.safetensors", gain=0.5)),
+        },
+        default="exact",
+    )
+    imgzoo.add_registry(tmp_path / "r.toml")
+    loaded = imgzoo.load("invert", "default")
+    assert loaded.weights is not None and loaded.weights.name == "default"
+
+
 def test_weights_default_without_default_weights_warns_like_none() -> None:
     with pytest.warns(UserWarning, match="untrained"):
         assert imgzoo.load("invert", "default").weights is None
@@ -196,6 +225,17 @@ def test_the_new_spelling_wins_over_its_old_twin() -> None:
 
     both = canonical_metric_names({"colorfulness_ratio": 1.0, "colourfulness_ratio": 0.5})
     assert both == {"colorfulness_ratio": 1.0}
+    nested = canonical_metric_names({"psnr": 20.0, "l1_only_baseline": {"colourfulness_ratio": 0.5}})
+    assert nested == {"psnr": 20.0, "l1_only_baseline": {"colorfulness_ratio": 0.5}}
+
+
+def test_an_evaluation_answers_to_the_old_spelling_too() -> None:
+    from imgzoo.training.api import Evaluation
+
+    evaluation = Evaluation({"colorfulness_ratio": 0.8}, task="t", weights={}, data={})
+    assert evaluation["colourfulness_ratio"] == 0.8 and "colourfulness_ratio" not in evaluation
+    with pytest.raises(KeyError):
+        evaluation["sharpness_ratio"]
 
 
 def test_weights_metadata_metrics_with_colour_keys_read_as_color(tmp_path: Path) -> None:

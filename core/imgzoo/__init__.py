@@ -41,10 +41,13 @@ from imgzoo.errors import (
     WeightsError,
     ZooError,
 )
+from imgzoo.formats import pixel_limit_for_opencv
 from imgzoo.hookspecs import hookimpl
 from imgzoo.plugins import register_plugin, unregister_plugin
 from imgzoo.task import InputSpec, StepContext, Task, TaskConfig, TaskDeclaration
 from imgzoo.tiling import Tiling
+
+pixel_limit_for_opencv()  # before anything imports OpenCV: every imgzoo module imports this first
 
 if TYPE_CHECKING:
     from imgzoo import metrics

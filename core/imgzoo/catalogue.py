@@ -66,9 +66,14 @@ ENV_REGISTRY = "IMGZOO_REGISTRY"
 def canonical_metric_names(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """``metrics`` with each key in the spelling imgzoo writes: "color", where registry files
     and weights metadata written before carry "colour" (``colourfulness_ratio``). A key already
-    present in the new spelling wins over its old twin."""
-    renamed = {key.replace("colour", "color"): value for key, value in metrics.items() if "colour" in key}
-    return {**renamed, **{key: value for key, value in metrics.items() if "colour" not in key}}
+    present in the new spelling wins over its old twin; nested tables (a baseline's metrics) are
+    renamed too."""
+    values = {
+        key: canonical_metric_names(value) if isinstance(value, Mapping) else value
+        for key, value in metrics.items()
+    }
+    renamed = {key.replace("colour", "color"): value for key, value in values.items() if "colour" in key}
+    return {**renamed, **{key: value for key, value in values.items() if "colour" not in key}}
 
 
 class WeightsEntry(BaseModel):

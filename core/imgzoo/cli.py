@@ -428,7 +428,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pipeline = load(
         args.task,
         args.weights,
-        device=_shard_device(args.device, shard),
+        device=args.device if args.backend != "torch" else _shard_device(args.device, shard),
         precision=args.precision,
         config_file=args.config,
         backend=args.backend,

@@ -17,6 +17,7 @@ the bundled example pictures, and an export whose outputs differ by more than
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -32,7 +33,7 @@ import torch
 from imgzoo import __version__
 from imgzoo import images as _images
 from imgzoo.config import config_file_argument
-from imgzoo.errors import ExportError, ZooError
+from imgzoo.errors import ExportError, OutputExistsError, ZooError
 from imgzoo.files import replaced_atomically
 from imgzoo.weights import sha256_file
 
@@ -147,10 +148,9 @@ def export(
     check_format(format, task)
     target = Path(output)
     if target.exists() and not overwrite:
-        raise ExportError(
+        raise OutputExistsError(
             f"{target} exists: pass --overwrite (overwrite=True) to replace it, or choose another file",
-            task=task,
-            format=format,
+            path=target,
         )
     if format == "onnx":
         from imgzoo.onnx_backend import require_onnxruntime, require_package
@@ -346,6 +346,12 @@ def _model_input(pipeline: Pipeline, picture: _images.Image, rng: np.random.Gene
 # ── the formats ──────────────────────────────────────────────────────────────────────────────
 
 
+# The TorchScript-based exporter: torch 2.9+ defaults to the torch.export one, which needs
+# onnxscript; before 2.5 there is no choice to make (and no `dynamo` keyword to pass).
+_HAS_DYNAMO_SWITCH = "dynamo" in inspect.signature(torch.onnx.export).parameters
+_TORCHSCRIPT_EXPORTER: dict[str, Any] = {"dynamo": False} if _HAS_DYNAMO_SWITCH else {}
+
+
 def _export_onnx(
     module: _TaskForward, example: torch.Tensor, part: Path, metadata: Mapping[str, str], task: str
 ) -> None:
@@ -359,7 +365,7 @@ def _export_onnx(
             module,
             (example,),
             str(part),
-            dynamo=False,
+            **_TORCHSCRIPT_EXPORTER,
             opset_version=OPSET,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],

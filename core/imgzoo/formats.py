@@ -6,7 +6,37 @@ run``'s outputs, a data folder's files) before anything heavy loads.
 
 from __future__ import annotations
 
-__all__ = ["MAP_SUFFIX", "READABLE_SUFFIXES", "RESULT_SUFFIX", "SIXTEEN_BIT_SUFFIXES", "WRITABLE_SUFFIXES"]
+import os
+
+__all__ = [
+    "MAP_SUFFIX",
+    "MAX_PIXELS",
+    "READABLE_SUFFIXES",
+    "RESULT_SUFFIX",
+    "SIXTEEN_BIT_SUFFIXES",
+    "WRITABLE_SUFFIXES",
+    "pixel_limit_for_opencv",
+]
+
+# A run holds several full-size copies of an image at once (decoded, as float32, the result, the
+# encoded output): colorize, the hungriest built-in task, peaks at about 72 bytes per pixel. So
+# 2**26 pixels (8192x8192) need about 5 GB, which a laptop has; a larger limit would let a small
+# file (a 16000x16000 PNG of one colour is under 1 MB) exhaust the memory instead of being refused.
+MAX_PIXELS: int = 2**26
+"""Largest height*width accepted (a decompression-bomb guard); env var IMGZOO_MAX_PIXELS overrides it."""
+
+
+def pixel_limit_for_opencv() -> None:
+    """Give OpenCV's decoder imgzoo's pixel limit, where the user has not set one for it.
+
+    OpenCV reads ``OPENCV_IO_MAX_IMAGE_PIXELS`` once, when it loads, and defaults to 2**30: set
+    before that, it refuses at decoding the formats whose size imgzoo cannot read from the
+    header first (TIFF, PNM, ...), instead of decoding them far past imgzoo's limit.
+    """
+    configured = os.environ.get("IMGZOO_MAX_PIXELS", "").strip()
+    limit = configured if configured.isdigit() and int(configured) > 0 else str(MAX_PIXELS)
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", limit)
+
 
 # suffix: (results can be written in it, it keeps 16-bit samples). Everywhere else OpenCV
 # would silently clip uint16 to 255.

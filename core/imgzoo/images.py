@@ -40,7 +40,7 @@ import numpy as np
 
 from imgzoo.errors import ConfigError, InvalidImageError, OutputError, ResultError
 from imgzoo.files import write_atomically
-from imgzoo.formats import MAP_SUFFIX, SIXTEEN_BIT_SUFFIXES, WRITABLE_SUFFIXES
+from imgzoo.formats import MAP_SUFFIX, MAX_PIXELS, SIXTEEN_BIT_SUFFIXES, WRITABLE_SUFFIXES
 
 __all__ = [
     "LUMA_WEIGHTS",
@@ -62,14 +62,7 @@ __all__ = [
     "to_uint8",
 ]
 
-# A run holds several full-size copies of an image at once (decoded, as float32, the result, the
-# encoded output): colorize, the hungriest built-in task, peaks at about 72 bytes per pixel. So
-# 2**26 pixels (8192x8192) need about 5 GB, which a laptop has; a larger limit would let a small
-# file (a 16000x16000 PNG of one colour is under 1 MB) exhaust the memory instead of being refused.
-MAX_PIXELS: int = 2**26
-"""Largest height*width accepted (a decompression-bomb guard); env var IMGZOO_MAX_PIXELS overrides it."""
-
-_BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see MAX_PIXELS)
+_BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see formats.MAX_PIXELS)
 _CONVERSION_BAND = 2**22  # values converted at a time from float to 8 bits (16 MB of float32)
 _ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
 _ACCEPTED = "a path, encoded bytes, a numpy array, a torch tensor or a PIL image (or a list of these)"

@@ -38,7 +38,8 @@ __all__ = [
 WeightsArg = str | Path | None | bool
 
 DEFAULT_WEIGHTS = "default"
-"""``weights="default"``: the task's default weights, as ``weights=None`` (the default) says."""
+"""``weights="default"``: the task's default weights, as ``weights=None`` (the default) says,
+unless the task registers weights of that very name."""
 
 BACKENDS = ("torch", "onnxruntime")
 """What runs the forward pass: PyTorch, or an ONNX Runtime session on the exported graph
@@ -59,8 +60,8 @@ def _locate_weights(task: str, weights: WeightsArg) -> LoadedWeights | None:
     """Turn the user's ``weights=`` into a verified local file (None: train-from-scratch init)."""
     if weights is False or weights == "none":
         return None
-    if weights == DEFAULT_WEIGHTS:
-        weights = None
+    if weights == DEFAULT_WEIGHTS and DEFAULT_WEIGHTS not in catalogue.task_info(task).weights:
+        weights = None  # a registry may name its own weights "default": those win
     entry = catalogue.resolve_weights_name(
         task, None if weights is True else str(weights) if weights else None
     )

@@ -18,8 +18,9 @@ from imgzoo import plugins
 from imgzoo.config import build_config, config_file_argument, expand_dotted, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, open_dataset, train_val_split
 from imgzoo.errors import ArgumentError, ConfigError, DataError
+from imgzoo.hardware import INFERENCE_PRECISIONS
 from imgzoo.pipeline import LoadedWeights, Pipeline, build_task
-from imgzoo.runtime import check_precision, resolve_device
+from imgzoo.runtime import check_precision, resolve_device, resolve_precision
 from imgzoo.task import Task, TaskConfig
 from imgzoo.training.batches import PairDataset, pair_transforms
 from imgzoo.training.checkpoint import resume_point
@@ -59,7 +60,7 @@ def train(
     :class:`TrainConfig` settings. ``overrides``: task settings (``{"learning_rate": 1e-4}``;
     keys under ``train`` / ``train.X`` go to the TrainConfig). ``train_overrides`` and
     ``**train_options`` (``batch_size=4``, ``seed=1``) set TrainConfig fields, as do ``steps``,
-    ``epochs``, ``device`` and ``precision`` (None: from the config, default auto and fp32).
+    ``epochs``, ``device`` and ``precision`` (None: from the config, whose defaults are auto).
     ``weights``: start from these weights (a name, path or URL); None or False: a fresh init
     (unlike :func:`imgzoo.load`, where None means the task's default weights).
     ``resume``: continue the run in ``out`` from its newest checkpoint, with the task and train
@@ -164,6 +165,12 @@ class Evaluation(dict[str, float]):
         self.per_image = [dict(item) for item in per_image]
         """Each picture's ``name`` and metrics (a whole-pipeline evaluation only)."""
 
+    def __missing__(self, key: str) -> float:
+        # Code written when the metrics were spelled "colour" (colourfulness_ratio) still reads them.
+        if "colour" in key:
+            return self[key.replace("colour", "color")]
+        raise KeyError(key)
+
     def report(self) -> dict[str, Any]:
         """Task, weights, data and metrics (and each picture's, if measured), as ``imgzoo eval
         --json`` prints them."""
@@ -205,7 +212,7 @@ def evaluate(
     ``weights``: a registered name, a path or URL; None for the task's default weights, False
     for a fresh init.
     """
-    check_precision(precision)
+    check_precision(precision, allowed=INFERENCE_PRECISIONS)
     if batch_size < 1:
         raise ArgumentError(f"batch_size must be at least 1, not {batch_size}", argument="batch_size")
     if max_samples is not None and max_samples < 1:
@@ -232,6 +239,7 @@ def evaluate(
     if not indices:
         raise DataError(f"data {spec!r} holds no images to evaluate on")
     target = resolve_device(device)
+    precision, _ = resolve_precision(precision, target)
     for model in models.values():
         model.to(target).eval()
     per_image: list[dict[str, float | str]] = []

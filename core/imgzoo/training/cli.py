@@ -15,7 +15,7 @@ import shlex
 import sys
 
 from imgzoo.config import parse_assignments
-from imgzoo.hardware import INFERENCE_PRECISIONS, PRECISIONS
+from imgzoo.hardware import INFERENCE_PRECISIONS
 
 __all__ = ["add_eval_arguments", "add_train_arguments", "run_eval", "run_train"]
 
@@ -77,7 +77,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32", help="fp32 (default), bf16 or fp16"
+        "--precision",
+        choices=INFERENCE_PRECISIONS,
+        default="fp32",
+        help="fp32 (default: figures comparable across machines), auto, bf16 or fp16",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     amount = parser.add_mutually_exclusive_group()

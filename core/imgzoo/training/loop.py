@@ -235,11 +235,13 @@ class Trainer:
             # ── evaluate and checkpoint (the end of the run does both after the loop) ──
             # Never at step 0: an untrained model's metrics cost a pass over the validation
             # split and say nothing about the run.
+            # Main evaluates and writes; a failure there (weights no longer finite, a full disk)
+            # stops every process at once instead of leaving them in the next collective. Every
+            # process agrees on whether to evaluate: evaluated_step moves only on main, but the
+            # steps this condition admits are the same everywhere.
             if step % cfg.eval_every == 0 and step > self.evaluated_step:
-                self._evaluate_and_report()
+                distributed.check_on_main(self._evaluate_and_report, group, self.device)
             if step > start and step % cfg.checkpoint_every == 0:
-                # Main writes; a failure there (weights no longer finite, a full disk) stops
-                # every process at once instead of leaving them in the next collective.
                 distributed.check_on_main(self._save_checkpoint, group, self.device)
 
             # ── forward / backward: the task's step. Synchronise, clip, step and zero grads

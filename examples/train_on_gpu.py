@@ -105,6 +105,8 @@ def main() -> int:
     if not args.smoke and not torch.cuda.is_available():
         parser.error("no CUDA GPU here: use --smoke to try the script on a CPU")
     workers = max(1, (os.cpu_count() or 2) - 2)
+    if (args.out / "runs").exists():
+        parser.error(f"{args.out} holds the runs of an earlier recipe: give a new folder")
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
     training_s = args.budget - EVALUATION_S
@@ -128,7 +130,7 @@ def main() -> int:
         never = 10**9  # no evaluation or checkpoint while timing
         train(
             stage.task,
-            **common,
+            **{**common, "val_fraction": 0},  # no evaluation: only the steps are timed
             out=timing_run,
             steps=CALIBRATION_STEPS,
             eval_every=never,

@@ -3,11 +3,13 @@ shipped weights on the bundled images and writes the results and one picture she
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -30,3 +32,19 @@ def test_demo_runs_the_shipped_weights_on_the_bundled_images(tmp_path: Path) -> 
             assert made.shape == given.shape
         sheet = cv2.imread(str(tmp_path / f"{task}.png"))
         assert sheet is not None and sheet.shape[0] > len(pictures) * 192
+
+
+@pytest.mark.slow
+def test_the_gpu_recipe_runs_on_a_cpu_in_smoke_mode(tmp_path: Path) -> None:
+    """examples/train_on_gpu.py --smoke: a few steps of each stage, then the held-out judgement."""
+    out = tmp_path / "recipe"
+    command = [sys.executable, str(EXAMPLES / "train_on_gpu.py"), str(out), "--smoke"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    for task in ("colorize", "edges2photo"):
+        assert (out / f"{task}.safetensors").is_file()
+        assert report[task]["steps"] == 3 and set(report[task]["new"]) == set(report[task]["shipped"])
+        assert isinstance(report[task]["new_is_better"], bool)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "holds the runs of an earlier recipe" in again.stderr

@@ -27,10 +27,10 @@ def small(task: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def example_tasks() -> Iterator[None]:
+def example_tasks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The example packages' tasks ``denoise``, ``superres`` and ``superres-x4``."""
     for package in ("imgzoo-denoise", "imgzoo-superres"):
-        sys.path.insert(0, str(EXAMPLE_TASKS / package / "src"))
+        monkeypatch.syspath_prepend(str(EXAMPLE_TASKS / package / "src"))
     import imgzoo_denoise
     import imgzoo_superres
 
@@ -38,7 +38,6 @@ def example_tasks() -> Iterator[None]:
     yield
     for name in names:
         imgzoo.unregister_plugin(name)
-    del sys.path[:2]
 
 
 @pytest.fixture

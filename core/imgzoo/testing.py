@@ -180,7 +180,9 @@ def check_registered(name: str, overrides: Overrides = None) -> None:
     task_class = plugins.get_task_class(name)
     _require(task_class.name == name, name, f"{task_class.__qualname__}.name is {task_class.name!r}")
     info = catalogue.task_info(name)  # raises on a malformed registry entry
-    _require(info.description.strip(), name, "has no description (set the class's `description`)")
+    _require(
+        info.description.strip(), name, "has no description (set `description` in its declaration or class)"
+    )
 
 
 def check_config(name: str, overrides: Overrides = None) -> None:

@@ -91,12 +91,12 @@ def edge_map_issue(image: np.ndarray) -> str | None:
     ``cv2.Canny`` returns them). A sketch with shading may be flagged too; the verdict is only
     ever used for a warning.
     """
-    luma = _luma(np.asarray(image, dtype=np.float32))
+    gray = _gray(np.asarray(image, dtype=np.float32))
     # Fixed wording (no percentages): Python shows a warning once per message, so a batch of
     # photos gives one warning, not one per image.
-    if (luma >= _BACKGROUND).mean() >= 0.5:
+    if (gray >= _BACKGROUND).mean() >= 0.5:
         return None
-    if (luma <= _INK).mean() >= 0.5:
+    if (gray <= _INK).mean() >= 0.5:
         return "it is mostly dark, but edge maps are black lines on white: is it inverted (1 - image)?"
     return (
         "it is mostly mid-tones, like a photo, not black lines on white: "
@@ -127,7 +127,8 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values)
 
 
-def _luma(image: np.ndarray) -> np.ndarray:
+def _gray(image: np.ndarray) -> np.ndarray:
+    """HxW luma of an HxW, HxWx1 or HxWx3 image."""
     return image if image.ndim == 2 else luma(image)[..., 0]
 
 

@@ -35,7 +35,7 @@ def require_serve_extra() -> None:
         try:
             import_module(module)
         except ImportError:
-            raise MissingExtraError("imgzoo serve", "serve", distribution) from None
+            raise MissingExtraError(distribution, extra="serve", purpose="for imgzoo serve") from None
 
 
 def create_app(

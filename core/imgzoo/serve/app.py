@@ -224,7 +224,7 @@ def _worker(batcher: Batcher, settings: ServeSettings, task: str, options: Mappi
         try:
             return load(task, device=settings.device, precision=settings.precision, **backend, **options)
         except WeightsError as error:
-            if not options:
+            if not set(options) - {"tile"}:
                 raise  # the server's own weights: a 500, its details in the log
             # The options build a model the weights do not fit (another width, say). The message
             # leaves out the weights' path, which is the server's business.

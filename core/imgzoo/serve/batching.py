@@ -133,9 +133,10 @@ class ModelWorker:
                 self._closed = True
                 waiting, self._pending = self._pending, []
             self._ready.set()
-            _fail(waiting, error)
+            # Forgotten before any caller hears of the failure, so that a retry loads afresh.
             if self._on_load_failed is not None:
                 self._on_load_failed(self)
+            _fail(waiting, error)
             return
         self._ready.set()
         while True:

@@ -3,6 +3,7 @@ test client (the load and browser tests run a real server)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sys
@@ -11,17 +12,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
+from pydantic import Field, model_validator
 
 import imgzoo
 from imgzoo.cli import main
-from imgzoo.errors import RequestError
+from imgzoo.errors import ArgumentError, ConfigError, RequestError, TilingError
 from imgzoo.serve import ServeSettings, create_app
-from imgzoo.serve.app import choose_format
+from imgzoo.serve.app import choose_format, status_for
 from imgzoo.serve.batching import Batcher, Job
+from imgzoo.serve.settings import BACKENDS
 from serving import decode_png, encode_png, png_bomb, random_pictures, write_seeded_weights
+from toy_tasks import InvertTask, write_registry
 
 TASKS = ("invert", "toy-upscale", "toy-depth", "toy-inpaint")
 
@@ -144,7 +150,7 @@ BAD_REQUESTS = {
         400,
     ),
     "empty body": ("/v1/tasks/invert", {"content": b"", "headers": {"content-type": "image/png"}}, 400),
-    "bomb": ("/v1/tasks/invert", {"content": png_bomb(), "headers": {"content-type": "image/png"}}, 400),
+    "bomb": ("/v1/tasks/invert", {"content": png_bomb(), "headers": {"content-type": "image/png"}}, 413),
     "missing required input": ("/v1/tasks/toy-inpaint", {"files": {"image": ("a.png", "PICTURE")}}, 400),
     "unknown input": (
         "/v1/tasks/invert",
@@ -189,9 +195,15 @@ def test_bad_requests_are_4xx_with_the_error(client: TestClient, rng: np.random.
     assert isinstance(error, str) and error
 
 
-def test_error_messages_say_what_to_do(client: TestClient, rng: np.random.Generator) -> None:
+def test_error_messages_say_what_to_do(
+    client: TestClient, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bomb = client.post("/v1/tasks/invert", content=png_bomb(), headers={"content-type": "image/png"})
-    assert "over the limit" in bomb.json()["error"] and "IMGZOO_MAX_PIXELS" in bomb.json()["error"]
+    assert "over the server's limit" in bomb.json()["error"] and "--max-pixels" in bomb.json()["error"]
+    monkeypatch.setenv("IMGZOO_MAX_PIXELS", "100")  # the decoder's own guard, below the server's
+    small_bomb = client.post("/v1/tasks/invert", content=png_bomb(20), headers={"content-type": "image/png"})
+    assert small_bomb.status_code == 400 and "IMGZOO_MAX_PIXELS" in small_bomb.json()["error"]
+    monkeypatch.delenv("IMGZOO_MAX_PIXELS")
     missing = client.post("/v1/tasks/toy-inpaint", files={"image": ("a.png", _picture(rng))})
     assert "needs input 'mask'" in missing.json()["error"]
     unknown = client.post("/v1/tasks/invertt", content=b"x", headers={"content-type": "image/png"})
@@ -260,6 +272,8 @@ def test_a_missed_deadline_answers_504(
         )
         assert response.status_code == 504 and "timeout" in response.json()["error"]
         assert app.state.batcher.in_flight == 0  # the abandoned job gave its place back
+        (worker,) = app.state.batcher.workers
+        assert worker.idle  # and left its worker's queue, with its image
 
 
 def test_a_cancelled_job_is_not_run() -> None:
@@ -328,6 +342,11 @@ def test_cli_serve_binds_localhost_and_passes_settings(seeded: None, monkeypatch
         9,
         "torch",
     )
+    assert (settings.max_pixels, settings.max_models) == (4096 * 4096, 8)
+    assert main(["serve", "invert", "--max-pixels", "1000", "--max-models", "2"]) == 0
+    settings = started["app"].state.settings
+    assert (settings.max_pixels, settings.max_models) == (1000, 2)
+    assert started["app"].state.batcher.max_models == 2
 
 
 def test_cli_serve_errors_are_one_line(
@@ -336,11 +355,312 @@ def test_cli_serve_errors_are_one_line(
     assert main(["serve", "invertt"]) == 1
     assert capsys.readouterr().err.strip().startswith("imgzoo: error: unknown task 'invertt'")
     assert main(["serve", "invert", "--max-batch", "0"]) == 1
-    assert "max_batch: must be at least 1" in capsys.readouterr().err
+    assert "--max-batch: must be at least 1" in capsys.readouterr().err
+    assert main(["serve", "invert", "--max-request-mb", "0"]) == 1
+    assert "--max-request-mb: must be more than 0, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["serve", "invert", "--backend", "tensorrt"])
+    assert usage.value.code == 2 and "invalid choice: 'tensorrt'" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "fastapi", None)
     assert main(["serve", "invert"]) == 1
     error = capsys.readouterr().err
     assert (
-        error
-        == "imgzoo: error: imgzoo serve needs fastapi, which is not installed: pip install 'imgzoo[serve]'\n"
+        error == "imgzoo: error: fastapi is not installed (for imgzoo serve): pip install 'imgzoo[serve]'\n"
     )
+
+
+# ── limits, failures and errors ───────────────────────────────────────────────────────────
+@pytest.fixture
+def counted_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The sources of the images the server decodes, in order."""
+    from imgzoo import images
+
+    decoded: list[str] = []
+    real_decode = images.decode_image
+
+    def decode_image(data: bytes, source: str = "bytes") -> Any:
+        decoded.append(source)
+        return real_decode(data, source)
+
+    monkeypatch.setattr(images, "decode_image", decode_image)
+    return decoded
+
+
+def test_a_full_queue_refuses_before_the_body_is_decoded(
+    seeded: None, slow_loading: threading.Event, counted_decodes: list[str], rng: np.random.Generator
+) -> None:
+    picture = _picture(rng)
+    app = create_app(["invert"], ServeSettings(queue=1), preload=False)
+    with TestClient(app) as client:
+        first = threading.Thread(
+            target=client.post,
+            args=("/v1/tasks/invert",),
+            kwargs={"content": picture, "headers": {"content-type": "image/png"}},
+        )
+        first.start()
+        while app.state.batcher.in_flight < 1:
+            threading.Event().wait(0.01)
+        refused = client.post("/v1/tasks/invert", content=picture, headers={"content-type": "image/png"})
+        assert refused.status_code == 503
+        slow_loading.set()
+        first.join()
+    assert len(counted_decodes) == 1  # the first request's image only
+
+
+def test_images_over_max_pixels_are_refused_from_their_header(
+    seeded: None, counted_decodes: list[str], rng: np.random.Generator
+) -> None:
+    small, large = _picture(rng, 8, 8), _picture(rng, 12, 10)
+    ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 256, (12, 10, 3), np.uint8))
+    assert ok
+    mask = encode_png(np.full((12, 10), 255, np.uint8))
+    with TestClient(create_app(["invert", "toy-inpaint"], ServeSettings(max_pixels=100))) as client:
+        for body, media in ((large, "image/png"), (jpeg.tobytes(), "image/jpeg")):
+            response = client.post("/v1/tasks/invert", content=body, headers={"content-type": media})
+            assert response.status_code == 413, response.text
+            assert (
+                "10x12 = 120 pixels" in response.json()["error"]
+                and "--max-pixels" in response.json()["error"]
+            )
+        masked = client.post(
+            "/v1/tasks/toy-inpaint", files={"image": ("a.png", small), "mask": ("m.png", mask)}
+        )
+        assert masked.status_code == 413 and "the mask is 10x12" in masked.json()["error"]
+        assert counted_decodes == []
+        fits = client.post("/v1/tasks/invert", content=small, headers={"content-type": "image/png"})
+        assert fits.status_code == 200
+        np.testing.assert_array_equal(decode_png(fits.content), imgzoo.run("invert", small))
+
+
+def test_a_cancelled_job_leaves_its_worker_at_once() -> None:
+    from imgzoo.images import decode_image
+
+    gate = threading.Event()
+    batcher = Batcher(max_batch=4, max_wait=0, queue=4)
+    worker = batcher.worker("waits", lambda: gate.wait(timeout=60))  # type: ignore[arg-type,return-value]
+    image = decode_image(encode_png(np.zeros((4, 4, 3), np.uint8)))
+    job = Job(image, {})
+    batcher.submit(worker, job)
+    assert not worker.idle and batcher.in_flight == 1
+    job.future.cancel()
+    assert worker.idle and batcher.in_flight == 0
+    gate.set()
+    batcher.close()
+
+
+def test_max_models_bounds_the_models_loaded(seeded: None, rng: np.random.Generator) -> None:
+    picture = _picture(rng)
+    app = create_app(["invert"], ServeSettings(max_models=1), preload=False)
+    with TestClient(app) as client:
+        for gain in (0.5, 2.0):
+            response = client.post(
+                f"/v1/tasks/invert?gain={gain}", content=picture, headers={"content-type": "image/png"}
+            )
+            assert response.status_code == 200
+            np.testing.assert_array_equal(
+                decode_png(response.content), imgzoo.run("invert", picture, gain=gain)
+            )
+        assert [worker.name for worker in app.state.batcher.workers] == ['["invert", {"gain": 2.0}]']
+
+
+class WideConfig(imgzoo.TaskConfig):
+    width: int = Field(4, ge=1, description="Channels between the two convolutions.")
+    multiple: int = Field(1, ge=1, description="What the width must be a multiple of.")
+
+    @model_validator(mode="after")
+    def _width_is_a_multiple(self) -> WideConfig:
+        if self.width % self.multiple:
+            raise ValueError(f"width {self.width} is not a multiple of {self.multiple}")
+        return self
+
+
+class WideTask(InvertTask):
+    """Invert through a hidden layer whose width is a config field: options change its shape."""
+
+    name = "toy-wide"
+    Config = WideConfig  # type: ignore[assignment]
+
+    def build_models(self) -> dict[str, Any]:
+        width = self.config.width  # type: ignore[attr-defined]
+        return {"model": torch.nn.Sequential(torch.nn.Conv2d(3, width, 1), torch.nn.Conv2d(width, 3, 1))}
+
+    def forward(self, models: Any, inputs: torch.Tensor) -> torch.Tensor:
+        return models["model"](inputs)
+
+
+@pytest.fixture
+def wide_task(tmp_path: Path) -> Iterator[Path]:
+    """``toy-wide`` with default weights of width 4 (a multiple of 2); yields their folder."""
+    from imgzoo.weights import save_weights, state_tensors
+
+    class WidePlugin:
+        @imgzoo.hookimpl
+        def register_tasks(self, register: Any) -> None:
+            register(WideTask)
+
+    name = imgzoo.register_plugin(WidePlugin(), name="toy-wide")
+    task = WideTask(WideConfig(width=4, multiple=2))
+    file = tmp_path / "wide.safetensors"
+    metadata = {"task": "toy-wide", "config": task.config.model_dump(mode="json")}
+    sha256 = save_weights(
+        file, state_tensors(task.build_models()["model"], prefix="model"), metadata=metadata
+    )
+    write_registry(tmp_path / "wide.toml", "toy-wide", {"w4": (file.name, sha256)}, default="w4")
+    imgzoo.add_registry(tmp_path / "wide.toml")
+    yield tmp_path
+    imgzoo.unregister_plugin(name)
+
+
+def test_options_the_weights_do_not_fit_are_400_without_paths(
+    wide_task: Path, rng: np.random.Generator
+) -> None:
+    picture = _picture(rng)
+    app = create_app(["toy-wide"])
+    with TestClient(app) as client:
+        loaded = [worker.name for worker in app.state.batcher.workers]
+        # Checked against the weights' config (multiple=2) before any model is built.
+        odd = client.post(
+            "/v1/tasks/toy-wide?width=5", content=picture, headers={"content-type": "image/png"}
+        )
+        assert odd.status_code == 400 and "not a multiple of 2" in odd.json()["error"]
+        # Valid for the config, but the weights hold another shape: the load fails.
+        wider = client.post(
+            "/v1/tasks/toy-wide?width=6", content=picture, headers={"content-type": "image/png"}
+        )
+        assert wider.status_code == 400, wider.text
+        assert "width=6" in wider.json()["error"] and "do not fit" in wider.json()["error"]
+        assert str(wide_task) not in wider.text and "safetensors" not in wider.text
+        assert [worker.name for worker in app.state.batcher.workers] == loaded  # the failed one is gone
+        same = client.post(
+            "/v1/tasks/toy-wide?width=4", content=picture, headers={"content-type": "image/png"}
+        )
+        assert same.status_code == 200
+
+
+def test_user_mistakes_are_4xx_and_failures_a_generic_500(
+    seeded: None, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from imgzoo.serve import app as serve_app
+
+    assert status_for(ArgumentError("batch_size must be at least 1", argument="batch_size")) == 400
+    assert status_for(TilingError("tile 5 is too small")) == 400
+    picture = _picture(rng)
+    with TestClient(create_app(["invert"]), raise_server_exceptions=False) as client:
+        tiled = client.post(
+            "/v1/tasks/invert?tile=64", content=picture, headers={"content-type": "image/png"}
+        )
+        assert tiled.status_code == 400 and "cannot run in tiles" in tiled.json()["error"]
+
+        def broken_encoder(result: np.ndarray, fmt: str) -> bytes:
+            raise RuntimeError("cannot write /srv/secret/scratch")
+
+        monkeypatch.setattr(serve_app, "encode_result", broken_encoder)
+        with caplog.at_level("ERROR", logger="imgzoo.serve"):
+            failed = client.post("/v1/tasks/invert", content=picture, headers={"content-type": "image/png"})
+        assert failed.status_code == 500 and failed.json() == {"error": "internal error"}
+        assert "/srv/secret/scratch" in caplog.text and "POST /v1/tasks/invert" in caplog.text
+
+
+def test_v1_tasks_names_local_weights_files_without_their_folders(
+    seeded: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "elsewhere" / "invert-abs.safetensors"
+    outside.parent.mkdir()
+    outside.write_bytes((tmp_path / "invert.safetensors").read_bytes())
+    sha256 = hashlib.sha256(outside.read_bytes()).hexdigest()
+    write_registry(tmp_path / "abs.toml", "invert", {"abs": (str(outside), sha256)})
+    imgzoo.add_registry(tmp_path / "abs.toml")
+    assert main(["list", "invert", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["weights"]["abs"]["file"] == str(outside)  # the command line shows it whole
+    with TestClient(create_app(["invert"])) as client:
+        (served,) = client.get("/v1/tasks").json()
+    assert served["weights"]["abs"]["file"] == "invert-abs.safetensors"
+    assert served["weights"]["seeded"] == listed["weights"]["seeded"]  # beside the registry: as is
+    assert {**served, "weights": {}} == {**listed, "weights": {}}
+
+
+def test_settings_are_checked_naming_the_flags() -> None:
+    from imgzoo.pipeline import BACKENDS as PIPELINE_BACKENDS
+
+    assert BACKENDS == PIPELINE_BACKENDS
+    with pytest.raises(ConfigError) as bad:
+        ServeSettings(
+            backend="tensorrt", precision="fp64", device="tpu", max_request_bytes=0, max_models=0
+        ).check()
+    fields = [field for field, _ in bad.value.errors]
+    assert fields == ["--max-models", "--max-request-mb", "--backend", "--precision", "--device"]
+    assert "unknown device 'tpu'" in str(bad.value)
+
+
+def test_the_content_type_is_checked_before_the_body_is_read() -> None:
+    import asyncio
+
+    from starlette.requests import Request
+
+    from imgzoo.serve.app import _read_request
+
+    received: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append(True)
+        return {"type": "http.request", "body": b"x" * 100, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "headers": [(b"content-type", b"text/plain")]}
+    with pytest.raises(RequestError) as refused:
+        asyncio.run(_read_request(Request(scope, receive), 2**20, "invert"))
+    assert refused.value.status == 415 and received == []
+
+
+def test_task_modules_are_imported_outside_the_event_loop(
+    seeded: None, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from imgzoo import plugins
+
+    app = create_app(["invert"])
+    in_loop: list[bool] = []
+    real = plugins.get_task_class
+
+    def get_task_class(name: str) -> Any:
+        try:
+            asyncio.get_running_loop()
+            in_loop.append(True)
+        except RuntimeError:
+            in_loop.append(False)
+        return real(name)
+
+    monkeypatch.setattr(plugins, "get_task_class", get_task_class)
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/tasks/invert", content=_picture(rng), headers={"content-type": "image/png"}
+        )
+    assert response.status_code == 200 and in_loop and not any(in_loop)
+
+
+@pytest.fixture
+def tiled_task(toy_tasks: None, tmp_path: Path) -> Iterator[None]:
+    from toy_tasks import TiledToyTasksPlugin
+
+    name = imgzoo.register_plugin(TiledToyTasksPlugin(), name="tiled-toy-tasks")
+    write_seeded_weights(tmp_path, ["smooth"])
+    yield
+    imgzoo.unregister_plugin(name)
+
+
+def test_tile_is_an_option_as_in_run(tiled_task: None, rng: np.random.Generator) -> None:
+    picture = _picture(rng, 48, 40)
+    headers = {"content-type": "image/png"}
+    with TestClient(create_app(["smooth"])) as client:
+        for tile in (0, 32):
+            response = client.post(f"/v1/tasks/smooth?tile={tile}", content=picture, headers=headers)
+            assert response.status_code == 200, response.text
+            np.testing.assert_array_equal(
+                decode_png(response.content), imgzoo.run("smooth", picture, tile=tile)
+            )
+        # Tiles blend without seams, so the results match whole or tiled: the models tell them apart.
+        loaded = sorted(worker.name for worker in client.app.state.batcher.workers)  # type: ignore[attr-defined]
+        assert loaded == ['["smooth", {"tile": 0}]', '["smooth", {"tile": 32}]', '["smooth", {}]']
+        small = client.post("/v1/tasks/smooth?tile=8", content=picture, headers=headers)
+        assert small.status_code == 400 and "too small" in small.json()["error"]

@@ -1,6 +1,7 @@
 """The web page in a real browser: headless Chromium driven by Selenium with the system's
 chromedriver (``apt-get install chromium chromium-driver``; no driver is downloaded). Without a
-browser the test skips, except under CI (``CI`` set), where a missing browser fails."""
+browser the test skips, unless ``IMGZOO_REQUIRE_BROWSER=1`` (set by ``.ci/run``) asks for it to
+fail instead."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -26,13 +27,28 @@ def _browser_missing() -> str | None:
     return None
 
 
+def _without_browser(missing: str) -> NoReturn:
+    """Skip, or fail where IMGZOO_REQUIRE_BROWSER=1 says the browser test must run."""
+    if os.environ.get("IMGZOO_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"IMGZOO_REQUIRE_BROWSER=1, but the browser test cannot run: {missing}")
+    pytest.skip(missing)
+
+
+def test_a_missing_browser_fails_only_where_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")  # as every GitHub Actions job has it: not a reason to fail
+    monkeypatch.delenv("IMGZOO_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no chromedriver"):
+        _without_browser("no chromedriver")
+    monkeypatch.setenv("IMGZOO_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match=r"IMGZOO_REQUIRE_BROWSER=1.*no chromedriver"):
+        _without_browser("no chromedriver")
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     missing = _browser_missing()
     if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser test: {missing}")
-        pytest.skip(missing)
+        _without_browser(missing)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -32,6 +32,7 @@ from imgzoo import __version__, catalogue, hookspecs, plugins
 from imgzoo.errors import ArgumentError, ConfigError, PluginError, ZooError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.hardware import INFERENCE_PRECISIONS
+from imgzoo.serve.settings import BACKENDS, ServeSettings
 
 if TYPE_CHECKING:
     from imgzoo.pipeline import Pipeline
@@ -164,6 +165,20 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--max-request-mb", type=float, default=32.0, help="largest request body in MiB; larger get 413"
     )
+    sub.add_argument(
+        "--max-pixels",
+        type=int,
+        default=ServeSettings.max_pixels,
+        help="largest image in pixels (height x width, read from its header before decoding); larger get "
+        "413 (default: 4096x4096)",
+    )
+    sub.add_argument(
+        "--max-models",
+        type=int,
+        default=ServeSettings.max_models,
+        help="most models loaded at once, one per task and set of options; the least recently used idle "
+        "one makes room (default: 8)",
+    )
     sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     sub.add_argument(
         "--precision",
@@ -172,7 +187,10 @@ def _build_parser() -> argparse.ArgumentParser:
         help="auto (default): bf16 where the hardware computes it natively, else fp32",
     )
     sub.add_argument(
-        "--backend", default="torch", help="inference backend passed to imgzoo.load (default: torch)"
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="what runs the models, as in imgzoo run: torch (default), or onnxruntime (fp32 on the CPU)",
     )
 
     sub = command("plugins", _cmd_plugins, "list plugins: distribution, version, hooks, tasks, status")
@@ -334,7 +352,7 @@ def _auto_precision_on_cpu() -> str:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from imgzoo.serve import ServeSettings, serve
+    from imgzoo.serve import serve
 
     settings = ServeSettings(
         device=args.device,
@@ -345,6 +363,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         queue=args.queue,
         timeout=args.timeout,
         max_request_bytes=int(args.max_request_mb * 2**20),
+        max_pixels=args.max_pixels,
+        max_models=args.max_models,
     )
     serve(args.tasks, settings, host=args.host, port=args.port)
     return 0

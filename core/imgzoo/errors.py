@@ -21,7 +21,7 @@
     ├── RequestError              an HTTP request the server refuses: too large, busy, too slow, ...
     ├── MissingExtraError         an optional feature's packages are not installed (names the extra)
     ├── ExportError               a model that cannot be exported, or whose export does not reproduce it
-    └── BackendError              an inference backend that cannot run here (a missing package, a device)
+    └── BackendError              an inference backend that cannot run here (a device, a precision)
 
 Each error says what went wrong *and* what to do next; the CLI prints ``str(error)`` as one
 line (a few for field-by-field config errors) and exits non-zero.
@@ -249,13 +249,15 @@ class RequestError(ZooError):
 
 
 class MissingExtraError(ZooError, ImportError):
-    """A feature needs packages that are not installed; ``extra`` names the optional
-    dependency group that brings them (``pip install 'imgzoo[serve]'``)."""
+    """A feature needs a package that is not installed; ``missing`` names it, ``extra`` the
+    optional dependency group that brings it (``pip install 'imgzoo[serve]'``) and ``purpose``
+    what needed it."""
 
-    def __init__(self, feature: str, extra: str, missing: str) -> None:
-        self.extra = extra
+    def __init__(self, missing: str, *, extra: str, purpose: str) -> None:
         self.missing = missing
-        super().__init__(f"{feature} needs {missing}, which is not installed: pip install 'imgzoo[{extra}]'")
+        self.extra = extra
+        self.purpose = purpose
+        super().__init__(f"{missing} is not installed ({purpose}): pip install 'imgzoo[{extra}]'")
 
 
 class ExportError(ZooError):
@@ -270,8 +272,8 @@ class ExportError(ZooError):
 
 
 class BackendError(ZooError):
-    """An inference backend cannot run here: its package is not installed, or it does not
-    support the device or precision asked for. ``backend`` names it."""
+    """An inference backend cannot run here: it is unknown, or it does not support the device or
+    precision asked for (a missing package is a :class:`MissingExtraError`). ``backend`` names it."""
 
     def __init__(self, message: str, *, backend: str) -> None:
         self.backend = backend

@@ -48,6 +48,7 @@ __all__ = [
     "Image",
     "InputForm",
     "OutputSpec",
+    "declared_size",
     "decode_image",
     "encode_pixels",
     "finish_result",
@@ -583,20 +584,28 @@ def _check_header(data: bytes, source: str) -> None:
 
     Other formats are checked once decoded; OpenCV refuses anything over 2**30 pixels by itself.
     """
-    from imgzoo.data._imagesize import HEAD_BYTES, PNG_SIGNATURE, head_size
+    from imgzoo.data._imagesize import PNG_SIGNATURE
 
     if data.startswith(PNG_SIGNATURE):
         _require_png_end(data, source)
-    if data.startswith(b"\xff\xd8"):
-        size = _jpeg_size(data, source)
-    else:
-        try:
-            width_height = head_size(data[:HEAD_BYTES])
-        except struct.error:  # cut short: the decoder says what is wrong
-            width_height = None
-        size = None if width_height is None else (width_height[1], width_height[0])
+    size = declared_size(data, source)
     if size is not None:
         _check_pixel_count(size[0], size[1], source)
+
+
+def declared_size(data: bytes, source: str = "bytes") -> tuple[int, int] | None:
+    """``(height, width)`` as an encoded PNG, JPEG, BMP, GIF or WebP declares it in its header,
+    read without decoding; None for other formats or a header cut short. A JPEG that ends before
+    its pixel data is an InvalidImageError."""
+    from imgzoo.data._imagesize import HEAD_BYTES, head_size
+
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data, source)
+    try:
+        width_height = head_size(data[:HEAD_BYTES])
+    except struct.error:  # cut short: the decoder says what is wrong
+        return None
+    return None if width_height is None else (width_height[1], width_height[0])
 
 
 def _truncated(source: str, kind: str) -> InvalidImageError:

@@ -8,7 +8,7 @@ config and the imgzoo and torch versions, next to a record of its own sha256: a 
 missing, damaged or replaced is exported again, a valid one never is.
 
 onnxruntime (and onnx, which PyTorch's exporter needs) are optional dependencies:
-``pip install "imgzoo[onnx]"``.
+``pip install 'imgzoo[onnx]'``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from imgzoo import __version__
-from imgzoo.errors import BackendError
+from imgzoo.errors import BackendError, MissingExtraError
 from imgzoo.files import write_atomically
 from imgzoo.weights import cache_dir, content_digest, sha256_file, state_tensors
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND",
-    "INSTALL_HINT",
     "OnnxRuntimeModel",
     "cached_model",
     "open_session",
@@ -43,7 +42,6 @@ __all__ = [
 ]
 
 BACKEND = "onnxruntime"
-INSTALL_HINT = 'pip install "imgzoo[onnx]"'
 PRECISION_REASON = "ONNX Runtime runs fp32 on the CPU"
 _CACHE_LAYOUT = 1  # bumped when what a cached file holds changes
 
@@ -58,9 +56,7 @@ def require_package(name: str, purpose: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError:
-        raise BackendError(
-            f"{name} is not installed ({purpose}): install it with {INSTALL_HINT}", backend=BACKEND
-        ) from None
+        raise MissingExtraError(name, extra="onnx", purpose=purpose) from None
 
 
 def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:

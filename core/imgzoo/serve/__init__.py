@@ -4,7 +4,8 @@
     >>> app = create_app(["colorize"], ServeSettings(max_batch=8, max_wait_ms=5))
     >>> # any ASGI server runs it: uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Endpoints: ``GET /v1/tasks`` (the catalogue, as ``imgzoo list --json``), ``POST /v1/tasks/{task}``
+Endpoints: ``GET /v1/tasks`` (the catalogue, as ``imgzoo list --json``, local weights files by
+name only), ``POST /v1/tasks/{task}``
 (an image in, the result out), ``GET /healthz``, ``GET /openapi.json`` and ``GET /docs`` (a local
 page listing the endpoints), and the web page at ``/``. Needs the ``serve`` extra
 (``pip install 'imgzoo[serve]'``: fastapi, uvicorn, python-multipart); importing this module
@@ -35,7 +36,7 @@ def require_serve_extra() -> None:
         try:
             import_module(module)
         except ImportError:
-            raise MissingExtraError("imgzoo serve", "serve", distribution) from None
+            raise MissingExtraError(distribution, extra="serve", purpose="for imgzoo serve") from None
 
 
 def create_app(

@@ -1,8 +1,14 @@
 """The HTTP application: routes, request reading, limits and errors as JSON.
 
-A request is read and checked in a thread of the server's pool (decoding, the task's rules for
-its named inputs, its options), queued on its model's worker (see :mod:`imgzoo.serve.batching`),
-and its result encoded in the pool again, so that the model's thread only runs models.
+A request takes its place in the queue first (a full queue is a 503 before anything is read),
+then its content type, body size and image headers (``--max-pixels``) are checked, then it is
+decoded and checked in a thread of the server's pool (the task's rules for its named inputs, its
+options against the weights' config), queued on its model's worker (see
+:mod:`imgzoo.serve.batching`), and its result encoded in the pool again, so that the event loop
+only reads and writes and the model's thread only runs models.
+
+Errors are ``{"error": message}``: a 4xx with the message for what the request got wrong, a
+generic 500 for the server's own failures, whose details go to the log (they may name local files).
 """
 
 from __future__ import annotations
@@ -10,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -26,16 +34,20 @@ from starlette.exceptions import HTTPException
 
 from imgzoo import catalogue, plugins
 from imgzoo.errors import (
+    ArgumentError,
     ConfigError,
     InputError,
     InvalidImageError,
     RequestError,
+    TilingError,
     UnknownTaskError,
+    WeightsError,
     ZooError,
 )
-from imgzoo.images import encode_pixels
-from imgzoo.serve.batching import Batcher, Job
+from imgzoo.images import declared_size, encode_pixels
+from imgzoo.serve.batching import Batcher, Job, ModelWorker
 from imgzoo.serve.settings import DEFAULT_BACKEND, ServeSettings
+from imgzoo.task import TaskConfig
 
 __all__ = ["OUTPUT_FORMATS", "choose_format", "create_app", "encode_result", "status_for"]
 
@@ -48,6 +60,7 @@ OUTPUT_FORMATS = {
 """Result formats by ``?format=`` name, with the media type they are sent as (and asked for in ``Accept``)."""
 
 _FORMAT_ALIASES = {"jpg": "jpeg"}
+_LOG = logging.getLogger("imgzoo.serve")
 _RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
 _STATIC_FILES = {
     "app.js": "text/javascript",
@@ -67,7 +80,10 @@ def create_app(
     settings.check()
     served = _served_tasks(tasks)
     batcher = Batcher(
-        max_batch=settings.max_batch, max_wait=settings.max_wait_ms / 1000, queue=settings.queue
+        max_batch=settings.max_batch,
+        max_wait=settings.max_wait_ms / 1000,
+        queue=settings.queue,
+        max_models=settings.max_models,
     )
     if preload:
         for name in tasks:
@@ -94,9 +110,12 @@ def create_app(
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "tasks": served}
 
-    @app.get("/v1/tasks", summary="The served tasks, as `imgzoo list --json` describes them")
+    @app.get(
+        "/v1/tasks",
+        summary="The served tasks, as `imgzoo list --json` describes them (local weights files by name only)",
+    )
     def list_served() -> list[dict[str, Any]]:
-        return catalogue.describe_tasks(served)
+        return [_without_local_paths(entry) for entry in catalogue.describe_tasks(served)]
 
     @app.post(
         "/v1/tasks/{task}",
@@ -113,8 +132,9 @@ def create_app(
             400: {"description": 'a bad image, input or option: `{"error": ...}`'},
             404: {"description": "no such task"},
             406: {"description": "the result cannot be sent in the asked format"},
-            413: {"description": "the request is too large"},
+            413: {"description": "the request, or an image in it, is larger than the server takes"},
             415: {"description": "the body is neither an image nor multipart/form-data"},
+            500: {"description": 'the server failed: `{"error": "internal error"}`, details in its log'},
             503: {"description": "the queue is full: retry after `Retry-After` seconds"},
             504: {"description": "the result was not ready within the server's timeout"},
         },
@@ -123,14 +143,17 @@ def create_app(
         started = time.monotonic()
         if task not in served:
             raise UnknownTaskError(task, served)
-        task_class = plugins.get_task_class(task)
+        # The first use of a task imports its plugin's module (torch, its model code): not in the loop.
+        task_class = await run_in_threadpool(plugins.get_task_class, task)
         query = dict(request.query_params)
         fmt = choose_format(query.pop("format", None), request.headers.get("accept"), task_class.output_kind)
-        image, inputs, fields = await _read_request(request, settings.max_request_bytes, task)
-        options = {**_parse_options(query), **_parse_options(fields)}
-        job, options = await run_in_threadpool(_prepare_job, task, image, inputs, options)
-        worker = _worker(batcher, settings, task, options)
-        batcher.submit(worker, job)
+        reservation = batcher.reserve()
+        try:
+            job, worker = await _read_job(request, task, query, settings, batcher)
+            batcher.submit(worker, job, reservation)
+        except BaseException:
+            reservation.release()
+            raise
         left = settings.timeout - (time.monotonic() - started)
         try:
             result = await asyncio.wait_for(asyncio.wrap_future(job.future), timeout=max(left, 0.001))
@@ -167,7 +190,30 @@ def _served_tasks(tasks: Sequence[str]) -> list[str]:
     return sorted(set(tasks)) if tasks else catalogue.list_tasks()
 
 
-def _worker(batcher: Batcher, settings: ServeSettings, task: str, options: Mapping[str, Any]) -> Any:
+def _without_local_paths(entry: dict[str, Any]) -> dict[str, Any]:
+    """A catalogue entry with each weights file that lies outside its registry's folder (an
+    absolute path, one from the home folder or through "..") named by its file name alone: where
+    the server keeps its files is no client's business. Package resources and URLs stay."""
+    weights = {}
+    for name, record in entry["weights"].items():
+        file = record.get("file")
+        if file and _outside_registry_folder(file):
+            record = {**record, "file": PureWindowsPath(file).name}  # either separator
+        weights[name] = record
+    return {**entry, "weights": weights}
+
+
+def _outside_registry_folder(file: str) -> bool:
+    posix = PurePosixPath(file.replace("\\", "/"))
+    return (
+        posix.is_absolute()
+        or file.startswith("~")
+        or ".." in posix.parts
+        or PureWindowsPath(file).is_absolute()
+    )
+
+
+def _worker(batcher: Batcher, settings: ServeSettings, task: str, options: Mapping[str, Any]) -> ModelWorker:
     """The worker running ``task`` with ``options``, loading its pipeline when new."""
 
     def load() -> Any:
@@ -175,22 +221,42 @@ def _worker(batcher: Batcher, settings: ServeSettings, task: str, options: Mappi
 
         # Passed on only when chosen, so that the default works with any imgzoo.load().
         backend: dict[str, Any] = {} if settings.backend == DEFAULT_BACKEND else {"backend": settings.backend}
-        return load(task, device=settings.device, precision=settings.precision, **backend, **options)
+        try:
+            return load(task, device=settings.device, precision=settings.precision, **backend, **options)
+        except WeightsError as error:
+            if not set(options) - {"tile"}:
+                raise  # the server's own weights: a 500, its details in the log
+            # The options build a model the weights do not fit (another width, say). The message
+            # leaves out the weights' path, which is the server's business.
+            raise RequestError(
+                f"task {task!r}: the server's weights do not fit a model with the options "
+                f"{_described(options)} (they change the model's shape): leave those options out, or "
+                "use the values the weights were trained with (`imgzoo info TASK` lists them)",
+                status=400,
+                task=task,
+            ) from error
 
     key = json.dumps([task, dict(options)], sort_keys=True)
     return batcher.worker(key, load)
 
 
 # ── requests ──────────────────────────────────────────────────────────────────────────────
+async def _read_job(
+    request: Request, task: str, query: Mapping[str, str], settings: ServeSettings, batcher: Batcher
+) -> tuple[Job, ModelWorker]:
+    """The request's job, read and checked, and the worker that runs it (started when new)."""
+    image, inputs, fields = await _read_request(request, settings.max_request_bytes, task)
+    options = {**_parse_options(query), **_parse_options(fields)}
+    job, settled = await run_in_threadpool(_prepare_job, task, image, inputs, options, settings.max_pixels)
+    return job, _worker(batcher, settings, task, settled)
+
+
 async def _read_request(
     request: Request, limit: int, task: str
 ) -> tuple[bytes, dict[str, bytes], dict[str, str]]:
     """The image, the named inputs' files and the form's other fields of a request."""
-    body = await _read_body(request, limit, task)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media.startswith(_RAW_IMAGE_TYPES):
-        return body, {}, {}
-    if media != "multipart/form-data":
+    if not media.startswith(_RAW_IMAGE_TYPES) and media != "multipart/form-data":
         raise RequestError(
             f"task {task!r}: cannot read a body of type {media or '(none)'!r}: send the image as the body "
             "with Content-Type image/png (or image/jpeg, ...), or as the part 'image' of a "
@@ -198,6 +264,9 @@ async def _read_request(
             status=415,
             task=task,
         )
+    body = await _read_body(request, limit, task)
+    if media != "multipart/form-data":
+        return body, {}, {}
     replayed = Request(request.scope, receive=_replay(body))
     async with replayed.form() as form:
         files: dict[str, bytes] = {}
@@ -260,13 +329,16 @@ def _parse_options(raw: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _prepare_job(
-    task: str, image: bytes, inputs: Mapping[str, bytes], options: Mapping[str, Any]
+    task: str, image: bytes, inputs: Mapping[str, bytes], options: Mapping[str, Any], max_pixels: int
 ) -> tuple[Job, dict[str, Any]]:
-    """Decode and check the image, its named inputs and the options (as ``imgzoo.run`` does);
-    returns the job and the options as the task's config reads them."""
+    """Check the options (as ``imgzoo.run`` does, against the config the server's weights were
+    trained with; ``tile`` as ``imgzoo.load`` takes it), then the images' sizes from their
+    headers, then decode the image and its named inputs; returns the job and the options as
+    the pipeline's load takes them."""
     from imgzoo.config import build_config
     from imgzoo.images import decode_image
     from imgzoo.inputs import read_inputs
+    from imgzoo.tiling import resolve_tiling
 
     task_class = plugins.get_task_class(task)
     input_names = {spec.name for spec in task_class.extra_inputs}
@@ -276,12 +348,39 @@ def _prepare_job(
             task=task,
             input=name,
         )
-    config = build_config(task_class.Config, task=task, overrides=options)
+    fields = {name: value for name, value in options.items() if name != "tile"}
+    # Only options need the weights' config (read from their file's header) to be checked against.
+    trained = catalogue.weights_config(task) if options else None
+    config = build_config(task_class.Config, task=task, weights_config=trained, overrides=fields)
     # Keyed by the values the config holds, so that "true" and "1" share one model.
-    settled = {name: getattr(config, name) for name in options}
+    settled = {name: getattr(config, name) for name in fields}
+    if "tile" in options:
+        assert isinstance(config, TaskConfig)
+        tiling = resolve_tiling(task_class(config), options["tile"])
+        settled["tile"] = tiling.tile if tiling is not None else 0
+    _check_pixels(image, max_pixels, task, "image")
+    for name, data in inputs.items():
+        _check_pixels(data, max_pixels, task, name)
     decoded = decode_image(image, source=f"the image sent to {task!r}")
     extras = read_inputs(task_class, [decoded], inputs)
     return Job(decoded, {name: values[0] for name, values in extras.items()}), settled
+
+
+def _check_pixels(data: bytes, limit: int, task: str, name: str) -> None:
+    """Refuse an image whose header declares more than ``limit`` pixels, before decoding it."""
+    size = declared_size(data, source=f"the {name} sent to {task!r}")
+    if size is not None and size[0] * size[1] > limit:
+        height, width = size
+        raise RequestError(
+            f"task {task!r}: the {name} is {width}x{height} = {width * height} pixels, over the server's "
+            f"limit of {limit}: send a smaller image (or start the server with a larger --max-pixels)",
+            status=413,
+            task=task,
+        )
+
+
+def _described(options: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in sorted(options.items()))
 
 
 def choose_format(asked: str | None, accept: str | None, output_kind: str) -> str:
@@ -357,7 +456,7 @@ def status_for(error: ZooError) -> int:
         return error.status
     if isinstance(error, UnknownTaskError):
         return 404
-    if isinstance(error, (InvalidImageError, InputError, ConfigError)):
+    if isinstance(error, (InvalidImageError, InputError, ConfigError, TilingError, ArgumentError)):
         return 400
     return 500
 
@@ -369,9 +468,12 @@ def _error_response(status: int, message: str, retry_after: int | None = None) -
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ZooError)
-    async def zoo_error(_: Request, error: Exception) -> JSONResponse:
+    async def zoo_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ZooError)
-        return _error_response(status_for(error), str(error), getattr(error, "retry_after", None))
+        status = status_for(error)
+        if status >= 500 and not isinstance(error, RequestError):
+            return _internal_error(request, error)
+        return _error_response(status, str(error), getattr(error, "retry_after", None))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: Exception) -> JSONResponse:
@@ -383,5 +485,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error_response(422, str(error))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:
-        return _error_response(500, f"internal error: {type(error).__name__}: {error}")
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        return _internal_error(request, error)
+
+
+def _internal_error(request: Request, error: Exception) -> JSONResponse:
+    """A generic 500: the details (which may name the server's files) go to the log only."""
+    _LOG.error("%s %s failed", request.method, request.url.path, exc_info=error)
+    return _error_response(500, "internal error")

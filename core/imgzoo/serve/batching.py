@@ -5,10 +5,12 @@ Each loaded model (a task with one set of options) has a :class:`ModelWorker`: o
 loads the pipeline, then takes the oldest waiting job, gathers the other waiting jobs of the same
 group (image size, channels, named inputs given) up to ``max_batch``, waiting at most
 ``max_wait`` seconds after the oldest arrived, and runs them through the pipeline in one call.
-:class:`Batcher` owns the workers and bounds the jobs waiting across all of them.
+:class:`Batcher` owns the workers and bounds the requests in flight across all of them: a
+request takes its place in the queue (:meth:`Batcher.reserve`) before its body is read or decoded,
+and gives it back when its job is done, cancelled or refused.
 
 Jobs are ``concurrent.futures.Future`` objects: a caller that gives up cancels its future, and a
-cancelled job is dropped before it runs.
+cancelled job leaves its worker's queue at once (its decoded image with it).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from imgzoo.images import Image
     from imgzoo.pipeline import Pipeline
 
-__all__ = ["Batcher", "Job", "ModelWorker"]
+__all__ = ["Batcher", "Job", "ModelWorker", "Reservation"]
 
 
 @dataclass
@@ -47,15 +49,28 @@ class Job:
 
 
 class ModelWorker:
-    """One model's thread: loads its pipeline with ``load()``, then runs waiting jobs in batches."""
+    """One model's thread: loads its pipeline with ``load()``, then runs waiting jobs in batches.
 
-    def __init__(self, name: str, load: Callable[[], Pipeline], *, max_batch: int, max_wait: float) -> None:
+    When loading fails, every job waiting or sent later gets the load's error, the thread ends and
+    ``on_load_failed(worker)`` is called (the batcher forgets the worker).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        load: Callable[[], Pipeline],
+        *,
+        max_batch: int,
+        max_wait: float,
+        on_load_failed: Callable[[ModelWorker], None] | None = None,
+    ) -> None:
         self.name = name
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.batches_run = 0
         """How many batches have run (each one ``pipeline`` call), for tests and metrics."""
         self._load = load
+        self._on_load_failed = on_load_failed
         self._pending: list[Job] = []
         self._condition = threading.Condition()
         self._closed = False
@@ -76,11 +91,29 @@ class ModelWorker:
             raise self._load_error
 
     def submit(self, job: Job) -> None:
+        """Queue ``job``; it fails with the load's error if loading failed."""
         with self._condition:
-            if self._closed:
-                raise RequestError(f"model {self.name} is shutting down: retry", status=503, retry_after=1)
-            self._pending.append(job)
-            self._condition.notify()
+            load_error = self._load_error
+            if load_error is None:
+                if self._closed:
+                    raise RequestError(
+                        f"model {self.name} is shutting down: retry", status=503, retry_after=1
+                    )
+                self._pending.append(job)
+                self._condition.notify()
+        # Outside the lock: a finished job's callbacks take the batcher's lock, which is taken
+        # before this one when the batcher looks for an idle worker.
+        if load_error is not None:
+            _fail([job], load_error)
+            return
+        job.future.add_done_callback(lambda _: self._discard(job))
+
+    def _discard(self, job: Job) -> None:
+        """Drop a job whose caller gave up before it ran, so that it neither holds its image nor
+        keeps the worker from counting as idle."""
+        if job.future.cancelled():
+            with self._condition:
+                self._pending = [waiting for waiting in self._pending if waiting is not job]
 
     def close(self) -> None:
         """Stop after the batch that is running; jobs still waiting are cancelled."""
@@ -95,19 +128,21 @@ class ModelWorker:
         try:
             pipeline = self._load()
         except BaseException as error:  # reported to every job, and by wait_loaded()
-            self._load_error = error
-            pipeline = None
-        finally:
+            with self._condition:
+                self._load_error = error
+                self._closed = True
+                waiting, self._pending = self._pending, []
             self._ready.set()
+            # Forgotten before any caller hears of the failure, so that a retry loads afresh.
+            if self._on_load_failed is not None:
+                self._on_load_failed(self)
+            _fail(waiting, error)
+            return
+        self._ready.set()
         while True:
             batch = self._next_batch()
             if batch is None:
                 return
-            if pipeline is None:
-                assert self._load_error is not None
-                for job in batch:
-                    job.future.set_exception(self._load_error)
-                continue
             self._run(pipeline, batch)
 
     def _next_batch(self) -> list[Job] | None:
@@ -157,9 +192,31 @@ class ModelWorker:
             job.future.set_result(result)
 
 
+def _fail(jobs: list[Job], error: BaseException) -> None:
+    for job in jobs:
+        if job.future.set_running_or_notify_cancel():
+            job.future.set_exception(error)
+
+
+class Reservation:
+    """A request's place in the server's queue, held from before its body is read until its job
+    is done; :meth:`release` gives it back (once, however often it is called)."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release = release
+        self._lock = threading.Lock()
+        self._held = True
+
+    def release(self, *_: Any) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._release()
+
+
 class Batcher:
     """The workers of a server, one per model key, at most ``max_models`` of them (the least
-    recently used idle one is closed to make room), and at most ``queue`` jobs in them at once."""
+    recently used idle one is closed to make room), and at most ``queue`` requests in flight."""
 
     def __init__(self, *, max_batch: int, max_wait: float, queue: int, max_models: int = 8) -> None:
         self.max_batch = max_batch
@@ -177,18 +234,34 @@ class Batcher:
             if worker is not None:
                 self._workers.move_to_end(key)
                 return worker
-            if len(self._workers) >= self.max_models:
-                self._evict_idle(key)
-            worker = ModelWorker(key, load, max_batch=self.max_batch, max_wait=self.max_wait)
+            evicted = self._evict_idle(key) if len(self._workers) >= self.max_models else None
+            worker = ModelWorker(
+                key, load, max_batch=self.max_batch, max_wait=self.max_wait, on_load_failed=self._forget
+            )
             self._workers[key] = worker
-            return worker
+        if evicted is not None:
+            # Outside the lock: closing cancels any job that just arrived, whose callbacks take it.
+            evicted.close()
+        return worker
 
-    def _evict_idle(self, key: str) -> None:
+    def _forget(self, worker: ModelWorker) -> None:
+        """Drop a worker whose model failed to load, so that it holds no place among the models."""
+        with self._lock:
+            if self._workers.get(worker.name) is worker:
+                del self._workers[worker.name]
+
+    @property
+    def workers(self) -> list[ModelWorker]:
+        """The workers whose models are loaded or loading, least recently used first."""
+        with self._lock:
+            return list(self._workers.values())
+
+    def _evict_idle(self, key: str) -> ModelWorker:
+        """Take the least recently used idle worker out (the caller closes it), or refuse ``key``."""
         for name, candidate in self._workers.items():
             if candidate.idle:
-                candidate.close()
                 del self._workers[name]
-                return
+                return candidate
         raise RequestError(
             f"the server already runs {self.max_models} models, all busy, so it cannot load {key}: "
             "retry shortly, or use options the server has loaded already",
@@ -196,8 +269,8 @@ class Batcher:
             retry_after=1,
         )
 
-    def submit(self, worker: ModelWorker, job: Job) -> None:
-        """Queue ``job`` on ``worker``, or raise a 503 RequestError when the queue is full."""
+    def reserve(self) -> Reservation:
+        """A place in the queue, or a 503 RequestError when all ``queue`` places are taken."""
         with self._lock:
             if self._in_flight >= self.queue:
                 raise RequestError(
@@ -207,14 +280,21 @@ class Batcher:
                     retry_after=1,
                 )
             self._in_flight += 1
-        job.future.add_done_callback(self._release)
+        return Reservation(self._release)
+
+    def submit(self, worker: ModelWorker, job: Job, reservation: Reservation | None = None) -> None:
+        """Queue ``job`` on ``worker`` in the place ``reservation`` holds (one is reserved now
+        when none is given: a 503 RequestError when the queue is full); the place is given back
+        when the job is done or cancelled."""
+        reservation = reservation or self.reserve()
+        job.future.add_done_callback(reservation.release)
         try:
             worker.submit(job)
         except RequestError:
             job.future.cancel()
             raise
 
-    def _release(self, _: Future[Any]) -> None:
+    def _release(self) -> None:
         with self._lock:
             self._in_flight -= 1
 

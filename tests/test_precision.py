@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 
 import imgzoo
 from imgzoo import catalogue, hardware
+from imgzoo.images import load_image, to_uint8
 from imgzoo.runtime import auto_precision
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -73,23 +73,35 @@ def test_info_tells_what_auto_runs_without_importing_torch() -> None:
     assert shown.splitlines()[-1] == "False"
 
 
+# How far bf16 may move a task's 8-bit outputs from fp32's: (mean, share of values beyond 8
+# levels, largest). A generator of pictures from lines amplifies rounding where it decides an
+# edge: edges2photo's shipped weights move 0.5-1.1 levels on average on the examples' edge maps,
+# 13 at most on a handful of pixels; colorize, whose network only predicts chroma, moves less.
+BF16_BOUNDS = {"colorize": (0.5, 1e-3, 16), "edges2photo": (1.5, 1e-2, 24)}
+
+
 @pytest.mark.parametrize("task", catalogue.list_tasks())
 def test_bf16_moves_outputs_little_from_fp32(task: str) -> None:
-    """On the bundled examples with the default weights, in 8-bit levels: at most 0.5 on
-    average, 8 on all but one value in a thousand, 16 on any. (A GAN's sharp edges can flip a
-    few pixels further: edges2photo moves at most 12, on 8 of astronaut.jpg's 307,200 values.)
-    Where the CPU has no native bf16, torch emulates it: slower, same numbers."""
+    """On the bundled examples, given as a user would give them (``Task.degrade``: gray for
+    colorize, the edge map for edges2photo), with the default weights, in 8-bit levels: within
+    the task's bounds above. Where the CPU has no native bf16, torch emulates it: slower, same
+    numbers."""
+    mean_bound, far_bound, max_bound = BF16_BOUNDS[task]
     outputs = {}
     for precision in ("fp32", "bf16"):
         pipeline = imgzoo.load(task, precision=precision)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # a photo is not an edge map: still a fair input
-            outputs[precision] = [pipeline(str(path)) for path in EXAMPLE_IMAGES]
+        inputs = [pipeline.task.degrade(load_image(path).rgb()) for path in EXAMPLE_IMAGES]
+        outputs[precision] = [to_uint8(pipeline(image)) for image in inputs]
     moved_at_all = False
     for path, full, half in zip(EXAMPLE_IMAGES, outputs["fp32"], outputs["bf16"], strict=True):
         moved = np.abs(full.astype(np.int16) - half.astype(np.int16))
         far = np.count_nonzero(moved > 8) / moved.size
-        assert moved.mean() <= 0.5 and far <= 1e-3 and moved.max() <= 16, (path.name, moved.max(), far)
+        assert moved.mean() <= mean_bound and far <= far_bound and moved.max() <= max_bound, (
+            path.name,
+            moved.mean(),
+            far,
+            moved.max(),
+        )
         moved_at_all = moved_at_all or moved.max() > 0
     assert moved_at_all, "bf16 gave fp32's outputs exactly: the bf16 path did not run"
 

@@ -5,9 +5,9 @@
     >>> # any ASGI server runs it: uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Endpoints: ``GET /v1/tasks`` (the catalogue, as ``imgzoo list --json``, local weights files by
-name only), ``POST /v1/tasks/{task}``
-(an image in, the result out), ``GET /healthz``, ``GET /openapi.json`` and ``GET /docs`` (a local
-page listing the endpoints), and the web page at ``/``. Needs the ``serve`` extra
+name only), ``POST /v1/tasks/{task}`` (an image in, the result out), ``GET /healthz``,
+``GET /openapi.json`` and ``GET /docs`` (a local page listing the endpoints), and the web page
+at ``/``. Needs the ``serve`` extra
 (``pip install 'imgzoo[serve]'``: fastapi, uvicorn, python-multipart); importing this module
 does not.
 """

@@ -19,9 +19,11 @@ The contract between a trainer and a task
   backpropagates ``loss`` into that optimizer's parameters, divided by ``grad_accum``; when the
   accumulation window closes it clips, steps and zeroes them; in a distributed run the task's
   ``models`` are wrapped in ``DistributedDataParallel``, which averages that last backward's
-  gradients over processes while it runs. The learning-rate schedule multiplies every optimizer's base rate.
-* **evaluation**: ``task.predict_for_metrics`` on validation inputs, ``task.metrics`` averaged over images,
-  ``task.primary_metric`` choosing the best checkpoint, ``task.to_display`` for the pictures.
+  gradients over processes while it runs. The learning-rate schedule multiplies every
+  optimizer's base rate.
+* **evaluation**: ``task.predict_for_metrics`` on validation inputs, ``task.metrics`` averaged
+  over images, ``task.primary_metric`` choosing the best checkpoint, ``task.to_display`` for the
+  pictures.
 * **batches**: ``batch_size`` is the *global* batch of one optimizer step; it is split into
   ``grad_accum`` micro-batches and each of those over the processes, so any split trains alike.
 * **out_dir**: ``metrics.jsonl``, ``loss.png``, ``samples/step-NNNNNN.png``,

@@ -58,11 +58,12 @@ output's own scale (``max(1, max |output|)``: outputs in [0, 1] or [-1, 1] compa
 
 Both sides compute in fp32, where one rounding is 6e-8 of the value; the exported graph sums
 the same products in another order (another convolution algorithm), which leaves differences
-of 1e-7 to 1e-5 on the built-in models (8.5e-6 for edges2photo on a 512x512 photo), growing
-slowly with depth and size. 1e-4 leaves ten times that for deeper models, and is still 1/40
-of an 8-bit step (1/255), so a saved picture changes by at most one level where rounding falls
-on a boundary. A real export fault (an operation traced
-as a constant, a wrong padding) moves outputs by 1e-2 or more."""
+of 1e-7 to 3e-5 on the built-in models (edges2photo on a 512x512 photo: 8.5e-6 on one thread,
+3.2e-5 on two, whose kernels sum in yet another order), growing slowly with depth and size.
+1e-4 leaves three times that for deeper models, and is still 1/40 of an 8-bit step (1/255),
+so a saved picture changes by at most one level where rounding falls on a boundary. A real
+export fault (an operation traced as a constant, a wrong padding) moves outputs by 1e-2 or
+more."""
 
 OPSET = 17
 """The ONNX opset: the oldest with every operation the built-in models use (LayerNorm aside,

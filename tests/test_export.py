@@ -292,6 +292,22 @@ def test_a_valid_cached_graph_is_never_exported_again(count_exports: list[Path],
     assert len(count_exports) == 2
 
 
+def test_an_edited_plugin_package_is_exported_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imgzoo.onnx_backend import _source_digest
+
+    package = tmp_path / "edited_plugin"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "task.py").write_text("class EditedTask:\n    pass\n")
+    (package / "models" / "net.py").write_text("WIDTH = 8\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from edited_plugin.task import EditedTask  # type: ignore[import-not-found]
+
+    before = _source_digest(EditedTask)
+    (package / "models" / "net.py").write_text("WIDTH = 16\n")  # the model, not the task's module
+    assert _source_digest(EditedTask) != before  # so the cache key, and the graph, change too
+
+
 @pytest.mark.usefixtures("toy_tasks")
 @pytest.mark.parametrize("damage", ["missing", "truncated", "replaced", "record missing"])
 def test_a_missing_corrupt_or_stale_graph_is_exported_again(

@@ -105,13 +105,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("inputs", nargs="+", metavar="INPUT")
     sub.add_argument("-o", "--output", help="output file (one input) or directory (default: outputs/TASK)")
     sub.add_argument("--weights", help="registered weights name, a .safetensors path or a URL")
-    sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    sub.add_argument(
-        "--precision",
-        default="auto",
-        choices=INFERENCE_PRECISIONS,
-        help="auto (default): bf16 where the hardware computes it natively, else fp32",
-    )
+    _add_place_arguments(sub)
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
     sub.add_argument(
@@ -179,13 +173,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="most models loaded at once, one per task and set of options; the least recently used idle "
         "one makes room (default: 8)",
     )
-    sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    sub.add_argument(
-        "--precision",
-        default="auto",
-        choices=INFERENCE_PRECISIONS,
-        help="auto (default): bf16 where the hardware computes it natively, else fp32",
-    )
+    _add_place_arguments(sub)
     sub.add_argument(
         "--backend",
         default="torch",
@@ -211,6 +199,17 @@ def _build_parser() -> argparse.ArgumentParser:
         command("eval", training_cli.run_eval, "evaluate weights on a folder or dataset")
     )
     return parser
+
+
+def _add_place_arguments(sub: argparse.ArgumentParser) -> None:
+    """Where and at what precision inference runs: the same for `imgzoo run` and `imgzoo serve`."""
+    sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    sub.add_argument(
+        "--precision",
+        default="auto",
+        choices=INFERENCE_PRECISIONS,
+        help="auto (default): bf16 where the hardware computes it natively, else fp32",
+    )
 
 
 class _CommandParser(argparse.ArgumentParser):

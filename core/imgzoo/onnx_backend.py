@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +122,9 @@ def cached_model(pipeline: Pipeline) -> OnnxRuntimeModel:
 
 def cache_key(pipeline: Pipeline) -> str:
     """What the exported graph depends on, hashed: the weights (their file's sha256, or for an
-    untrained model its tensors'), the task's config and the versions that made the graph."""
+    untrained model its tensors'), the task's config, the source of the plugin package that
+    defines the task (an edited model in a checkout keeps its version number) and the versions
+    that made the graph."""
     from imgzoo.exporting import OPSET, origin_metadata
 
     origin = origin_metadata(pipeline)
@@ -136,11 +139,28 @@ def cache_key(pipeline: Pipeline) -> str:
         "task": pipeline.task.name,
         "config": origin["imgzoo.config"],
         "weights": weights,
+        "code": _source_digest(type(pipeline.task)),
         "imgzoo": __version__,
         "torch": torch.__version__,
         "opset": OPSET,
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+def _source_digest(task_class: type) -> str:
+    """sha256 of the Python files of the package that defines ``task_class`` (or of its module,
+    outside a package): the code that the exported graph was traced from."""
+    top = sys.modules.get(task_class.__module__.partition(".")[0])
+    location = getattr(top, "__file__", None)
+    if location is None:
+        return ""
+    path = Path(location)
+    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(path.parent).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def _is_valid(graph: Path, record: Path, key: str) -> bool:

@@ -128,6 +128,7 @@ def test_fused_generator_against_trained_and_onnx_runtime(generator: UNetGenerat
         if "onnxruntime" in times:
             faster = _ratio(times, "onnxruntime", "fused")
             print(f"  {precision}: fused is {faster:.2f}x faster than ONNX Runtime")
+            assert faster >= 0.95, "the fused generator must keep up with ONNX Runtime"
         elif not bf16:
             print(f"  {precision}: ONNX Runtime skipped: {runtime}")
         # The gain is a few percent, the noise of a shared machine about as much: only a clear

@@ -255,6 +255,20 @@ def test_the_fused_generator_computes_what_the_generator_does(norm: str, upsampl
         assert torch.equal(value, before[name]), name
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_phased_up_convolution_is_a_convolution_of_the_enlarged_picture(bias: bool) -> None:
+    from imgzoo_edges2photo.unet import _interleave_phases, _PhasedUpConv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(5, 7, 3, padding=1, bias=bias)
+    inputs = torch.randn(2, 5, 6, 9)  # not square, odd width: every border case
+    with torch.inference_mode():
+        expected = conv(torch.nn.functional.interpolate(inputs, scale_factor=2.0, mode="nearest"))
+        phased = _interleave_phases(_PhasedUpConv(conv)(inputs))
+    assert phased.shape == (2, 7, 12, 18)
+    torch.testing.assert_close(phased, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_the_pipeline_runs_the_fused_generator_and_keeps_the_loaded_one() -> None:
     pipeline = imgzoo.load("edges2photo", precision="fp32")  # the shipped weights
     assert isinstance(pipeline.inference_models["generator"], FusedUNet)

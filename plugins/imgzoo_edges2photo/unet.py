@@ -276,7 +276,7 @@ class _PhasedUpConv(nn.Module):
     Output row ``2i + a`` of the enlarged picture reads enlarged rows ``2i + a - 1 .. 2i + a + 1``,
     which are input rows ``i - 1, i, i`` for ``a = 0`` and ``i, i, i + 1`` for ``a = 1``: two
     distinct rows, whose kernel rows add up. Columns alike. So phase ``(a, b)`` is a 2x2
-    convolution of the input padded by one, read from offset ``(a, b)``; all four run as one
+    convolution of the input zero-padded by one, read from offset ``(a, b)``; all four run as one
     convolution with four times the output channels.
     """
 
@@ -290,7 +290,8 @@ class _PhasedUpConv(nn.Module):
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().repeat(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (1, 1, 1, 1)), self.weight, self.bias)
+        # A 2x2 kernel with padding 1 gives the (H+1) x (W+1) phases without a padded copy.
+        return F.conv2d(x, self.weight, self.bias, padding=1)
 
 
 def _collapse(weight: torch.Tensor, *, dim: int, phase: int) -> torch.Tensor:

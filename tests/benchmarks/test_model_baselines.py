@@ -1,0 +1,103 @@
+"""The shipped models against the baselines a model must beat, through ``run()`` at full
+resolution on held-out minifigures (seed 1, never trained or tuned on), measured as
+``imgzoo eval TASK --full-resolution`` measures: each picture made into the input a user
+gives (``task.degrade``), the result compared with the picture by ``task.image_metrics``.
+
+* colorize: the gray input (``image_metrics`` reports it as ``*_gray``), and the mean colour:
+  the input's own lightness with the training data's mean chroma everywhere.
+* edges2photo: the mean colour, every pixel the training data's mean RGB. (The L1-only U-Net,
+  its learned baseline, is trained and evaluated as the README says.)
+
+colorize must beat both on PSNR and SSIM. edges2photo's figures are reported, not asserted:
+the flat mean colour reaches an SSIM of 0.72 and 14.5 dB, because most of a minifigure picture
+is a smooth, muted background, which SSIM and PSNR reward a flat guess for; a generator that
+draws a figure and a textured background can score below it while looking far more like a photo.
+
+The mean colours come from 500 pictures of ``minifigs`` seed 4, a training seed. Run::
+
+    OMP_NUM_THREADS=1 python -m pytest tests/benchmarks/test_model_baselines.py -p no:cacheprovider -s
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import imgzoo
+from imgzoo.data import open_dataset
+from imgzoo.task import Task
+
+HELD_OUT = "minifigs:n=200,seed=1"
+TRAINING = "minifigs:n=500,seed=4"
+SIZE = 256
+
+
+def _rgb(pixels: np.ndarray) -> torch.Tensor:
+    """HxWx1 or HxWx3 float pixels in [0, 1] as a 1x3xHxW tensor."""
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
+    return tensor.expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor
+
+
+def _mean_over_training(convert: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The mean, over every pixel of the training pictures, of ``convert(picture)``'s channels."""
+    dataset = open_dataset(TRAINING, resolution=SIZE, seed=0)
+    return np.mean(
+        [convert(dataset[index].image).reshape(-1, 3).mean(axis=0) for index in range(len(dataset))], axis=0
+    )
+
+
+def _measure(task: Task, baseline: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+    """``task.image_metrics`` of ``baseline(input)`` against each held-out picture, averaged."""
+    dataset = open_dataset(HELD_OUT, resolution=SIZE, seed=0)
+    totals: dict[str, float] = {}
+    for index in range(len(dataset)):
+        truth = dataset[index].image
+        given = task.degrade(truth)
+        values = task.image_metrics(_rgb(baseline(given)), _rgb(truth), _rgb(given))
+        for key, value in values.items():
+            totals[key] = totals.get(key, 0.0) + float(value) / len(dataset)
+    return totals
+
+
+def _shipped(task: str) -> dict[str, float]:
+    return dict(imgzoo.evaluate(task, HELD_OUT, mode="pipeline", resolution=SIZE))
+
+
+def _row(name: str, metrics: dict[str, float], keys: list[str]) -> str:
+    return f"  {name:<28}" + "  ".join(f"{key} {metrics[key]:.3f}" for key in keys)
+
+
+@pytest.mark.parametrize("task_name", ["colorize", "edges2photo"])
+def test_the_shipped_weights_against_the_mean_colour(task_name: str) -> None:
+    task = imgzoo.load(task_name).task
+    if task_name == "colorize":
+        mean_lab = _mean_over_training(lambda image: cv2.cvtColor(image, cv2.COLOR_RGB2Lab))
+
+        def mean_colour(gray: np.ndarray) -> np.ndarray:
+            lab = cv2.cvtColor(np.ascontiguousarray(np.repeat(gray, 3, axis=2)), cv2.COLOR_RGB2Lab)
+            lab[..., 1:] = mean_lab[1:]
+            return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
+
+        keys = ["psnr", "ssim", "colorfulness_ratio"]
+    else:
+        mean_rgb = _mean_over_training(lambda image: image)
+
+        def mean_colour(edges: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(mean_rgb.astype(np.float32), (*edges.shape[:2], 3))
+
+        keys = ["psnr", "ssim"]
+    baseline = _measure(task, mean_colour)
+    shipped = _shipped(task_name)
+    print(f"\n{task_name} on {HELD_OUT} at {SIZE} px, through run():")
+    print(_row("shipped weights", shipped, keys))
+    print(_row("the mean colour", baseline, keys))
+    if task_name == "colorize":
+        print(f"  {'the gray input':<28}psnr {baseline['psnr_gray']:.3f}  ssim {baseline['ssim_gray']:.3f}")
+    assert np.isfinite([baseline[key] for key in keys]).all()
+    if task_name == "colorize":
+        assert shipped["psnr"] > max(baseline["psnr"], baseline["psnr_gray"])
+        assert shipped["ssim"] > max(baseline["ssim"], baseline["ssim_gray"])

@@ -159,9 +159,9 @@ class FusedUNet(nn.Module):
       over ``x`` and one over ``skip``, each with its half of the weights. The sum accumulates in
       place, where the concatenation copied both halves (channel-interleaved in NHWC) first.
     * With ``upsample="resize"``, no resize: a 3x3 convolution of a nearest-neighbour x2
-      enlargement is four 2x2 convolutions of the picture before it, one per output phase
-      (:class:`_PhasedUpConv`), which take 16 instead of 36 multiply-adds per input channel and
-      output pixel and never hold the enlarged input.
+      enlargement is a 4x4 stride-2 transposed convolution of the picture before it, with tied
+      taps (:func:`_as_transposed`). Each output pixel then takes 4 instead of 9 multiply-adds
+      per input channel, and the enlarged input (four times the pixels) is never made.
     * NHWC throughout, which oneDNN runs fastest here in fp32 and bf16 alike (the benchmark in
       tests/benchmarks/test_edges2photo_bench.py measures both layouts).
     """
@@ -178,18 +178,15 @@ class FusedUNet(nn.Module):
         self.encoder = nn.ModuleList(_fold_sequential(cast(nn.Sequential, level)) for level in source.encoder)
         ups = [cast(_Up, up) for up in source.decoder]
         innermost = ups[0]
-        self.resize = innermost.resize
-        transpose = not self.resize
-        self.bottleneck_up = _phased(_fold(innermost.conv, innermost.norm, transpose=transpose), self.resize)
+        self.bottleneck_up = _upward(innermost)
         self.bottleneck_norm = _left_after_folding(innermost.norm)
         self.from_below = nn.ModuleList()
         self.from_skip = nn.ModuleList()
         self.norms = nn.ModuleList()
         for up in ups[1:]:
-            folded = _fold(up.conv, up.norm, transpose=transpose)
-            below, skip = _split_by_input(folded, up.conv.in_channels // 2)
-            self.from_below.append(_phased(below, self.resize))
-            self.from_skip.append(_phased(skip, self.resize))
+            below, skip = _split_by_input(_upward(up), up.conv.in_channels // 2)
+            self.from_below.append(below)
+            self.from_skip.append(skip)
             self.norms.append(_left_after_folding(up.norm))
         self.dropouts: list[float] = [up.dropout for up in ups]
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
@@ -197,20 +194,14 @@ class FusedUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
         x, skips = _encode(self.encoder, x)
-        x = self._doubled(self.bottleneck_up(F.relu(x)))
-        x = self._dropout(self.bottleneck_norm(x), 0, sample)
+        x = self._dropout(self.bottleneck_norm(self.bottleneck_up(F.relu(x))), 0, sample)
         levels = zip(self.from_below, self.from_skip, self.norms, strict=True)
         for level, (below, from_skip, norm) in enumerate(levels, start=1):
             # In place on the skip too: the encoder has finished, and nothing else reads it.
             skip = F.relu(skips.pop(), inplace=True)
-            x = self._doubled(below(F.relu(x, inplace=True)).add_(from_skip(skip)))
+            x = below(F.relu(x, inplace=True)).add_(from_skip(skip))
             x = self._dropout(norm(x), level, sample)
         return torch.tanh(x)
-
-    def _doubled(self, x: torch.Tensor) -> torch.Tensor:
-        """A level's output at twice the size: its phases interleaved after resize convolutions
-        (summed first, which is linear), as it is after transposed ones."""
-        return _interleave_phases(x) if self.resize else x
 
     def _dropout(self, x: torch.Tensor, level: int, sample: bool) -> torch.Tensor:
         rate = self.dropouts[level]
@@ -268,59 +259,40 @@ def _split_by_input(conv: nn.Module, channels: int) -> tuple[nn.Module, nn.Modul
     return halves[0], halves[1]
 
 
-class _PhasedUpConv(nn.Module):
-    """A 3x3 convolution (padding 1) of the nearest-neighbour x2 enlargement of its input,
-    computed at the input's size: returns the four output phases, to be interleaved by
-    :func:`_interleave_phases` (after any sum of several).
+def _upward(up: _Up) -> nn.Module:
+    """A decoder level's convolution as the fused generator runs it: batch norm folded in, and a
+    resize convolution turned into the transposed convolution it equals."""
+    folded = _fold(up.conv, up.norm, transpose=not up.resize)
+    return _as_transposed(cast(nn.Conv2d, folded)) if up.resize else folded
 
-    Output row ``2i + a`` of the enlarged picture reads enlarged rows ``2i + a - 1 .. 2i + a + 1``,
-    which are input rows ``i - 1, i, i`` for ``a = 0`` and ``i, i, i + 1`` for ``a = 1``: two
-    distinct rows, whose kernel rows add up. Columns alike. So phase ``(a, b)`` is a 2x2
-    convolution of the input zero-padded by one, read from offset ``(a, b)``; all four run as one
-    convolution with four times the output channels.
+
+def _as_transposed(conv: nn.Conv2d) -> nn.ConvTranspose2d:
+    """The 4x4 stride-2 transposed convolution (padding 1) that computes ``conv`` (3x3, padding 1)
+    of the nearest-neighbour x2 enlargement of its input.
+
+    Along each axis, even output ``2m`` of the enlarged picture reads enlarged pixels
+    ``2m - 1, 2m, 2m + 1``, which are input pixels ``m - 1, m, m``; odd output ``2m + 1`` reads
+    ``m, m, m + 1``. Where two taps read one pixel their weights add, so with taps
+    ``(w0, w1, w2)`` the even output is ``w0 x[m-1] + (w1 + w2) x[m]`` and the odd one
+    ``(w0 + w1) x[m] + w2 x[m+1]``. A transposed convolution with kernel 4, stride 2 and padding
+    1 gives output ``2m`` as ``k[1] x[m] + k[3] x[m-1]`` and ``2m + 1`` as
+    ``k[2] x[m] + k[0] x[m+1]``: so ``k = (w2, w1 + w2, w0 + w1, w0)``, on both axes.
     """
+    assert conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv.stride == (1, 1)
 
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        assert conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv.stride == (1, 1)
-        weight = conv.weight.detach()
-        rows = (_collapse(weight, dim=2, phase=0), _collapse(weight, dim=2, phase=1))
-        phases = [_collapse(rows[a], dim=3, phase=b) for a in (0, 1) for b in (0, 1)]
-        self.weight = nn.Parameter(torch.cat(phases).contiguous(memory_format=torch.channels_last))
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().repeat(4))
+    def tied(weight: torch.Tensor, dim: int) -> torch.Tensor:
+        w0, w1, w2 = weight.unbind(dim)
+        return torch.stack((w2, w1 + w2, w0 + w1, w0), dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # A 2x2 kernel with padding 1 gives the (H+1) x (W+1) phases without a padded copy.
-        return F.conv2d(x, self.weight, self.bias, padding=1)
-
-
-def _collapse(weight: torch.Tensor, *, dim: int, phase: int) -> torch.Tensor:
-    """The 3 taps of ``weight`` along ``dim`` as the 2 an output of ``phase`` (0 or 1) applies to
-    the picture before a nearest x2 enlargement: ``(w0, w1 + w2)`` or ``(w0 + w1, w2)``."""
-    w0, w1, w2 = weight.unbind(dim)
-    pair = (w0, w1 + w2) if phase == 0 else (w0 + w1, w2)
-    return torch.stack(pair, dim)
-
-
-def _phased(conv: nn.Module, resize: bool) -> nn.Module:
-    return _PhasedUpConv(cast(nn.Conv2d, conv)) if resize else conv
-
-
-def _interleave_phases(phases: torch.Tensor) -> torch.Tensor:
-    """N x 4C x (H+1) x (W+1) phases of :class:`_PhasedUpConv` to the N x C x 2H x 2W picture
-    (channels-last): phase ``(a, b)`` is read at offset ``(a, b)`` and lands on pixels
-    ``(2i + a, 2j + b)``. Stacks and reshapes, which export to ONNX as they are."""
-    count, channels, height, width = phases.shape
-    channels, height, width = channels // 4, height - 1, width - 1
-    crops = [
-        phases[:, (2 * a + b) * channels : (2 * a + b + 1) * channels, a : a + height, b : b + width].permute(
-            0, 2, 3, 1
-        )
-        for a in (0, 1)
-        for b in (0, 1)
-    ]
-    rows = [torch.stack(crops[0:2], dim=3), torch.stack(crops[2:4], dim=3)]  # N x H x W x 2 x C each
-    return torch.stack(rows, dim=2).reshape(count, 2 * height, 2 * width, channels).permute(0, 3, 1, 2)
+    kernel = tied(tied(conv.weight.detach(), 2), 3)  # out x in x 4 x 4
+    transposed = nn.ConvTranspose2d(
+        conv.in_channels, conv.out_channels, 4, stride=2, padding=1, bias=conv.bias is not None
+    )
+    # A transposed convolution's weight is in x out x kH x kW.
+    transposed.weight = nn.Parameter(kernel.transpose(0, 1).contiguous())
+    if conv.bias is not None:
+        transposed.bias = nn.Parameter(conv.bias.detach().clone())
+    return transposed
 
 
 def _nearest_double(x: torch.Tensor) -> torch.Tensor:

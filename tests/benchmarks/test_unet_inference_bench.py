@@ -142,6 +142,7 @@ def test_fused_generator_against_trained_and_onnx_runtime(generator: UNetGenerat
         elif not bf16:
             why = runtime if isinstance(runtime, str) else runtime_fused
             print(f"  {precision}: ONNX Runtime skipped: {why}")
-        # The gain is a few percent, the noise of a shared machine about as much: only a clear
-        # loss fails.
-        assert _ratio(times, "trained", "fused") >= 0.95
+        # In fp32 the fused generator takes a half to a third less time (measured 1.5x-2.2x).
+        # In bf16 at 256 the layers are small enough that both run at about the same speed, and
+        # a shared machine's noise is as large: there only a clear loss fails.
+        assert _ratio(times, "trained", "fused") >= (0.9 if bf16 else 1.25)

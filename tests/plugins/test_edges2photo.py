@@ -239,13 +239,19 @@ def with_learned_statistics(generator: UNetGenerator) -> UNetGenerator:
 
 @pytest.mark.parametrize(
     ("norm", "upsample"),
-    [("batch", "resize"), ("batch", "transposed"), ("instance", "resize"), ("none", "transposed")],
+    [
+        ("batch", "resize"),
+        ("batch", "transposed"),
+        ("instance", "resize"),
+        ("none", "transposed"),
+        ("none", "resize"),
+    ],
 )
 def test_the_fused_generator_computes_what_the_generator_does(norm: str, upsample: str) -> None:
     generator = with_learned_statistics(build_unet(ngf=8, norm=norm, upsample=upsample))  # type: ignore[arg-type]
     before = {name: value.clone() for name, value in generator.state_dict().items()}
     fused = generator.fused_for_inference()
-    inputs = torch.rand(2, 3, 256, 256) * 2 - 1
+    inputs = torch.rand(2, 3, 512, 256) * 2 - 1  # a 2x1 bottleneck: not only the square case
     with torch.inference_mode():
         torch.testing.assert_close(fused(inputs), generator(inputs), atol=1e-5, rtol=1e-5)
     assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in fused.modules())
@@ -256,17 +262,18 @@ def test_the_fused_generator_computes_what_the_generator_does(norm: str, upsampl
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_a_phased_up_convolution_is_a_convolution_of_the_enlarged_picture(bias: bool) -> None:
-    from imgzoo_edges2photo.unet import _interleave_phases, _PhasedUpConv
+@pytest.mark.parametrize("size", [(1, 1), (1, 4), (6, 9)])
+def test_a_resize_convolution_is_a_transposed_convolution(bias: bool, size: tuple[int, int]) -> None:
+    from imgzoo_edges2photo.unet import _as_transposed
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(5, 7, 3, padding=1, bias=bias)
-    inputs = torch.randn(2, 5, 6, 9)  # not square, odd width: every border case
+    inputs = torch.randn(2, 5, *size)
     with torch.inference_mode():
         expected = conv(torch.nn.functional.interpolate(inputs, scale_factor=2.0, mode="nearest"))
-        phased = _interleave_phases(_PhasedUpConv(conv)(inputs))
-    assert phased.shape == (2, 7, 12, 18)
-    torch.testing.assert_close(phased, expected, atol=1e-5, rtol=1e-5)
+        transposed = _as_transposed(conv)(inputs)
+    assert transposed.shape == (2, 7, 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(transposed, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_the_pipeline_runs_the_fused_generator_and_keeps_the_loaded_one() -> None:

@@ -5,8 +5,8 @@ gives (``task.degrade``), the result compared with the picture by ``task.image_m
 
 * colorize: the gray input (``image_metrics`` reports it as ``*_gray``), and the mean colour:
   the input's own lightness with the training data's mean chroma everywhere.
-* edges2photo: the mean colour, every pixel the training data's mean RGB. (The L1-only U-Net,
-  its learned baseline, is trained and evaluated as the README says.)
+* edges2photo: the mean colour, every pixel the training data's mean RGB; and the L1-only
+  U-Net, its learned baseline, shipped as the ``minifigs-l1`` weights.
 
 colorize must beat both on PSNR and SSIM. edges2photo's figures are reported, not asserted:
 the flat mean colour reaches an SSIM of 0.72 and 14.5 dB, because most of a minifigure picture
@@ -63,8 +63,8 @@ def _measure(task: Task, baseline: Callable[[np.ndarray], np.ndarray]) -> dict[s
     return totals
 
 
-def _shipped(task: str) -> dict[str, float]:
-    return dict(imgzoo.evaluate(task, HELD_OUT, mode="pipeline", resolution=SIZE))
+def _shipped(task: str, weights: str | None = None) -> dict[str, float]:
+    return dict(imgzoo.evaluate(task, HELD_OUT, weights=weights, mode="pipeline", resolution=SIZE))
 
 
 def _row(name: str, metrics: dict[str, float], keys: list[str]) -> str:
@@ -95,6 +95,8 @@ def test_the_shipped_weights_against_the_mean_colour(task_name: str) -> None:
     print(f"\n{task_name} on {HELD_OUT} at {SIZE} px, through run():")
     print(_row("shipped weights", shipped, keys))
     print(_row("the mean colour", baseline, keys))
+    if task_name == "edges2photo":
+        print(_row("the L1-only U-Net", _shipped(task_name, "minifigs-l1"), keys))
     if task_name == "colorize":
         print(f"  {'the gray input':<28}psnr {baseline['psnr_gray']:.3f}  ssim {baseline['ssim_gray']:.3f}")
     assert np.isfinite([baseline[key] for key in keys]).all()

@@ -342,8 +342,13 @@ def _native_is_faster(x: torch.Tensor) -> bool:
         and x.dtype == torch.float32
         and not _cpu_autocast_enabled()
         and not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export())
-        and not torch.compiler.is_compiling()
+        and not _compiling()
     )
+
+
+def _compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch 2.3 and later
+    return bool(is_compiling and is_compiling())
 
 
 def _cpu_autocast_enabled() -> bool:

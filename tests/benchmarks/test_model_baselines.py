@@ -25,21 +25,15 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import imgzoo
 from imgzoo.data import open_dataset
 from imgzoo.task import Task
+from imgzoo.training.evaluation import _rgb_tensor as _rgb  # as imgzoo eval converts pictures
 
 HELD_OUT = "minifigs:n=200,seed=1"
 TRAINING = "minifigs:n=500,seed=4"
 SIZE = 256
-
-
-def _rgb(pixels: np.ndarray) -> torch.Tensor:
-    """HxWx1 or HxWx3 float pixels in [0, 1] as a 1x3xHxW tensor."""
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]
-    return tensor.expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor
 
 
 def _mean_over_training(convert: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

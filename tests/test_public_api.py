@@ -17,6 +17,7 @@ DOCUMENTED = {
     "list_tasks",
     "list_datasets",
     "luma",
+    "prepack_convolutions",
     "task_info",
     "add_registry",
     "train",

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from imgzoo.images import luma
     from imgzoo.model import Model
     from imgzoo.pipeline import Pipeline, load
+    from imgzoo.prepacked import prepack_convolutions
     from imgzoo.training import evaluate, train
 
 try:
@@ -77,6 +78,7 @@ _LAZY = {
     "Sample": "imgzoo.data.base",
     "export": "imgzoo.exporting",
     "ExportReport": "imgzoo.exporting",
+    "prepack_convolutions": "imgzoo.prepacked",
     "luma": "imgzoo.images",  # no torch, but numpy and OpenCV need not load for `imgzoo list`
 }
 # Public submodules, also resolved on first access: ``imgzoo.metrics.psnr(outputs, targets)``.
@@ -125,6 +127,7 @@ __all__ = [
     "load",
     "luma",
     "metrics",
+    "prepack_convolutions",
     "register_plugin",
     "run",
     "task_info",

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from imgzoo import ArgumentError, Model
+from imgzoo import ArgumentError, Model, prepack_convolutions
 
 __all__ = [
     "DROPOUT_LEVELS",
@@ -164,8 +164,8 @@ class FusedUNet(nn.Module):
       per input channel, and the enlarged input (four times the pixels) is never made.
     * NHWC throughout, which oneDNN runs fastest here in fp32 and bf16 alike (the benchmark in
       tests/benchmarks/test_edges2photo_bench.py measures both layouts).
-    * The innermost levels' convolutions, on 8x8 pixels or fewer, run on PyTorch's own CPU
-      kernels in fp32 (:class:`_NativeWhenSmall`).
+    * On the CPU, weights packed for oneDNN once (:func:`imgzoo.prepack_convolutions`), not
+      on every call: on the innermost levels repacking took longer than the arithmetic.
     """
 
     def __init__(self, generator: UNetGenerator) -> None:
@@ -191,7 +191,7 @@ class FusedUNet(nn.Module):
             self.from_skip.append(skip)
             self.norms.append(_left_after_folding(up.norm))
         self.dropouts: list[float] = [up.dropout for up in ups]
-        _run_small_inputs_natively(self)
+        prepack_convolutions(self)
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
         self.eval().requires_grad_(False)
 
@@ -296,74 +296,6 @@ def _as_transposed(conv: nn.Conv2d) -> nn.ConvTranspose2d:
     if conv.bias is not None:
         transposed.bias = nn.Parameter(conv.bias.detach().clone())
     return transposed
-
-
-# Inputs of at most this many pixels run on PyTorch's own CPU convolution kernels (see
-# _NativeWhenSmall): 8x8, the size below which they measured faster than oneDNN.
-_NATIVE_MAX_PIXELS = 64
-
-
-class _NativeWhenSmall(nn.Module):
-    """``conv`` (a Conv2d or ConvTranspose2d), run by PyTorch's own CPU kernel on a small fp32
-    input of one picture, and as usual otherwise.
-
-    Why: PyTorch sends these convolutions to oneDNN whatever the size, and on the U-Net's
-    innermost levels (8x8 pixels or fewer, 256 channels, batch 1) oneDNN takes 1.3 to 3 times
-    as long as the native kernel: 0.74 against 0.25 ms for a 2x2 encoder level, 0.96 against
-    0.33 ms for a 2x2 decoder level, one thread. Together that is about an eighth of a 256x256
-    forward. The switch is per call, not torch.backends.mkldnn.flags, which is process-wide.
-    Tracing and export see the usual call, which has an ONNX form. So do bf16 autocast, other
-    devices and batches of several pictures: the native kernel was measured faster only in the
-    case above.
-    """
-
-    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        if not _native_is_faster(x):
-            return conv(x)
-        if isinstance(conv, nn.ConvTranspose2d):
-            return torch.ops.aten.slow_conv_transpose2d(
-                x, conv.weight, conv.kernel_size, conv.bias, conv.stride, conv.padding, conv.output_padding
-            )
-        return torch.ops.aten.thnn_conv2d(
-            x, conv.weight, conv.kernel_size, conv.bias, conv.stride, conv.padding
-        )
-
-
-def _native_is_faster(x: torch.Tensor) -> bool:
-    return (
-        x.shape[0] == 1
-        and x.shape[-1] * x.shape[-2] <= _NATIVE_MAX_PIXELS
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and not _cpu_autocast_enabled()
-        and not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export())
-        and not _compiling()
-    )
-
-
-def _compiling() -> bool:
-    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch 2.3 and later
-    return bool(is_compiling and is_compiling())
-
-
-def _cpu_autocast_enabled() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch before 2.4 took no device type here
-        return torch.is_autocast_cpu_enabled()
-
-
-def _run_small_inputs_natively(fused: nn.Module) -> None:
-    """Wrap every (transposed) convolution of ``fused`` in :class:`_NativeWhenSmall`."""
-    for parent in list(fused.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d)):
-                setattr(parent, name, _NativeWhenSmall(child))
 
 
 def _nearest_double(x: torch.Tensor) -> torch.Tensor:

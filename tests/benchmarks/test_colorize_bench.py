@@ -250,7 +250,7 @@ _FULL_RESOLUTION_SCRIPT = textwrap.dedent(
     # Smooth noise: chroma and lightness vary as in a photo, not pixel by pixel.
     image = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8), (0, 0), 8)
     pipeline = imgzoo.load("colorize")  # the shipped weights, as users get them
-    model = pipeline.model
+    model = pipeline.inference_models["model"]  # the network as run() runs it
 
     def reference():
         small = cv2.resize(image, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32) / 255

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import imgzoo
 from imgzoo.data.base import Sample
 from imgzoo.pipeline import Pipeline
+from imgzoo.prepacked import is_prepacked
 from imgzoo.testing import ImmediateStepContext
 from imgzoo.weights import save_weights, state_tensors
 from imgzoo_colorize import color
@@ -260,6 +261,17 @@ def test_bf16_precision_runs() -> None:
     image = smooth_image(24, 40)
     result = imgzoo.load("colorize", weights=False, image_size=32, precision="bf16")(image)
     assert result.shape == image.shape and np.isfinite(result).all()
+
+
+def test_inference_runs_a_packed_copy_and_keeps_the_loaded_model(pipe: Pipeline) -> None:
+    model, packed = pipe.models["model"], pipe.inference_models["model"]
+    assert packed is not model
+    assert all(is_prepacked(module) for module in packed.modules() if isinstance(module, torch.nn.Conv2d))
+    assert not any(is_prepacked(module) for module in model.modules())
+    lightness = torch.rand(2, 1, 24, 40) * 2 - 1
+    for bf16 in (False, True):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            torch.testing.assert_close(packed(lightness), model(lightness), atol=1e-5, rtol=1e-5)
 
 
 def test_saved_weights_load_back(tmp_path: Path) -> None:

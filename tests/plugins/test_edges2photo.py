@@ -18,6 +18,7 @@ import imgzoo
 from imgzoo.data import PairTransform, Sample
 from imgzoo.errors import ZooError
 from imgzoo.images import Image
+from imgzoo.prepacked import is_prepacked
 from imgzoo.tiling import Tiling
 from imgzoo.weights import save_weights, state_tensors
 from imgzoo_edges2photo.config import Edges2PhotoConfig
@@ -276,36 +277,16 @@ def test_a_resize_convolution_is_a_transposed_convolution(bias: bool, size: tupl
     torch.testing.assert_close(transposed, expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("transposed", [False, True])
-def test_small_inputs_run_on_the_native_kernel_and_compute_the_same(transposed: bool) -> None:
-    from torch.profiler import profile
-
-    from imgzoo_edges2photo.unet import _NativeWhenSmall
-
-    torch.manual_seed(0)
-    kind = torch.nn.ConvTranspose2d if transposed else torch.nn.Conv2d
-    conv = kind(16, 8, 4, stride=2, padding=1).eval().requires_grad_(False)
-    wrapped = _NativeWhenSmall(conv)
-    native = "aten::slow_conv_transpose2d" if transposed else "aten::thnn_conv2d"
-
-    def ops(x: torch.Tensor, **autocast: object) -> set[str]:
-        with torch.inference_mode(), torch.autocast("cpu", **autocast), profile() as run:  # type: ignore[arg-type]
-            torch.testing.assert_close(wrapped(x), conv(x), atol=1e-5, rtol=1e-5)
-        return {event.key for event in run.key_averages()}
-
-    small = torch.randn(1, 16, 4, 4).contiguous(memory_format=torch.channels_last)
-    assert native in ops(small, enabled=False)
-    # Larger pictures, batches and bf16 autocast keep the usual call.
-    assert native not in ops(torch.randn(1, 16, 16, 16), enabled=False)
-    assert native not in ops(torch.randn(2, 16, 4, 4), enabled=False)
-    assert native not in ops(small, dtype=torch.bfloat16)
-
-
 def test_the_pipeline_runs_the_fused_generator_and_keeps_the_loaded_one() -> None:
     pipeline = imgzoo.load("edges2photo", precision="fp32")  # the shipped weights
     assert isinstance(pipeline.inference_models["generator"], FusedUNet)
     generator = pipeline.model
     assert isinstance(generator, UNetGenerator) and pipeline.models["generator"] is generator
+    # The fused copy's convolutions pack their weights for oneDNN; the loaded ones are untouched.
+    fused = pipeline.inference_models["generator"]
+    convolutions = [module for module in fused.modules() if isinstance(module, torch.nn.modules.conv._ConvNd)]
+    assert convolutions and all(is_prepacked(module) for module in convolutions)
+    assert not any(is_prepacked(module) for module in generator.modules())
     image = drawing(256, 256)
     inputs = pipeline.task.preprocess(image)
     with torch.inference_mode():

@@ -1,0 +1,154 @@
+"""imgzoo.prepack_convolutions: oneDNN's weight layout made once, the same results as the usual call."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.profiler import profile
+
+import imgzoo
+from imgzoo.prepacked import _PACKED, _ops_available
+
+PACKED_OPS = {"mkldnn::_convolution_pointwise", "mkldnn::_convolution_transpose_pointwise"}
+packing = pytest.mark.skipif(not _ops_available(), reason="this torch build has no oneDNN convolution ops")
+
+
+class PadThenConvolve(nn.Conv2d):
+    """A subclass with its own forward that still calls the convolution it inherits (like
+    colorize's Keras-style stride-2 convolution)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (0, 1, 0, 1)))
+
+
+class OwnConvolution(nn.Conv2d):
+    """A subclass that replaces the convolution call itself: not packed."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return F.conv2d(x, weight.flip(-1), bias, self.stride, self.padding)
+
+
+def network() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.LeakyReLU(0.2),
+        PadThenConvolve(8, 16, 3, stride=2),
+        nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1),
+        nn.Conv2d(8, 8, 3, padding=1, groups=2, bias=False),
+        nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1),
+    ).eval()
+
+
+def ops_run(module: nn.Module, x: torch.Tensor) -> set[str]:
+    with profile() as run:
+        module(x)
+    return {event.key for event in run.key_averages()}
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("shape", [(1, 3, 12, 16), (2, 3, 7, 10), (1, 3, 2, 2)])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_results_and_layouts_are_the_usual_ones(
+    layout: torch.memory_format, shape: tuple[int, ...], bf16: bool
+) -> None:
+    usual = network()
+    packed = imgzoo.prepack_convolutions(copy.deepcopy(usual))
+    x = torch.randn(shape).contiguous(memory_format=layout)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for _ in range(2):  # the first call packs, the second reuses
+            expected, got = usual(x), packed(x)
+            assert got.dtype == expected.dtype == (torch.bfloat16 if bf16 else torch.float32)
+            assert got.shape == expected.shape
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+            # The layout too: code after a convolution may rely on it (.view, say).
+            for memory_format in (torch.contiguous_format, torch.channels_last):
+                assert got.is_contiguous(memory_format=memory_format) == expected.is_contiguous(
+                    memory_format=memory_format
+                )
+
+
+@packing
+def test_the_packed_call_runs_and_packs_once() -> None:
+    packed = imgzoo.prepack_convolutions(network())
+    convolutions = [module for module in packed if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))]
+    x = torch.randn(1, 3, 16, 16)
+    with torch.inference_mode():
+        ran = ops_run(packed, x)
+        assert ran >= PACKED_OPS and "aten::mkldnn_convolution" not in ran
+        # Every convolution, the subclass that pads first included, packed on the first call...
+        first = [_PACKED[conv][torch.float32].weight for conv in convolutions]
+        assert len(first) == 5
+        packed(x)
+    # ... and not again.
+    assert all(
+        _PACKED[conv][torch.float32].weight is weight
+        for conv, weight in zip(convolutions, first, strict=True)
+    )
+
+
+@packing
+def test_a_changed_weight_is_packed_again() -> None:
+    usual = network()
+    packed = imgzoo.prepack_convolutions(copy.deepcopy(usual))
+    x = torch.randn(1, 3, 16, 16)
+    with torch.inference_mode():
+        packed(x)
+    with torch.no_grad():  # in place, as load_state_dict does
+        for model in (usual, packed):
+            model[0].weight.mul_(-2)
+            model[3].bias.add_(1)
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), usual(x), atol=1e-5, rtol=1e-5)
+    packed.load_state_dict(network().state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), network()(x), atol=1e-5, rtol=1e-5)
+
+
+@packing
+def test_what_the_packed_call_cannot_do_takes_the_usual_one() -> None:
+    x = torch.randn(1, 3, 16, 16)
+    unpackable = {
+        "reflect padding": nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
+        "padding by name": nn.Conv2d(3, 4, 3, padding="same"),
+        "its own convolution call": OwnConvolution(3, 4, 3, padding=1),
+    }
+    for why, conv in unpackable.items():
+        usual = copy.deepcopy(conv.eval())
+        packed = imgzoo.prepack_convolutions(conv.eval())
+        with torch.inference_mode():
+            ran = ops_run(packed, x)
+            torch.testing.assert_close(packed(x), usual(x))
+        assert not PACKED_OPS & ran, why
+
+    packed = imgzoo.prepack_convolutions(network())
+    # Gradients: the packed ops have none.
+    inputs = x.clone().requires_grad_()
+    packed(inputs).sum().backward()
+    assert inputs.grad is not None and packed[0].weight.grad is not None
+    # Tracing records the usual call, which export knows.
+    with torch.inference_mode():
+        traced = torch.jit.trace(packed, x)
+        torch.testing.assert_close(traced(x), network()(x), atol=1e-5, rtol=1e-5)
+    assert "mkldnn::_convolution_pointwise" not in str(traced.inlined_graph)
+
+
+def test_names_state_dict_copies_and_pickles_are_as_before() -> None:
+    usual = network()
+    packed = imgzoo.prepack_convolutions(copy.deepcopy(usual))
+    assert [name for name, _ in packed.named_modules()] == [name for name, _ in usual.named_modules()]
+    assert packed.state_dict().keys() == usual.state_dict().keys()
+    x = torch.randn(1, 3, 16, 16)
+    with torch.inference_mode():
+        expected = usual(x)
+        packed(x)
+        # A copy or a pickle is of the class before packing: a class made at run time has no
+        # name to unpickle by.
+        for clone in (copy.deepcopy(packed), pickle.loads(pickle.dumps(packed))):
+            assert [type(m) for m in clone] == [type(m) for m in usual]
+            torch.testing.assert_close(clone(x), expected)

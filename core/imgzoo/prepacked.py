@@ -5,8 +5,9 @@ the blocked layout its kernels read (and under bf16 autocast casts it to bf16 be
 the deep layers of an image network at inference sizes, where the weights are large and the
 pictures small, that repacking costs as much as the arithmetic. ONNX Runtime packs once, when
 its session is made; :func:`prepack_convolutions` does the same for a torch module. Measured on
-one core of an AVX-512 CPU, the shipped models' forwards: edges2photo at 256x256 about 1.1x
-faster in fp32 and 2.3x in bf16; colorize's network at 128x128 1.3x in fp32 and 1.9x in bf16.
+one core of an AVX-512 CPU with the shipped weights (tests/benchmarks/test_prepacked_bench.py):
+edges2photo's generator at 256x256 1.2x faster in fp32 and 2.2x in bf16 (at 1024x1024, 1.0x
+and 1.1x: there the arithmetic dwarfs the packing); colorize's network 1.0x and 1.5x.
 
 The packed call runs when oneDNN would have run anyway and its result is the same: a CPU
 tensor in fp32 (or in bf16 under CPU autocast, on a CPU that oneDNN runs bf16 on), nothing
@@ -20,11 +21,11 @@ from __future__ import annotations
 import copyreg
 import functools
 import weakref
-from typing import NamedTuple
+from typing import NamedTuple, SupportsIndex, cast
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
+from torch.nn.modules.conv import _ConvNd
 
 __all__ = ["is_prepacked", "prepack_convolutions"]
 
@@ -42,6 +43,10 @@ def prepack_convolutions(module: nn.Module) -> nn.Module:
     live beside the module (one per precision used) and are made again if a weight changes.
     Subclasses keep their own ``forward``: a ``Conv2d`` subclass that pads before calling
     ``super().forward`` is packed too; one that replaces the convolution call is left alone.
+
+    In an ``nn.Sequential``, an activation right after a plain convolution (``ReLU``,
+    ``LeakyReLU``, ``Tanh`` or ``Sigmoid``) is applied by oneDNN as the convolution writes its
+    output, instead of in a second pass over it; hooks on either module turn that off.
     """
     for child in module.modules():
         packed_class = _packed_class(type(child))
@@ -51,7 +56,7 @@ def prepack_convolutions(module: nn.Module) -> nn.Module:
 
 
 def is_prepacked(module: nn.Module) -> bool:
-    """Whether ``module`` is a convolution that :func:`prepack_convolutions` made pack its weights."""
+    """Whether :func:`prepack_convolutions` has changed ``module`` (a convolution or a sequence)."""
     return isinstance(module, _Packing)
 
 
@@ -59,6 +64,24 @@ class _Packed(NamedTuple):
     source: tuple[int, ...]  # the weight's and bias's _identity when packed
     weight: torch.Tensor  # in oneDNN's layout
     bias: torch.Tensor | None
+
+
+class _PostOp(NamedTuple):
+    """An activation as oneDNN applies it to a convolution's output: its name there, its scalars."""
+
+    name: str
+    scalars: list[float]
+
+
+_NO_POST_OP = _PostOp("none", [])
+
+
+def _post_op(activation: nn.Module) -> _PostOp | None:
+    kind = type(activation)
+    if kind is nn.LeakyReLU:
+        return _PostOp("leaky_relu", [cast(nn.LeakyReLU, activation).negative_slope])
+    names = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+    return _PostOp(names[kind], []) if kind in names else None
 
 
 # Packed weights per module and dtype. Kept outside the modules, so that copying, pickling and
@@ -72,54 +95,89 @@ class _Packing(nn.Module):
 
     _unpacked: type[nn.Module]
 
-    def __reduce_ex__(self, protocol: object) -> tuple[object, ...]:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[object, ...]:
         # The state as object's reduction gives it, rebuilt on a new instance of the old class.
-        reduced = super().__reduce_ex__(protocol)  # type: ignore[arg-type]
+        reduced = super().__reduce_ex__(protocol)
         assert isinstance(reduced, tuple)
         rebuild = copyreg._reconstructor  # type: ignore[attr-defined]  # missing from the stubs
         return (rebuild, (self._unpacked, object, None), *reduced[2:])
 
 
-class _PackedConv2d(_Packing, nn.Conv2d):
+class _PackedConvolution(_Packing):
+    """The packed call, shared by the two kinds of convolution."""
+
+    weight: torch.Tensor
+    transposed: bool
+
+    def packed_call(self, input: torch.Tensor, post_op: _PostOp = _NO_POST_OP) -> torch.Tensor | None:
+        """This convolution of ``input``, then ``post_op``, by oneDNN with the packed weights; or
+        None where the usual call must run (see the module's docstring)."""
+        conv = cast(_ConvNd, self)
+        dtype = _packed_dtype(conv, input)
+        if dtype is None:
+            return None
+        packed = _packed(conv, dtype, input.shape)
+        run = (
+            torch.ops.mkldnn._convolution_transpose_pointwise
+            if conv.transposed
+            else torch.ops.mkldnn._convolution_pointwise
+        )
+        arguments = (*_geometry(conv), conv.groups, post_op.name, post_op.scalars, "")
+        output = run(input.to(dtype), packed.weight, packed.bias, *arguments)
+        return _in_usual_layout(output, input, self.weight)
+
+
+class _PackedConv2d(_PackedConvolution, nn.Conv2d):
     _unpacked = nn.Conv2d
 
     def _conv_forward(
         self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
-        dtype = _packed_dtype(self, input, weight)
-        if dtype is None or weight is not self.weight:
-            return super()._conv_forward(input, weight, bias)
-        packed = _packed(self, dtype, input.shape, transposed=False)
-        geometry = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
-        output = torch.ops.mkldnn._convolution_pointwise(
-            input.to(dtype), packed.weight, packed.bias, *geometry, "none", [], ""
-        )
-        return _in_usual_layout(output, input, weight)
+        output = self.packed_call(input) if weight is self.weight else None
+        return super()._conv_forward(input, weight, bias) if output is None else output
 
 
-class _PackedConvTranspose2d(_Packing, nn.ConvTranspose2d):
+class _PackedConvTranspose2d(_PackedConvolution, nn.ConvTranspose2d):
     _unpacked = nn.ConvTranspose2d
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        dtype = _packed_dtype(self, input, self.weight)
-        if dtype is None or output_size is not None:
-            return super().forward(input, output_size)
-        packed = _packed(self, dtype, input.shape, transposed=True)
-        geometry = (
-            list(self.padding),
-            list(self.output_padding),
-            list(self.stride),
-            list(self.dilation),
-            self.groups,
-        )
-        output = torch.ops.mkldnn._convolution_transpose_pointwise(
-            input.to(dtype), packed.weight, packed.bias, *geometry, "none", [], ""
-        )
-        return _in_usual_layout(output, input, self.weight)
+        output = self.packed_call(input) if output_size is None else None
+        return super().forward(input, output_size) if output is None else output
+
+
+class _FusingSequential(_Packing, nn.Sequential):
+    """An ``nn.Sequential`` that hands each activation following a plain packed convolution to
+    oneDNN with it, as one call."""
+
+    _unpacked = nn.Sequential
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        layers = list(self._modules.values())
+        index = 0
+        while index < len(layers):
+            layer, following = layers[index], layers[index + 1 : index + 2]
+            post_op = _post_op(following[0]) if following and _fusable(layer, following[0]) else None
+            output = cast(_PackedConvolution, layer).packed_call(input, post_op) if post_op else None
+            if output is None:  # no activation to take along, or the usual call must run
+                input, index = layer(input), index + 1
+            else:
+                input, index = output, index + 2
+        return input
+
+
+def _fusable(layer: nn.Module, activation: nn.Module) -> bool:
+    """Whether ``layer`` is a convolution whose packed call may stand for it and ``activation``:
+    a plain one (a subclass's own forward would be skipped), neither with hooks to call."""
+    plain = type(layer) in (_PackedConv2d, _PackedConvTranspose2d)
+    return plain and not (_has_hooks(layer) or _has_hooks(activation))
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
 
 
 def _packed_class(cls: type) -> type | None:
-    """The packing subclass of ``cls``, or None where ``cls`` is no convolution this handles."""
+    """The packing subclass of ``cls``, or None where ``cls`` is no module this handles."""
     if cls not in _PACKED_CLASSES:
         _PACKED_CLASSES[cls] = _make_packed_class(cls)
     return _PACKED_CLASSES[cls]
@@ -131,6 +189,8 @@ _PACKED_CLASSES: dict[type, type | None] = {}
 def _make_packed_class(cls: type) -> type | None:
     if not _ops_available():
         return None
+    if cls is nn.Sequential:
+        return _FusingSequential
     if issubclass(cls, nn.Conv2d) and cls._conv_forward is nn.Conv2d._conv_forward:
         base: type = _PackedConv2d
     elif issubclass(cls, nn.ConvTranspose2d) and cls.forward is nn.ConvTranspose2d.forward:
@@ -162,31 +222,24 @@ def _bf16_available() -> bool:
     return bool(check is not None and check())
 
 
-def _packed_dtype(
-    conv: nn.Conv2d | nn.ConvTranspose2d, input: torch.Tensor, weight: torch.Tensor
-) -> torch.dtype | None:
+def _packed_dtype(conv: _ConvNd, input: torch.Tensor) -> torch.dtype | None:
     """The dtype the packed call computes in, or None where the usual call must run."""
+    weight = conv.weight
     if input.device.type != "cpu" or weight.device.type != "cpu" or input.dim() != 4:
         return None
-    if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or parametrize.is_parametrized(conv):
+    # (A parametrization is a submodule of that name; the public test for it is far slower.)
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or "parametrizations" in conv._modules:
         return None
     if torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad):
         return None
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export() or _compiling():
         return None
-    if _cpu_autocast_enabled():
-        # Autocast would cast input, weight and bias to its dtype: the packed call does so too.
-        dtype = _cpu_autocast_dtype()
-        if dtype != torch.bfloat16 or not _bf16_available():
-            return None
-        return (
-            dtype
-            if input.dtype in (torch.float32, torch.bfloat16) and weight.dtype == torch.float32
-            else None
-        )
-    if input.dtype == weight.dtype == torch.float32:
-        return torch.float32
-    return None
+    if not _cpu_autocast_enabled():
+        return torch.float32 if input.dtype == weight.dtype == torch.float32 else None
+    # Autocast would cast input, weight and bias to its dtype: the packed call does so too.
+    dtype = _cpu_autocast_dtype()
+    usable = dtype == torch.bfloat16 and _bf16_available() and weight.dtype == torch.float32
+    return dtype if usable and input.dtype in (torch.float32, torch.bfloat16) else None
 
 
 def _in_usual_layout(output: torch.Tensor, input: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -216,9 +269,7 @@ def _strides_are_channels_last(tensor: torch.Tensor) -> bool:
     return True
 
 
-def _packed(
-    conv: nn.Conv2d | nn.ConvTranspose2d, dtype: torch.dtype, input_size: torch.Size, *, transposed: bool
-) -> _Packed:
+def _packed(conv: _ConvNd, dtype: torch.dtype, input_size: torch.Size) -> _Packed:
     """``conv``'s weights in oneDNN's layout for ``dtype``, packed now if they were not, or have
     changed since. oneDNN picks the layout for the input size it is told; other sizes run with
     it as well (it repacks only where it must), so the first call's size is the one told."""
@@ -228,18 +279,25 @@ def _packed(
     packed = cache.get(dtype)
     if packed is not None and packed.source == source:
         return packed
+    mkldnn = torch.ops.mkldnn
+    reorder = (
+        mkldnn._reorder_convolution_transpose_weight
+        if conv.transposed
+        else mkldnn._reorder_convolution_weight
+    )
     with torch.no_grad():
-        cast = weight.detach().to(dtype)
-        if transposed:
-            geometry = [conv.padding, conv.output_padding, conv.stride, conv.dilation]
-            reorder = torch.ops.mkldnn._reorder_convolution_transpose_weight
-        else:
-            geometry = [conv.padding, conv.stride, conv.dilation]
-            reorder = torch.ops.mkldnn._reorder_convolution_weight
-        layout = reorder(cast, *map(list, geometry), conv.groups, list(input_size))
+        layout = reorder(weight.detach().to(dtype), *_geometry(conv), conv.groups, list(input_size))
         packed = _Packed(source, layout, None if bias is None else bias.detach().to(dtype))
     cache[dtype] = packed
     return packed
+
+
+def _geometry(conv: _ConvNd) -> list[list[int]]:
+    """The shape arguments oneDNN's convolution ops take, in their order."""
+    padding = list(cast(tuple[int, ...], conv.padding))  # not a name: _packed_dtype made sure
+    if conv.transposed:
+        return [padding, list(conv.output_padding), list(conv.stride), list(conv.dilation)]
+    return [padding, list(conv.stride), list(conv.dilation)]
 
 
 def _identity(tensor: torch.Tensor | None) -> tuple[int, int]:

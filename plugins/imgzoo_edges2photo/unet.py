@@ -24,6 +24,8 @@ further out. Inputs must have sides divisible by ``2**num_downs``; the task pads
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Iterable
 from typing import Literal, cast
 
 import torch
@@ -165,7 +167,9 @@ class FusedUNet(nn.Module):
     * NHWC throughout, which oneDNN runs fastest here in fp32 and bf16 alike (the benchmark in
       tests/benchmarks/test_edges2photo_bench.py measures both layouts).
     * On the CPU, weights packed for oneDNN once (:func:`imgzoo.prepack_convolutions`), not
-      on every call: on the innermost levels repacking took longer than the arithmetic.
+      on every call: on the innermost levels repacking took longer than the arithmetic. Each
+      encoder level ends with the activation the next one starts with, which oneDNN then
+      applies as the convolution writes its output (:func:`_activations_last`).
     """
 
     def __init__(self, generator: UNetGenerator) -> None:
@@ -177,7 +181,9 @@ class FusedUNet(nn.Module):
                 argument="generator",
             )
         source = copy.deepcopy(generator)
-        self.encoder = nn.ModuleList(_fold_sequential(cast(nn.Sequential, level)) for level in source.encoder)
+        self.encoder = _activations_last(
+            _fold_sequential(cast(nn.Sequential, level)) for level in source.encoder
+        )
         ups = [cast(_Up, up) for up in source.decoder]
         innermost = ups[0]
         self.bottleneck_up = _upward(innermost)
@@ -197,10 +203,12 @@ class FusedUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
         x, skips = _encode(self.encoder, x)
-        x = self._dropout(self.bottleneck_norm(self.bottleneck_up(F.relu(x))), 0, sample)
+        # The encoder's last level ends with the ReLU the decoder starts with.
+        x = self._dropout(self.bottleneck_norm(self.bottleneck_up(x)), 0, sample)
         levels = zip(self.from_below, self.from_skip, self.norms, strict=True)
         for level, (below, from_skip, norm) in enumerate(levels, start=1):
-            # In place on the skip too: the encoder has finished, and nothing else reads it.
+            # The skip holds the encoder output after LeakyReLU (see _activations_last), and
+            # ReLU of that is ReLU of the output. In place: the encoder has finished with it.
             skip = F.relu(skips.pop(), inplace=True)
             x = below(F.relu(x, inplace=True)).add_(from_skip(skip))
             x = self._dropout(norm(x), level, sample)
@@ -241,6 +249,20 @@ def _fold_sequential(level: nn.Sequential) -> nn.Sequential:
     if len(layers) >= 2 and isinstance(layers[-1], nn.BatchNorm2d):
         layers[-2:] = [_fold(layers[-2], layers[-1])]
     return nn.Sequential(*layers)
+
+
+def _activations_last(levels: Iterable[nn.Sequential]) -> nn.ModuleList:
+    """The encoder levels with each one's leading activation moved to the end of the level
+    before it, and ReLU, the decoder's first step, at the end of the last: an activation then
+    follows its convolution directly (batch norm folded), which oneDNN applies in the same call
+    (:func:`imgzoo.prepack_convolutions`). The outputs become LeakyReLU of what they were, the
+    innermost's ReLU of it."""
+    layers = [list(level) for level in levels]
+    for above, below in itertools.pairwise(layers):
+        assert isinstance(below[0], nn.LeakyReLU)
+        above.append(below.pop(0))
+    layers[-1].append(nn.ReLU())
+    return nn.ModuleList(nn.Sequential(*level) for level in layers)
 
 
 def _split_by_input(conv: nn.Module, channels: int) -> tuple[nn.Module, nn.Module]:

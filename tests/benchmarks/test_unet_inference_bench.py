@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import io
 import statistics
-import time
 import warnings
 from collections.abc import Callable
 
 import pytest
 import torch
+from interleaving import interleaved, ratio
 
 import imgzoo
 from imgzoo_edges2photo.unet import FusedUNet, UNetGenerator
-
-ROUNDS = 5
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -80,30 +77,6 @@ def _timed(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], 
     return run
 
 
-def _median_seconds(function: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _interleaved(candidates: dict[str, Callable[[], object]], *, repeats: int) -> dict[str, list[float]]:
-    """Each candidate's median time per round, rounds alternating between the candidates."""
-    for function in candidates.values():
-        function()  # warm-up: oneDNN picks and caches its kernels on the first call
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(ROUNDS):
-        for name, function in candidates.items():
-            times[name].append(_median_seconds(function, repeats))
-    return times
-
-
-def _ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
-    return statistics.median(a / b for a, b in zip(times[numerator], times[denominator], strict=True))
-
-
 @pytest.mark.parametrize("size", [256, 1024])
 @torch.inference_mode()
 def test_fused_generator_against_trained_and_onnx_runtime(generator: UNetGenerator, size: int) -> None:
@@ -128,15 +101,15 @@ def test_fused_generator_against_trained_and_onnx_runtime(generator: UNetGenerat
             if not bf16:
                 candidates["onnxruntime"] = lambda: runtime(x)
             candidates["onnxruntime_fused"] = lambda: runtime_fused(x)
-        times = _interleaved(candidates, repeats=repeats)
+        times = interleaved(candidates, repeats=repeats)
         shown = ", ".join(f"{name} {statistics.median(t) * 1000:.1f} ms" for name, t in times.items())
         print(f"  {precision}: {shown}")
-        print(f"  {precision}: fused is {_ratio(times, 'trained', 'fused'):.2f}x faster than trained")
+        print(f"  {precision}: fused is {ratio(times, 'trained', 'fused'):.2f}x faster than trained")
         if "onnxruntime_fused" in times:
-            same_graph = _ratio(times, "onnxruntime_fused", "fused")
+            same_graph = ratio(times, "onnxruntime_fused", "fused")
             print(f"  {precision}: fused is {same_graph:.2f}x faster than ONNX Runtime (fp32), fused graph")
         if "onnxruntime" in times:
-            faster = _ratio(times, "onnxruntime", "fused")
+            faster = ratio(times, "onnxruntime", "fused")
             print(f"  {precision}: fused is {faster:.2f}x faster than ONNX Runtime on the trained graph")
             assert faster >= 0.95, "the fused generator must keep up with ONNX Runtime on the trained graph"
         elif not bf16:
@@ -145,4 +118,4 @@ def test_fused_generator_against_trained_and_onnx_runtime(generator: UNetGenerat
         # In fp32 the fused generator takes a half to a third less time (measured 1.5x-2.2x).
         # In bf16 at 256 the layers are small enough that both run at about the same speed, and
         # a shared machine's noise is as large: there only a clear loss fails.
-        assert _ratio(times, "trained", "fused") >= (0.9 if bf16 else 1.25)
+        assert ratio(times, "trained", "fused") >= (0.9 if bf16 else 1.25)

@@ -47,11 +47,16 @@ def test_packed_weights_against_the_usual_call(case: str) -> None:
     print(f"\n{case}, shipped weights, one thread:")
     for bf16 in (False, True):
 
-        def timed(model: torch.nn.Module, bf16: bool = bf16) -> object:
+        def timed(model: torch.nn.Module, bf16: bool = bf16) -> torch.Tensor:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 return model(x)
 
-        torch.testing.assert_close(timed(packed), timed(usual), atol=1e-4, rtol=1e-4)
+        # In bf16 an activation taken into the convolution's call rounds once where the usual
+        # calls round twice; through a deep network that moves outputs by a few 1/255 at most.
+        tolerance = 0.05 if bf16 else 1e-4
+        torch.testing.assert_close(
+            timed(packed).float(), timed(usual).float(), atol=tolerance, rtol=tolerance
+        )
         times = interleaved({"usual": lambda: timed(usual), "packed": lambda: timed(packed)}, repeats=repeats)
         faster = ratio(times, "usual", "packed")
         shown = ", ".join(f"{name} {statistics.median(t) * 1000:.1f} ms" for name, t in times.items())

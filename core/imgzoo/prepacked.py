@@ -21,6 +21,7 @@ from __future__ import annotations
 import copyreg
 import functools
 import weakref
+from collections.abc import Callable
 from typing import NamedTuple, SupportsIndex, cast
 
 import torch
@@ -64,6 +65,8 @@ class _Packed(NamedTuple):
     source: tuple[int, ...]  # the weight's and bias's _identity when packed
     weight: torch.Tensor  # in oneDNN's layout
     bias: torch.Tensor | None
+    run: Callable[..., torch.Tensor]  # oneDNN's convolution op
+    geometry: tuple[object, ...]  # its shape arguments, worked out once
 
 
 class _PostOp(NamedTuple):
@@ -117,13 +120,7 @@ class _PackedConvolution(_Packing):
         if dtype is None:
             return None
         packed = _packed(conv, dtype, input.shape)
-        run = (
-            torch.ops.mkldnn._convolution_transpose_pointwise
-            if conv.transposed
-            else torch.ops.mkldnn._convolution_pointwise
-        )
-        arguments = (*_geometry(conv), conv.groups, post_op.name, post_op.scalars, "")
-        output = run(input.to(dtype), packed.weight, packed.bias, *arguments)
+        output = packed.run(input.to(dtype), packed.weight, packed.bias, *packed.geometry, *post_op, "")
         return _in_usual_layout(output, input, self.weight)
 
 
@@ -225,7 +222,7 @@ def _bf16_available() -> bool:
 def _packed_dtype(conv: _ConvNd, input: torch.Tensor) -> torch.dtype | None:
     """The dtype the packed call computes in, or None where the usual call must run."""
     weight = conv.weight
-    if input.device.type != "cpu" or weight.device.type != "cpu" or input.dim() != 4:
+    if not (input.is_cpu and weight.is_cpu) or input.dim() != 4:
         return None
     # (A parametrization is a submodule of that name; the public test for it is far slower.)
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or "parametrizations" in conv._modules:
@@ -280,14 +277,14 @@ def _packed(conv: _ConvNd, dtype: torch.dtype, input_size: torch.Size) -> _Packe
     if packed is not None and packed.source == source:
         return packed
     mkldnn = torch.ops.mkldnn
-    reorder = (
-        mkldnn._reorder_convolution_transpose_weight
-        if conv.transposed
-        else mkldnn._reorder_convolution_weight
-    )
+    if conv.transposed:
+        reorder, run = mkldnn._reorder_convolution_transpose_weight, mkldnn._convolution_transpose_pointwise
+    else:
+        reorder, run = mkldnn._reorder_convolution_weight, mkldnn._convolution_pointwise
+    geometry = (*_geometry(conv), conv.groups)
     with torch.no_grad():
-        layout = reorder(weight.detach().to(dtype), *_geometry(conv), conv.groups, list(input_size))
-        packed = _Packed(source, layout, None if bias is None else bias.detach().to(dtype))
+        layout = reorder(weight.detach().to(dtype), *geometry, list(input_size))
+        packed = _Packed(source, layout, None if bias is None else bias.detach().to(dtype), run, geometry)
     cache[dtype] = packed
     return packed
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.profiler import profile
 
 import imgzoo
-from imgzoo.prepacked import _PACKED, _ops_available
+from imgzoo.prepacked import _PACKED, _bf16_available, _ops_available
 
 PACKED_OPS = {"mkldnn::_convolution_pointwise", "mkldnn::_convolution_transpose_pointwise"}
 packing = pytest.mark.skipif(not _ops_available(), reason="this torch build has no oneDNN convolution ops")
@@ -77,21 +77,30 @@ def test_results_and_layouts_are_the_usual_ones(
 
 
 @packing
-def test_the_packed_call_runs_and_packs_once() -> None:
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.float32,
+        pytest.param(
+            torch.bfloat16,
+            marks=pytest.mark.skipif(not _bf16_available(), reason="oneDNN runs no bf16 on this CPU"),
+        ),
+    ],
+)
+def test_the_packed_call_runs_and_packs_once(dtype: torch.dtype) -> None:
     packed = imgzoo.prepack_convolutions(network())
     convolutions = [module for module in packed if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))]
     x = torch.randn(1, 3, 16, 16)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         ran = ops_run(packed, x)
         assert ran >= PACKED_OPS and "aten::mkldnn_convolution" not in ran
         # Every convolution, the subclass that pads first included, packed on the first call...
-        first = [_PACKED[conv][torch.float32].weight for conv in convolutions]
-        assert len(first) == 5
+        first = [_PACKED[conv][dtype].weight for conv in convolutions]
+        assert len(first) == 5 and all(weight.dtype == dtype for weight in first)
         packed(x)
     # ... and not again.
     assert all(
-        _PACKED[conv][torch.float32].weight is weight
-        for conv, weight in zip(convolutions, first, strict=True)
+        _PACKED[conv][dtype].weight is weight for conv, weight in zip(convolutions, first, strict=True)
     )
 
 
@@ -117,10 +126,17 @@ def test_an_activation_after_a_convolution_runs_in_the_same_call(activation: str
         torch.testing.assert_close(packed(x), usual(x), atol=1e-5, rtol=1e-5)
         assert op in ops_run(usual, x)
         assert op not in ops_run(packed, x)
-        # A hook on either module must see it run: the pair is then called as usual.
-        seen = []
-        packed[1].register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
-        assert op in ops_run(packed, x) and len(seen) == 1
+        # A hook, on either module or on every module, must see it run: the pair is then
+        # called as usual.
+        seen: list[type] = []
+        hook = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: seen.append(type(m)))
+        try:
+            assert op in ops_run(packed, x) and type(module) in seen
+        finally:
+            hook.remove()
+        seen.clear()
+        packed[1].register_forward_hook(lambda m, i, o: seen.append(type(m)))
+        assert op in ops_run(packed, x) and seen == [type(module)]
         torch.testing.assert_close(packed(x), usual(x), atol=1e-5, rtol=1e-5)
 
 
@@ -137,9 +153,21 @@ def test_a_changed_weight_is_packed_again() -> None:
             model[3].bias.add_(1)
     with torch.inference_mode():
         torch.testing.assert_close(packed(x), usual(x), atol=1e-5, rtol=1e-5)
-    packed.load_state_dict(network().state_dict())
+    for model in (usual, packed):
+        model.load_state_dict(network().state_dict())
     with torch.inference_mode():
-        torch.testing.assert_close(packed(x), network()(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(packed(x), usual(x), atol=1e-5, rtol=1e-5)
+    # A new Parameter, even one that takes the old one's memory.
+    for model in (usual, packed):
+        model[0].weight = nn.Parameter(torch.ones_like(model[0].weight))
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), usual(x), atol=1e-5, rtol=1e-5)
+    # Changes PyTorch does not count go unseen until the module is packed again, as documented.
+    for model in (usual, packed):
+        model[0].weight.data.mul_(3)
+    imgzoo.prepack_convolutions(packed)
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), usual(x), atol=1e-5, rtol=1e-5)
 
 
 @packing
@@ -158,11 +186,35 @@ def test_what_the_packed_call_cannot_do_takes_the_usual_one() -> None:
             torch.testing.assert_close(packed(x), usual(x))
         assert not PACKED_OPS & ran, why
 
+    # An output padding as large as the stride, which oneDNN has no kernel for.
+    wide = nn.ConvTranspose2d(3, 4, 3, stride=1, dilation=2, output_padding=1).eval()
+    with torch.inference_mode():
+        expected = wide(x)
+        torch.testing.assert_close(imgzoo.prepack_convolutions(wide)(x), expected)
+
+    # A bias passed in place of the module's own.
+    class WithoutBias(nn.Conv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self._conv_forward(x, self.weight, None)
+
+    conv = WithoutBias(3, 4, 3).eval()
+    with torch.inference_mode():
+        expected = F.conv2d(x, conv.weight)
+        torch.testing.assert_close(imgzoo.prepack_convolutions(conv)(x), expected)
+
     packed = imgzoo.prepack_convolutions(network())
-    # Gradients: the packed ops have none.
+    # oneDNN switched off.
+    with torch.inference_mode(), torch.backends.mkldnn.flags(enabled=False):
+        assert not PACKED_OPS & ops_run(packed, x)
+    # Gradients, for the input or for the biases alone: the packed ops have none.
     inputs = x.clone().requires_grad_()
     packed(inputs).sum().backward()
     assert inputs.grad is not None and packed[0].weight.grad is not None
+    packed.zero_grad(set_to_none=True)
+    for name, parameter in packed.named_parameters():
+        parameter.requires_grad_(name.endswith("bias"))
+    packed(x).sum().backward()
+    assert packed[0].bias.grad is not None and packed[0].weight.grad is None
     # Tracing records the usual call, which export knows.
     with torch.inference_mode():
         traced = torch.jit.trace(packed, x)

@@ -6,14 +6,18 @@ the deep layers of an image network at inference sizes, where the weights are la
 pictures small, that repacking costs as much as the arithmetic. ONNX Runtime packs once, when
 its session is made; :func:`prepack_convolutions` does the same for a torch module. Measured on
 one core of an AVX-512 CPU with the shipped weights (tests/benchmarks/test_prepacked_bench.py):
-edges2photo's generator at 256x256 1.2x faster in fp32 and 2.2x in bf16 (at 1024x1024, 1.0x
-and 1.1x: there the arithmetic dwarfs the packing); colorize's network 1.0x and 1.5x.
+edges2photo's generator at 256x256 1.2x faster in fp32 and 1.8-2.3x in bf16 (at 1024x1024,
+0.9-1.1x and 1.1-1.2x: there the arithmetic dwarfs the packing); colorize's network at 128x128
+1.0-1.1x and 1.4x.
 
-The packed call runs when oneDNN would have run anyway and its result is the same: a CPU
-tensor in fp32 (or in bf16 under CPU autocast, on a CPU that oneDNN runs bf16 on), nothing
-that needs a gradient, zero padding given as numbers, and no tracing, scripting, ONNX export or
-``torch.compile`` (those see the usual call, which they know how to record). Everything else
-takes the usual call, so a prepacked module still runs anywhere its original did.
+The packed call runs for a CPU tensor in fp32 (or in bf16 under CPU autocast, on a CPU that
+oneDNN runs bf16 on), with oneDNN enabled, nothing that needs a gradient, zero padding given as
+numbers, and no tracing, ONNX export, ``torch.compile`` or ``torch.export`` under way (those
+record the usual call, which they know). Its results are the usual call's to float rounding (in
+bf16 with an activation taken along, one rounding step apart, as the activation is applied
+before the result is rounded to bf16). Everything else takes the usual call, so a prepacked
+module runs wherever its original did; ``torch.jit.script`` and ``torch.fx`` do not take it:
+give them the original.
 """
 
 from __future__ import annotations
@@ -41,15 +45,20 @@ def prepack_convolutions(module: nn.Module) -> nn.Module:
             return {"model": imgzoo.prepack_convolutions(copy.deepcopy(models["model"]))}
 
     Names, parameters and the state dict stay as they were; the packed copies of the weights
-    live beside the module (one per precision used) and are made again if a weight changes.
-    Subclasses keep their own ``forward``: a ``Conv2d`` subclass that pads before calling
-    ``super().forward`` is packed too; one that replaces the convolution call is left alone.
+    live beside the module (one per precision used) and are made again when a weight is
+    replaced or changed in place as PyTorch counts it (``load_state_dict``, ``copy_`` under
+    ``no_grad``). A change PyTorch does not count, through ``.data`` or to an inference tensor
+    inside ``torch.inference_mode()``, goes unseen: call this again after one, which drops the
+    packed copies. Subclasses keep their own ``forward``: a ``Conv2d`` subclass that pads before
+    calling ``super().forward`` is packed too; one that replaces the convolution call is not.
 
-    In an ``nn.Sequential``, an activation right after a plain convolution (``ReLU``,
-    ``LeakyReLU``, ``Tanh`` or ``Sigmoid``) is applied by oneDNN as the convolution writes its
-    output, instead of in a second pass over it; hooks on either module turn that off.
+    Each ``nn.Sequential`` changes class too: an activation right after a plain convolution
+    (``ReLU``, ``LeakyReLU``, ``Tanh`` or ``Sigmoid``) is then applied by oneDNN as the
+    convolution writes its output, instead of in a second pass over it. Forward hooks on either
+    module, or global ones, turn that off.
     """
     for child in module.modules():
+        _PACKED.pop(child, None)
         packed_class = _packed_class(type(child))
         if packed_class is not None:
             child.__class__ = packed_class
@@ -63,6 +72,8 @@ def is_prepacked(module: nn.Module) -> bool:
 
 class _Packed(NamedTuple):
     source: tuple[int, ...]  # the weight's and bias's _identity when packed
+    # The weight and bias themselves, weakly: an id names one tensor only while that one lives.
+    tensors: tuple[weakref.ref[torch.Tensor], ...]
     weight: torch.Tensor  # in oneDNN's layout
     bias: torch.Tensor | None
     run: Callable[..., torch.Tensor]  # oneDNN's convolution op
@@ -130,7 +141,8 @@ class _PackedConv2d(_PackedConvolution, nn.Conv2d):
     def _conv_forward(
         self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
-        output = self.packed_call(input) if weight is self.weight else None
+        passed_own = weight is self.weight and bias is self.bias
+        output = self.packed_call(input) if passed_own else None
         return super()._conv_forward(input, weight, bias) if output is None else output
 
 
@@ -170,7 +182,12 @@ def _fusable(layer: nn.Module, activation: nn.Module) -> bool:
 
 
 def _has_hooks(module: nn.Module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks)
+    """Whether calling ``module`` would run hooks: its own, or those every module runs."""
+    everyone = nn.modules.module
+    shared = getattr(everyone, "_global_forward_hooks", None) or getattr(
+        everyone, "_global_forward_pre_hooks", None
+    )
+    return bool(module._forward_hooks or module._forward_pre_hooks or shared)
 
 
 def _packed_class(cls: type) -> type | None:
@@ -221,13 +238,20 @@ def _bf16_available() -> bool:
 
 def _packed_dtype(conv: _ConvNd, input: torch.Tensor) -> torch.dtype | None:
     """The dtype the packed call computes in, or None where the usual call must run."""
-    weight = conv.weight
-    if not (input.is_cpu and weight.is_cpu) or input.dim() != 4:
+    weight, bias = conv.weight, conv.bias
+    if not (input.is_cpu and weight.is_cpu) or input.dim() != 4 or not torch.backends.mkldnn.enabled:
         return None
     # (A parametrization is a submodule of that name; the public test for it is far slower.)
     if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or "parametrizations" in conv._modules:
         return None
-    if torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad):
+    # oneDNN has no transposed convolution whose output padding reaches the stride (dilation
+    # allows it); PyTorch computes those with its own kernel.
+    if conv.transposed and any(
+        extra >= step for extra, step in zip(conv.output_padding, conv.stride, strict=True)
+    ):
+        return None
+    needs_grad = input.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    if torch.is_grad_enabled() and needs_grad:
         return None
     if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export() or _compiling():
         return None
@@ -274,7 +298,7 @@ def _packed(conv: _ConvNd, dtype: torch.dtype, input_size: torch.Size) -> _Packe
     source = (*_identity(weight), *_identity(bias))
     cache = _PACKED.setdefault(conv, {})
     packed = cache.get(dtype)
-    if packed is not None and packed.source == source:
+    if packed is not None and packed.source == source and all(ref() is not None for ref in packed.tensors):
         return packed
     mkldnn = torch.ops.mkldnn
     if conv.transposed:
@@ -284,7 +308,10 @@ def _packed(conv: _ConvNd, dtype: torch.dtype, input_size: torch.Size) -> _Packe
     geometry = (*_geometry(conv), conv.groups)
     with torch.no_grad():
         layout = reorder(weight.detach().to(dtype), *geometry, list(input_size))
-        packed = _Packed(source, layout, None if bias is None else bias.detach().to(dtype), run, geometry)
+        tensors = tuple(weakref.ref(tensor) for tensor in (weight, bias) if tensor is not None)
+        packed = _Packed(
+            source, tensors, layout, None if bias is None else bias.detach().to(dtype), run, geometry
+        )
     cache[dtype] = packed
     return packed
 
@@ -297,13 +324,13 @@ def _geometry(conv: _ConvNd) -> list[list[int]]:
     return [padding, list(conv.stride), list(conv.dilation)]
 
 
-def _identity(tensor: torch.Tensor | None) -> tuple[int, int]:
-    """Where ``tensor``'s data lives and how often it was changed in place: a packed copy is
-    stale once either differs. Inference tensors keep no count of changes (changing one in
-    place needs inference mode, which inference code has no reason to do to its weights)."""
+def _identity(tensor: torch.Tensor | None) -> tuple[int, ...]:
+    """Which tensor this is, where its data lives and how often it was changed in place: a
+    packed copy is stale once any differs. (Inference tensors keep no count of changes: see
+    prepack_convolutions.)"""
     if tensor is None:
-        return 0, 0
-    return tensor.data_ptr(), -1 if tensor.is_inference() else tensor._version
+        return ()
+    return id(tensor), tensor.data_ptr(), -1 if tensor.is_inference() else tensor._version
 
 
 def _compiling() -> bool:

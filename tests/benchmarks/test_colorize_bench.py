@@ -24,8 +24,9 @@ Untrained weights, except in (f), which measures what ships: speed does not depe
         forward (chroma_confidence=False) is reported. A call adds at most 0.6 GB to the
         process's peak memory. OpenCV's conversions, most of both pipelines, run on all cores
         whatever OMP_NUM_THREADS says, so another busy process on a 2-core machine stretches
-        the call that waits on it: measured with nothing else running, (f) gave 1.07-1.12x in
-        three runs (1.21-1.25x with untrained weights); with two training runs beside it, 1.65x.
+        the call that waits on it: measured with nothing else running, (f) gave 0.94-1.13x in
+        three runs (run() computes in bf16, the reference in fp32); with two training runs
+        beside it (before the weights were packed), 1.65x.
 
 Run (f) alone with OMP_NUM_THREADS=1:
     OMP_NUM_THREADS=1 python -m pytest tests/benchmarks/test_colorize_bench.py -k full_resolution \

@@ -44,14 +44,14 @@ CALIBRATION_STEPS = 12
 
 @dataclass
 class Stage:
-    """One task's training: its data, batch, share of the budget and settings."""
+    """One task's training: its data, batch, share of the budget and settings (the task's and the
+    trainer's, side by side)."""
 
     task: str
     data: str
     batch_size: int
     share: float
     settings: dict[str, Any] = field(default_factory=dict)
-    train_settings: dict[str, Any] = field(default_factory=dict)
     compare: tuple[str, ...] = ()
     """The metrics the report compares, with the first deciding."""
 
@@ -62,8 +62,7 @@ STAGES = [
         "minifigs:n=200000,seed=11",
         batch_size=256,
         share=0.4,
-        settings={"loss": "mse", "learning_rate": 1e-3},
-        train_settings={"lr_schedule": "linear", "decay_start": 0.3},
+        settings={"loss": "mse", "learning_rate": 1e-3, "lr_schedule": "linear", "decay_start": 0.3},
         compare=("psnr", "colorfulness_ratio", "ssim"),
     ),
     Stage(
@@ -71,8 +70,13 @@ STAGES = [
         "minifigs:n=100000,seed=12",
         batch_size=64,
         share=0.6,
-        settings={"gan_weight": 0.15, "learning_rate": 4e-4},
-        train_settings={"lr_schedule": "linear", "decay_start": 0.5, "export": "inference"},
+        settings={
+            "gan_weight": 0.15,
+            "learning_rate": 4e-4,
+            "lr_schedule": "linear",
+            "decay_start": 0.5,
+            "export": "inference",
+        },
         compare=("ssim", "psnr", "colorfulness_ratio", "sharpness_ratio", "checkerboard_ratio"),
     ),
 ]
@@ -116,7 +120,7 @@ def main() -> int:
         common = {
             "data": "minifigs:n=64,seed=11" if args.smoke else stage.data,
             "weights": imgzoo.task_info(stage.task).default_weights,  # continue from the shipped ones
-            "overrides": stage.settings,
+            **stage.settings,
             "device": device,
             "precision": "bf16",
             "batch_size": batch,
@@ -149,7 +153,6 @@ def main() -> int:
             eval_every=max(1, steps // 4),
             checkpoint_every=max(1, steps // 4),
             eval_samples=256,
-            train_overrides=stage.train_settings,
         )
         assert result.weights is not None
         weights = args.out / f"{stage.task}.safetensors"

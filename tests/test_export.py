@@ -97,7 +97,7 @@ def test_torchscript_records_its_origin_and_runs_alone(tmp_path: Path) -> None:
     torch.manual_seed(0)
     pipeline = imgzoo.load("invert", False, device="cpu", precision="fp32", gain=2.0)
     batch = torch.rand(3, 3, 5, 7)
-    assert torch.allclose(loaded(batch), pipeline.run_batch([batch]), atol=1e-6)
+    assert torch.allclose(loaded(batch), pipeline.backend.forward(batch), atol=1e-6)
 
 
 @pytest.mark.usefixtures("toy_tasks")
@@ -241,9 +241,8 @@ def test_tiled_runs_use_the_exported_graph_too(rng: np.random.Generator, monkeyp
     reference, exported = _both_backends("smooth")
     assert exported.tiling is not None
     shapes = []
-    model = exported._exported
-    assert model is not None
-    monkeypatch.setattr(exported, "_exported", lambda batch: shapes.append(batch.shape) or model(batch))
+    model = exported.backend.forward
+    monkeypatch.setattr(exported.backend, "forward", lambda batch: shapes.append(batch.shape) or model(batch))
     picture = _picture(rng, 70, 90)
     assert np.abs(exported(picture) - reference(picture)).max() <= TOLERANCE
     assert len(shapes) >= 1 and max(shape[-1] for shape in shapes) < 90, "ran in tiles"
@@ -293,7 +292,7 @@ def test_a_valid_cached_graph_is_never_exported_again(count_exports: list[Path],
 
 
 def test_an_edited_plugin_package_is_exported_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imgzoo.onnx_backend import _source_digest
+    from imgzoo.backends.onnx_runtime import _source_digest
 
     package = tmp_path / "edited_plugin"
     (package / "models").mkdir(parents=True)
@@ -325,8 +324,7 @@ def test_a_missing_corrupt_or_stale_graph_is_exported_again(
     elif damage == "truncated":
         graph.write_bytes(graph.read_bytes()[:100])
     elif damage == "replaced":  # a valid graph, but another one: it would give gain 3's results
-        assert other._exported is not None
-        graph.write_bytes(Path(other._exported.path).read_bytes())  # type: ignore[attr-defined]
+        graph.write_bytes(other.backend.model.path.read_bytes())  # type: ignore[attr-defined]
     else:
         graph.with_name(graph.name + ".json").unlink()
     pipeline = imgzoo.load("invert", weights, backend="onnxruntime")

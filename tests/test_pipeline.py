@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import imgzoo
-from imgzoo import api
+from imgzoo import api, model_cache
 from toy_tasks import InvertTask, write_invert_weights, write_registry
 
 pytestmark = pytest.mark.usefixtures("toy_tasks")
@@ -194,15 +194,15 @@ def test_multi_model_task_runs_its_inference_model() -> None:
 
 def test_cache_can_be_cleared(invert_weights: Path) -> None:
     imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8))
-    assert api._cache
+    assert model_cache._cache
     api.clear_cache()
-    assert not api._cache
+    assert not model_cache._cache
 
 
 def test_the_pipeline_cache_is_bounded(invert_weights: Path) -> None:
-    for gain in range(1, api.MAX_CACHED_PIPELINES + 3):
+    for gain in range(1, model_cache.DEFAULT_CAPACITY + 3):
         imgzoo.run("invert", np.zeros((2, 2, 3), np.uint8), gain=float(gain))
-    assert len(api._cache) == api.MAX_CACHED_PIPELINES
+    assert len(model_cache._cache) == model_cache.DEFAULT_CAPACITY
 
 
 def test_batch_size_must_be_positive(invert_weights: Path) -> None:

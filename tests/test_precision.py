@@ -117,4 +117,3 @@ def test_inference_and_training_default_to_auto() -> None:
     assert inspect.signature(imgzoo.load).parameters["precision"].default == "auto"
     assert inspect.signature(imgzoo.run).parameters["precision"].default == "auto"
     assert TrainConfig().precision == "auto"
-    assert _build_parser().parse_args(["train", "colorize", "--data", "d", "--out", "o"]).precision is None

@@ -22,10 +22,10 @@ from pydantic import Field, model_validator
 import imgzoo
 from imgzoo.cli import main
 from imgzoo.errors import ArgumentError, ConfigError, RequestError, TilingError
+from imgzoo.pipeline import Request as PipelineRequest
 from imgzoo.serve import ServeSettings, create_app
 from imgzoo.serve.app import choose_format, status_for
 from imgzoo.serve.batching import Batcher, Job
-from imgzoo.serve.settings import BACKENDS
 from serving import decode_png, encode_png, png_bomb, random_pictures, write_seeded_weights
 from toy_tasks import InvertTask, write_registry
 
@@ -281,9 +281,9 @@ def test_a_cancelled_job_is_not_run() -> None:
     pipeline_calls: list[int] = []
 
     class Recorder:
-        def run_prepared(self, call: Any) -> list[np.ndarray]:
-            pipeline_calls.append(len(call.inputs))
-            return [image.stored for image in call.inputs]
+        def run(self, requests: list[PipelineRequest], batch_size: int) -> list[np.ndarray]:
+            pipeline_calls.append(len(requests))
+            return [request.image.stored for request in requests]
 
     def load() -> Any:
         gate.wait(timeout=60)
@@ -294,7 +294,7 @@ def test_a_cancelled_job_is_not_run() -> None:
     batcher = Batcher(max_batch=4, max_wait=0, queue=2)
     worker = batcher.worker("recorder", load)
     image = decode_image(encode_png(np.zeros((4, 4, 3), np.uint8)))
-    kept, dropped, refused = Job(image, {}), Job(image, {}), Job(image, {})
+    kept, dropped, refused = (Job(PipelineRequest(image)) for _ in range(3))
     batcher.submit(worker, kept)
     batcher.submit(worker, dropped)
     with pytest.raises(RequestError) as full:
@@ -439,7 +439,7 @@ def test_a_cancelled_job_leaves_its_worker_at_once() -> None:
     batcher = Batcher(max_batch=4, max_wait=0, queue=4)
     worker = batcher.worker("waits", lambda: gate.wait(timeout=60))  # type: ignore[arg-type,return-value]
     image = decode_image(encode_png(np.zeros((4, 4, 3), np.uint8)))
-    job = Job(image, {})
+    job = Job(PipelineRequest(image))
     batcher.submit(worker, job)
     assert not worker.idle and batcher.in_flight == 1
     job.future.cancel()
@@ -581,9 +581,6 @@ def test_v1_tasks_names_local_weights_files_without_their_folders(
 
 
 def test_settings_are_checked_naming_the_flags() -> None:
-    from imgzoo.pipeline import BACKENDS as PIPELINE_BACKENDS
-
-    assert BACKENDS == PIPELINE_BACKENDS
     with pytest.raises(ConfigError) as bad:
         ServeSettings(
             backend="tensorrt", precision="fp64", device="tpu", max_request_bytes=0, max_models=0

@@ -23,7 +23,7 @@ from pydantic import Field
 import imgzoo
 from imgzoo import testing
 from imgzoo.testing import ImmediateStepContext, TaskContractError
-from toy_tasks import InvertConfig, InvertTask
+from toy_tasks import DeclaringPlugin, InvertConfig, InvertTask
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -80,13 +80,7 @@ def test_task_keeps_the_contract(
 
 # ── the kit catches broken tasks ────────────────────────────────────────────────────────────
 def _register(*task_classes: type[imgzoo.Task]) -> None:
-    class Plugin:
-        @imgzoo.hookimpl
-        def register_tasks(self, register: Callable[[type[imgzoo.Task]], None]) -> None:
-            for task_class in task_classes:
-                register(task_class)
-
-    imgzoo.register_plugin(Plugin(), name="broken-tasks")
+    imgzoo.register_plugin(DeclaringPlugin(*task_classes), name="broken-tasks")
 
 
 def test_the_toy_tasks_pass_the_whole_contract(toy_tasks: None) -> None:

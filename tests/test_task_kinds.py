@@ -1,5 +1,5 @@
 """The task contract beyond same-size pictures: a size-changing task, a task with a named extra
-input, a float-map task, alpha, and plugins written for plugin API 1."""
+input, a float-map task, alpha."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import torch
 from PIL import Image as PILImage
 
 import imgzoo
-from imgzoo import plugins, testing
+from imgzoo import model_cache, plugins, testing
 from imgzoo.cli import main
 from imgzoo.images import load_image, save_image
 from toy_contract_tasks import ToyConfig, ToyDepthTask, ToyInpaintTask, ToyUpscaleTask
-from toy_tasks import InvertTask
+from toy_tasks import DeclaringPlugin, InvertTask
 
 pytestmark = pytest.mark.usefixtures("contract_tasks")
 
@@ -25,16 +25,8 @@ def _picture(height: int, width: int, channels: int = 3, seed: int = 0) -> np.nd
     return testing.synthetic_image(height, width, channels, seed=seed)
 
 
-def _register(*task_classes: type[imgzoo.Task], api: int | None = None) -> None:
-    class Plugin:
-        @imgzoo.hookimpl
-        def register_tasks(self, register):  # type: ignore[no-untyped-def]
-            for task_class in task_classes:
-                register(task_class)
-
-    if api is not None:
-        Plugin.IMGZOO_PLUGIN_API = api  # type: ignore[attr-defined]
-    imgzoo.register_plugin(Plugin(), name="kinds-extra")
+def _register(*task_classes: type[imgzoo.Task]) -> None:
+    imgzoo.register_plugin(DeclaringPlugin(*task_classes), name="kinds-extra")
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -123,7 +115,7 @@ def test_inputs_and_config_overrides_are_told_apart() -> None:
         "toy-inpaint", _picture(6, 6), mask=np.zeros((6, 6), np.uint8), weights=False, image_size=8
     )
     assert result.shape == (6, 6, 3)
-    pipeline = next(iter(imgzoo.api._cache.values()))
+    pipeline = next(iter(model_cache._cache.values()))
     assert pipeline.config.image_size == 8
 
 
@@ -265,10 +257,10 @@ def test_tiling_may_not_be_declared_by_a_task_that_cannot_be_cut() -> None:
     uncuttable = type(
         "Uncuttable", (ToyInpaintTask,), {"name": "uncuttable", "tiling": imgzoo.Tiling(tile=32, overlap=8)}
     )
-    with pytest.warns(RuntimeWarning, match=r"tiling cuts the image alone"):
-        _register(uncuttable)
-        imgzoo.list_tasks()
-    assert "uncuttable" not in imgzoo.list_tasks()
+    _register(uncuttable)
+    # Its declaration cannot tell: the class, imported on first use, is refused then.
+    with pytest.raises(imgzoo.PluginError, match=r"tiling cuts the image alone"):
+        imgzoo.load("uncuttable", weights=False)
 
 
 @pytest.mark.parametrize(
@@ -406,7 +398,7 @@ def test_an_image_task_returning_two_channels_is_told_to_declare_a_map() -> None
         imgzoo.run("two-channels", _picture(4, 5), weights=False)
 
 
-# ── training, and plugin API 1 ──────────────────────────────────────────────────────────────
+# ── training ────────────────────────────────────────────────────────────────────────────────
 @pytest.mark.parametrize("name", ["toy-inpaint", "toy-depth", "toy-upscale"])
 def test_each_kind_trains_on_a_folder_and_its_weights_run(name: str, tmp_path: Path) -> None:
     for index in range(4):
@@ -414,38 +406,8 @@ def test_each_kind_trains_on_a_folder_and_its_weights_run(name: str, tmp_path: P
     settings = dict(plugins.get_task_class(name).test_overrides)
     options = {"steps": 2, "batch_size": 2, "val_fraction": 0.5, "num_workers": 0, "progress": False}
     data, out = str(tmp_path / "data"), tmp_path / "run"
-    result = imgzoo.train(name, data, out=out, overrides=settings, device="cpu", precision="fp32", **options)
+    result = imgzoo.train(name, data, out, device="cpu", precision="fp32", **settings, **options)
     assert result.weights is not None and all(np.isfinite(v) for v in result.metrics.values())
     pipeline = imgzoo.load(name, weights=result.weights, device="cpu")
     output = pipeline(_picture(8, 6), **testing.synthetic_inputs(pipeline.task, 8, 6))
     assert output.shape[:2] == pipeline.task.output_size(8, 6)
-
-
-def test_a_plugin_written_for_api_1_loads_and_runs_unchanged() -> None:
-    class OldStyle(imgzoo.Task):
-        """preprocess(image) and postprocess(output, image), as plugin API 1 defined them."""
-
-        name = "old-style"
-        description = "An API 1 task"
-        Config = InvertTask.Config
-
-        def build_models(self):  # type: ignore[no-untyped-def]
-            return InvertTask(self.config).build_models()
-
-        def preprocess(self, image):  # type: ignore[no-untyped-def]
-            return torch.from_numpy(np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image).permute(
-                2, 0, 1
-            )[None]
-
-        def postprocess(self, output, image):  # type: ignore[no-untyped-def]
-            return output.clamp(0, 1).permute(1, 2, 0).numpy()
-
-        def make_pair(self, sample):  # type: ignore[no-untyped-def]
-            x = torch.from_numpy(sample.image).permute(2, 0, 1)
-            return x, 1 - x
-
-    _register(OldStyle, api=1)
-    info = next(info for info in plugins.plugin_infos() if info.name == "kinds-extra")
-    assert info.status == "loaded" and info.plugin_api == [1]
-    assert imgzoo.run("old-style", _picture(5, 6), weights=False).shape == (5, 6, 3)
-    testing.check_run("old-style")

@@ -12,7 +12,7 @@ import torch
 
 import imgzoo
 from imgzoo.images import read_images
-from imgzoo.pipeline import Pipeline
+from imgzoo.pipeline import Pipeline, Request
 from imgzoo.tiling import Tiling, blend_windows, plan_spans, run_tiled
 from toy_tasks import SmoothTask, TiledToyTasksPlugin, UpscaleTask
 
@@ -178,7 +178,17 @@ def test_scale_two_tiles_are_placed_and_blended_at_twice_the_size(rng: np.random
 
     with torch.inference_mode():
         whole = task.postprocess(forward(task.preprocess(image.pixels))[0], image.pixels)
-        tiled = run_tiled(task, image, task.tiling, forward, batch_size=3)
+        tiled = run_tiled(
+            task.tiling,
+            image.height,
+            image.width,
+            scale=task.scale,
+            crop=lambda rows, columns: image.region(rows, columns),
+            preprocess=task.preprocess,
+            forward=lambda tensors: [row for tensor in tensors for row in forward(tensor)],
+            postprocess=task.postprocess,
+            batch_size=3,
+        )
     assert tiled.shape == whole.shape == (140, 90, 3)
     assert np.abs(tiled - whole).max() < 1e-5
 
@@ -198,10 +208,10 @@ def test_a_scale_two_task_runs_in_tiles_through_the_pipeline(
 def test_integer_images_are_converted_one_tile_at_a_time(rng: np.random.Generator) -> None:
     pipeline = smooth_pipeline()
     [image], _ = read_images(rng.integers(0, 256, (100, 70, 3), dtype=np.uint8))
-    tiled = pipeline.process([image])[0]
+    tiled = pipeline.run([Request(image)])[0].output
     assert image.stored.dtype == np.uint8  # the whole picture never became float
     pipeline.tiling = None
-    np.testing.assert_allclose(tiled, pipeline.process([image])[0], atol=1e-5)
+    np.testing.assert_allclose(tiled, pipeline.run([Request(image)])[0].output, atol=1e-5)
 
 
 # ── choosing and refusing ────────────────────────────────────────────────────────────────────

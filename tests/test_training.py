@@ -87,7 +87,7 @@ def invert_run(images: str, tmp_path_factory: pytest.TempPathFactory) -> TrainRe
             "invert",
             images,
             out=out,
-            overrides={"learning_rate": 0.1},
+            learning_rate=0.1,
             steps=60,
             eval_every=20,
             checkpoint_every=20,
@@ -533,9 +533,7 @@ def test_best_checkpoint_never_goes_missing(
 
     monkeypatch.setattr(os, "replace", watched(os.replace))
     monkeypatch.setattr(shutil, "rmtree", watched(shutil.rmtree))
-    result = train(
-        "invert", images, out=tmp_path, steps=6, eval_every=1, overrides={"learning_rate": 0.1}, **QUICK
-    )
+    result = train("invert", images, out=tmp_path, steps=6, eval_every=1, learning_rate=0.1, **QUICK)
 
     assert result.best is not None and result.best["step"] >= 2  # best was replaced at least once
     assert observed and all(observed)
@@ -564,9 +562,9 @@ def test_a_full_disk_is_one_line_naming_the_folder(
     else:
         monkeypatch.setattr(report, "open", no_space, raising=False)
     out = tmp_path / "run"
-    command = ["train", "invert", "--data", images, "--out", str(out), "--steps", "2", "--device", "cpu"]
+    command = ["train", "invert", "--data", images, "--out", str(out), "--set", "steps=2", "--set", "device=cpu"]
 
-    assert cli.main([*command, "--set", "train.num_workers=0"]) == 1
+    assert cli.main([*command, "--set", "num_workers=0"]) == 1
 
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -655,14 +653,14 @@ def test_too_few_images_for_a_batch(images: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("settings", "field"),
     [
-        ({"overrides": {"learnig_rate": 0.1}}, "learnig_rate"),
-        ({"overrides": {"train.stepz": 3}}, "train.stepz"),
-        ({"train_overrides": {"lr_schedule": "cosine"}}, "train.lr_schedule"),
+        ({"learnig_rate": 0.1}, "learnig_rate: .* did you mean 'learning_rate'"),
+        ({"stepz": 3}, "stepz: .* did you mean 'steps'"),
+        ({"lr_schedule": "cosine"}, "lr_schedule"),
         ({"grad_accum": 3}, "batch_size"),
-        ({"seed": 2**63 + 1}, "train.seed"),
-        ({"grad_clip": math.inf}, "train.grad_clip"),
-        ({"overrides": {"learning_rate": math.inf}}, "learning_rate"),
-        ({"overrides": {"gain": math.nan}}, "gain"),
+        ({"seed": 2**63 + 1}, "seed"),
+        ({"grad_clip": math.inf}, "grad_clip"),
+        ({"learning_rate": math.inf}, "learning_rate"),
+        ({"gain": math.nan}, "gain"),
     ],
 )
 def test_config_mistakes_name_the_field(
@@ -674,13 +672,60 @@ def test_config_mistakes_name_the_field(
     assert not (tmp_path / "run").exists()  # no empty output folder left behind
 
 
+def test_task_and_training_settings_are_set_side_by_side_and_the_call_beats_the_file(
+    images: str, tmp_path: Path
+) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text("gain = 3.0\nlearning_rate = 0.02\nsteps = 5\nseed = 7\n")
+    result = train("invert", images, tmp_path / "run", config_file=settings, steps=2, gain=2.0, **QUICK)
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step-00000002" / "state.json").read_text())
+    assert result.steps == 2 and state["train_config"]["seed"] == 7
+    assert state["task_config"]["gain"] == 2.0 and state["task_config"]["learning_rate"] == 0.02
+
+
+def test_unknown_settings_are_one_error_that_says_where_the_valid_names_are(images: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        train("invert", images, tmp_path / "run", stepz=2, **{"train.steps": 2}, **QUICK)
+    lines = str(caught.value).splitlines()
+    where = "neither a setting of task 'invert' (`imgzoo info invert` lists them) nor a training setting"
+    assert lines[0] == "invalid config for task 'invert' (from arguments):"
+    assert lines[1].startswith(f"  stepz: {where} (`imgzoo train --help` lists them): did you mean 'steps'")
+    assert lines[2].startswith("  train.steps: neither") and lines[2].endswith("did you mean 'steps'?")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_task_with_a_config_field_named_as_a_training_setting_cannot_be_trained(
+    images: str, tmp_path: Path
+) -> None:
+    from pydantic import Field
+
+    from toy_tasks import InvertConfig, InvertTask
+
+    class SeededConfig(InvertConfig):
+        seed: int = Field(0, description="A field named as a training setting.")
+
+    class SeededTask(InvertTask):
+        name = "seeded"
+        Config = SeededConfig
+
+    class Plugin:
+        @imgzoo.hookimpl
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            register(SeededTask)
+
+    imgzoo.register_plugin(Plugin(), name="seeded")
+    with pytest.raises(imgzoo.PluginError, match=r"task 'seeded' cannot be trained: .*\(seed\).* rename"):
+        train("seeded", images, tmp_path / "run", steps=1, **QUICK)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("value", [math.inf, math.nan, 1e30])
 @pytest.mark.parametrize("task", imgzoo.list_tasks())
 def test_a_learning_rate_that_can_only_train_garbage_is_a_config_error(
     task: str, value: float, images: str, tmp_path: Path
 ) -> None:
     with pytest.raises(ConfigError, match="learning_rate"):
-        train(task, images, out=tmp_path / "run", overrides={"learning_rate": value}, steps=2, **QUICK)
+        train(task, images, out=tmp_path / "run", learning_rate=value, steps=2, **QUICK)
     assert not (tmp_path / "run").exists()
 
 
@@ -741,7 +786,7 @@ def test_cli_train_interrupt_resume_and_eval(
     images: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "invert.toml"
-    config.write_text("learning_rate = 0.02\n[train]\nbatch_size = 2\nlog_every = 1\nnum_workers = 0\n")
+    config.write_text("learning_rate = 0.02\nbatch_size = 2\nlog_every = 1\nnum_workers = 0\n")
     out = tmp_path / "run"
     command = [
         "train",
@@ -752,16 +797,8 @@ def test_cli_train_interrupt_resume_and_eval(
         str(out),
         "--config",
         str(config),
-        "--steps",
-        "4",
-        "--set",
-        "train.eval_every=2",
-        "--set",
-        "gain=1.0",
-        "--device",
-        "cpu",
-        "--seed",
-        "1",
+        *("--set", "steps=4", "--set", "eval_every=2", "--set", "gain=1.0"),
+        *("--set", "device=cpu", "--set", "seed=1"),
     ]
     real_train = training_api.train
     monkeypatch.setattr(training_api, "train", lambda *a, **k: real_train(*a, callbacks=[StopAt(2)], **k))
@@ -782,10 +819,10 @@ def test_cli_train_interrupt_resume_and_eval(
     )
     assert set(json.loads(capsys.readouterr().out)["metrics"]) == {"l1", "psnr"}
     assert (
-        cli.main(["train", "invert", "--data", images, "--out", str(tmp_path / "x"), "--set", "train.nope=1"])
+        cli.main(["train", "invert", "--data", images, "--out", str(tmp_path / "x"), "--set", "nope=1"])
         == 1
     )
-    assert "train.nope" in capsys.readouterr().err
+    assert "nope: neither a setting of task 'invert'" in capsys.readouterr().err
 
 
 # The imgzoo command with the test-only tasks registered, run as a process of its own.
@@ -802,8 +839,8 @@ sys.exit(cli.main(sys.argv[1:]))
 
 # Trains for more steps than any test waits for.
 TRAIN_FOREVER = [
-    *("train", "invert", "--steps", "1000000", "--device", "cpu", "--batch-size", "2"),
-    *("--set", "train.log_every=1", "--set", "train.progress=false"),
+    *("train", "invert", "--set", "steps=1000000", "--set", "device=cpu", "--set", "batch_size=2"),
+    *("--set", "log_every=1", "--set", "progress=false"),
 ]
 
 
@@ -812,7 +849,7 @@ def start_training(images: str, out: Path, script: Path, *, workers: int = 0) ->
     own (with its loader workers), once it logs its first step."""
     paths = [str(REPO / "core"), str(REPO / "plugins"), str(REPO / "tests")]
     script.write_text(IMGZOO_COMMAND.format(paths=paths))
-    command = [*TRAIN_FOREVER, "--data", images, "--out", str(out), "--set", f"train.num_workers={workers}"]
+    command = [*TRAIN_FOREVER, "--data", images, "--out", str(out), "--set", f"num_workers={workers}"]
     process = subprocess.Popen(
         [sys.executable, str(script), *command],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -854,8 +891,8 @@ def test_sigterm_finishes_the_step_and_leaves_a_resumable_checkpoint(
     assert json.loads((checkpoint / "state.json").read_text())["step"] == step
     assert f"resume with: imgzoo train invert --data {images} --out {out} --resume" in stderr
 
-    resume = [*TRAIN_FOREVER, "--data", images, "--out", str(out), "--resume", "--steps", str(step + 1)]
-    resume += ["--set", "train.num_workers=0"]
+    resume = [*TRAIN_FOREVER, "--data", images, "--out", str(out), "--resume", "--set", f"steps={step + 1}"]
+    resume += ["--set", "num_workers=0"]
     assert cli.main(resume) == 0
     assert f"trained invert for {step + 1} steps" in capsys.readouterr().out
     assert [event["step"] for event in train_events(out)] == list(range(1, step + 2))
@@ -866,7 +903,7 @@ def test_a_second_run_in_the_same_folder_fails_at_once_and_a_killed_one_blocks_n
 ) -> None:
     out = tmp_path / "run"
     first = start_training(images, out, tmp_path / "imgzoo_command.py")
-    second = ["train", "invert", "--data", images, "--out", str(out), "--steps", "2", "--device", "cpu"]
+    second = ["train", "invert", "--data", images, "--out", str(out), "--set", "steps=2", "--set", "device=cpu"]
     try:
         assert cli.main(second) == 1
     finally:
@@ -877,7 +914,7 @@ def test_a_second_run_in_the_same_folder_fails_at_once_and_a_killed_one_blocks_n
     assert error.startswith(f"imgzoo: error: {out} is in use by another training run (process {first.pid})")
 
     assert (out / "train.lock").exists()  # left behind by the killed run, and harmless
-    assert cli.main([*second, "--set", "train.num_workers=0"]) == 0
+    assert cli.main([*second, "--set", "num_workers=0"]) == 0
     assert (out / "invert.safetensors").exists()
 
 

@@ -104,7 +104,7 @@ def test_trains_on_paired_folders_at_the_task_scale_with_a_named_input(tmp_path:
         f"paired:{data}",
         out=tmp_path / "run",
         steps=2,
-        overrides={"image_size": 16},
+        image_size=16,
         **QUICK,
     )
     assert np.isfinite(result.metrics["psnr"])
@@ -121,7 +121,7 @@ def test_trains_on_single_pictures_from_full_resolution_crops(tmp_path: Path) ->
         str(tmp_path / "photos"),
         out=tmp_path / "run",
         steps=2,
-        overrides={"image_size": 16},
+        image_size=16,
         **QUICK,
     )
     assert np.isfinite(result.metrics["psnr"])

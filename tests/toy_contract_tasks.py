@@ -14,7 +14,7 @@ from pydantic import Field
 
 import imgzoo
 from imgzoo import InputSpec, Sample
-from toy_tasks import PixelNet, PixelNetConfig, to_tensor
+from toy_tasks import PixelNet, PixelNetConfig, declare, to_tensor
 
 
 class ToyConfig(imgzoo.TaskConfig):
@@ -155,10 +155,10 @@ class ToyUpscaleTask(imgzoo.Task):
 class ContractTasksPlugin:
     """The plugin object the tests register, written with the public @hookimpl."""
 
-    IMGZOO_PLUGIN_API = 2
+    IMGZOO_PLUGIN_API = 3
 
     @imgzoo.hookimpl
     def register_tasks(self, register):  # type: ignore[no-untyped-def]
-        register(ToyInpaintTask)
-        register(ToyDepthTask)
-        register(ToyUpscaleTask)
+        register(declare(ToyInpaintTask))
+        register(declare(ToyDepthTask))
+        register(declare(ToyUpscaleTask))

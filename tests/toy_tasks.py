@@ -6,7 +6,9 @@ are fully convolutional with a known receptive field, and declare tiling.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -177,13 +179,53 @@ class UpscaleNet(SmoothNet):
         return torch.sigmoid(self.second(features))
 
 
+MADE_IN_TESTS = SimpleNamespace()
+"""Task classes that tests make inside functions, where ``"module:Class"`` cannot reach them:
+:func:`declare` keeps them here, and their declarations point here."""
+
+
+def declare(task_class: type[imgzoo.Task]) -> imgzoo.TaskDeclaration:
+    """The declaration of a task class a test wrote, everything read from the class. Its
+    ``task_class`` names the class's module, or :data:`MADE_IN_TESTS` for a class made in a
+    function (``type(...)`` or a ``class`` statement there)."""
+    module, path = task_class.__module__, task_class.__qualname__
+    if getattr(sys.modules.get(module), path, None) is not task_class:
+        key = f"{task_class.__name__}_{len(vars(MADE_IN_TESTS))}"
+        setattr(MADE_IN_TESTS, key, task_class)
+        module, path = __name__, f"MADE_IN_TESTS.{key}"
+    return imgzoo.TaskDeclaration(
+        name=task_class.name,
+        description=task_class.description,
+        task_class=f"{module}:{path}",
+        config=task_class.Config,
+        scale=task_class.scale,
+        output_kind=task_class.output_kind,
+        extra_inputs=tuple(task_class.extra_inputs),
+    )
+
+
+class DeclaringPlugin:
+    """A plugin that declares the given task classes (see :func:`declare`), and targets plugin
+    API ``api`` if given."""
+
+    def __init__(self, *task_classes: type[imgzoo.Task], api: object = None) -> None:
+        self.task_classes = task_classes
+        if api is not None:
+            self.IMGZOO_PLUGIN_API = api
+
+    @imgzoo.hookimpl
+    def register_tasks(self, register):  # type: ignore[no-untyped-def]
+        for task_class in self.task_classes:
+            register(declare(task_class))
+
+
 class ToyTasksPlugin:
     """The plugin object the tests register, written with the public @hookimpl."""
 
     @imgzoo.hookimpl
     def register_tasks(self, register):  # type: ignore[no-untyped-def]
-        register(InvertTask)
-        register(ToyGanTask)
+        register(declare(InvertTask))
+        register(declare(ToyGanTask))
 
 
 class TiledToyTasksPlugin:
@@ -191,8 +233,8 @@ class TiledToyTasksPlugin:
 
     @imgzoo.hookimpl
     def register_tasks(self, register):  # type: ignore[no-untyped-def]
-        register(SmoothTask)
-        register(UpscaleTask)
+        register(declare(SmoothTask))
+        register(declare(UpscaleTask))
 
 
 def write_invert_weights(path, *, gain: float = 1.0) -> str:  # type: ignore[no-untyped-def]

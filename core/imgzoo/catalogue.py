@@ -6,19 +6,8 @@ their sha256, licence, recipe and metrics, the default weights) comes from regis
 
     the built-in registry.toml  <  files contributed by plugins  <  $IMGZOO_REGISTRY  <  add_registry()
 
-``IMGZOO_REGISTRY`` holds one or more paths separated by ``os.pathsep``. A registry file::
-
-    [tasks.colorize]
-    description = "Grayscale to color (the paper's autoencoder)"
-    default_weights = "minifigs-v1"
-
-    [tasks.colorize.weights.minifigs-v1]
-    file = "imgzoo_colorize:weights/colorize-minifigs-v1.safetensors"   # or a path, or url = "https://..."
-    sha256 = "…64 hex digits…"
-    size = 1234567                                   # optional: bytes; a bigger download is stopped
-    license = "MIT"
-    recipe = { steps = 3000, batch_size = 10, optimizer = "rmsprop" }
-    metrics = { psnr = 27.1 }                        # "colour" in a key is read as "color"
+``IMGZOO_REGISTRY`` holds one or more paths separated by ``os.pathsep``. The format of a registry
+file is in :mod:`imgzoo.registry_file`.
 
 Reading the catalogue imports neither torch nor any task's model code.
 """
@@ -27,31 +16,24 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import sys
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from imgzoo import plugins
+import imgzoo.plugins as plugins
 from imgzoo.errors import ConfigError, RegistryError, WeightsError
+from imgzoo.registry_file import read_registry_file
 
 if TYPE_CHECKING:
     from imgzoo.data.base import DatasetFactory
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "TaskInfo",
     "WeightsEntry",
     "add_registry",
-    "canonical_metric_names",
     "dataset_factory",
     "describe_tasks",
     "list_datasets",
@@ -61,19 +43,6 @@ __all__ = [
 ]
 
 ENV_REGISTRY = "IMGZOO_REGISTRY"
-
-
-def canonical_metric_names(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """``metrics`` with each key in the spelling imgzoo writes: "color", where registry files
-    and weights metadata written before carry "colour" (``colourfulness_ratio``). A key already
-    present in the new spelling wins over its old twin; nested tables (a baseline's metrics) are
-    renamed too."""
-    values = {
-        key: canonical_metric_names(value) if isinstance(value, Mapping) else value
-        for key, value in metrics.items()
-    }
-    renamed = {key.replace("colour", "color"): value for key, value in values.items() if "colour" in key}
-    return {**renamed, **{key: value for key, value in values.items() if "colour" not in key}}
 
 
 class WeightsEntry(BaseModel):
@@ -97,11 +66,6 @@ class WeightsEntry(BaseModel):
     base_dir: Path | None = Field(
         None, description="Directory of the registry file that named them.", exclude=True
     )
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _metric_names(cls, metrics: Any) -> Any:
-        return canonical_metric_names(metrics) if isinstance(metrics, Mapping) else metrics
 
     @model_validator(mode="after")
     def _one_source(self) -> WeightsEntry:
@@ -257,41 +221,6 @@ def describe_tasks(names: list[str]) -> list[dict[str, Any]]:
     """The catalogue entries of ``names`` as JSON-ready dicts: what ``imgzoo list --json`` prints
     and what the server's ``GET /v1/tasks`` answers."""
     return [task_info(name).as_dict() for name in names]
-
-
-_ALLOWED_TASK_KEYS = {"description", "plugin", "default_weights", "weights"}
-
-
-def read_registry_file(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RegistryError(
-            f"cannot read registry file {path}: {error.strerror or error}", path=path
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise RegistryError(f"registry file {path} is not valid TOML: {error}", path=path) from None
-    tasks = data.get("tasks", {})
-    if not isinstance(tasks, dict):
-        raise RegistryError(f"registry file {path}: [tasks] must be a table", path=path)
-    for task, entry in tasks.items():
-        if not isinstance(entry, dict):
-            raise RegistryError(f"registry file {path}: [tasks.{task}] must be a table", path=path)
-        unknown = set(entry) - _ALLOWED_TASK_KEYS
-        if unknown:
-            raise RegistryError(
-                f"registry file {path}: [tasks.{task}] has unknown keys {sorted(unknown)}; "
-                f"allowed: {sorted(_ALLOWED_TASK_KEYS)}",
-                path=path,
-            )
-        weights = entry.get("weights", {})
-        if not isinstance(weights, dict) or not all(isinstance(w, dict) for w in weights.values()):
-            raise RegistryError(
-                f"registry file {path}: [tasks.{task}.weights] must hold one table per named weights, "
-                f"like [tasks.{task}.weights.NAME]",
-                path=path,
-            )
-    return tasks
 
 
 def weights_config(task: str, weights: str | None = None) -> dict[str, Any] | None:

@@ -17,22 +17,22 @@ traceback instead. Listing commands never import torch.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import fnmatch
 import glob
 import json
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgzoo import __version__, catalogue, hookspecs, plugins
+from imgzoo.backends import check_backend
 from imgzoo.errors import ArgumentError, ConfigError, PluginError, ZooError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.hardware import INFERENCE_PRECISIONS
-from imgzoo.serve.settings import BACKENDS, ServeSettings
+from imgzoo.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
     from imgzoo.pipeline import Pipeline
@@ -123,9 +123,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--backend",
         default="torch",
-        choices=["torch", "onnxruntime"],
-        help="what runs the model: torch (default), or onnxruntime (fp32 on the CPU; exported once and "
-        'cached; pip install "imgzoo[onnx]")',
+        help="what runs the model: torch (default), onnxruntime (fp32 on the CPU; exported once and "
+        'cached; pip install "imgzoo[onnx]"), or a backend a plugin adds',
     )
 
     sub = command(
@@ -177,8 +176,16 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--backend",
         default="torch",
-        choices=BACKENDS,
-        help="what runs the models, as in imgzoo run: torch (default), or onnxruntime (fp32 on the CPU)",
+        help="what runs the models, as in imgzoo run: torch (default), onnxruntime (fp32 on the CPU), "
+        "or a backend a plugin adds",
+    )
+    sub.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="TASK=WEIGHTS",
+        help="the weights to serve for TASK: a registered name, a .safetensors path or a URL "
+        "(repeatable; default: each task's default weights)",
     )
 
     sub = command("plugins", _cmd_plugins, "list plugins: distribution, version, hooks, tasks, status")
@@ -364,9 +371,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_request_bytes=int(args.max_request_mb * 2**20),
         max_pixels=args.max_pixels,
         max_models=args.max_models,
+        weights=_served_weights(args.weights),
     )
     serve(args.tasks, settings, host=args.host, port=args.port)
     return 0
+
+
+def _served_weights(assignments: Sequence[str]) -> dict[str, str]:
+    """``--weights TASK=WEIGHTS`` flags as a mapping, each task checked to exist."""
+    chosen: dict[str, str] = {}
+    for assignment in assignments:
+        task, equals, weights = assignment.partition("=")
+        if not equals or not task.strip() or not weights:
+            raise ArgumentError(
+                f"--weights {assignment!r}: write TASK=WEIGHTS, e.g. --weights colorize=minifigs-mse",
+                argument="--weights",
+            )
+        plugins.task_declaration(task.strip())  # an unknown task is named now, with close names
+        chosen[task.strip()] = weights
+    return chosen
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -441,17 +464,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shard=shard,
     )
     overrides = config_module.parse_assignments(args.set, task=args.task)
+    _refuse_inputs_as_settings(declared, overrides)
+    check_backend(args.backend)
 
-    from imgzoo.pipeline import load
+    from imgzoo.model_cache import cached_pipeline
 
-    pipeline = load(
+    pipeline = cached_pipeline(
         args.task,
-        args.weights,
+        weights=args.weights,
         device=args.device if args.backend != "torch" else _shard_device(args.device, shard),
         precision=args.precision,
-        config_file=args.config,
         backend=args.backend,
-        **overrides,
+        config_file=args.config,
+        options=overrides,
     )
     runner = _FolderRun(pipeline, plugins.get_task_class(args.task), extra_paths, batch_size=args.batch_size)
     index, count = shard
@@ -471,6 +496,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _refuse_inputs_as_settings(declared: TaskDeclaration, overrides: dict[str, Any]) -> None:
+    """``--set`` names config fields; a named input given there is pointed to ``--input``."""
+    from imgzoo.errors import InputError
+    from imgzoo.options import split_options
+
+    inputs, _ = split_options(declared, overrides)
+    for name in sorted(inputs):
+        raise InputError(
+            f"--set {name}=...: {name!r} is an input of task {declared.name!r}, not a config field: "
+            f"pass --input {name}=FILE",
+            task=declared.name,
+            input=name,
+        )
 
 
 def _torchrun_shard() -> tuple[int, int]:
@@ -518,17 +558,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 class _FolderRun:
-    """``imgzoo run`` over many inputs, reading ahead and writing behind the model.
+    """``imgzoo run`` over many inputs, reading ahead of the model and finishing behind it.
 
-    A few threads read and decode the next batch and finish and encode the previous one while
-    the model runs the current one (OpenCV releases the GIL while it decodes and encodes, and
-    torch while it computes). Each image's result is made and saved exactly as one at a time
-    would be: the same files with the same bytes; unreadable inputs are reported in input order.
+    A few threads read and decode the next batches while the pipeline runs the current one, and
+    two batches run through :meth:`Pipeline.run` at once: their forward passes take turns, so
+    one batch's postprocessing and saving overlaps the next one's forward pass (OpenCV releases
+    the GIL while it decodes and encodes, and torch while it computes). Each image's result is
+    made and saved exactly as one at a time would be; unreadable inputs are reported in input
+    order, and each warning of the task is printed once.
     """
 
     IO_THREADS = 2
-    """Enough to keep decoding and encoding off the model's path on a 2-core machine, few enough
-    not to take the cores the model computes on."""
+    """Enough to keep decoding off the model's path on a 2-core machine, few enough not to take
+    the cores the model computes on."""
+    BATCHES_IN_FLIGHT = 2
 
     def __init__(
         self,
@@ -544,6 +587,7 @@ class _FolderRun:
         self.batch_size = batch_size
         self.specs = {spec.name: spec for spec in task_class.extra_inputs}
         self.single = False  # whether the run is over one input (set by run())
+        self.warned: set[str] = set()
 
     def run(self, work: list[tuple[Path, Path]]) -> tuple[int, list[str]]:
         """Run on (input, output file) pairs in order; returns how many were written and why
@@ -554,41 +598,43 @@ class _FolderRun:
 
         starts = range(0, len(work), self.batch_size)
         written, unreadable = 0, []
-        pool = ThreadPoolExecutor(self.IO_THREADS, thread_name_prefix="imgzoo-io")
+        readers = ThreadPoolExecutor(self.IO_THREADS, thread_name_prefix="imgzoo-io")
+        runners = ThreadPoolExecutor(self.BATCHES_IN_FLIGHT, thread_name_prefix="imgzoo-run")
         try:
             reads: deque[list[Future[Any]]] = deque()
-            writes: deque[Future[None]] = deque()
+            runs: deque[tuple[Future[list[Any]], list[Path]]] = deque()
 
             def read_ahead(start: int) -> None:
                 indices = range(start, min(start + self.batch_size, len(work)))
-                reads.append([pool.submit(self._read, work[index][0], index) for index in indices])
+                reads.append([readers.submit(self._read, work[index][0], index) for index in indices])
 
-            # Two batches in flight: the one the model is about to run and the next.
-            for start in starts[:2]:
+            def finish_oldest() -> int:
+                future, sources = runs.popleft()
+                results = future.result()  # a failed batch stops the run at once
+                for source, result in zip(sources, results, strict=True):
+                    self._report_warnings(source, result.warnings)
+                return len(results)
+
+            for start in starts[: self.BATCHES_IN_FLIGHT]:
                 read_ahead(start)
             for number, start in enumerate(_progress(starts, total=len(work), step=self.batch_size)):
-                batch, extras, problems = self._collect(
+                requests, sources, problems = self._collect(
                     reads.popleft(), work[start : start + self.batch_size]
                 )
                 unreadable += problems
-                if number + 2 < len(starts):
-                    read_ahead(starts[number + 2])
-                finishers = self.pipeline.process_deferred(
-                    [image for image, _ in batch], batch_size=self.batch_size, extras=extras
-                )
-                for (image, target), finish in zip(batch, finishers, strict=True):
-                    writes.append(pool.submit(self._write, image, target, finish))
-                # Writing behind by at most two batches bounds the results held in memory; a
-                # failed write stops the run at once.
-                while writes and (writes[0].done() or len(writes) > 2 * self.batch_size):
-                    writes.popleft().result()
-                    written += 1
-            for future in writes:
-                future.result()
-                written += 1
+                if number + self.BATCHES_IN_FLIGHT < len(starts):
+                    read_ahead(starts[number + self.BATCHES_IN_FLIGHT])
+                if len(runs) >= self.BATCHES_IN_FLIGHT:
+                    written += finish_oldest()
+                if requests:
+                    batch = runners.submit(self.pipeline.run, requests, batch_size=self.batch_size)
+                    runs.append((batch, sources))
+            while runs:
+                written += finish_oldest()
         finally:
             # On an error or Ctrl-C, what has not started yet is dropped; what has, finishes.
-            pool.shutdown(cancel_futures=True)
+            readers.shutdown(cancel_futures=True)
+            runners.shutdown(cancel_futures=True)
         return written, unreadable
 
     def _read(self, path: Path, index: int) -> tuple[Any, dict[str, Any]]:
@@ -599,16 +645,15 @@ class _FolderRun:
 
     def _collect(
         self, futures: list[Any], work: list[tuple[Path, Path]]
-    ) -> tuple[list[tuple[Any, Path]], dict[str, list[Any]], list[str]]:
-        """A read batch in input order: (image, output file) pairs, the named inputs, and why
-        each unreadable input could not be read (one bad file does not stop the others)."""
+    ) -> tuple[list[Any], list[Path], list[str]]:
+        """A read batch in input order: the pipeline's requests, their input files, and why each
+        unreadable input could not be read (one bad file does not stop the others)."""
         from imgzoo.errors import InputError, InvalidImageError
         from imgzoo.inputs import check_input
+        from imgzoo.pipeline import Request
 
-        batch: list[tuple[Any, Path]] = []
-        extras: dict[str, list[Any]] = {name: [] for name in self.extra_paths}
-        problems = []
-        for future, (_, target) in zip(futures, work, strict=True):
+        requests, sources, problems = [], [], []
+        for future, (source, target) in zip(futures, work, strict=True):
             try:
                 image, named = future.result()
                 for name, extra in named.items():
@@ -621,19 +666,16 @@ class _FolderRun:
                     raise
                 problems.append(str(error))  # among many: it skips its image only, as above
                 continue
-            for name, extra in named.items():
-                extras[name].append(extra)
-            batch.append((image, target))
-        return batch, extras, problems
+            requests.append(Request(image, named, target))
+            sources.append(source)
+        return requests, sources, problems
 
-    def _write(self, image: Any, target: Path, finish: Callable[[], Any]) -> None:
-        from imgzoo import images
-
-        result = finish()  # the task's postprocess, off the model's thread
-        kind = self.task_class.output_kind
-        if self.task_class.wants_alpha:  # the task handled the alpha: its output is final
-            image = dataclasses.replace(image, alpha=None)
-        images.save_result(target, images.finish_result(result, image, kind), kind)
+    def _report_warnings(self, source: Path, messages: list[str]) -> None:
+        """Each of the task's warnings on stderr, once per run, naming the first input it was about."""
+        for message in messages:
+            if message not in self.warned:
+                self.warned.add(message)
+                print(f"imgzoo: warning: {message} ({source})", file=sys.stderr)
 
 
 def _named_input_paths(

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from imgzoo.errors import ArgumentError, ConfigError
+from imgzoo.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,7 +28,6 @@ else:  # pragma: no cover
 
 __all__ = [
     "build_config",
-    "config_file_argument",
     "expand_dotted",
     "merged",
     "parse_assignments",
@@ -54,17 +53,6 @@ def read_config_file(path: str | Path, *, task: str) -> dict[str, Any]:
             task, [("(file)", f"{path} must hold a table of settings, not {type(data).__name__}")]
         )
     return data
-
-
-def config_file_argument(config_file: Any, config: Any, *, task: str) -> Any:
-    """The config file a caller of ``load``/``train``/``export`` named: ``config_file=``, or
-    ``config=``, the keyword's name before it said that it takes a file (None when neither)."""
-    if config_file is not None and config is not None:
-        raise ArgumentError(
-            f"task {task!r}: config_file= and config= both name the config file; pass config_file= alone",
-            argument="config",
-        )
-    return config_file if config_file is not None else config
 
 
 def parse_assignments(assignments: Iterable[str], *, task: str) -> dict[str, Any]:

@@ -32,13 +32,15 @@ import torch
 
 from imgzoo import __version__
 from imgzoo import images as _images
-from imgzoo.config import config_file_argument
+from imgzoo.backends.base import Backend
+from imgzoo.backends.pytorch import TorchBackend
 from imgzoo.errors import ExportError, OutputExistsError, ZooError
 from imgzoo.files import replaced_atomically
+from imgzoo.pipeline import Pipeline, Request
 from imgzoo.weights import sha256_file
 
 if TYPE_CHECKING:
-    from imgzoo.pipeline import Pipeline, WeightsArg
+    from imgzoo.pipeline import WeightsArg
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -133,7 +135,6 @@ def export(
     config_file: str | Path | None = None,
     overwrite: bool = False,
     check_images: Sequence[Any] | None = None,
-    config: str | Path | None = None,
     **overrides: Any,
 ) -> ExportReport:
     """Export ``task``'s inference model with its ``weights`` (as :func:`imgzoo.load` takes them)
@@ -141,12 +142,11 @@ def export(
     random pictures and on ``check_images`` (default: the bundled example pictures, where the
     source tree has them). Refuses, with an :class:`~imgzoo.ExportError`, a model that cannot
     be traced or whose export differs by more than :data:`TOLERANCE`. An existing ``output`` is
-    replaced only with ``overwrite=True``. ``config_file`` (or ``config``): a TOML/JSON config
-    file, as :func:`imgzoo.load` reads it.
+    replaced only with ``overwrite=True``. ``config_file``: a TOML/JSON config file, as
+    :func:`imgzoo.load` reads it.
     """
     from imgzoo.pipeline import load
 
-    config_file = config_file_argument(config_file, config, task=task)
     check_format(format, task)
     target = Path(output)
     if target.exists() and not overwrite:
@@ -155,7 +155,7 @@ def export(
             path=target,
         )
     if format == "onnx":
-        from imgzoo.onnx_backend import require_onnxruntime, require_package
+        from imgzoo.backends.onnx_session import require_onnxruntime, require_package
 
         require_package("onnx", "to export to ONNX")
         require_onnxruntime("to check an ONNX export")
@@ -185,9 +185,10 @@ def export_pipeline(
     the check has passed); see :func:`export`."""
     task = pipeline.task
     check_format(format, task.name)
-    if pipeline.device.type != "cpu":
+    if not isinstance(pipeline.backend, TorchBackend) or pipeline.device.type != "cpu":
         raise ExportError(
-            f"task {task.name!r}: export runs on the CPU; load the pipeline with device='cpu'",
+            f"task {task.name!r}: export traces the PyTorch model on the CPU; load the pipeline with "
+            "device='cpu' and backend='torch'",
             task=task.name,
             format=format,
         )
@@ -242,7 +243,7 @@ def exported_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``imgzoo.*`` metadata of an exported ONNX or TorchScript file."""
     source = Path(path)
     if source.suffix == ".onnx":
-        from imgzoo.onnx_backend import open_session
+        from imgzoo.backends.onnx_session import open_session
 
         stored = open_session(source).get_modelmeta().custom_metadata_map
     else:
@@ -289,10 +290,12 @@ class _Reads(Mapping[str, torch.nn.Module]):
 def _inference_module(pipeline: Pipeline, example: torch.Tensor) -> _TaskForward:
     """The pipeline's forward pass as a module, with the models it reads and no others (a GAN's
     discriminator stays out of the file)."""
-    reads = _Reads(pipeline.inference_models)
+    assert isinstance(pipeline.backend, TorchBackend)
+    models = pipeline.backend.inference_models
+    reads = _Reads(models)
     with torch.inference_mode():
         pipeline.task.forward(reads, example)
-    return _TaskForward(pipeline.task, {name: pipeline.inference_models[name] for name in sorted(reads.read)})
+    return _TaskForward(pipeline.task, {name: models[name] for name in sorted(reads.read)})
 
 
 def _reference(module: _TaskForward, inputs: torch.Tensor, format: str) -> torch.Tensor:
@@ -309,23 +312,51 @@ def _reference(module: _TaskForward, inputs: torch.Tensor, format: str) -> torch
     return first
 
 
+class _Recorder(Backend):
+    """A backend that keeps each batch it is given, then runs it on another: the model inputs
+    a pipeline makes, recorded as they reach the forward pass."""
+
+    name = "recorder"
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.task, {}, device=inner.device, precision=inner.precision, weights=None)
+        self.inner = inner
+        self.batches: list[torch.Tensor] = []
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        self.batches.append(batch)
+        return self.inner.forward(batch)
+
+
 def _check_inputs(
     pipeline: Pipeline, check_images: Sequence[Any] | None
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """(label, model input) for each check: random pictures, then the real ones."""
+    """(label, model input) for each check: random pictures, then the real ones, each run
+    through the pipeline (whole, untiled) so that the graph sees what the task's own
+    preprocessing gives its forward pass."""
+    recorder = _Recorder(pipeline.backend)
+    recording = Pipeline(pipeline.task, pipeline.models, recorder, weights=pipeline.weights, tile=0)
     rng = np.random.default_rng(0)
+
+    def recorded(requests: list[Request]) -> list[torch.Tensor]:
+        recording.run(requests, batch_size=len(requests))
+        batches, recorder.batches = recorder.batches, []
+        return batches
+
     for number, (height, width) in enumerate(_RANDOM_SIZES):
         count = 2 if number == 0 else 1
-        batch = [_model_input(pipeline, _random_picture(rng, height, width), rng) for _ in range(count)]
-        label = f"random {width}x{height}" + (f" (batch of {count})" if count > 1 else "")
-        yield label, torch.cat(batch)
+        requests = [_request(pipeline, _random_picture(rng, height, width), rng) for _ in range(count)]
+        for batch in recorded(requests):
+            label = f"random {width}x{height}" + (f" (batch of {len(batch)})" if len(batch) > 1 else "")
+            yield label, batch
     if check_images is None:
         check_images = [_EXAMPLES / name for name in _EXAMPLE_PICTURES if (_EXAMPLES / name).is_file()]
     for item in check_images:
         pictures, _ = _images.read_images(item)
         for picture in pictures:
             label = picture.path.name if picture.path is not None else picture.source
-            yield label, _model_input(pipeline, picture, rng)
+            for batch in recorded([_request(pipeline, picture, rng)]):
+                yield label, batch
 
 
 def _random_picture(rng: np.random.Generator, height: int, width: int) -> _images.Image:
@@ -333,16 +364,14 @@ def _random_picture(rng: np.random.Generator, height: int, width: int) -> _image
     return pictures[0]
 
 
-def _model_input(pipeline: Pipeline, picture: _images.Image, rng: np.random.Generator) -> torch.Tensor:
-    """The task's own preprocessing of ``picture``, with random named inputs of its size."""
+def _request(pipeline: Pipeline, picture: _images.Image, rng: np.random.Generator) -> Request:
+    """``picture`` with random named inputs of its size."""
     named = {}
     for spec in pipeline.task.extra_inputs:
         channels = 1 if spec.channels == 1 else 3
         values = (rng.random((picture.height, picture.width, channels)) < 0.5).astype(np.float32)
         named[spec.name] = _images.read_images(values)[0][0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "this does not look like an edge map"
-        return pipeline.model_input(picture, named)
+    return Request(picture, named)
 
 
 # ── the formats ──────────────────────────────────────────────────────────────────────────────
@@ -357,7 +386,7 @@ _TORCHSCRIPT_EXPORTER: dict[str, Any] = {"dynamo": False} if _HAS_DYNAMO_SWITCH 
 def _export_onnx(
     module: _TaskForward, example: torch.Tensor, part: Path, metadata: Mapping[str, str], task: str
 ) -> None:
-    from imgzoo.onnx_backend import require_package
+    from imgzoo.backends.onnx_session import require_package
 
     onnx = require_package("onnx", "to export to ONNX")
     output_rank = _output_rank(module, example)
@@ -401,7 +430,7 @@ def _output_rank(module: _TaskForward, example: torch.Tensor) -> int:
 
 def _loader(format: str) -> Callable[[Path], Callable[[torch.Tensor], torch.Tensor]]:
     if format == "onnx":
-        from imgzoo.onnx_backend import OnnxRuntimeModel
+        from imgzoo.backends.onnx_session import OnnxRuntimeModel
 
         return OnnxRuntimeModel
 

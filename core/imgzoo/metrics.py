@@ -98,6 +98,3 @@ def checkerboard(images: torch.Tensor) -> float:
     energy = sum(F.avg_pool2d(detail * pattern, CHECKERBOARD_WINDOW) ** 2 for pattern in patterns)
     return float(torch.as_tensor(energy).flatten(1).mean(1).mean())
 
-
-colourfulness = colorfulness
-"""The British spelling of :func:`colorfulness`, for code that imports it by that name."""

@@ -1,10 +1,17 @@
-"""Loading a task with its weights, and the reusable inference :class:`Pipeline`."""
+"""Loading a task with its weights, and the :class:`Pipeline` every front-end runs through.
+
+``imgzoo.run``, ``Pipeline.__call__``, ``imgzoo run``, ``imgzoo serve``, full-resolution
+evaluation and export all make :class:`Request` objects and call :meth:`Pipeline.run`, the one
+path from read inputs to finished, saved results with the task's warnings. The forward pass
+itself is the :mod:`backend <imgzoo.backends>`'s.
+"""
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,27 +19,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from imgzoo import catalogue, onnx_backend, plugins
+from imgzoo import catalogue, plugins
 from imgzoo import images as _images
 from imgzoo import weights as _weights
-from imgzoo.config import build_config, config_file_argument
-from imgzoo.errors import ArgumentError, BackendError, TaskBugError, WeightsError
+from imgzoo.backends import DEFAULT_BACKEND, backend_class
+from imgzoo.backends.base import Backend
+from imgzoo.config import build_config
+from imgzoo.errors import ArgumentError, TaskBugError, WeightsError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.inputs import read_inputs
 from imgzoo.outputs import plan_outputs
-from imgzoo.runtime import INFERENCE_PRECISIONS, autocast, check_precision, resolve_device, resolve_precision
+from imgzoo.runtime import INFERENCE_PRECISIONS, check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
 from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
 
 __all__ = [
-    "BACKENDS",
     "DEFAULT_WEIGHTS",
     "LoadedWeights",
     "Pipeline",
-    "PreparedCall",
+    "Request",
+    "Result",
     "build_task",
+    "check_batch_size",
+    "deliver",
     "load",
-    "prepare_call",
+    "prepare_requests",
 ]
 
 WeightsArg = str | Path | None | bool
@@ -40,10 +51,6 @@ WeightsArg = str | Path | None | bool
 DEFAULT_WEIGHTS = "default"
 """``weights="default"``: the task's default weights, as ``weights=None`` (the default) says,
 unless the task registers weights of that very name."""
-
-BACKENDS = ("torch", "onnxruntime")
-"""What runs the forward pass: PyTorch, or an ONNX Runtime session on the exported graph
-(``pip install "imgzoo[onnx]"``; fp32 on the CPU). Pre- and post-processing are the same."""
 
 
 @dataclass
@@ -99,8 +106,6 @@ def build_task(
     if located is not None:
         assert located.path is not None
         tensors, located.metadata = _weights.load_weights(located.path, sha256=located.sha256)
-        if isinstance(located.metadata.get("metrics"), Mapping):
-            located.metadata["metrics"] = catalogue.canonical_metric_names(located.metadata["metrics"])
         trained_for = located.metadata.get("task")
         if trained_for != task:
             raise WeightsError(
@@ -144,44 +149,76 @@ def _load_models(
         _weights.load_state(models[name], tensors, prefix=name, path=path)
 
 
-class Pipeline:
-    """A task with its models loaded, ready to run on images: ``pipeline(image)``.
+# ── requests and results ──────────────────────────────────────────────────────────────────────
+@dataclass
+class Request:
+    """One image to run, read and checked: its named inputs by name (one image each), and the
+    file to save its result to (None: not saved)."""
 
-    Build one with :func:`imgzoo.load`. Calls are thread-safe (inference runs without
-    gradients and never mutates the models).
+    image: _images.Image
+    inputs: dict[str, _images.Image] = field(default_factory=dict)
+    save_to: Path | None = None
+
+
+@dataclass
+class Result:
+    """What :meth:`Pipeline.run` made of one request."""
+
+    output: np.ndarray
+    """The finished result, HxWxC: an image clipped to [0, 1] (float32, or uint8 from a task
+    that ``takes_stored_pixels``) with the input's alpha put back, or a float32 map."""
+    warnings: list[str] = field(default_factory=list)
+    """What the task warned about this image (each message once)."""
+    saved: Path | None = None
+    """The file the result was written to, if the request asked for one."""
+
+
+# The task's warnings are caught per image with warnings.catch_warnings, which changes the
+# process's warning state: one thread at a time, across every pipeline. The forward pass, which
+# calls no task hook that warns, runs outside it.
+_WARNINGS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _task_warnings(into: list[str]) -> Iterator[None]:
+    """Collect the warnings raised inside into ``into`` instead of showing them."""
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                message = str(warning.message)
+                if message not in into:
+                    into.append(message)
+
+
+class Pipeline:
+    """A task with its models loaded and a backend to run them: ``pipeline(image)``.
+
+    Build one with :func:`imgzoo.load`. :meth:`run` is the one way in, for every front-end;
+    calling the pipeline reads the image(s) the way :func:`imgzoo.run` does and returns results
+    of the input's type. Calls are thread-safe: forward passes take turns, the rest overlaps.
     """
 
     def __init__(
         self,
         task: Task,
         models: Mapping[str, torch.nn.Module],
+        backend: Backend,
         *,
-        device: torch.device,
-        precision: str,
         weights: LoadedWeights | None,
         tile: Tiling | int | bool | None = None,
-        backend: str = "torch",
     ) -> None:
-        check_backend(backend)
         self.task = task
         self.models = dict(models)
         """The models as built and loaded (what weights files hold)."""
-        self.inference_models = dict(task.prepare_inference(self.models))
-        """What inference runs: the task's :meth:`~imgzoo.Task.prepare_inference` of ``models``,
-        made once here (changes to ``models`` afterwards do not reach it)."""
-        self.device = device
         self.backend = backend
-        """What runs the forward pass (see :data:`BACKENDS`)."""
-        choose_precision = onnx_backend.resolve_precision if backend == "onnxruntime" else resolve_precision
-        self.precision, self.precision_reason = choose_precision(precision, device)
-        """The precision inference runs at (never ``"auto"``) and, when chosen by ``"auto"`` or
-        by the backend, why."""
+        """What runs the forward pass (see :mod:`imgzoo.backends`)."""
         self.weights = weights
         self.tiling: Tiling | None = resolve_tiling(task, tile)
         """Images larger than ``tiling.tile`` run in tiles (None: whole); set with ``load(tile=...)``."""
-        self._exported: Callable[[torch.Tensor], torch.Tensor] | None = None
-        if backend == "onnxruntime":  # last: exporting runs this pipeline's task on its models
-            self._exported = onnx_backend.cached_model(self)
+        self._forward_lock = threading.Lock()
 
     @property
     def config(self) -> TaskConfig:
@@ -192,11 +229,25 @@ class Pipeline:
         """The model used at inference (for a GAN, its generator)."""
         return self.models[self.task.inference_model_name]
 
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    @property
+    def precision(self) -> str:
+        """The precision inference runs at (never ``"auto"``)."""
+        return self.backend.precision
+
+    @property
+    def precision_reason(self) -> str | None:
+        """Why that precision, when ``"auto"`` or the backend chose it."""
+        return self.backend.precision_reason
+
     def __repr__(self) -> str:
         weights = self.weights.name if self.weights else "untrained"
         why = f" ({self.precision_reason})" if self.precision_reason else ""
         return (
-            f"Pipeline(task={self.task.name!r}, weights={weights!r}, backend={self.backend!r}, "
+            f"Pipeline(task={self.task.name!r}, weights={weights!r}, backend={self.backend.name!r}, "
             f"device={self.device}, precision={self.precision!r}{why})"
         )
 
@@ -211,139 +262,144 @@ class Pipeline:
     ) -> Any:
         """Run on one image or a list of them; the result has the input's type, and the size
         the task's ``output_size`` gives. ``inputs``: the task's named extra inputs
-        (``mask=...``), one per image.
+        (``mask=...``), one per image. The task's warnings are Python warnings.
 
         ``output``: also save the results there (a file for one image, else a folder, where an
         image from ``x.jpg`` is saved as ``x.png``, a float map as ``x.npy``). An input is never
         replaced, nor an existing file unless ``overwrite=True``; this is checked before the
         model runs.
         """
-        call = prepare_call(
-            type(self.task), image, inputs, output=output, overwrite=overwrite, batch_size=batch_size
-        )
-        return self.run_prepared(call)
+        check_batch_size(batch_size)
+        requests, spec = prepare_requests(type(self.task), image, inputs, output=output, overwrite=overwrite)
+        return deliver(self.run(requests, batch_size=batch_size), spec, self.task.output_kind)
 
-    def run_prepared(self, call: PreparedCall) -> Any:
-        """Run on inputs read and checked by :func:`prepare_call`, saving results where it planned."""
-        kind = self.task.output_kind
-        results = self.process(call.inputs, batch_size=call.batch_size, extras=call.extras)
-        # A task that takes the alpha has handled it: its output is final.
-        shown = (
-            [replace(image, alpha=None) for image in call.inputs] if self.task.wants_alpha else call.inputs
-        )
-        # Finished once (clipped, alpha put back), for the files and for what is returned alike.
-        finished = [
-            _images.finish_result(result, image, kind) for result, image in zip(results, shown, strict=True)
-        ]
-        for done, target in zip(finished, call.targets or [], strict=False):
-            _images.save_result(target, done, kind)
-        return _images.finished_output(finished, call.spec, kind)
-
-    def process(
-        self,
-        inputs: list[_images.Image],
-        *,
-        batch_size: int = 8,
-        extras: Mapping[str, list[_images.Image]] | None = None,
-    ) -> list[np.ndarray]:
-        """Run on already-read images (and the task's extra inputs, read and checked by
-        :func:`imgzoo.inputs.read_inputs`); returns HxWxC arrays, one per image, as
-        ``postprocess`` made them (not yet clipped, alpha not put back): float32, or uint8 from
-        a task that ``takes_stored_pixels``."""
-        finishers = self.process_deferred(inputs, batch_size=batch_size, extras=extras)
+    # ── the one entry ─────────────────────────────────────────────────────────────────────────
+    def run(self, requests: Sequence[Request], *, batch_size: int = 8) -> list[Result]:
+        """Run the task on each request, in order: preprocess, forward passes of up to
+        ``batch_size`` inputs of one shape (tiles of a large image among them), postprocess,
+        each result held to the task's declarations, finished and saved where asked."""
+        check_batch_size(batch_size)
+        notes: list[list[str]] = [[] for _ in requests]
         try:
-            return [finish() for finish in finishers]
+            with torch.inference_mode():
+                outputs = self._outputs(requests, notes, batch_size)
         except MemoryError as error:
-            raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
-
-    def process_deferred(
-        self,
-        inputs: list[_images.Image],
-        *,
-        batch_size: int = 8,
-        extras: Mapping[str, list[_images.Image]] | None = None,
-    ) -> list[Callable[[], np.ndarray]]:
-        """:meth:`process` in two halves: runs the model now, and returns one function per image
-        that postprocesses its result and holds it to the task's declarations when called. The
-        functions may be called from other threads, so that postprocessing overlaps the next
-        batch's forward pass."""
-        try:
-            pending = self._process(inputs, extras or {}, batch_size)
-        except MemoryError as error:
-            raise _images.out_of_memory(inputs, f"running task {self.task.name!r}") from error
+            raise _images.out_of_memory(
+                [request.image for request in requests], f"running task {self.task.name!r}"
+            ) from error
         return [
-            functools.partial(self._finish, image, make) for image, make in zip(inputs, pending, strict=True)
+            self._finish(request, output, note)
+            for request, output, note in zip(requests, outputs, notes, strict=True)
         ]
 
-    def _finish(self, image: _images.Image, make: Callable[[], np.ndarray]) -> np.ndarray:
-        result = make()
-        self._check_result(image, result)
-        return result
+    def _outputs(
+        self, requests: Sequence[Request], notes: list[list[str]], batch_size: int
+    ) -> list[np.ndarray]:
+        """Each request's postprocessed output (not yet clipped, alpha not put back)."""
+        outputs: list[np.ndarray | None] = [None] * len(requests)
+        whole: dict[int, tuple[np.ndarray, dict[str, np.ndarray | None]]] = {}
+        for index, request in enumerate(requests):
+            image, note = request.image, notes[index]
+            if self.tiling is not None and self.tiling.splits(image.height, image.width):
+                outputs[index] = run_tiled(
+                    self.tiling,
+                    image.height,
+                    image.width,
+                    scale=self.task.scale,
+                    crop=lambda rows, columns, request=request: self._arguments(request, rows, columns),
+                    preprocess=lambda arguments, note=note: self._preprocess(note, *arguments),
+                    forward=lambda tensors: self._forward_by_shape(tensors, batch_size),
+                    postprocess=lambda output, arguments, note=note: self._postprocess(
+                        note, output, *arguments
+                    ),
+                    batch_size=batch_size,
+                )
+            else:
+                whole[index] = self._arguments(request)
+        tensors = [self._preprocess(notes[index], *arguments) for index, arguments in whole.items()]
+        for (index, arguments), made in zip(
+            whole.items(), self._forward_by_shape(tensors, batch_size), strict=True
+        ):
+            outputs[index] = self._postprocess(notes[index], made, *arguments)
+        return [output for output in outputs if output is not None]
 
-    def run_batch(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """The task's forward pass on preprocessed inputs of one shape (1xCxHxW each), batched;
-        returns the outputs as float32 on the CPU."""
-        return self._forward(parts[0] if len(parts) == 1 else torch.cat(parts))
+    def _forward_by_shape(self, tensors: Sequence[torch.Tensor], batch_size: int) -> list[torch.Tensor]:
+        """The backend's output for each preprocessed input (1xCxHxW), in order: inputs of one
+        shape share forward passes of up to ``batch_size``."""
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, tensor in enumerate(tensors):
+            by_shape.setdefault(tuple(tensor.shape), []).append(index)
+        made: list[torch.Tensor | None] = [None] * len(tensors)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                batch = tensors[chunk[0]] if len(chunk) == 1 else torch.cat([tensors[i] for i in chunk])
+                with self._forward_lock:
+                    outputs = self.backend.forward(batch)
+                for row, index in enumerate(chunk):
+                    made[index] = outputs[row]
+        return [output for output in made if output is not None]
 
-    def _process(
-        self, inputs: list[_images.Image], extras: Mapping[str, list[_images.Image]], batch_size: int
-    ) -> list[Callable[[], np.ndarray]]:
-        """Run the model on every input; one postprocessing function per input, in order."""
-        task = self.task
-        # Computed for images that run whole only: a tiled image is converted one tile at a time.
-        arguments: dict[int, tuple[np.ndarray, dict[str, np.ndarray | None]]] = {}
-        results: list[Callable[[], np.ndarray] | None] = [None] * len(inputs)
-        with torch.inference_mode():
-            model_inputs: dict[int, torch.Tensor] = {}
-            for index, image in enumerate(inputs):
-                if self.tiling is not None and self.tiling.splits(image.height, image.width):
-                    tiled = run_tiled(task, image, self.tiling, self._forward, batch_size=batch_size)
-                    results[index] = functools.partial(np.asarray, tiled)
-                else:
-                    arguments[index] = self._task_arguments(index, image, extras)
-                    model_inputs[index] = self._preprocess(*arguments[index])
-            # Inputs that preprocess to the same shape share one forward pass.
-            by_shape: dict[tuple[int, ...], list[int]] = {}
-            for index, tensor in model_inputs.items():
-                by_shape.setdefault(tuple(tensor.shape), []).append(index)
-            for indices in by_shape.values():
-                for start in range(0, len(indices), batch_size):
-                    chunk = indices[start : start + batch_size]
-                    outputs = self.run_batch([model_inputs[i] for i in chunk])
-                    for row, index in enumerate(chunk):
-                        pixels, named = arguments[index]
-                        results[index] = functools.partial(_postprocess, task, outputs[row], pixels, named)
-        return [result for result in results if result is not None]
-
-    def model_input(
-        self, image: _images.Image, named: Mapping[str, _images.Image] | None = None
-    ) -> torch.Tensor:
-        """The task's ``preprocess`` of one read image and its named inputs (1xCxHxW), as a
-        whole-image run gives it to the model."""
-        extras = {name: [value] for name, value in (named or {}).items()}
-        return self._preprocess(*self._task_arguments(0, image, extras))
-
-    def _task_arguments(
-        self, index: int, image: _images.Image, extras: Mapping[str, list[_images.Image]]
+    def _arguments(
+        self, request: Request, rows: slice | None = None, columns: slice | None = None
     ) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
-        """What ``preprocess`` and ``postprocess`` receive for one image: its pixels (RGBA for a
-        task that wants alpha) and each declared extra input by name (None when not given)."""
-        pixels = image.stored if self.task.takes_stored_pixels else image.pixels
-        if self.task.wants_alpha:
-            alpha = image.alpha if image.alpha is not None else np.ones(pixels.shape[:2], np.float32)
-            pixels = np.dstack([image.rgb(), alpha])
-        named = {
-            spec.name: extras[spec.name][index].pixels if spec.name in extras else None
-            for spec in self.task.extra_inputs
-        }
+        """What ``preprocess`` and ``postprocess`` receive for a request, or for one tile of it
+        (``rows``, ``columns``): its pixels (RGBA for a task that wants alpha; the stored integers
+        for a task that takes them) and each declared named input by name (None when not given;
+        cut to the tile when it has the image's size)."""
+        image, task = request.image, self.task
+        tile = (rows, columns) if rows is not None and columns is not None else None
+        if task.takes_stored_pixels:
+            pixels = image.stored if tile is None else image.stored[tile]
+        else:
+            pixels = image.pixels if tile is None else image.region(*tile)
+        if task.wants_alpha:
+            alpha = (
+                image.alpha if image.alpha is not None else np.ones((image.height, image.width), np.float32)
+            )
+            rgb = pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
+            pixels = np.dstack([rgb, alpha if tile is None else alpha[tile]])
+        named: dict[str, np.ndarray | None] = {}
+        for spec in task.extra_inputs:
+            given = request.inputs.get(spec.name)
+            if given is None:
+                named[spec.name] = None
+            elif tile is not None and spec.same_size:
+                named[spec.name] = given.region(*tile)
+            else:
+                named[spec.name] = given.pixels
         return pixels, named
 
-    def _preprocess(self, pixels: np.ndarray, named: Mapping[str, np.ndarray | None]) -> torch.Tensor:
-        tensor = self.task.preprocess(pixels, **named)
+    def _preprocess(
+        self, note: list[str], pixels: np.ndarray, named: Mapping[str, np.ndarray | None]
+    ) -> torch.Tensor:
+        with _task_warnings(note):
+            tensor = self.task.preprocess(pixels, **named)
         if not isinstance(tensor, torch.Tensor) or tensor.ndim != 4 or tensor.shape[0] != 1:
             shape = getattr(tensor, "shape", type(tensor).__name__)
             raise TaskBugError(self.task.name, f"preprocess() returned {shape}, not a 1xCxHxW tensor")
         return tensor
+
+    def _postprocess(
+        self,
+        note: list[str],
+        output: torch.Tensor,
+        pixels: np.ndarray,
+        named: Mapping[str, np.ndarray | None],
+    ) -> np.ndarray:
+        with _task_warnings(note):
+            return np.asarray(self.task.postprocess(output, pixels, **named))
+
+    def _finish(self, request: Request, output: np.ndarray, note: list[str]) -> Result:
+        """Hold one output to the task's declarations, finish it (clipped, alpha put back) and
+        save it where the request asks."""
+        image, kind = request.image, self.task.output_kind
+        self._check_result(image, output)
+        # A task that takes the alpha has handled it: its output is final.
+        shown = replace(image, alpha=None) if self.task.wants_alpha else image
+        finished = _images.finish_result(output, shown, kind)
+        saved = _images.save_result(request.save_to, finished, kind) if request.save_to is not None else None
+        return Result(finished, note, saved)
 
     def _check_result(self, image: _images.Image, result: np.ndarray) -> None:
         """Hold one postprocessed result to the task's declared geometry, kind and channels."""
@@ -368,50 +424,28 @@ class Pipeline:
                 "not pictures declares output_kind = 'map'",
             )
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """The task's forward on a CPU batch, on this pipeline's device and precision; float32 on the CPU."""
-        if self._exported is not None:
-            return self._exported(batch)
-        with autocast(self.device, self.precision):
-            outputs = self.task.forward(self.inference_models, batch.to(self.device, non_blocking=True))
-        return outputs.float().cpu()
+
+def check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ArgumentError(f"batch_size must be at least 1, got {batch_size!r}", argument="batch_size")
+    return batch_size
 
 
-def _postprocess(
-    task: Task, output: torch.Tensor, pixels: np.ndarray, named: Mapping[str, np.ndarray | None]
-) -> np.ndarray:
-    with torch.inference_mode():
-        return np.asarray(task.postprocess(output, pixels, **named))
-
-
-@dataclass
-class PreparedCall:
-    """Inputs read and checked, and where each result goes (``targets`` None: nowhere).
-    ``extras``: the task's named inputs, one per image, by name."""
-
-    inputs: list[_images.Image]
-    spec: _images.OutputSpec
-    targets: list[Path] | None
-    batch_size: int
-    extras: dict[str, list[_images.Image]] = field(default_factory=dict)
-
-
-def prepare_call(
+# ── from what a user holds to requests, and back ───────────────────────────────────────────
+def prepare_requests(
     task_class: type[Task],
     image: Any,
     inputs: Mapping[str, Any],
     *,
-    output: str | Path | None,
-    overwrite: bool,
-    batch_size: int,
-) -> PreparedCall:
+    output: str | Path | None = None,
+    overwrite: bool = False,
+) -> tuple[list[Request], _images.OutputSpec]:
     """Read the image(s) and the task's named ``inputs``, check them against the task's
-    declarations and plan the outputs: everything that can fail before the model runs."""
-    if batch_size < 1:
-        raise ArgumentError(f"batch_size must be at least 1, got {batch_size}", argument="batch_size")
+    declarations and plan where results are saved: everything that can fail before the model
+    runs. Returns the requests and how the inputs came (for :func:`deliver`)."""
     images, spec = _images.read_images(image)
     extras = read_inputs(task_class, images, inputs)
-    targets = None
+    targets: list[Path | None] = [None] * len(images)
     if output is not None:
         is_map = task_class.output_kind == "map"
         suffix = MAP_SUFFIX if is_map else RESULT_SUFFIX
@@ -419,17 +453,33 @@ def prepare_call(
             f"{item.path.stem}{suffix}" if item.path is not None else f"image-{index:04d}{suffix}"
             for index, item in enumerate(images)
         ]
-        sources = [item.path for item in images]
-        targets = plan_outputs(
-            output,
-            sources,
-            names,
-            overwrite=overwrite,
-            overwrite_hint="overwrite=True",
-            suffixes=(MAP_SUFFIX,) if is_map else WRITABLE_SUFFIXES,
-            also_read=[item.path for items in extras.values() for item in items if item.path is not None],
+        targets = list(
+            plan_outputs(
+                output,
+                [item.path for item in images],
+                names,
+                overwrite=overwrite,
+                overwrite_hint="overwrite=True",
+                suffixes=(MAP_SUFFIX,) if is_map else WRITABLE_SUFFIXES,
+                also_read=[item.path for items in extras.values() for item in items if item.path is not None],
+            )
         )
-    return PreparedCall(images, spec, targets, batch_size, extras)
+    requests = [
+        Request(item, {name: values[index] for name, values in extras.items()}, targets[index])
+        for index, item in enumerate(images)
+    ]
+    return requests, spec
+
+
+def deliver(results: Sequence[Result], spec: _images.OutputSpec, kind: str, *, stacklevel: int = 3) -> Any:
+    """The results in the form the inputs came in, each task warning shown as a Python warning
+    (once per message) pointing at the caller's caller (``stacklevel``)."""
+    shown: list[str] = []
+    for result in results:
+        shown += [message for message in result.warnings if message not in shown]
+    for message in shown:
+        warnings.warn(message, UserWarning, stacklevel=stacklevel)
+    return _images.finished_output([result.output for result in results], spec, kind)
 
 
 def load(
@@ -440,8 +490,7 @@ def load(
     precision: str = "auto",
     config_file: str | Path | None = None,
     tile: Tiling | int | bool | None = None,
-    backend: str = "torch",
-    config: str | Path | None = None,
+    backend: str = DEFAULT_BACKEND,
     **overrides: Any,
 ) -> Pipeline:
     """Load a task with its weights into a reusable, callable :class:`Pipeline`.
@@ -449,23 +498,19 @@ def load(
     ``weights``: a registered name, a path or URL. ``None`` (or ``"default"``) loads the task's
     default weights from the catalogue, not a random init; ``"none"`` (or ``False``) builds the
     untrained model.
-    ``config_file``: a TOML/JSON config file (``config=`` is accepted too); keyword arguments
-    override single config fields.
+    ``config_file``: a TOML/JSON config file; keyword arguments override single config fields.
     ``tile``: the tile side for images larger than it (tasks that declare ``tiling`` only);
     ``None`` for the task's own, ``0``/``False`` to run every image whole.
     ``precision``: ``"auto"`` runs bf16 where the device computes it natively (a CPU with
     AVX512-BF16 or AMX, a CUDA GPU of compute capability 8.0+), else fp32; or ``"fp32"``,
     ``"bf16"``, ``"fp16"``. The pipeline's repr says which runs and why.
-    ``backend``: ``"torch"``, or ``"onnxruntime"`` to run the forward pass in ONNX Runtime
-    (fp32, CPU), exported on first use and cached (see :mod:`imgzoo.onnx_backend`).
+    ``backend``: what runs the forward pass: ``"torch"``, ``"onnxruntime"`` (fp32 on the CPU,
+    exported on first use and cached), or one a plugin registers (see :mod:`imgzoo.backends`).
     """
     check_precision(precision, allowed=INFERENCE_PRECISIONS)
-    check_backend(backend)
-    config_file = config_file_argument(config_file, config, task=task)
-    if backend == "onnxruntime":
-        onnx_backend.require_onnxruntime()  # before any model is built
-        if device == "auto":
-            device = "cpu"
+    runner = backend_class(backend)
+    if isinstance(device, str):
+        device = runner.choose_device(device)  # before any model is built
     task_object, models, located = build_task(
         task, weights=weights, config_file=config_file, overrides=overrides
     )
@@ -478,12 +523,5 @@ def load(
     target = resolve_device(device)
     for model in models.values():
         model.to(target).eval().requires_grad_(False)
-    return Pipeline(
-        task_object, models, device=target, precision=precision, weights=located, tile=tile, backend=backend
-    )
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}", backend=backend)
-    return backend
+    chosen = runner(task_object, models, device=target, precision=precision, weights=located)
+    return Pipeline(task_object, models, chosen, weights=located, tile=tile)

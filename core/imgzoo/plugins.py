@@ -4,9 +4,14 @@ Plugins come from the ``imgzoo`` entry-point group (built-in ones too) and from
 :func:`register_plugin` (tests, notebooks). Loading is lazy, happens once, and is forgiving: a
 plugin that fails to import, implements a hook that does not exist, targets another plugin API,
 or raises in a hook (``SystemExit`` included: only ``KeyboardInterrupt`` gets through) is marked
-*failed* with the reason, a warning names it, and the rest of the zoo keeps working. A task or
-dataset name that two plugins register is usable from neither, and each plugin lists the clash.
-``imgzoo plugins`` shows the state of each.
+*failed* with the reason, a warning names it, and the rest of the zoo keeps working. A task,
+dataset, backend or command name that two plugins register is usable from neither, and each
+plugin lists the clash; a backend or command that takes a built-in name leaves the built-in in
+place, and its plugin lists that clash too. ``imgzoo plugins`` shows the state of each.
+
+Hooks are called through pluggy (``pm.hook``), one plugin at a time, in pluggy's order: so that
+``tryfirst``/``trylast`` and wrappers work, and yet whatever a plugin registers is known to be its
+own, and a plugin that raises fails alone.
 
 Environment:
     IMGZOO_PLUGINS           comma-separated allow-list of plugin names; only these load
@@ -15,11 +20,13 @@ Environment:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
 import re
 import threading
+import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from imgzoo import hookspecs
+import imgzoo.hookspecs as hookspecs
 from imgzoo.errors import PluginError, UnknownTaskError
+from imgzoo.registry_file import read_registry_file
 
 if TYPE_CHECKING:
     from imgzoo.data.base import DatasetFactory
@@ -39,7 +47,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PluginCommand",
     "PluginInfo",
+    "backend_conflicts",
+    "backend_entries",
+    "backend_plugin",
+    "command_conflicts",
+    "command_entries",
     "dataset_factories",
     "get_task_class",
     "plugin_infos",
@@ -55,6 +69,8 @@ ENTRY_POINT_GROUP = "imgzoo"
 ENV_ALLOW = "IMGZOO_PLUGINS"
 ENV_DENY = "IMGZOO_DISABLE_PLUGINS"
 TASK_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+#: What a declaration names to import on first use: ``"package.module:Class"``.
+IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 
 @dataclass
@@ -72,18 +88,31 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    backends: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     clashes: list[str] = field(default_factory=list)
-    """Names this plugin registers that another plugin registers too; neither is usable."""
+    """Names this plugin registers that another plugin (neither is used) or imgzoo itself (the
+    built-in is used) has too."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PluginCommand:
+    """An ``imgzoo`` subcommand a plugin registers (see :func:`imgzoo.hookspecs.register_commands`)."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int | None]
+    help: str = ""
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 @dataclass
 class _RegisteredTask:
     declaration: TaskDeclaration
     task_class: type[Task] | None = None
-    """Registered classes from the start; declared ones once first used."""
+    """The class, once first used."""
 
 
 @dataclass
@@ -97,6 +126,12 @@ class _Loaded:
     dataset_claims: dict[str, list[tuple[tuple[DatasetFactory, str], str]]] = field(default_factory=dict)
     datasets: dict[str, tuple[tuple[DatasetFactory, str], str]] = field(default_factory=dict)
     dataset_conflicts: dict[str, list[str]] = field(default_factory=dict)
+    backend_claims: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    backends: dict[str, tuple[str, str]] = field(default_factory=dict)
+    backend_conflicts: dict[str, list[str]] = field(default_factory=dict)
+    command_claims: dict[str, list[tuple[PluginCommand, str]]] = field(default_factory=dict)
+    commands: dict[str, tuple[PluginCommand, str]] = field(default_factory=dict)
+    command_conflicts: dict[str, list[str]] = field(default_factory=dict)
     registry_files: list[tuple[Path, str]] = field(default_factory=list)
     setting_problems: list[str] = field(default_factory=list)
 
@@ -190,7 +225,7 @@ def _import_task_class(declaration: TaskDeclaration, plugin: str) -> type[Task]:
 
 
 def clash_error(kind: str, name: str, owners: list[str]) -> PluginError:
-    """The error for a task or dataset name that several plugins register."""
+    """The error for a task, dataset, backend or command name that several plugins register."""
     named = " and ".join(repr(owner) for owner in owners)
     return PluginError(
         f"{kind} {name!r} is registered by {len(owners)} plugins, {named}, so none of them is used: "
@@ -220,6 +255,38 @@ def dataset_descriptions() -> dict[str, str]:
 
 def registry_files() -> list[Path]:
     return [path for path, _ in _state().registry_files]
+
+
+def backend_entries() -> dict[str, str]:
+    """Every usable backend a plugin registers: name -> ``"package.module:Class"``, not imported.
+    Names several plugins register, and the built-in names, are left out."""
+    return {name: backend for name, (backend, _) in _state().backends.items()}
+
+
+def backend_plugin(name: str) -> str:
+    """The plugin that registers the backend ``name`` (a name of :func:`backend_entries`)."""
+    return _state().backends[name][1]
+
+
+def backend_conflicts() -> dict[str, list[str]]:
+    """Backend names registered by more than one plugin -> those plugins (the names are unusable)."""
+    return {name: list(owners) for name, owners in _state().backend_conflicts.items()}
+
+
+def command_entries() -> dict[str, PluginCommand]:
+    """Every usable ``imgzoo`` subcommand a plugin registers, by name (names several plugins
+    register, and the built-in names, left out)."""
+    return {name: command for name, (command, _) in _state().commands.items()}
+
+
+def command_plugin(name: str) -> str:
+    """The plugin that registers the command ``name`` (a name of :func:`command_entries`)."""
+    return _state().commands[name][1]
+
+
+def command_conflicts() -> dict[str, list[str]]:
+    """Command names registered by more than one plugin -> those plugins (the names are unusable)."""
+    return {name: list(owners) for name, owners in _state().command_conflicts.items()}
 
 
 def load_errors() -> list[PluginInfo]:
@@ -312,6 +379,8 @@ def _load_all() -> _Loaded:
     _collect(manager, "register_tasks", loaded, _task_registrar)
     _collect(manager, "register_datasets", loaded, _dataset_registrar)
     _collect(manager, "register_registry_files", loaded, _registry_file_registrar)
+    _collect(manager, "register_backends", loaded, _backend_registrar)
+    _collect(manager, "register_commands", loaded, _command_registrar)
     _settle(loaded)
     return loaded
 
@@ -322,15 +391,42 @@ def _settle(loaded: _Loaded) -> None:
     ok = {name for name, info in loaded.plugins.items() if info.status == "loaded"}
     for info in loaded.plugins.values():
         if info.name not in ok:
-            info.tasks, info.datasets = [], []
+            info.tasks, info.datasets, info.backends, info.commands = [], [], [], []
     loaded.registry_files = [(path, plugin) for path, plugin in loaded.registry_files if plugin in ok]
     loaded.tasks, loaded.conflicts = _settle_claims("task", loaded.claims, ok, loaded.plugins)
     loaded.datasets, loaded.dataset_conflicts = _settle_claims(
         "dataset", loaded.dataset_claims, ok, loaded.plugins
     )
+    _give_way_to_builtins("backend", loaded.backend_claims, hookspecs.BUILTIN_BACKEND_NAMES, ok, loaded)
+    loaded.backends, loaded.backend_conflicts = _settle_claims(
+        "backend", loaded.backend_claims, ok, loaded.plugins
+    )
+    _give_way_to_builtins("command", loaded.command_claims, hookspecs.BUILTIN_COMMAND_NAMES, ok, loaded)
+    loaded.commands, loaded.command_conflicts = _settle_claims(
+        "command", loaded.command_claims, ok, loaded.plugins
+    )
 
 
-_Claimed = Any  # a _RegisteredTask, or a dataset's (factory, description)
+def _give_way_to_builtins(
+    kind: str,
+    claims_by_name: dict[str, list[tuple[_Claimed, str]]],
+    builtins: tuple[str, ...],
+    ok: set[str],
+    loaded: _Loaded,
+) -> None:
+    """Drop the claims on imgzoo's own names (the built-in stays what the name means); each
+    plugin that made one records the clash, so that ``imgzoo plugins`` shows it."""
+    for name in builtins:
+        for _, plugin in claims_by_name.pop(name, []):
+            if plugin in ok:
+                loaded.plugins[plugin].clashes.append(
+                    f"{kind} {name!r} is imgzoo's own (built-in), so this plugin's is not used: rename it"
+                )
+
+
+_Claimed = (
+    Any  # a _RegisteredTask, a dataset's (factory, description), a backend's import path, a PluginCommand
+)
 
 
 def _settle_claims(
@@ -398,67 +494,100 @@ def _check_api_version(declared: list[int] | None) -> None:
     supported = hookspecs.SUPPORTED_PLUGIN_APIS
     if declared is None or any(version in supported for version in declared):
         return
-    from imgzoo import __version__
-
     current = hookspecs.PLUGIN_API_VERSION
-    provided = ", ".join(str(version) for version in supported[:-1]) + f" and {supported[-1]}"
+    provided = " and ".join(str(version) for version in supported)
     wanted = " or ".join(str(version) for version in declared)
     raise PluginError(
-        f"targets imgzoo plugin API {wanted}, but this imgzoo ({__version__}) provides API {provided}: "
-        f"install a release of the plugin that supports API {current}, or an imgzoo that provides "
-        f"API {wanted}"
+        f"targets imgzoo plugin API {wanted}, but this imgzoo provides API {provided}: install a "
+        f"release of the plugin that supports API {current}, or an imgzoo that provides API {wanted}"
     )
 
 
 def _collect(
     manager: pluggy.PluginManager, hook_name: str, loaded: _Loaded, make_registrar: Callable
 ) -> None:
-    """Call one hook plugin by plugin, so that everything registered is attributed to its
-    plugin and one plugin raising does not stop the others."""
-    for impl in getattr(manager.hook, hook_name).get_hookimpls():
+    """Call one hook through pluggy plugin by plugin, in pluggy's order and inside every
+    plugin's wrapper of it, so that everything registered is attributed to its plugin and one
+    plugin raising does not stop the others. A plugin that raises (or whose wrapper does) is
+    failed and unregistered: later hooks no longer call it."""
+    caller = getattr(manager.hook, hook_name)
+    # pluggy calls the implementations from the last of this list to the first.
+    for impl in reversed(caller.get_hookimpls()):
         info = loaded.plugins[impl.plugin_name]
-        if info.status != "loaded":
+        if _is_wrapper(impl) or info.status != "loaded":
             continue
-        with _failing_alone(info):
-            impl.function(register=make_registrar(loaded, info))
+        while info.status == "loaded":  # again, without a wrapper that broke the call
+            live = caller.get_hookimpls()  # less the plugins that failed meanwhile
+            wrappers = [other for other in live if _is_wrapper(other)]
+            others = [other.plugin for other in live if other is not impl and not _is_wrapper(other)]
+            try:
+                call_one = manager.subset_hook_caller(hook_name, remove_plugins=others)
+                call_one(register=make_registrar(loaded, info))
+                break
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:  # SystemExit too: listing tasks must not end the program
+                culprit = _culprit(error, impl, wrappers)
+                _fail(loaded.plugins[culprit.plugin_name], error)
+                manager.unregister(name=culprit.plugin_name)
 
 
-def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[type[Task] | TaskDeclaration], None]:
-    from imgzoo.task import Task, TaskConfig, TaskDeclaration, declaration_problems
+def _is_wrapper(impl: pluggy.HookImpl) -> bool:
+    return bool(impl.wrapper or impl.hookwrapper)
 
-    def register(task: type[Task] | TaskDeclaration) -> None:
-        if isinstance(task, TaskDeclaration):
-            declaration, label = task, f"TaskDeclaration {task.name!r}"
-            config_name = "config"
-        elif isinstance(task, type) and issubclass(task, Task):
-            declaration, label = None, task.__qualname__
-            config_name = f"{label}.Config"
-        else:
+
+def _culprit(
+    error: BaseException, called: pluggy.HookImpl, wrappers: list[pluggy.HookImpl]
+) -> pluggy.HookImpl:
+    """The implementation that raised ``error``: of the one ``called`` and the ``wrappers``
+    around it, the innermost on the traceback (a wrapper that raises is to blame, not the
+    plugin it wraps); ``called`` when none is on it."""
+    codes = {getattr(impl.function, "__code__", None): impl for impl in [*wrappers, called]}
+    found = called
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        found = codes.get(frame.f_code, found)
+    return found
+
+
+def _task_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[TaskDeclaration], None]:
+    from imgzoo.task import TaskConfig, TaskDeclaration, declaration_problems
+
+    def register(declaration: TaskDeclaration) -> None:
+        if not isinstance(declaration, TaskDeclaration):
+            hint = (
+                ": declare the class instead, imgzoo.TaskDeclaration(name=..., description=..., "
+                'task_class="package.module:Class", config=...)'
+                if isinstance(declaration, type)
+                else ""
+            )
             raise PluginError(
-                f"register_tasks: expected a Task subclass or an imgzoo.TaskDeclaration, got {task!r}",
+                f"register_tasks: expected an imgzoo.TaskDeclaration, got {declaration!r}{hint}",
                 plugin=info.name,
             )
-        name = task.name
+        name = declaration.name
         if not isinstance(name, str) or not TASK_NAME.match(name):
             raise PluginError(
-                f"{label}: the name must be lowercase letters, digits and dashes, got {name!r}",
+                f"TaskDeclaration {name!r}: the name must be lowercase letters, digits and dashes",
                 plugin=info.name,
             )
-        config = task.config if isinstance(task, TaskDeclaration) else task.Config
+        if not isinstance(declaration.task_class, str) or not IMPORT_PATH.match(declaration.task_class):
+            raise PluginError(
+                f"TaskDeclaration {name!r}: task_class must be 'package.module:Class', "
+                f"got {declaration.task_class!r}",
+                plugin=info.name,
+            )
+        config = declaration.config
         if not (isinstance(config, type) and issubclass(config, TaskConfig)):
-            raise PluginError(f"{config_name} must subclass imgzoo.TaskConfig", plugin=info.name)
-        problems = declaration_problems(task)
+            raise PluginError(
+                f"TaskDeclaration {name!r}: config must subclass imgzoo.TaskConfig, got {config!r}",
+                plugin=info.name,
+            )
+        problems = declaration_problems(declaration)
         if problems:
             raise PluginError(
-                f"task {name!r} ({label}) declares a broken contract: " + "; ".join(problems),
-                plugin=info.name,
+                f"task {name!r} declares a broken contract: " + "; ".join(problems), plugin=info.name
             )
-        if declaration is None:
-            assert not isinstance(task, TaskDeclaration)
-            registered = _RegisteredTask(TaskDeclaration.of(task), task_class=task)
-        else:
-            registered = _RegisteredTask(declaration)
-        _claim(loaded.claims, name, registered, info, info.tasks)
+        _claim(loaded.claims, name, _RegisteredTask(declaration), info, info.tasks)
 
     return register
 
@@ -494,11 +623,55 @@ def _dataset_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[..., None]
 
 
 def _registry_file_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[Path], None]:
-    from imgzoo.catalogue import read_registry_file
-
     def register(path: Path | str) -> None:
         path = Path(str(path))
         read_registry_file(path)  # a broken file fails its plugin now, not every later listing
-        loaded.registry_files.append((path, info.name))
+        if (path, info.name) not in loaded.registry_files:
+            loaded.registry_files.append((path, info.name))
+
+    return register
+
+
+def _backend_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[str, str], None]:
+    def register(name: str, backend: str) -> None:
+        if not isinstance(name, str) or not TASK_NAME.match(name):
+            raise PluginError(
+                f"register_backends: a backend name must be lowercase letters, digits and dashes, "
+                f"got {name!r}",
+                plugin=info.name,
+            )
+        if not isinstance(backend, str) or not IMPORT_PATH.match(backend):
+            raise PluginError(
+                f"register_backends: backend {name!r} must be given as 'package.module:Class', "
+                f"got {backend!r}",
+                plugin=info.name,
+            )
+        _claim(loaded.backend_claims, name, backend, info, info.backends)
+
+    return register
+
+
+def _command_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[..., None]:
+    def register(
+        name: str,
+        run: Callable[[argparse.Namespace], int | None],
+        *,
+        help: str = "",
+        add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not TASK_NAME.match(name):
+            raise PluginError(
+                f"register_commands: a command name must be lowercase letters, digits and dashes, "
+                f"got {name!r}",
+                plugin=info.name,
+            )
+        if not callable(run) or (add_arguments is not None and not callable(add_arguments)):
+            raise PluginError(
+                f"register_commands: command {name!r} needs a callable run (and add_arguments, "
+                f"if given), got {run!r} and {add_arguments!r}",
+                plugin=info.name,
+            )
+        command = PluginCommand(name=name, run=run, help=str(help), add_arguments=add_arguments)
+        _claim(loaded.command_claims, name, command, info, info.commands)
 
     return register

@@ -145,8 +145,7 @@ class Task:
 
     inference_model_name: ClassVar[str] = "model"
     """The key in :meth:`build_models`' dict of the model inference runs (``"generator"`` for a
-    GAN): a name, not the model itself. A subclass that sets the older ``inference_model``
-    attribute instead gets this set from it."""
+    GAN): a name, not the model itself."""
 
     scale: ClassVar[int] = 1
     """How many times larger than its input the output is, per side (2 for a 2x
@@ -186,20 +185,8 @@ class Task:
     """Config values that make the task small and quick for the contract checks of
     :mod:`imgzoo.testing` (fewer filters, a small ``image_size``); nothing else uses them."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # Tasks written before the attribute was renamed set ``inference_model = "generator"``.
-        older = cls.__dict__.get("inference_model")
-        if isinstance(older, str) and "inference_model_name" not in cls.__dict__:
-            cls.inference_model_name = older
-
     def __init__(self, config: TaskConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
-
-    @property
-    def inference_model(self) -> str:
-        """The older name of :attr:`inference_model_name`, still readable."""
-        return self.inference_model_name
 
     # ── models ────────────────────────────────────────────────────────────────────────────
     def build_models(self) -> dict[str, torch.nn.Module]:
@@ -298,17 +285,7 @@ class Task:
         """Outputs in the same space as :meth:`make_pair`'s targets, for :meth:`metrics` and the
         trainer's pictures. The default is :meth:`forward`; override where inference output and
         targets differ (clamped to [0, 1], without the test-time tricks inference adds)."""
-        if type(self).predict is not Task.predict:  # a task written when this was named predict
-            return self.predict(models, inputs)
         return self.forward(models, inputs)
-
-    def predict(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
-        """The older name of :meth:`predict_for_metrics`: overriding or calling it still works."""
-        if type(self).predict is not Task.predict:
-            # Reached through super() from an override written under the older name: the old
-            # default, which must not call back into that override.
-            return self.forward(models, inputs)
-        return self.predict_for_metrics(models, inputs)
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, inputs: torch.Tensor) -> dict[str, float]:
         """Evaluation metrics of a batch: model-space NxCxHxW tensors as :meth:`predict_for_metrics` and
@@ -381,19 +358,6 @@ class TaskDeclaration:
     """The class's :attr:`Task.output_kind`."""
     extra_inputs: tuple[InputSpec, ...] = ()
     """The class's :attr:`Task.extra_inputs`."""
-
-    @classmethod
-    def of(cls, task_class: type[Task]) -> TaskDeclaration:
-        """The declaration of a class that is already imported (a plugin registering the class)."""
-        return cls(
-            name=task_class.name,
-            description=task_class.description,
-            task_class=f"{task_class.__module__}:{task_class.__qualname__}",
-            config=task_class.Config,
-            scale=task_class.scale,
-            output_kind=task_class.output_kind,
-            extra_inputs=tuple(task_class.extra_inputs),
-        )
 
     def import_class(self) -> object:
         """Import :attr:`task_class` (whatever it turns out to be: the caller checks it)."""

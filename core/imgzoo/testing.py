@@ -50,12 +50,13 @@ import torch
 from pydantic import ValidationError
 
 from imgzoo import catalogue, plugins
+from imgzoo.backends.pytorch import TorchBackend
 from imgzoo.config import build_config
 from imgzoo.data.base import Sample
 from imgzoo.data.transforms import PairTransform
-from imgzoo.errors import ArgumentError, TaskBugError, TaskContractError
+from imgzoo.errors import ArgumentError, ResultError, TaskBugError, TaskContractError
 from imgzoo.images import Image, luma
-from imgzoo.pipeline import Pipeline, load
+from imgzoo.pipeline import Pipeline, Request, load
 from imgzoo.task import Task, TaskConfig
 from imgzoo.weights import load_weights, resolve_weights_file, save_weights, state_tensors
 
@@ -394,8 +395,7 @@ def check_trainer(name: str, overrides: Overrides = None) -> None:
         result = train(
             name,
             _SyntheticImages(6, size + size // 4),
-            out=Path(folder) / "run",
-            overrides=settings,
+            Path(folder) / "run",
             steps=2,
             batch_size=2,
             val_fraction=0.34,
@@ -404,6 +404,7 @@ def check_trainer(name: str, overrides: Overrides = None) -> None:
             precision="fp32",
             progress=False,
             grid_rows=2,
+            **settings,
         )
         _require(
             result.weights is not None and result.weights.is_file(), name, "training exported no weights"
@@ -585,22 +586,25 @@ def _fresh_task(name: str, overrides: Overrides) -> tuple[Task, dict[str, torch.
 def _infer(
     task: Task, models: Mapping[str, torch.nn.Module], image: np.ndarray, *, seed: int = 0
 ) -> np.ndarray:
-    """One image (with synthetic named inputs) through the pipeline's own inference path, on the
-    CPU; the result as ``postprocess`` made it, held to the task's declarations."""
+    """One image (with synthetic named inputs) through the pipeline's one entry, on the CPU; the
+    result finished as every front-end gets it, held to the task's declarations."""
     height, width = image.shape[:2]
-    extras = {
-        key: [Image(value, None, f"synthetic {key}")]
+    named = {
+        key: Image(value, None, f"synthetic {key}")
         for key, value in synthetic_inputs(task, height, width, seed=seed).items()
     }
-    pipeline = Pipeline(task, models, device=torch.device("cpu"), precision="fp32", weights=None)
-    # Synthetic pictures may not look like what the task expects; "garbage in" warnings are fine.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            result = pipeline.process([Image(image, None, "synthetic image")], extras=extras)[0]
-        except TaskBugError as error:
-            raise TaskContractError(str(error), task=task.name) from error
-    _require(np.isfinite(result).all(), task.name, "postprocess() returned NaN or infinite values")
+    backend = TorchBackend(task, models, device=torch.device("cpu"), precision="fp32", weights=None)
+    pipeline = Pipeline(task, models, backend, weights=None)
+    # Synthetic pictures may not look like what the task expects: the "garbage in" warnings that
+    # the result carries are left unread.
+    try:
+        result = pipeline.run([Request(Image(image, None, "synthetic image"), named)])[0].output
+    except TaskBugError as error:
+        raise TaskContractError(str(error), task=task.name) from error
+    except ResultError as error:
+        raise TaskContractError(
+            f"postprocess() returned NaN or infinite values ({error})", task=task.name
+        ) from error
     return result if result.ndim == 3 else result[..., None]
 
 

@@ -22,9 +22,9 @@ Importing this module imports neither torch nor numpy (task modules import it to
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from imgzoo.errors import TilingError
 
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from imgzoo.images import Image
     from imgzoo.task import Task
+
+TileInput = TypeVar("TileInput")
 
 __all__ = ["TILE_BATCH_PIXELS", "Tiling", "blend_windows", "plan_spans", "resolve_tiling", "run_tiled"]
 
@@ -171,58 +172,50 @@ def _cross_fade(centres: np.ndarray, begin: int, end: int, halo: int) -> np.ndar
 
 
 def run_tiled(
-    task: Task,
-    image: Image,
     tiling: Tiling,
-    forward: Callable[[torch.Tensor], torch.Tensor],
+    height: int,
+    width: int,
     *,
+    scale: int,
+    crop: Callable[[slice, slice], TileInput],
+    preprocess: Callable[[TileInput], torch.Tensor],
+    forward: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+    postprocess: Callable[[torch.Tensor, TileInput], np.ndarray],
     batch_size: int,
 ) -> np.ndarray:
-    """Run ``task`` on ``image`` tile by tile and blend the results.
+    """Run a task on a ``height`` x ``width`` image tile by tile and blend the results.
 
-    ``forward`` runs the model on a batch of preprocessed tiles and returns float32 on the CPU
-    (the pipeline's device and precision handling). Tiles are converted to float one at a time.
-    Returns the task's output for the whole image, ``Task.scale`` times its height and width.
+    The pipeline supplies the task's steps: ``crop(rows, columns)`` cuts what ``preprocess``
+    takes from the image and its named inputs, ``forward`` runs preprocessed tiles (it batches
+    those of one shape), and ``postprocess`` turns a tile's output into pixels. Tiles are cut and
+    converted a pass at a time, so memory holds one pass of tiles and the output. Returns the
+    output for the whole image, ``scale`` times its height and width.
     """
     import numpy as np
-    import torch
 
-    scale = type(task).scale
-    height, width = image.height, image.width
     rows, columns = plan_spans(height, tiling), plan_spans(width, tiling)
     row_windows = blend_windows(rows, halo=tiling.halo, scale=scale)
     column_windows = blend_windows(columns, halo=tiling.halo, scale=scale)
     per_pass = max(1, min(batch_size, TILE_BATCH_PIXELS // (tiling.tile * tiling.tile)))
+    # Tiles of one size next to each other, so that a pass holds as few shapes as can be.
+    positions = sorted(
+        ((r, c) for r in range(len(rows)) for c in range(len(columns))),
+        key=lambda rc: (rows[rc[0]][1] - rows[rc[0]][0], columns[rc[1]][1] - columns[rc[1]][0]),
+    )
     output: np.ndarray | None = None
-    for batch in _batches(rows, columns, per_pass):
-        crops = [image.region(slice(*rows[r]), slice(*columns[c])) for r, c in batch]
-        tensors = [task.preprocess(crop) for crop in crops]
-        shapes = {tuple(tensor.shape) for tensor in tensors}
-        # Tiles of one size normally preprocess alike; a task that pads by content may not.
-        groups = [tensors] if len(shapes) == 1 else [[tensor] for tensor in tensors]
-        results = [
-            row for group in groups for row in forward(torch.cat(group) if len(group) > 1 else group[0])
-        ]
-        for (r, c), crop, result in zip(batch, crops, results, strict=True):
-            tile = task.postprocess(result, crop)
+    for start in range(0, len(positions), per_pass):
+        batch = positions[start : start + per_pass]
+        crops = [crop(slice(*rows[r]), slice(*columns[c])) for r, c in batch]
+        results = forward([preprocess(tile_input) for tile_input in crops])
+        for (r, c), tile_input, result in zip(batch, crops, results, strict=True):
+            tile = np.asarray(postprocess(result, tile_input), dtype=np.float32)
+            if tile.ndim == 2:
+                tile = tile[..., None]
             if output is None:
                 output = np.zeros((scale * height, scale * width, tile.shape[2]), np.float32)
             _blend(output, tile, rows[r][0] * scale, columns[c][0] * scale, row_windows[r], column_windows[c])
     assert output is not None
     return output
-
-
-def _batches(
-    rows: list[tuple[int, int]], columns: list[tuple[int, int]], per_pass: int
-) -> Iterator[list[tuple[int, int]]]:
-    """Tile positions ``(row, column)`` in batches of equal-sized tiles, at most ``per_pass`` each."""
-    by_size: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for r, (top, bottom) in enumerate(rows):
-        for c, (left, right) in enumerate(columns):
-            by_size.setdefault((bottom - top, right - left), []).append((r, c))
-    for positions in by_size.values():
-        for start in range(0, len(positions), per_pass):
-            yield positions[start : start + per_pass]
 
 
 def _blend(

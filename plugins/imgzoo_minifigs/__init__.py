@@ -17,7 +17,7 @@ from imgzoo import DataError
 if TYPE_CHECKING:
     from imgzoo_minifigs.dataset import MinifigsDataset
 
-IMGZOO_PLUGIN_API = 1  # the plugin API this module is written for
+IMGZOO_PLUGIN_API = 3  # the plugin API this module is written for
 
 __all__ = ["make_dataset", "register_datasets"]
 

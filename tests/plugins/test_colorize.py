@@ -264,7 +264,7 @@ def test_bf16_precision_runs() -> None:
 
 
 def test_inference_runs_a_packed_copy_and_keeps_the_loaded_model(pipe: Pipeline) -> None:
-    model, packed = pipe.models["model"], pipe.inference_models["model"]
+    model, packed = pipe.models["model"], pipe.backend.inference_models["model"]
     assert packed is not model
     # Packed wherever this torch build has oneDNN's ops (see imgzoo.prepacked).
     convolutions = [module for module in packed.modules() if isinstance(module, torch.nn.Conv2d)]

@@ -18,6 +18,7 @@ import imgzoo
 from imgzoo.data import PairTransform, Sample
 from imgzoo.errors import ZooError
 from imgzoo.images import Image
+from imgzoo.pipeline import Request
 from imgzoo.prepacked import _ops_available, is_prepacked
 from imgzoo.tiling import Tiling
 from imgzoo.weights import save_weights, state_tensors
@@ -279,11 +280,11 @@ def test_a_resize_convolution_is_a_transposed_convolution(bias: bool, size: tupl
 
 def test_the_pipeline_runs_the_fused_generator_and_keeps_the_loaded_one() -> None:
     pipeline = imgzoo.load("edges2photo", precision="fp32")  # the shipped weights
-    assert isinstance(pipeline.inference_models["generator"], FusedUNet)
+    assert isinstance(pipeline.backend.inference_models["generator"], FusedUNet)
     generator = pipeline.model
     assert isinstance(generator, UNetGenerator) and pipeline.models["generator"] is generator
     # The fused copy's convolutions pack their weights for oneDNN; the loaded ones are untouched.
-    fused = pipeline.inference_models["generator"]
+    fused = pipeline.backend.inference_models["generator"]
     convolutions = [module for module in fused.modules() if isinstance(module, torch.nn.modules.conv._ConvNd)]
     # Packed wherever this torch build has oneDNN's ops (see imgzoo.prepacked).
     assert convolutions and all(is_prepacked(module) == _ops_available() for module in convolutions)
@@ -292,7 +293,8 @@ def test_the_pipeline_runs_the_fused_generator_and_keeps_the_loaded_one() -> Non
     inputs = pipeline.task.preprocess(image)
     with torch.inference_mode():
         unfused = pipeline.task.postprocess(generator(inputs)[0], image)
-    np.testing.assert_allclose(pipeline.process([Image(image, None, "drawing")])[0], unfused, atol=1e-5)
+    [result] = pipeline.run([Request(Image(image, None, "drawing"))])
+    np.testing.assert_allclose(result.output, np.clip(unfused, 0, 1), atol=1e-5)
 
 
 def test_sampling_varies_the_fused_generator_too() -> None:

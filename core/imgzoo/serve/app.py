@@ -7,7 +7,8 @@ options against the weights' config), queued on its model's worker (see
 :mod:`imgzoo.serve.batching`), and its result encoded in the pool again, so that the event loop
 only reads and writes and the model's thread only runs models.
 
-Errors are ``{"error": message}``: a 4xx with the message for what the request got wrong, a
+A task's warnings about a picture come back in ``X-Imgzoo-Warning`` headers of the answer, one
+per warning. Errors are ``{"error": message}``: a 4xx with the message for what the request got wrong, a
 generic 500 for the server's own failures, whose details go to the log (they may name local files).
 """
 
@@ -45,11 +46,13 @@ from imgzoo.errors import (
     ZooError,
 )
 from imgzoo.images import declared_size, encode_pixels
+from imgzoo.model_cache import cached_pipeline, ensure_capacity
+from imgzoo.options import PIPELINE_OPTIONS, split_options
 from imgzoo.serve.batching import Batcher, Job, ModelWorker
-from imgzoo.serve.settings import DEFAULT_BACKEND, ServeSettings
+from imgzoo.serve.settings import ServeSettings
 from imgzoo.task import TaskConfig
 
-__all__ = ["OUTPUT_FORMATS", "choose_format", "create_app", "encode_result", "status_for"]
+__all__ = ["OUTPUT_FORMATS", "WARNING_HEADER", "choose_format", "create_app", "encode_result", "status_for"]
 
 OUTPUT_FORMATS = {
     "png": "image/png",
@@ -58,6 +61,9 @@ OUTPUT_FORMATS = {
     "npy": "application/x-npy",
 }
 """Result formats by ``?format=`` name, with the media type they are sent as (and asked for in ``Accept``)."""
+
+WARNING_HEADER = "X-Imgzoo-Warning"
+"""The response header that carries each of the task's warnings about the picture."""
 
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 _LOG = logging.getLogger("imgzoo.serve")
@@ -85,6 +91,7 @@ def create_app(
         queue=settings.queue,
         max_models=settings.max_models,
     )
+    ensure_capacity(settings.max_models)  # the shared cache holds every model the server may serve
     if preload:
         for name in tasks:
             _worker(batcher, settings, name, {}).wait_loaded()
@@ -124,7 +131,8 @@ def create_app(
             "The image is the raw request body (Content-Type image/*), or the part `image` of a "
             "multipart/form-data body whose other file parts are the task's named inputs. Task options "
             "(config fields) are query parameters or form fields. The result is PNG by default; "
-            "`?format=` or `Accept` choose jpeg, webp or npy (a float map is npy only)."
+            "`?format=` or `Accept` choose jpeg, webp or npy (a float map is npy only). The task's "
+            "warnings about the picture come in `X-Imgzoo-Warning` headers, one per warning."
         ),
         response_class=Response,
         responses={
@@ -164,8 +172,11 @@ def create_app(
                 status=504,
                 task=task,
             ) from None
-        content = await run_in_threadpool(encode_result, result, fmt)
-        return Response(content, media_type=OUTPUT_FORMATS[fmt])
+        content = await run_in_threadpool(encode_result, result.output, fmt)
+        response = Response(content, media_type=OUTPUT_FORMATS[fmt])
+        for message in result.warnings:
+            response.headers.append(WARNING_HEADER, _header_text(message))
+        return response
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -214,17 +225,21 @@ def _outside_registry_folder(file: str) -> bool:
 
 
 def _worker(batcher: Batcher, settings: ServeSettings, task: str, options: Mapping[str, Any]) -> ModelWorker:
-    """The worker running ``task`` with ``options``, loading its pipeline when new."""
+    """The worker running ``task`` with ``options``, loading its pipeline when new (from the
+    cache that ``imgzoo.run`` in the same process shares)."""
 
     def load() -> Any:
-        from imgzoo.pipeline import load
-
-        # Passed on only when chosen, so that the default works with any imgzoo.load().
-        backend: dict[str, Any] = {} if settings.backend == DEFAULT_BACKEND else {"backend": settings.backend}
         try:
-            return load(task, device=settings.device, precision=settings.precision, **backend, **options)
+            return cached_pipeline(
+                task,
+                weights=settings.weights.get(task),
+                device=settings.device,
+                precision=settings.precision,
+                backend=settings.backend,
+                options=dict(options),
+            )
         except WeightsError as error:
-            if not set(options) - {"tile"}:
+            if not set(options) - PIPELINE_OPTIONS:
                 raise  # the server's own weights: a 500, its details in the log
             # The options build a model the weights do not fit (another width, say). The message
             # leaves out the weights' path, which is the server's business.
@@ -240,6 +255,13 @@ def _worker(batcher: Batcher, settings: ServeSettings, task: str, options: Mappi
     return batcher.worker(key, load)
 
 
+def _header_text(message: str) -> str:
+    """A warning as one header value: one line of printable ASCII (HTTP headers carry latin-1 at
+    best, and no line breaks)."""
+    flat = " ".join(message.split())
+    return flat.encode("ascii", "replace").decode("ascii")
+
+
 # ── requests ──────────────────────────────────────────────────────────────────────────────
 async def _read_job(
     request: Request, task: str, query: Mapping[str, str], settings: ServeSettings, batcher: Batcher
@@ -247,7 +269,7 @@ async def _read_job(
     """The request's job, read and checked, and the worker that runs it (started when new)."""
     image, inputs, fields = await _read_request(request, settings.max_request_bytes, task)
     options = {**_parse_options(query), **_parse_options(fields)}
-    job, settled = await run_in_threadpool(_prepare_job, task, image, inputs, options, settings.max_pixels)
+    job, settled = await run_in_threadpool(_prepare_job, task, image, inputs, options, settings)
     return job, _worker(batcher, settings, task, settled)
 
 
@@ -329,28 +351,33 @@ def _parse_options(raw: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _prepare_job(
-    task: str, image: bytes, inputs: Mapping[str, bytes], options: Mapping[str, Any], max_pixels: int
+    task: str,
+    image: bytes,
+    inputs: Mapping[str, bytes],
+    options: Mapping[str, Any],
+    settings: ServeSettings,
 ) -> tuple[Job, dict[str, Any]]:
-    """Check the options (as ``imgzoo.run`` does, against the config the server's weights were
+    """Check the options (as ``imgzoo.run`` does, against the config the served weights were
     trained with; ``tile`` as ``imgzoo.load`` takes it), then the images' sizes from their
     headers, then decode the image and its named inputs; returns the job and the options as
     the pipeline's load takes them."""
     from imgzoo.config import build_config
     from imgzoo.images import decode_image
     from imgzoo.inputs import read_inputs
+    from imgzoo.pipeline import Request as PipelineRequest
     from imgzoo.tiling import resolve_tiling
 
     task_class = plugins.get_task_class(task)
-    input_names = {spec.name for spec in task_class.extra_inputs}
-    for name in sorted(input_names & set(options)):
+    named, settings_given = split_options(task_class, options)
+    for name in sorted(named):
         raise InputError(
             f"task {task!r}: input {name!r} came as a text field: send it as a file part {name!r}",
             task=task,
             input=name,
         )
-    fields = {name: value for name, value in options.items() if name != "tile"}
+    fields = {name: value for name, value in settings_given.items() if name not in PIPELINE_OPTIONS}
     # Only options need the weights' config (read from their file's header) to be checked against.
-    trained = catalogue.weights_config(task) if options else None
+    trained = _trained_config(task, settings.weights.get(task)) if options else None
     config = build_config(task_class.Config, task=task, weights_config=trained, overrides=fields)
     # Keyed by the values the config holds, so that "true" and "1" share one model.
     settled = {name: getattr(config, name) for name in fields}
@@ -358,12 +385,29 @@ def _prepare_job(
         assert isinstance(config, TaskConfig)
         tiling = resolve_tiling(task_class(config), options["tile"])
         settled["tile"] = tiling.tile if tiling is not None else 0
-    _check_pixels(image, max_pixels, task, "image")
+    _check_pixels(image, settings.max_pixels, task, "image")
     for name, data in inputs.items():
-        _check_pixels(data, max_pixels, task, name)
+        _check_pixels(data, settings.max_pixels, task, name)
     decoded = decode_image(image, source=f"the image sent to {task!r}")
     extras = read_inputs(task_class, [decoded], inputs)
-    return Job(decoded, {name: values[0] for name, values in extras.items()}), settled
+    request = PipelineRequest(decoded, {name: values[0] for name, values in extras.items()})
+    return Job(request), settled
+
+
+def _trained_config(task: str, weights: str | None) -> dict[str, Any] | None:
+    """The config the served weights were trained with: a registered name's (the default's when
+    None), or a local file's, read from its header."""
+    from pathlib import Path
+
+    from imgzoo.weights import read_metadata
+
+    if weights is not None and weights not in catalogue.task_info(task).weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            return None  # a URL: loading it says what it holds
+        config = read_metadata(path).get("config")
+        return config if isinstance(config, dict) else None
+    return catalogue.weights_config(task, weights)
 
 
 def _check_pixels(data: bytes, limit: int, task: str, name: str) -> None:

@@ -2,9 +2,9 @@
 as one batch.
 
 Each loaded model (a task with one set of options) has a :class:`ModelWorker`: one thread that
-loads the pipeline, then takes the oldest waiting job, gathers the other waiting jobs of the same
-group (image size, channels, named inputs given) up to ``max_batch``, waiting at most
-``max_wait`` seconds after the oldest arrived, and runs them through the pipeline in one call.
+loads the pipeline, then takes the oldest waiting jobs, up to ``max_batch``, waiting at most
+``max_wait`` seconds after the oldest arrived for more to join, and runs them through
+:meth:`Pipeline.run` in one call (which runs those of one shape as one forward pass).
 :class:`Batcher` owns the workers and bounds the requests in flight across all of them: a
 request takes its place in the queue (:meth:`Batcher.reserve`) before its body is read or decoded,
 and gives it back when its job is done, cancelled or refused.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,26 +26,19 @@ from typing import TYPE_CHECKING, Any
 from imgzoo.errors import RequestError
 
 if TYPE_CHECKING:
-    from imgzoo.images import Image
-    from imgzoo.pipeline import Pipeline
+    from imgzoo.pipeline import Pipeline, Request
 
 __all__ = ["Batcher", "Job", "ModelWorker", "Reservation"]
 
 
 @dataclass
 class Job:
-    """One request's image and named inputs, read and checked; its result arrives in ``future``."""
+    """One HTTP request's image and named inputs, read and checked; its
+    :class:`~imgzoo.pipeline.Result` arrives in ``future``."""
 
-    image: Image
-    extras: dict[str, Image]
+    request: Request
     future: Future[Any] = field(default_factory=Future)
     arrived: float = field(default_factory=time.monotonic)
-
-    @property
-    def group(self) -> Hashable:
-        """Jobs of one group preprocess to one shape, so they share a forward pass."""
-        alpha = self.image.alpha is not None
-        return (self.image.height, self.image.width, self.image.channels, alpha, tuple(sorted(self.extras)))
 
 
 class ModelWorker:
@@ -146,8 +139,8 @@ class ModelWorker:
             self._run(pipeline, batch)
 
     def _next_batch(self) -> list[Job] | None:
-        """The oldest job and up to ``max_batch - 1`` others of its group, once the batch is full
-        or the oldest has waited ``max_wait``; None once closed."""
+        """The oldest ``max_batch`` jobs, once there are that many or the oldest has waited
+        ``max_wait``; None once closed."""
         with self._condition:
             while True:
                 while not self._pending and not self._closed:
@@ -157,7 +150,7 @@ class ModelWorker:
                 first = self._pending[0]
                 deadline = first.arrived + self.max_wait
                 while True:
-                    batch = [job for job in self._pending if job.group == first.group][: self.max_batch]
+                    batch = self._pending[: self.max_batch]
                     left = deadline - time.monotonic()
                     if len(batch) >= self.max_batch or left <= 0 or self._closed:
                         break
@@ -170,18 +163,8 @@ class ModelWorker:
                     return running
 
     def _run(self, pipeline: Pipeline, batch: list[Job]) -> None:
-        from imgzoo.images import InputForm, OutputSpec
-        from imgzoo.pipeline import PreparedCall
-
-        call = PreparedCall(
-            inputs=[job.image for job in batch],
-            spec=OutputSpec(tuple(InputForm("encoded") for _ in batch), as_list=True),
-            targets=None,
-            batch_size=len(batch),
-            extras={name: [job.extras[name] for job in batch] for name in batch[0].extras},
-        )
         try:
-            results = pipeline.run_prepared(call)
+            results = pipeline.run([job.request for job in batch], batch_size=self.max_batch)
         except BaseException as error:
             for job in batch:
                 job.future.set_exception(error)

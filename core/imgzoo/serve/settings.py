@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from imgzoo.errors import ConfigError, DeviceError
+from imgzoo.backends import DEFAULT_BACKEND, check_backend
+from imgzoo.errors import BackendError, ConfigError, DeviceError
 from imgzoo.hardware import INFERENCE_PRECISIONS
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "ServeSettings"]
-
-DEFAULT_BACKEND = "torch"
-BACKENDS = (DEFAULT_BACKEND, "onnxruntime")
-"""What may run the server's models (``--backend``): those of :func:`imgzoo.load`."""
+__all__ = ["ServeSettings"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +32,9 @@ class ServeSettings:
     max_models: int = 8
     """Most models loaded at once (one per task and set of options); the least recently used
     idle one makes room for a new one."""
+    weights: dict[str, str] = field(default_factory=dict)
+    """The weights to serve for a task (``--weights TASK=WEIGHTS``): a registered name, a path or
+    a URL; a task not named here serves its default weights."""
 
     def check(self) -> None:
         """Refuse settings that cannot work (a ConfigError naming the flags), including a device
@@ -55,8 +55,10 @@ class ServeSettings:
             )
         if not self.timeout > 0:
             problems.append(("--timeout", f"must be more than 0 seconds, got {self.timeout}"))
-        if self.backend not in BACKENDS:
-            problems.append(("--backend", f"unknown backend {self.backend!r}: use {' or '.join(BACKENDS)}"))
+        try:
+            check_backend(self.backend)
+        except BackendError as error:
+            problems.append(("--backend", str(error)))
         if self.precision not in INFERENCE_PRECISIONS:
             choices = ", ".join(INFERENCE_PRECISIONS)
             problems.append(("--precision", f"unknown precision {self.precision!r}: use one of {choices}"))

@@ -15,16 +15,17 @@ import numpy as np
 import torch
 
 from imgzoo import plugins
-from imgzoo.config import build_config, config_file_argument, expand_dotted, merged, read_config_file
+from imgzoo.config import build_config, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, open_dataset, train_val_split
 from imgzoo.errors import ArgumentError, ConfigError, DataError
 from imgzoo.hardware import INFERENCE_PRECISIONS
+from imgzoo.backends.pytorch import TorchBackend
 from imgzoo.pipeline import LoadedWeights, Pipeline, build_task
 from imgzoo.runtime import check_precision, resolve_device, resolve_precision
 from imgzoo.task import Task, TaskConfig
 from imgzoo.training.batches import PairDataset, pair_transforms
 from imgzoo.training.checkpoint import resume_point
-from imgzoo.training.config import PLACE_SETTINGS, build_train_config
+from imgzoo.training.config import PLACE_SETTINGS, build_train_config, split_settings
 from imgzoo.training.evaluation import measure, measure_pipeline, spread_indices
 from imgzoo.training.loop import Trainer
 from imgzoo.training.results import Callback, TrainResult
@@ -37,43 +38,41 @@ __all__ = ["Evaluation", "evaluate", "train"]
 def train(
     task: str,
     data: str | Dataset,
-    *,
     out: str | os.PathLike[str],
+    *,
     config_file: str | os.PathLike[str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    train_overrides: Mapping[str, Any] | None = None,
-    steps: int | None = None,
-    epochs: int | None = None,
     resume: bool = False,
-    device: str | None = None,
-    precision: str | None = None,
     weights: str | os.PathLike[str] | Literal[False] | None = None,
     callbacks: Sequence[Callback] = (),
-    config: str | os.PathLike[str] | None = None,
-    **train_options: Any,
+    **overrides: Any,
 ) -> TrainResult:
     """Train ``task`` on the data spec ``data`` (a folder, ``paired:DIR``, ``minifigs:n=500``...,
     or a dataset object), writing checkpoints, logs, pictures and the final ``TASK.safetensors``
     under ``out``; the data is split into training and validation parts by ``val_fraction``.
 
-    ``config_file`` (or ``config``): a TOML/JSON file of task settings, with an optional ``[train]`` table of
-    :class:`TrainConfig` settings. ``overrides``: task settings (``{"learning_rate": 1e-4}``;
-    keys under ``train`` / ``train.X`` go to the TrainConfig). ``train_overrides`` and
-    ``**train_options`` (``batch_size=4``, ``seed=1``) set TrainConfig fields, as do ``steps``,
-    ``epochs``, ``device`` and ``precision`` (None: from the config, whose defaults are auto).
+    ``**overrides``: settings by name, the task's and the trainer's side by side, as ``--set
+    NAME=VALUE`` gives them on the command line: ``train("colorize", "minifigs", "runs/x",
+    steps=200, image_size=64, learning_rate=1e-3)``. The task's are its config's fields
+    (``imgzoo info TASK``), the trainer's :class:`~imgzoo.training.TrainConfig`'s (``imgzoo train
+    --help``); no name is both, and any other is a :class:`~imgzoo.errors.ConfigError`.
+    ``config_file``: a TOML/JSON file of the same settings (``steps = 200``), which the
+    keyword arguments override.
+
     ``weights``: start from these weights (a name, path or URL); None or False: a fresh init
     (unlike :func:`imgzoo.load`, where None means the task's default weights).
     ``resume``: continue the run in ``out`` from its newest checkpoint, with the task and train
-    settings it was started with (arguments given now override them).
+    settings it was started with (settings given now override them). ``callbacks``: objects
+    whose hooks the trainer calls (:class:`~imgzoo.training.Callback`).
     """
-    config = config_file_argument(config_file, config, task=task)
     out_dir = Path(out).expanduser()  # created by the Trainer, once everything has been checked
-    file_settings = dict(read_config_file(Path(config), task=task)) if config is not None else {}
-    file_train = file_settings.pop("train", {})
-    if not isinstance(file_train, Mapping):
-        raise ConfigError(task, [("train", f"must be a table of training settings in {config}")])
-    task_settings = expand_dotted(overrides or {})
-    set_train = task_settings.pop("train", {})
+    config_class = plugins.get_task_class(task).Config
+    file_task: dict[str, Any] = {}
+    file_train: dict[str, Any] = {}
+    if config_file is not None:
+        file_task, file_train = split_settings(
+            task, config_class, read_config_file(Path(config_file), task=task), source=str(config_file)
+        )
+    set_task, set_train = split_settings(task, config_class, overrides, source="arguments")
 
     resumed: RunState | None = None
     resumed_train_config: dict[str, Any] | None = None
@@ -89,30 +88,17 @@ def train(
         resumed_train_config = {
             key: value for key, value in resumed.train_config.items() if key not in PLACE_SETTINGS
         }
-    explicit = {
-        key: value
-        for key, value in (("steps", steps), ("epochs", epochs), ("device", device), ("precision", precision))
-        if value is not None
-    }
     train_config = build_train_config(
         task,
-        [
-            ("the checkpoint", resumed_train_config),
-            (f"{config} [train]", file_train),
-            ("overrides train.*", set_train),
-            ("train_overrides", train_overrides),
-            ("arguments", {**explicit, **train_options}),
-        ],
+        [("the checkpoint", resumed_train_config), (str(config_file), file_train), ("arguments", set_train)],
     )
 
     # The same seed gives every process the same initial weights.
     _seed_everything(train_config.seed)
     sources = ", ".join(
-        name for name, layer in ((str(config), file_settings), ("arguments", task_settings)) if layer
+        name for name, layer in ((str(config_file), file_task), ("arguments", set_task)) if layer
     )
-    task_object, models, started_from = _build(
-        task, resumed, weights, merged(file_settings, task_settings), sources
-    )
+    task_object, models, started_from = _build(task, resumed, weights, merged(file_task, set_task), sources)
 
     if isinstance(data, str):
         dataset = open_dataset(
@@ -164,12 +150,6 @@ class Evaluation(dict[str, float]):
         ``available``, and the ``mode`` ("model" or "pipeline")."""
         self.per_image = [dict(item) for item in per_image]
         """Each picture's ``name`` and metrics (a whole-pipeline evaluation only)."""
-
-    def __missing__(self, key: str) -> float:
-        # Code written when the metrics were spelled "colour" (colourfulness_ratio) still reads them.
-        if "colour" in key:
-            return self[key.replace("colour", "color")]
-        raise KeyError(key)
 
     def report(self) -> dict[str, Any]:
         """Task, weights, data and metrics (and each picture's, if measured), as ``imgzoo eval
@@ -246,7 +226,8 @@ def evaluate(
     if mode == "pipeline":
         for model in models.values():
             model.requires_grad_(False)
-        pipeline = Pipeline(task_object, models, device=target, precision=precision, weights=located)
+        backend = TorchBackend(task_object, models, device=target, precision=precision, weights=located)
+        pipeline = Pipeline(task_object, models, backend, weights=located)
         metrics, per_image = measure_pipeline(pipeline, dataset, indices=indices, spec=spec)
     else:
         pairs = PairDataset(dataset, task_object, pair_transforms(task_object)[1], seed=0)

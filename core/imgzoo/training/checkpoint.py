@@ -272,11 +272,7 @@ def write_best_checkpoint(
         _replace_folder(target, best)
         return best
     previous = os.readlink(best) if best.is_symlink() else None
-    if best.is_dir() and not best.is_symlink():
-        # A run of an older imgzoo keeps ``best`` as a folder: replaced by two renames, once.
-        _replace_folder(link, best)
-    else:
-        os.replace(link, best)
+    os.replace(link, best)
     fsync_path(best.parent)
     if previous is not None and _BEST_TARGET.fullmatch(previous):
         shutil.rmtree(best.parent / previous, ignore_errors=True)
@@ -319,7 +315,7 @@ def _parse_state(folder: Path, raw: bytes) -> dict[str, Any]:
 
 def read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """A checkpoint's tensors and state, verified against the digests recorded when it was
-    written (checkpoints of older versions record none); CheckpointError if it is damaged."""
+    written; CheckpointError if it is damaged."""
     raw = _state_bytes(folder)  # read once: parsed, and hashed against the recorded sha256
     state = _parse_state(folder, raw)
     try:
@@ -327,8 +323,7 @@ def read_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     except WeightsError as error:
         # A damaged tensors file is a damaged checkpoint: the caller resumes from another one.
         raise CheckpointError(str(error), path=folder) from error
-    recorded = metadata.get(STATE_DIGEST_KEY)
-    if recorded is not None and hashlib.sha256(raw).hexdigest() != recorded:
+    if hashlib.sha256(raw).hexdigest() != metadata.get(STATE_DIGEST_KEY):
         raise CheckpointError(
             f"checkpoint {folder} is damaged: {folder / STATE_FILE} no longer matches the sha256 "
             "recorded when it was written; resume from another one",

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import sys
+from typing import Any
 
 from imgzoo.config import parse_assignments
 from imgzoo.hardware import INFERENCE_PRECISIONS
@@ -38,23 +39,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML/JSON task settings, with an optional [train] table of training settings",
+        help="a TOML/JSON file of settings, as --set takes them (steps = 200), which --set overrides",
     )
-    _add_settings(parser, "a task setting, or a training one as train.KEY=VALUE (repeatable)")
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="optimizer steps to train for")
-    length.add_argument("--epochs", type=int, help="passes over the training data to train for")
+    _add_settings(
+        parser,
+        "a setting of the task (`imgzoo info TASK`) or of the trainer (listed below): steps=200, "
+        "batch_size=16, device=cuda, precision=bf16, image_size=64 (repeatable)",
+    )
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
     )
-    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    parser.add_argument(
-        "--precision",
-        choices=INFERENCE_PRECISIONS,
-        help="auto (default): bf16 where the hardware computes it natively, else fp32; or fp32, bf16, fp16",
-    )
-    parser.add_argument("--batch-size", type=int, help="images per optimizer step (over all processes)")
-    parser.add_argument("--seed", type=int, help="random seed of the split, data order and initialisation")
     parser.add_argument(
         "--weights", help="start from these weights (a name, path or URL) instead of a fresh init"
     )
@@ -114,23 +108,16 @@ def run_train(args: argparse.Namespace) -> int:
     from imgzoo.training.api import train
     from imgzoo.training.results import TrainingInterrupted
 
-    settings = parse_assignments(args.settings, task=args.task)
-    options = {key: getattr(args, key) for key in ("batch_size", "seed") if getattr(args, key) is not None}
     main_process = int(os.environ.get("RANK", "0")) == 0
     try:
         result = train(
             args.task,
             args.data,
-            out=args.out,
-            config=args.config,
-            overrides=settings,
-            steps=args.steps,
-            epochs=args.epochs,
+            args.out,
+            config_file=args.config,
             resume=args.resume,
-            device=args.device,
-            precision=args.precision,
             weights=args.weights,
-            **options,
+            **_settings(args.settings, task=args.task),
         )
     except TrainingInterrupted as stop:
         if main_process:
@@ -161,6 +148,22 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"registry entry ({result.registry_entry}):\n")
             print(result.registry_entry.read_text(encoding="utf-8"))
     return 0
+
+
+def _settings(assignments: list[str], *, task: str) -> dict[str, Any]:
+    """``--set`` values by name as written (``steps=3``, ``unet.ngf=8``), each read as JSON where
+    it parses: :func:`~imgzoo.training.train` sorts them into task and training settings."""
+    return _flatten(parse_assignments(assignments, task=task))
+
+
+def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -1,9 +1,16 @@
 """`TrainConfig`: how to train (steps, batch, precision, schedule, logging), whatever the task.
 
-It is built from layers like a task's config, later ones winning::
+Training settings and the task's own settings share one namespace, so a caller names either kind
+the same way: ``train("colorize", data, out, steps=200, image_size=64)``, ``--set steps=200`` on
+the command line, ``steps = 200`` at the top level of the config file. :func:`split_settings`
+sorts them: a :class:`TrainConfig` field is a training setting, a field of the task's config (a
+dotted name reaches a nested one) a task setting, anything else an error. No name can be both: a
+task whose config has a field named as a training setting, or as one of ``train``'s own arguments
+(:data:`TRAIN_ARGUMENTS`), cannot be trained, and the error says so.
 
-    defaults  <  the checkpoint being resumed  <  the [train] table of --config FILE
-              <  --set train.X=... / train_overrides  <  explicit arguments (--steps, --batch-size, ...)
+A TrainConfig is built from layers, later ones winning::
+
+    defaults  <  the checkpoint being resumed  <  the config file  <  the call's settings (--set)
 
 ``steps`` and ``epochs`` exclude each other: a layer that sets one clears the other.
 
@@ -16,12 +23,14 @@ keeps it, but the recipe leaves it out: it changes no weight).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from imgzoo.errors import ConfigError
+from imgzoo.config import expand_dotted
+from imgzoo.errors import ConfigError, PluginError
 from imgzoo.hardware import PrecisionChoice
 
 __all__ = [
@@ -29,13 +38,16 @@ __all__ = [
     "PLACE_SETTINGS",
     "RECIPE_SETTINGS",
     "SETTING_KINDS",
+    "TRAIN_ARGUMENTS",
     "TrainConfig",
     "build_train_config",
+    "split_settings",
 ]
 
 
 class TrainConfig(BaseModel):
-    """How to train: every field can be set with ``--set train.FIELD=VALUE``."""
+    """How to train: every field is set by its name, as a task setting is (``steps=200``,
+    ``--set steps=200``, ``steps = 200`` in the config file)."""
 
     # allow_inf_nan: an infinite grad_clip or fraction is a typo, not a setting.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -172,10 +184,56 @@ PLACE_SETTINGS = _settings_of("place")
 OUTPUT_SETTINGS = _settings_of("output")
 
 
+TRAIN_ARGUMENTS = frozenset({"task", "data", "out", "config_file", "resume", "weights", "callbacks"})
+"""The names of :func:`imgzoo.train`'s own arguments, which no setting may take."""
+
+
+def split_settings(
+    task: str, task_config: type[BaseModel], settings: Mapping[str, Any], *, source: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``settings`` (task and training settings side by side, by name) as the task's (nested:
+    ``{"a.b": 1}`` becomes ``{"a": {"b": 1}}``) and the trainer's.
+
+    A task config field named as a training setting raises :class:`PluginError`; names of
+    neither kind raise one :class:`ConfigError` that lists them all, and says where the valid
+    ones are listed.
+    """
+    clashes = sorted(set(task_config.model_fields) & (set(TrainConfig.model_fields) | TRAIN_ARGUMENTS))
+    if clashes:
+        raise PluginError(
+            f"task {task!r} cannot be trained: its config has fields named as training settings or "
+            f"arguments of imgzoo.train ({', '.join(clashes)}), and a setting would not say which it "
+            "means; the task's plugin must rename them"
+        )
+    task_settings: dict[str, Any] = {}
+    train_settings: dict[str, Any] = {}
+    unknown: list[str] = []
+    for name, value in settings.items():
+        if name in TrainConfig.model_fields:
+            train_settings[name] = value
+        elif name.split(".", 1)[0] in task_config.model_fields:
+            task_settings[name] = value
+        else:
+            unknown.append(name)
+    if unknown:
+        known = [*task_config.model_fields, *TrainConfig.model_fields]
+        where = (
+            f"neither a setting of task {task!r} (`imgzoo info {task}` lists them) nor a training "
+            "setting (`imgzoo train --help` lists them)"
+        )
+        problems = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=2, cutoff=0.6)
+            hint = f": did you mean {' or '.join(map(repr, close))}?" if close else ""
+            problems.append((name, f"{where}{hint}"))
+        raise ConfigError(task, problems, source=source)
+    return expand_dotted(task_settings), train_settings
+
+
 def build_train_config(task: str, layers: Iterable[tuple[str, Mapping[str, Any] | None]]) -> TrainConfig:
     """Merge ``(source name, settings)`` layers in order and validate once.
 
-    Failures raise :class:`ConfigError` naming each field as ``train.FIELD``.
+    Failures raise :class:`ConfigError` naming each field.
     """
     merged: dict[str, Any] = {}
     sources = []
@@ -195,6 +253,6 @@ def build_train_config(task: str, layers: Iterable[tuple[str, Mapping[str, Any] 
     except ValidationError as error:
         problem = ConfigError.from_validation_error(task, error)
         fields = [
-            (f"train.{name}" if name != "(config)" else "train", message) for name, message in problem.errors
+            (name if name != "(config)" else "training settings", message) for name, message in problem.errors
         ]
         raise ConfigError(task, fields, source=", ".join(sources)) from None

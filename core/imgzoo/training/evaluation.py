@@ -11,8 +11,9 @@ import torch
 
 from imgzoo.data.base import Dataset
 from imgzoo.errors import DataError
-from imgzoo.images import finish_result, read_images
-from imgzoo.pipeline import Pipeline
+from imgzoo.images import read_images
+from imgzoo.inputs import read_inputs
+from imgzoo.pipeline import Pipeline, Request
 from imgzoo.runtime import autocast
 from imgzoo.task import Task
 from imgzoo.training.batches import PairDataset
@@ -99,8 +100,9 @@ def measure_pipeline(
     pipeline: Pipeline, dataset: Dataset, *, indices: Sequence[int], spec: str = "the data"
 ) -> tuple[dict[str, float], list[dict[str, float | str]]]:
     """What users get: each picture at ``indices``, at its own resolution, made into the input a
-    user would give (``task.degrade`` of the picture; a paired sample's own input), run through
-    ``pipeline`` as ``run()`` would, and compared with the truth by ``task.image_metrics``.
+    user would give (``task.degrade`` of the picture; a paired sample's own input, with its
+    named inputs), run through ``pipeline`` as ``run()`` would, and compared with the truth by
+    ``task.image_metrics``.
 
     Returns the metrics averaged over the pictures, and each picture's own (with its ``name``).
     """
@@ -116,7 +118,10 @@ def measure_pipeline(
             given, truth = _degrade(task, sample.image, spec), sample.image
         images, _ = read_images(np.ascontiguousarray(given, dtype=np.float32))
         images[0].source = f"{spec}: {name}"
-        result = finish_result(pipeline.process(images)[0], images[0], task.output_kind)
+        # The sample's named inputs (an inpainting mask) reach the task as run(..., mask=m) would.
+        named = read_inputs(type(task), images, {key: [value] for key, value in sample.inputs.items()})
+        request = Request(images[0], {key: values[0] for key, values in named.items()})
+        result = pipeline.run([request])[0].output
         values = task.image_metrics(_rgb_tensor(result), _rgb_tensor(truth), _rgb_tensor(given))
         per_image.append({"name": name, **{key: float(value) for key, value in values.items()}})
         for key, value in values.items():

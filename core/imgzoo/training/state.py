@@ -1,9 +1,8 @@
 """The run state: everything a checkpoint keeps besides tensors, typed.
 
-A checkpoint's ``state.json`` is :meth:`RunState.to_dict`; :meth:`RunState.from_dict` reads it
-back, including the state of checkpoints written before the state had a ``version`` (version 1,
-whose later keys were optional). A change of fields raises :data:`RunState.VERSION`, and
-``from_dict`` learns to read the older version.
+A checkpoint's ``state.json`` is :meth:`RunState.to_dict`, with the ``version`` of its fields;
+:meth:`RunState.from_dict` reads that version only. A change of fields raises
+:data:`RunState.VERSION`.
 """
 
 from __future__ import annotations
@@ -65,25 +64,20 @@ class RunState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: Path | str) -> RunState:
-        """Read a state written by any version of imgzoo up to this one; CheckpointError naming
-        ``source`` if it is newer or lacks a field."""
-        version = data.get("version", 1)
-        if not isinstance(version, int) or version > cls.VERSION:
+        """Read what :meth:`to_dict` wrote; CheckpointError naming ``source`` if another version
+        of the state wrote it, or a field is missing."""
+        version = data.get("version")
+        if version != cls.VERSION:
             raise CheckpointError(
-                f"checkpoint {source} was written by a newer imgzoo (run state version {version!r}): "
-                "upgrade imgzoo to resume it",
+                f"checkpoint {source} holds a run state of version {version!r}, and this imgzoo reads "
+                f"version {cls.VERSION}: resume it with the imgzoo that wrote it, or start a new run",
                 path=source,
             )
-        # Version 1 had the same fields; those with defaults here were optional in it, and a
-        # null reads as the default.
-        names = {item.name for item in dataclasses.fields(cls)}
-        values = {key: value for key, value in data.items() if key in names and value is not None}
+        fields = dataclasses.fields(cls)
+        values = {item.name: data[item.name] for item in fields if item.name in data}
+        # Only the fields whose default is None may be null.
         missing = sorted(
-            item.name
-            for item in dataclasses.fields(cls)
-            if item.name not in values
-            and item.default is dataclasses.MISSING
-            and item.default_factory is dataclasses.MISSING
+            item.name for item in fields if values.get(item.name) is None and item.default is not None
         )
         if missing:
             raise CheckpointError(

@@ -10,6 +10,14 @@ function setStatus(text, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
+// The task's warnings about the picture (X-Imgzoo-Warning headers, joined by ", " by fetch);
+// none hides the note.
+function showWarnings(response) {
+  const header = response ? response.headers.get("X-Imgzoo-Warning") : null;
+  $("warnings").textContent = header ? `warning: ${header}` : "";
+  $("warnings").hidden = !header;
+}
+
 function currentTask() {
   return state.tasks.find((task) => task.name === $("task").value);
 }
@@ -52,6 +60,7 @@ async function run() {
   $("run").disabled = true;
   $("output").removeAttribute("data-ready");
   setStatus(`running ${task.name}…`);
+  showWarnings(null);
   try {
     const response = await fetch(`/v1/tasks/${encodeURIComponent(task.name)}`, { method: "POST", body: form });
     if (!response.ok) {
@@ -60,6 +69,7 @@ async function run() {
       return;
     }
     const blob = await response.blob();
+    showWarnings(response);
     if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
     state.resultUrl = URL.createObjectURL(blob);
     const isMap = task.output_kind === "map";

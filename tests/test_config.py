@@ -101,3 +101,10 @@ def test_dotted_keys_and_layers_never_change_their_inputs() -> None:
     base = {"train": {"steps": 3}, "x": 1}
     assert merged(base, {"train": {"steps": 5, "seed": 1}}) == {"train": {"steps": 5, "seed": 1}, "x": 1}
     assert base == {"train": {"steps": 3}, "x": 1}
+
+
+def test_load_reads_the_config_file(toy_tasks: None, tmp_path: Path) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text("gain = 4.0\n")
+    assert imgzoo.load("invert", False, config_file=settings).config.gain == 4.0
+    assert imgzoo.load("invert", False, config_file=settings, gain=2.0).config.gain == 2.0

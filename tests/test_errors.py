@@ -106,7 +106,9 @@ def test_resuming_from_another_tasks_checkpoint_names_its_folder(tmp_path: Path)
     from imgzoo.training.state import RunState
 
     folder = checkpoint_dir(tmp_path, 1)
-    write_checkpoint(folder, {"model.toy.weight": torch.ones(1)}, {"task": "toy", "version": RunState.VERSION})
+    write_checkpoint(
+        folder, {"model.toy.weight": torch.ones(1)}, {"task": "toy", "version": RunState.VERSION}
+    )
     _, raw = read_checkpoint(folder)
     with pytest.raises(imgzoo.CheckpointError, match="its run state lacks") as caught:
         RunState.from_dict(raw, source=folder)

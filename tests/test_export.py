@@ -17,7 +17,7 @@ import imgzoo
 from imgzoo import exporting, images, plugins
 from imgzoo.cli import main
 from imgzoo.exporting import TOLERANCE, export, exported_metadata
-from toy_tasks import InvertTask, TiledToyTasksPlugin
+from toy_tasks import InvertTask, TiledToyTasksPlugin, declare
 
 EXAMPLE_TASKS = Path(__file__).resolve().parent.parent / "examples"
 
@@ -132,8 +132,8 @@ class HistogramTask(InvertTask):
 class UntraceablePlugin:
     @imgzoo.hookimpl
     def register_tasks(self, register):  # type: ignore[no-untyped-def]
-        register(ValueAsConstantTask)
-        register(HistogramTask)
+        register(declare(ValueAsConstantTask))
+        register(declare(HistogramTask))
 
 
 @pytest.fixture

@@ -94,8 +94,9 @@ def import_graph(package: Path) -> dict[str, set[str]]:
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """One cycle, as a path ``[a, b, ..., a]``, for each group of modules that import each
-    other (each strongly connected component of more than one module), sorted."""
+    """The cycles, each a path ``[a, b, ..., a]`` starting at its first module in sorted order:
+    in each group of modules that import each other (a strongly connected component of more
+    than one module), the shortest cycle through each of its modules. Sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -126,7 +127,13 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     for node in sorted(graph):
         if node not in index:
             visit(node)
-    return sorted(_cycle_through(min(component), component, graph) for component in components)
+    cycles = set()
+    for component in components:
+        for member in component:
+            cycle = _cycle_through(member, component, graph)[:-1]
+            first = cycle.index(min(cycle))
+            cycles.add((*cycle[first:], *cycle[:first], min(cycle)))
+    return sorted(list(cycle) for cycle in cycles)
 
 
 def _cycle_through(start: str, component: set[str], graph: dict[str, set[str]]) -> list[str]:

@@ -186,7 +186,7 @@ def test_bad_image_gives_invalid_image_error(invert_weights: Path, tmp_path: Pat
         imgzoo.run("invert", tmp_path / "missing.png")
 
 
-def test_multi_model_task_runs_its_inference_model() -> None:
+def test_a_multi_model_task_runs_the_model_it_names_for_inference() -> None:
     pipe = imgzoo.load("toygan", False)
     assert set(pipe.models) == {"generator", "critic"} and pipe.model is pipe.models["generator"]
     assert pipe(np.zeros((5, 5, 3), np.float32)).shape == (5, 5, 3)

@@ -27,16 +27,16 @@ def _register(name: str, declared: object) -> None:
 
 
 def test_the_declared_versions_are_shown_as_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
-    _register("both", (1, 2))
-    assert _info("both").status == "loaded" and _info("both").plugin_api == [1, 2]
+    _register("both", (4, 3))
+    assert _info("both").status == "loaded" and _info("both").plugin_api == [3, 4]
     assert main(["plugins"]) == 0
     text = capsys.readouterr().out
     header = f"imgzoo {imgzoo.__version__} provides plugin API {hookspecs.PLUGIN_API_VERSION}\n"
     assert text.startswith(header)
-    assert "both (ToyTasksPlugin): loaded\n  plugin API: 1, 2\n" in text
+    assert "both (ToyTasksPlugin): loaded\n  plugin API: 3, 4\n" in text
     assert main(["plugins", "--json"]) == 0
     entry = next(e for e in json.loads(capsys.readouterr().out) if e["name"] == "both")
-    assert entry["plugin_api"] == [1, 2]
+    assert entry["plugin_api"] == [3, 4]
 
 
 def test_a_plugin_for_another_api_says_which_versions_would_work(capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,14 +44,19 @@ def test_a_plugin_for_another_api_says_which_versions_would_work(capsys: pytest.
     info = _info("future")
     assert info.status == "failed" and info.plugin_api == [99]
     assert "targets imgzoo plugin API 99" in (info.error or "")
-    assert "provides API 1, 2 and 3: install a release of the plugin that supports API 3" in (
-        info.error or ""
-    )
+    assert "provides API 3: install a release of the plugin that supports API 3" in (info.error or "")
     assert "invert" not in imgzoo.list_tasks()
     assert main(["plugins"]) == 0
     assert "future (ToyTasksPlugin): failed\n  plugin API: 99\n  error: PluginError: targets" in (
         capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize("declared", [1, 2, (1, 2)])
+def test_a_plugin_for_api_1_or_2_is_refused(declared: object) -> None:
+    _register("outdated", declared)
+    assert _info("outdated").status == "failed" and "invert" not in imgzoo.list_tasks()
+    assert "this imgzoo provides API 3" in (_info("outdated").error or "")
 
 
 @pytest.mark.parametrize("declared", ["1", (), (1, "2"), True])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import imgzoo
 from imgzoo import plugins
 from imgzoo.data import open_dataset
-from toy_tasks import InvertConfig, InvertTask, ToyTasksPlugin
+from toy_tasks import InvertConfig, InvertTask, ToyTasksPlugin, declare
 
 
 def _info(name: str) -> plugins.PluginInfo:
@@ -67,7 +68,7 @@ def test_two_plugins_claiming_a_task_is_an_error_naming_both(toy_tasks: None) ->
     class Impostor:
         @imgzoo.hookimpl
         def register_tasks(self, register):  # type: ignore[no-untyped-def]
-            register(InvertTask)
+            register(declare(InvertTask))
 
     imgzoo.register_plugin(Impostor(), name="impostor")
     assert "invert" not in imgzoo.list_tasks() and "toygan" in imgzoo.list_tasks()
@@ -78,11 +79,16 @@ def test_two_plugins_claiming_a_task_is_an_error_naming_both(toy_tasks: None) ->
 @pytest.mark.parametrize(
     ("registered", "message"),
     [
-        (42, "expected a Task subclass"),
-        (type("Nameless", (InvertTask,), {"name": "Bad Name"}), "lowercase letters"),
+        (42, "expected an imgzoo.TaskDeclaration, got 42"),
+        (InvertTask, "declare the class instead, imgzoo.TaskDeclaration("),
+        (declare(type("Nameless", (InvertTask,), {"name": "Bad Name"})), "lowercase letters"),
         (
-            type("NoConfig", (InvertTask,), {"name": "noconfig", "Config": dict}),
-            "must subclass imgzoo.TaskConfig",
+            declare(type("NoConfig", (InvertTask,), {"name": "noconfig", "Config": dict})),
+            "config must subclass imgzoo.TaskConfig",
+        ),
+        (
+            imgzoo.TaskDeclaration(name="x", description="", task_class="toy_tasks.InvertTask"),
+            "task_class must be 'package.module:Class'",
         ),
     ],
 )
@@ -105,7 +111,7 @@ def test_incompatible_plugin_api_is_refused() -> None:
     with pytest.warns(RuntimeWarning, match="plugin API"):
         imgzoo.register_plugin(FromTheFuture(), name="future")
         imgzoo.list_tasks()
-    assert "provides API 1" in (_info("future").error or "")
+    assert "provides API 3" in (_info("future").error or "")
     assert "invert" not in imgzoo.list_tasks()
 
 
@@ -173,7 +179,13 @@ def test_entry_point_that_fails_to_import_is_reported(broken_distribution: str, 
 def test_hookspecs_module_is_documented() -> None:
     from imgzoo import hookspecs
 
-    for name in ("register_tasks", "register_datasets", "register_registry_files"):
+    for name in (
+        "register_tasks",
+        "register_datasets",
+        "register_registry_files",
+        "register_backends",
+        "register_commands",
+    ):
         hook = getattr(hookspecs, name)
         assert hook.__doc__ and len(hook.__doc__.strip()) > 80, name
     assert textwrap.dedent(hookspecs.__doc__ or "").count("entry-points") >= 1
@@ -185,7 +197,7 @@ def test_a_plugin_failing_halfway_leaves_nothing_behind(toy_tasks: None) -> None
     class Halfway:
         @imgzoo.hookimpl
         def register_tasks(self, register):  # type: ignore[no-untyped-def]
-            register(type("Partial", (Registered,), {"name": "partial"}))
+            register(declare(type("Partial", (Registered,), {"name": "partial"})))
             raise RuntimeError("crashed after registering")
 
     with pytest.warns(RuntimeWarning, match="crashed after registering"):
@@ -359,3 +371,208 @@ def test_a_class_that_contradicts_its_declaration_is_refused(
     with pytest.raises(imgzoo.PluginError, match=message) as raised:
         imgzoo.load(str(task), weights=False)
     assert "plugin 'declaring'" in str(raised.value)
+
+
+# ── hooks go through pluggy ──────────────────────────────────────────────────────────────────
+def test_hooks_are_called_in_pluggys_order_inside_wrappers(toy_tasks: None) -> None:
+    calls: list[str] = []
+
+    def dataset_plugin(label: str, **marks: bool) -> object:
+        class Plugin:
+            @imgzoo.hookimpl(**marks)
+            def register_datasets(self, register):  # type: ignore[no-untyped-def]
+                calls.append(label)
+                register(f"set-{label}", lambda **options: [])
+
+        return Plugin()
+
+    class Wrapper:
+        @imgzoo.hookimpl(wrapper=True)
+        def register_datasets(self, register):  # type: ignore[no-untyped-def]
+            calls.append("(")
+            yield
+            calls.append(")")
+
+    imgzoo.register_plugin(dataset_plugin("last", trylast=True), name="last")
+    imgzoo.register_plugin(dataset_plugin("first", tryfirst=True), name="first")
+    imgzoo.register_plugin(Wrapper(), name="wrapper")
+    imgzoo.register_plugin(dataset_plugin("plain"), name="plain")
+    plugins.dataset_factories()
+
+    # minifigs, a built-in, implements the hook too; each plugin's call is wrapped.
+    assert [call for call in calls if call not in "()"] == ["first", "plain", "last"]
+    assert calls.count("(") == calls.count(")") == 4 and calls[:3] == ["(", "first", ")"]
+    assert [_info(name).datasets for name in ("first", "plain", "last")] == [
+        ["set-first"],
+        ["set-plain"],
+        ["set-last"],
+    ]
+    assert _info("wrapper").status == "loaded" and _info("wrapper").datasets == []
+
+
+def test_a_wrapper_that_raises_fails_alone(toy_tasks: None) -> None:
+    class Breaking:
+        @imgzoo.hookimpl(hookwrapper=True)
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            raise ValueError("broken wrapper")
+            yield  # a generator, as pluggy wants a wrapper
+
+    with pytest.warns(RuntimeWarning, match="broken wrapper"):
+        imgzoo.register_plugin(Breaking(), name="breaking")
+        tasks = imgzoo.list_tasks()
+    assert {"invert", "toygan", "colorize", "edges2photo"} <= set(tasks)
+    assert _info("breaking").status == "failed" and "ValueError: broken wrapper" in (
+        _info("breaking").error or ""
+    )
+    assert _info("toy-tasks").status == "loaded" and _info("toy-tasks").tasks == ["invert", "toygan"]
+
+
+# ── backends ─────────────────────────────────────────────────────────────────────────────────
+def _backend_plugin(*registrations: tuple[object, object]) -> object:
+    class Backends:
+        @imgzoo.hookimpl
+        def register_backends(self, register):  # type: ignore[no-untyped-def]
+            for name, backend in registrations:
+                register(name, backend)
+
+    return Backends()
+
+
+def test_plugin_backends_are_collected_without_importing_them() -> None:
+    imgzoo.register_plugin(_backend_plugin(("tensorrt", "no_such_runtime.backend:TensorRT")), name="fast")
+    assert plugins.backend_entries() == {"tensorrt": "no_such_runtime.backend:TensorRT"}
+    assert plugins.backend_plugin("tensorrt") == "fast"
+    assert _info("fast").backends == ["tensorrt"] and _info("fast").hooks == ["register_backends"]
+    assert "no_such_runtime" not in sys.modules
+
+
+def test_a_backend_name_two_plugins_register_is_an_error_naming_both() -> None:
+    imgzoo.register_plugin(_backend_plugin(("openvino", "a.backend:OpenVino")), name="one")
+    imgzoo.register_plugin(_backend_plugin(("openvino", "b.backend:OpenVino")), name="two")
+    assert "openvino" not in plugins.backend_entries()
+    assert plugins.backend_conflicts() == {"openvino": ["one", "two"]}
+    assert _info("one").clashes == ["backend 'openvino' is also registered by 'two': unusable"]
+    error = plugins.clash_error("backend", "openvino", plugins.backend_conflicts()["openvino"])
+    assert "'one' and 'two'" in str(error)
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_a_plugin_backend_cannot_take_a_builtin_name(name: str) -> None:
+    imgzoo.register_plugin(
+        _backend_plugin((name, "mine.backend:Mine"), ("other", "mine.backend:Other")), name="mine"
+    )
+    assert plugins.backend_entries() == {"other": "mine.backend:Other"}
+    assert _info("mine").status == "loaded"
+    assert _info("mine").clashes == [
+        f"backend {name!r} is imgzoo's own (built-in), so this plugin's is not used: rename it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("registration", "message"),
+    [
+        (("Fast Backend", "mine:Fast"), "lowercase letters"),
+        (("fast", "mine.Fast"), "must be given as 'package.module:Class'"),
+        (("fast", object), "must be given as 'package.module:Class'"),
+    ],
+)
+def test_a_malformed_backend_registration_fails_its_plugin(
+    registration: tuple[object, object], message: str
+) -> None:
+    with pytest.warns(RuntimeWarning, match="register_backends"):
+        imgzoo.register_plugin(_backend_plugin(registration), name="sloppy")
+        plugins.backend_entries()
+    assert _info("sloppy").status == "failed" and message in (_info("sloppy").error or "")
+
+
+# ── commands ─────────────────────────────────────────────────────────────────────────────────
+class _Greeter:
+    """A plugin adding ``imgzoo greet NAME [--shout]``."""
+
+    @imgzoo.hookimpl
+    def register_commands(self, register):  # type: ignore[no-untyped-def]
+        def add_arguments(parser: argparse.ArgumentParser) -> None:
+            parser.add_argument("who")
+            parser.add_argument("--shout", action="store_true")
+
+        def run(args: argparse.Namespace) -> int:
+            if args.who == "nobody":
+                raise imgzoo.ArgumentError("greet: nobody to greet", argument="who")
+            greeting = f"hello {args.who}"
+            print(greeting.upper() if args.shout else greeting)
+            return 3 if args.who == "three" else 0
+
+        register("greet", run, help="greet someone", add_arguments=add_arguments)
+
+
+def test_a_plugin_adds_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from imgzoo.cli import main
+
+    imgzoo.register_plugin(_Greeter(), name="greeter")
+    assert main(["greet", "world", "--shout"]) == 0
+    assert capsys.readouterr().out == "HELLO WORLD\n"
+    assert main(["greet", "three"]) == 3
+    assert main(["greet", "nobody"]) == 1
+    assert capsys.readouterr().err == "imgzoo: error: greet: nobody to greet\n"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "greet someone" in capsys.readouterr().out
+    assert main(["plugins"]) == 0
+    assert (
+        "greeter (_Greeter): loaded\n  hooks: register_commands\n  commands: greet\n"
+        in capsys.readouterr().out
+    )
+
+
+def test_a_command_name_two_plugins_register_fails_naming_both(capsys: pytest.CaptureFixture[str]) -> None:
+    from imgzoo.cli import main
+
+    imgzoo.register_plugin(_Greeter(), name="greeter")
+    imgzoo.register_plugin(_Greeter(), name="copycat")
+    assert plugins.command_conflicts() == {"greet": ["greeter", "copycat"]}
+    assert main(["greet", "world", "--shout"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(
+        "imgzoo: error: command 'greet' is registered by 2 plugins, 'greeter' and 'copycat'"
+    )
+    assert main(["list"]) == 0  # the rest of the command line works
+
+
+def test_a_plugin_command_cannot_take_a_builtin_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from imgzoo import hookspecs
+    from imgzoo.cli import _build_parser, main
+
+    class Impostor:
+        @imgzoo.hookimpl
+        def register_commands(self, register):  # type: ignore[no-untyped-def]
+            register("list", lambda args: print("not the real list"))
+
+    imgzoo.register_plugin(Impostor(), name="impostor")
+    assert main(["list"]) == 0 and "not the real list" not in capsys.readouterr().out
+    assert _info("impostor").clashes == [
+        "command 'list' is imgzoo's own (built-in), so this plugin's is not used: rename it"
+    ]
+    commands = next(
+        action for action in _build_parser()._actions if action.dest == argparse.SUPPRESS and action.choices
+    )
+    assert set(commands.choices) == set(hookspecs.BUILTIN_COMMAND_NAMES)
+
+
+def test_a_command_whose_arguments_cannot_be_set_up_fails_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    from imgzoo.cli import main
+
+    class Clumsy:
+        @imgzoo.hookimpl
+        def register_commands(self, register):  # type: ignore[no-untyped-def]
+            def add_arguments(parser: argparse.ArgumentParser) -> None:
+                parser.add_argument("--debug")  # every command has it already
+
+            register("clumsy", lambda args: 0, add_arguments=add_arguments)
+
+    imgzoo.register_plugin(Clumsy(), name="clumsy")
+    assert main(["clumsy", "--anything", "x"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(
+        "imgzoo: error: command 'clumsy' of plugin 'clumsy' cannot be set up: its add_arguments raised"
+    )
+    assert main(["list"]) == 0

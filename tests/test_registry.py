@@ -9,7 +9,7 @@ import pytest
 
 import imgzoo
 from imgzoo import catalogue
-from toy_tasks import write_registry
+from toy_tasks import write_invert_weights, write_registry
 
 pytestmark = pytest.mark.usefixtures("toy_tasks")
 SHA = "ab" * 32
@@ -113,3 +113,55 @@ def test_default_weights_must_exist(tmp_path: Path) -> None:
     imgzoo.add_registry(file)
     with pytest.raises(imgzoo.ZooError, match="ghost"):
         imgzoo.task_info("invert")
+
+
+# ── weights="default" and "none" ─────────────────────────────────────────────────────────────
+def test_weights_default_is_what_none_loads(tmp_path: Path) -> None:
+    weights = tmp_path / "exact.safetensors"
+    write_registry(
+        tmp_path / "r.toml",
+        "invert",
+        {"exact": (weights.name, write_invert_weights(weights))},
+        default="exact",
+    )
+    imgzoo.add_registry(tmp_path / "r.toml")
+    named, implicit = imgzoo.load("invert", "default"), imgzoo.load("invert")
+    assert named.weights is not None and implicit.weights is not None
+    assert named.weights.name == implicit.weights.name == "exact"
+    assert imgzoo.load("invert", "none").weights is None
+
+
+def test_weights_registered_as_default_are_those_weights(tmp_path: Path) -> None:
+    write_registry(
+        tmp_path / "r.toml",
+        "invert",
+        {
+            "exact": ("exact.safetensors", write_invert_weights(tmp_path / "exact.safetensors")),
+            "default": ("half.safetensors", write_invert_weights(tmp_path / "half.safetensors", gain=0.5)),
+        },
+        default="exact",
+    )
+    imgzoo.add_registry(tmp_path / "r.toml")
+    loaded = imgzoo.load("invert", "default")
+    assert loaded.weights is not None and loaded.weights.name == "default"
+
+
+def test_weights_default_without_default_weights_warns_like_none() -> None:
+    with pytest.warns(UserWarning, match="untrained"):
+        assert imgzoo.load("invert", "default").weights is None
+
+
+# ── metric names ─────────────────────────────────────────────────────────────────────────────
+def test_shipped_metric_keys_use_one_spelling() -> None:
+    """Keys spell "color" as the tasks write them, in the registry and in the shipped weights' metadata."""
+    from imgzoo.weights import local_weights_file, read_metadata
+
+    keys = []
+    for name in catalogue.list_tasks():
+        for entry in catalogue.task_info(name).weights.values():
+            keys += list(entry.metrics)
+            path = local_weights_file(entry.source, sha256=entry.sha256, base_dir=entry.base_dir)
+            if path is not None:
+                keys += list(read_metadata(path).get("metrics", {}))
+    assert "colorfulness_ratio" in keys and "psnr_mean_color" in keys
+    assert not [key for key in keys if "colour" in key]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +23,7 @@ from pydantic import Field
 import imgzoo
 from imgzoo import testing
 from imgzoo.testing import ImmediateStepContext, TaskContractError
-from toy_tasks import DeclaringPlugin, InvertConfig, InvertTask
+from toy_tasks import DeclaringPlugin, InvertConfig, InvertTask, PixelNet, PixelNetConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -207,3 +207,39 @@ def test_synthetic_images_are_reproducible_and_in_range() -> None:
     assert image.min() >= 0 and image.max() <= 1
     assert np.array_equal(image, testing.synthetic_image(9, 13, seed=4))
     assert testing.synthetic_image(9, 13, 1).shape == (9, 13, 1)
+
+
+# ── the defaults of imgzoo.Task ──────────────────────────────────────────────────────────────
+class _TwoModels(imgzoo.Task):
+    inference_model_name = "generator"
+
+    def build_models(self) -> dict[str, torch.nn.Module]:
+        return {"generator": PixelNet(PixelNetConfig()), "critic": PixelNet(PixelNetConfig())}
+
+
+def test_inference_model_name_names_the_model_forward_runs_and_adam_trains() -> None:
+    assert imgzoo.Task.inference_model_name == "model"
+    task = _TwoModels()
+    models = task.build_models()
+    models["generator"].mix.bias.data.fill_(5.0)  # type: ignore[union-attr]
+    models["critic"].mix.bias.data.fill_(-5.0)  # type: ignore[union-attr]
+    output = task.forward(models, torch.zeros(1, 3, 2, 2))
+    assert torch.equal(output, models["generator"](torch.zeros(1, 3, 2, 2)))
+    assert set(task.configure_optimizers(models)) == {"generator"}
+
+
+class _Sevens(InvertTask):
+    def predict_for_metrics(
+        self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor
+    ) -> torch.Tensor:
+        return torch.full_like(inputs, 7.0)
+
+
+def test_predict_for_metrics_is_forward_unless_overridden() -> None:
+    task = InvertTask()
+    models = task.build_models()
+    inputs = torch.rand(2, 3, 4, 4)
+    assert torch.equal(task.predict_for_metrics(models, inputs), task.forward(models, inputs))
+    sevens = _Sevens()
+    assert torch.equal(sevens.predict_for_metrics(models, inputs), torch.full_like(inputs, 7.0))
+    assert not torch.equal(sevens.forward(models, inputs), torch.full_like(inputs, 7.0))

@@ -128,7 +128,7 @@ def test_the_installed_plugin_is_listed_runs_and_is_reported(venv: Venv, tmp_pat
     reported = {entry["name"]: entry for entry in venv.json("plugins")}["denoise"]
     assert reported["status"] == "loaded" and reported["error"] is None
     assert (reported["distribution"], reported["version"]) == ("imgzoo-denoise", "0.1.0")
-    assert reported["plugin_api"] == [1] and reported["tasks"] == ["denoise"]
+    assert reported["plugin_api"] == [3] and reported["tasks"] == ["denoise"]
     assert reported["hooks"] == ["register_registry_files", "register_tasks"]
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import imgzoo
+from imgzoo.backends.pytorch import TorchBackend
 from imgzoo.images import read_images
 from imgzoo.pipeline import Pipeline, Request
 from imgzoo.tiling import Tiling, blend_windows, plan_spans, run_tiled
@@ -30,9 +31,9 @@ def tiled_tasks() -> Iterator[None]:
 def smooth_pipeline(**options: object) -> Pipeline:
     task = SmoothTask()
     torch.manual_seed(0)
-    return Pipeline(
-        task, task.build_models(), device=torch.device("cpu"), precision="fp32", weights=None, **options
-    )  # type: ignore[arg-type]
+    models = task.build_models()
+    backend = TorchBackend(task, models, device=torch.device("cpu"), precision="fp32", weights=None)
+    return Pipeline(task, models, backend, weights=None, **options)  # type: ignore[arg-type]
 
 
 def whole_and_tiled(pipeline: Pipeline, image: np.ndarray, **call: int) -> tuple[np.ndarray, np.ndarray]:

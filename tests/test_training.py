@@ -562,7 +562,18 @@ def test_a_full_disk_is_one_line_naming_the_folder(
     else:
         monkeypatch.setattr(report, "open", no_space, raising=False)
     out = tmp_path / "run"
-    command = ["train", "invert", "--data", images, "--out", str(out), "--set", "steps=2", "--set", "device=cpu"]
+    command = [
+        "train",
+        "invert",
+        "--data",
+        images,
+        "--out",
+        str(out),
+        "--set",
+        "steps=2",
+        "--set",
+        "device=cpu",
+    ]
 
     assert cli.main([*command, "--set", "num_workers=0"]) == 1
 
@@ -683,7 +694,9 @@ def test_task_and_training_settings_are_set_side_by_side_and_the_call_beats_the_
     assert state["task_config"]["gain"] == 2.0 and state["task_config"]["learning_rate"] == 0.02
 
 
-def test_unknown_settings_are_one_error_that_says_where_the_valid_names_are(images: str, tmp_path: Path) -> None:
+def test_unknown_settings_are_one_error_that_says_where_the_valid_names_are(
+    images: str, tmp_path: Path
+) -> None:
     with pytest.raises(ConfigError) as caught:
         train("invert", images, tmp_path / "run", stepz=2, **{"train.steps": 2}, **QUICK)
     lines = str(caught.value).splitlines()
@@ -699,7 +712,7 @@ def test_a_task_with_a_config_field_named_as_a_training_setting_cannot_be_traine
 ) -> None:
     from pydantic import Field
 
-    from toy_tasks import InvertConfig, InvertTask
+    from toy_tasks import DeclaringPlugin, InvertConfig, InvertTask
 
     class SeededConfig(InvertConfig):
         seed: int = Field(0, description="A field named as a training setting.")
@@ -708,12 +721,7 @@ def test_a_task_with_a_config_field_named_as_a_training_setting_cannot_be_traine
         name = "seeded"
         Config = SeededConfig
 
-    class Plugin:
-        @imgzoo.hookimpl
-        def register_tasks(self, register):  # type: ignore[no-untyped-def]
-            register(SeededTask)
-
-    imgzoo.register_plugin(Plugin(), name="seeded")
+    imgzoo.register_plugin(DeclaringPlugin(SeededTask), name="seeded")
     with pytest.raises(imgzoo.PluginError, match=r"task 'seeded' cannot be trained: .*\(seed\).* rename"):
         train("seeded", images, tmp_path / "run", steps=1, **QUICK)
     assert not (tmp_path / "run").exists()
@@ -819,8 +827,7 @@ def test_cli_train_interrupt_resume_and_eval(
     )
     assert set(json.loads(capsys.readouterr().out)["metrics"]) == {"l1", "psnr"}
     assert (
-        cli.main(["train", "invert", "--data", images, "--out", str(tmp_path / "x"), "--set", "nope=1"])
-        == 1
+        cli.main(["train", "invert", "--data", images, "--out", str(tmp_path / "x"), "--set", "nope=1"]) == 1
     )
     assert "nope: neither a setting of task 'invert'" in capsys.readouterr().err
 
@@ -903,7 +910,18 @@ def test_a_second_run_in_the_same_folder_fails_at_once_and_a_killed_one_blocks_n
 ) -> None:
     out = tmp_path / "run"
     first = start_training(images, out, tmp_path / "imgzoo_command.py")
-    second = ["train", "invert", "--data", images, "--out", str(out), "--set", "steps=2", "--set", "device=cpu"]
+    second = [
+        "train",
+        "invert",
+        "--data",
+        images,
+        "--out",
+        str(out),
+        "--set",
+        "steps=2",
+        "--set",
+        "device=cpu",
+    ]
     try:
         assert cli.main(second) == 1
     finally:

@@ -19,7 +19,7 @@ from imgzoo.images import save_image
 from imgzoo.training import Callback, Trainer, train
 from imgzoo.weights import load_weights
 from test_training import run_two_processes
-from toy_tasks import Critic, PixelNet, PixelNetConfig, ToyGanTask
+from toy_tasks import Critic, PixelNet, PixelNetConfig, ToyGanTask, declare
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ class FrozenCriticGanTask(ToyGanTask):
 class FrozenCriticPlugin:
     @imgzoo.hookimpl
     def register_tasks(self, register):  # type: ignore[no-untyped-def]
-        register(FrozenCriticGanTask)
+        register(declare(FrozenCriticGanTask))
 
 
 class WrappersSeen(Callback):

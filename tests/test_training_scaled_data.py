@@ -20,7 +20,7 @@ from imgzoo.data import Sample
 from imgzoo.images import save_image
 from imgzoo.model import Model
 from imgzoo.training.batches import pair_transforms
-from toy_tasks import InvertConfig, PixelNet, PixelNetConfig, to_tensor
+from toy_tasks import InvertConfig, PixelNet, PixelNetConfig, declare, to_tensor
 
 QUICK: dict[str, Any] = {"batch_size": 2, "device": "cpu", "num_workers": 0, "progress": False}
 
@@ -70,7 +70,7 @@ class UpscaleTask(imgzoo.Task):
 class UpscalePlugin:
     @imgzoo.hookimpl
     def register_tasks(self, register):  # type: ignore[no-untyped-def]
-        register(UpscaleTask)
+        register(declare(UpscaleTask))
 
 
 @pytest.fixture(autouse=True)

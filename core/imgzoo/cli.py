@@ -9,6 +9,7 @@
     imgzoo serve [TASK...] [--host H] [--port P] [--max-batch N] [--max-wait-ms M] [--queue N] ...
     imgzoo plugins [--json]
     imgzoo new-plugin NAME [--dir D]
+    imgzoo COMMAND ...                                  a command a plugin adds (register_commands)
 
 Errors print one line (``imgzoo: error: ...``) and exit with status 1; ``--debug`` shows the
 traceback instead. Listing commands never import torch.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import glob
 import json
 import os
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgzoo import __version__, catalogue, hookspecs, plugins
-from imgzoo.backends import check_backend
+from imgzoo.backends import backend_class
 from imgzoo.errors import ArgumentError, ConfigError, PluginError, ZooError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.hardware import INFERENCE_PRECISIONS
@@ -40,8 +42,13 @@ if TYPE_CHECKING:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        # Building the parser loads the plugins (they may add commands); failures are told below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        parser = _build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_anything", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2
@@ -205,7 +212,48 @@ def _build_parser() -> argparse.ArgumentParser:
     training_cli.add_eval_arguments(
         command("eval", training_cli.run_eval, "evaluate weights on a folder or dataset")
     )
+    _add_plugin_commands(commands)
     return parser
+
+
+def _add_plugin_commands(commands: Any) -> None:
+    """The subcommands plugins register (:func:`imgzoo.hookspecs.register_commands`). One that
+    cannot be used (its name registered by several plugins, its ``add_arguments`` broken) is
+    still a command: it fails with the reason, and takes any arguments so that it gets to."""
+    broken: dict[str, PluginError] = {
+        name: plugins.clash_error("command", name, owners)
+        for name, owners in plugins.command_conflicts().items()
+    }
+    for name, command in sorted(plugins.command_entries().items()):
+        arguments = _command_parent()
+        try:
+            if command.add_arguments is not None:
+                command.add_arguments(arguments)
+        except Exception as error:
+            plugin = plugins.command_plugin(name)
+            broken[name] = PluginError(
+                f"command {name!r} of plugin {plugin!r} cannot be set up: its add_arguments raised "
+                f"{type(error).__name__}: {error}; fix or update the plugin, or disable it with "
+                f"{plugins.ENV_DENY}={plugin}",
+                plugin=plugin,
+            )
+            continue
+        sub = commands.add_parser(name, help=command.help, description=command.help, parents=[arguments])
+        sub.set_defaults(command=name, handler=command.run)
+    for name, problem in sorted(broken.items()):
+        sub = commands.add_parser(name, help=f"(unusable: {problem})", parents=[_command_parent()])
+        sub.set_defaults(command=name, handler=functools.partial(_fail_with, problem), takes_anything=True)
+
+
+def _command_parent() -> argparse.ArgumentParser:
+    """What a plugin command's parser starts from: ``--debug``, as every command takes it."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parent
+
+
+def _fail_with(error: ZooError, args: argparse.Namespace) -> int:
+    raise error
 
 
 def _add_place_arguments(sub: argparse.ArgumentParser) -> None:
@@ -413,6 +461,10 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             print(f"  tasks: {', '.join(info.tasks)}")
         if info.datasets:
             print(f"  datasets: {', '.join(info.datasets)}")
+        if info.backends:
+            print(f"  backends: {', '.join(info.backends)}")
+        if info.commands:
+            print(f"  commands: {', '.join(info.commands)}")
         for clash in info.clashes:
             print(f"  clash: {clash}")
     return 0
@@ -465,14 +517,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     overrides = config_module.parse_assignments(args.set, task=args.task)
     _refuse_inputs_as_settings(declared, overrides)
-    check_backend(args.backend)
+    # The backend settles "auto" first (ONNX Runtime: the CPU); a GPU left to choose is shared out.
+    device = backend_class(args.backend).choose_device(args.device)
 
     from imgzoo.model_cache import cached_pipeline
 
     pipeline = cached_pipeline(
         args.task,
         weights=args.weights,
-        device=args.device if args.backend != "torch" else _shard_device(args.device, shard),
+        device=_shard_device(device, shard),
         precision=args.precision,
         backend=args.backend,
         config_file=args.config,

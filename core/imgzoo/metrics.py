@@ -97,4 +97,3 @@ def checkerboard(images: torch.Tensor) -> float:
     patterns = (cols.expand(height, width), rows[:, None].expand(height, width), rows[:, None] * cols)
     energy = sum(F.avg_pool2d(detail * pattern, CHECKERBOARD_WINDOW) ** 2 for pattern in patterns)
     return float(torch.as_tensor(energy).flatten(1).mean(1).mean())
-

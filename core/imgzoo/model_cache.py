@@ -25,6 +25,7 @@ _cache: OrderedDict[str, Pipeline] = OrderedDict()
 _lock = threading.Lock()
 _loading: dict[str, threading.Lock] = {}
 _capacity = DEFAULT_CAPACITY
+_generation = 0  # bumped by clear_cache(): a load that started before is not kept
 
 
 def cached_pipeline(
@@ -50,6 +51,7 @@ def cached_pipeline(
             _cache.move_to_end(key)
             return pipeline
         key_lock = _loading.setdefault(key, threading.Lock())
+        started = _generation
     with key_lock:
         pipeline = _cache.get(key)
         if pipeline is None:
@@ -63,6 +65,8 @@ def cached_pipeline(
                 **options,
             )
             with _lock:
+                if started != _generation:
+                    return pipeline  # the cache was cleared meanwhile (new registries, say)
                 _cache[key] = pipeline
                 while len(_cache) > _capacity:
                     evicted, _ = _cache.popitem(last=False)
@@ -78,7 +82,10 @@ def ensure_capacity(count: int) -> None:
 
 
 def clear_cache() -> None:
-    """Drop every cached pipeline (their memory is freed once no one else holds them)."""
+    """Drop every cached pipeline (their memory is freed once no one else holds them), and
+    keep none whose load is under way."""
+    global _generation
     with _lock:
+        _generation += 1
         _cache.clear()
         _loading.clear()

@@ -9,6 +9,7 @@ itself is the :mod:`backend <imgzoo.backends>`'s.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +48,10 @@ __all__ = [
 ]
 
 WeightsArg = str | Path | None | bool
+
+TaskArguments = tuple[np.ndarray, dict[str, np.ndarray | None]]
+"""What a task's ``preprocess`` and ``postprocess`` get for one image: its pixels, and its
+named inputs by name."""
 
 DEFAULT_WEIGHTS = "default"
 """``weights="default"``: the task's default weights, as ``weights=None`` (the default) says,
@@ -297,7 +302,7 @@ class Pipeline:
     ) -> list[np.ndarray]:
         """Each request's postprocessed output (not yet clipped, alpha not put back)."""
         outputs: list[np.ndarray | None] = [None] * len(requests)
-        whole: dict[int, tuple[np.ndarray, dict[str, np.ndarray | None]]] = {}
+        whole: dict[int, TaskArguments] = {}
         for index, request in enumerate(requests):
             image, note = request.image, notes[index]
             if self.tiling is not None and self.tiling.splits(image.height, image.width):
@@ -306,21 +311,19 @@ class Pipeline:
                     image.height,
                     image.width,
                     scale=self.task.scale,
-                    crop=lambda rows, columns, request=request: self._arguments(request, rows, columns),
-                    preprocess=lambda arguments, note=note: self._preprocess(note, *arguments),
-                    forward=lambda tensors: self._forward_by_shape(tensors, batch_size),
-                    postprocess=lambda output, arguments, note=note: self._postprocess(
-                        note, output, *arguments
-                    ),
+                    crop=functools.partial(self._arguments, request),
+                    preprocess=functools.partial(self._preprocess, note),
+                    forward=functools.partial(self._forward_by_shape, batch_size=batch_size),
+                    postprocess=functools.partial(self._postprocess, note),
                     batch_size=batch_size,
                 )
             else:
                 whole[index] = self._arguments(request)
-        tensors = [self._preprocess(notes[index], *arguments) for index, arguments in whole.items()]
+        tensors = [self._preprocess(notes[index], arguments) for index, arguments in whole.items()]
         for (index, arguments), made in zip(
             whole.items(), self._forward_by_shape(tensors, batch_size), strict=True
         ):
-            outputs[index] = self._postprocess(notes[index], made, *arguments)
+            outputs[index] = self._postprocess(notes[index], made, arguments)
         return [output for output in outputs if output is not None]
 
     def _forward_by_shape(self, tensors: Sequence[torch.Tensor], batch_size: int) -> list[torch.Tensor]:
@@ -342,7 +345,7 @@ class Pipeline:
 
     def _arguments(
         self, request: Request, rows: slice | None = None, columns: slice | None = None
-    ) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
+    ) -> TaskArguments:
         """What ``preprocess`` and ``postprocess`` receive for a request, or for one tile of it
         (``rows``, ``columns``): its pixels (RGBA for a task that wants alpha; the stored integers
         for a task that takes them) and each declared named input by name (None when not given;
@@ -370,9 +373,8 @@ class Pipeline:
                 named[spec.name] = given.pixels
         return pixels, named
 
-    def _preprocess(
-        self, note: list[str], pixels: np.ndarray, named: Mapping[str, np.ndarray | None]
-    ) -> torch.Tensor:
+    def _preprocess(self, note: list[str], arguments: TaskArguments) -> torch.Tensor:
+        pixels, named = arguments
         with _task_warnings(note):
             tensor = self.task.preprocess(pixels, **named)
         if not isinstance(tensor, torch.Tensor) or tensor.ndim != 4 or tensor.shape[0] != 1:
@@ -380,13 +382,8 @@ class Pipeline:
             raise TaskBugError(self.task.name, f"preprocess() returned {shape}, not a 1xCxHxW tensor")
         return tensor
 
-    def _postprocess(
-        self,
-        note: list[str],
-        output: torch.Tensor,
-        pixels: np.ndarray,
-        named: Mapping[str, np.ndarray | None],
-    ) -> np.ndarray:
+    def _postprocess(self, note: list[str], output: torch.Tensor, arguments: TaskArguments) -> np.ndarray:
+        pixels, named = arguments
         with _task_warnings(note):
             return np.asarray(self.task.postprocess(output, pixels, **named))
 

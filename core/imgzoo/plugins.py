@@ -20,7 +20,6 @@ Environment:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import os
@@ -42,6 +41,8 @@ from imgzoo.errors import PluginError, UnknownTaskError
 from imgzoo.registry_file import read_registry_file
 
 if TYPE_CHECKING:
+    import argparse
+
     from imgzoo.data.base import DatasetFactory
     from imgzoo.task import Task, TaskDeclaration
 
@@ -439,8 +440,12 @@ def _settle_claims(
     each plugin of a clash records it, so that ``imgzoo plugins`` shows it."""
     winners: dict[str, tuple[_Claimed, str]] = {}
     conflicts: dict[str, list[str]] = {}
+    loading_order = {plugin: index for index, plugin in enumerate(infos)}  # not the calling order
     for name, claims in claims_by_name.items():
-        claims = [(claimed, plugin) for claimed, plugin in claims if plugin in ok]
+        claims = sorted(
+            ((claimed, plugin) for claimed, plugin in claims if plugin in ok),
+            key=lambda claim: loading_order[claim[1]],
+        )
         if len(claims) == 1:
             winners[name] = claims[0]
         elif len(claims) > 1:

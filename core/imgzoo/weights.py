@@ -6,8 +6,8 @@ JSON-serializable values, stored JSON-encoded because safetensors only keeps str
 
 Every file imgzoo writes records its own digest under ``DIGEST_KEY``: the sha256 of its tensors
 and other metadata, checked whenever it is loaded. So a damaged file is refused even when it is
-loaded by path, with no registry entry to compare against; files without one (older files,
-files written by other tools) load unchecked.
+loaded by path, with no registry entry to compare against; files without one (written by other
+tools) load unchecked.
 
 Where a file comes from is a *source* string (see `resolve_weights_file`): a local path, a
 package resource or an http(s) URL, downloaded once into `cache_dir`.
@@ -264,8 +264,8 @@ def _digest_mismatch(
 ) -> bool:
     """Whether a file's tensors and metadata disagree with the digest it records."""
     recorded = metadata.get(DIGEST_KEY)
-    # A file records no digest when an older imgzoo or another tool wrote it, or when damage
-    # renamed the key: one character off is taken for the latter.
+    # A file records no digest when another tool wrote it, or when damage renamed the key: one
+    # character off is taken for the latter.
     renamed = any(
         len(key) == len(DIGEST_KEY) and sum(map(str.__ne__, key, DIGEST_KEY)) == 1 for key in metadata
     )

@@ -13,14 +13,6 @@ __all__ = ["MAX_LEVELS", "Edges2PhotoConfig"]
 
 MAX_LEVELS = 8  # pix2pix's depth: a 1x1 bottleneck at 256x256
 
-_FIELDS_BEFORE_UPSAMPLE = frozenset(
-    {
-        "image_size", "learning_rate", "ngf", "ndf", "num_downs", "norm", "dropout", "disc_layers",
-        "gan_loss", "gan_weight", "l1_weight", "extract_edges", "edge_sigma", "edge_thin",
-        "edge_min_component", "dropout_at_inference", "max_side",
-    }
-)  # fmt: skip
-
 
 def _levels_for(image_size: int) -> int:
     """How many times ``image_size`` halves evenly, within [2, MAX_LEVELS]: the default depth."""
@@ -113,15 +105,6 @@ class Edges2PhotoConfig(TaskConfig):
         "result resized back. Images above 1024 px run in tiles of 1024 at their own resolution, so "
         "this matters with tiling off (tile=0); set below 1024, it shrinks each tile.",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_configs_before_upsample(cls, data: Any) -> Any:
-        # Weights record their whole config; those written before `upsample` existed carry every
-        # field of that time but this one, and their decoder is transposed convolutions.
-        if isinstance(data, dict) and "upsample" not in data and data.keys() >= _FIELDS_BEFORE_UPSAMPLE:
-            data = {**data, "upsample": "transposed"}
-        return data
 
     @model_validator(mode="before")
     @classmethod

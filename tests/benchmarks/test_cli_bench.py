@@ -6,7 +6,8 @@ colorize with its shipped weights on 200 generated 512x512 JPEGs, all threads. T
 the sequential loop ``imgzoo run`` had before it read ahead and wrote behind (kept below, as it
 was): read, decode, run, encode, write, one batch after the other, in fp32. Each figure is a
 ratio to the reference measured in the same run, rounds interleaved so that load on a shared
-machine hits both alike.
+machine hits both alike. Target: reading ahead and writing behind is no slower than the
+sequential loop at the same precision; ``--precision auto``'s figure is reported.
 """
 
 from __future__ import annotations
@@ -92,10 +93,17 @@ def test_folder_run_images_per_second(photos: Path, tmp_path: Path) -> None:
                 rates[name].append(COUNT / (time.perf_counter() - start))
     reference = rates["sequential fp32"]
     print(f"\nimgzoo run {TASK} on {COUNT} JPEGs of {SIZE}x{SIZE}, batch {BATCH} (median of {ROUNDS}):")
+    speedups = {}
     for name, (_, pipeline) in runs.items():
         rate = statistics.median(rates[name])
         ratios = [candidate / base for candidate, base in zip(rates[name], reference, strict=True)]
+        speedups[name] = statistics.median(ratios)
         print(
-            f"  {name:<16} {rate:6.1f} images/s  {statistics.median(ratios):.2f}x the sequential loop"
+            f"  {name:<16} {rate:6.1f} images/s  {speedups[name]:.2f}x the sequential loop"
             f"  [{pipeline.precision}]"
         )
+    # In fp32 colorize's network (run twice per picture, for its confidence) keeps both cores of
+    # a 2-core machine busy, so overlapping the files' reading and writing with it can gain
+    # little there (a tenth or two); what it must never do is lose. The median of interleaved
+    # rounds keeps a shared machine's noise below the gain, so 1.0 is the bar.
+    assert speedups["overlapped fp32"] >= 1.0

@@ -4,31 +4,31 @@ Run: python -m pytest tests/benchmarks/test_colorize_bench.py -p no:cacheprovide
 (``--benchmark-enable`` overrides pyproject's ``--benchmark-disable``; naming the file runs it although
 the default run ignores this folder; ``-s`` shows the printed figures.)
 
-The machine may be shared, so compared variants are timed interleaved, each keeping its best
+Each target is a ratio to a reference measured in the same run (or, for memory, a bound). The
+machine may be shared, so compared variants are timed interleaved, each keeping its best
 time: a burst of someone else's work then slows both sides instead of one. That is not enough
 when another process holds one of only two cores for long: torch's two threads then wait for
-each other at every layer, and a forward pass takes 5x longer whatever the precision, so (b) and
-(c) fail. Measure on a quiet machine, or with OMP_NUM_THREADS=1 for figures immune to that.
-Untrained weights, except in (f), which measures what ships: speed does not depend on their values.
+each other at every layer, and a forward pass takes several times longer whatever the precision,
+so (b) and (c) fail. Measure on a quiet machine, or with OMP_NUM_THREADS=1 for figures immune to
+that. Untrained weights, except in (e), which measures what ships: speed does not depend on
+their values. Training images/s, which have no target, are a report:
+``python benchmarks/reports/training_throughput.py``.
 
     (a) a warm imgzoo.run() on 256x256 costs at most 1.1x the task's own forward of the same tensor
         (two network passes: the picture and its mirror image, for the chroma's confidence)
     (b) the fp32 forward reaches at least 80 % of this CPU's throughput on a large 3x3 convolution
     (c) precision="bf16" runs at least 1.6x faster than fp32 (on CPUs with native bf16)
     (d) a 4096x4096 image finishes with a peak RSS under 1.5 GB
-    (e) training images/s at 256x256 in fp32 and bf16 (reported, no target)
-    (f) the full-resolution path on a 4096x4096 8-bit picture against a minimal pipeline with the
+    (e) the full-resolution path on a 4096x4096 8-bit picture against a minimal pipeline with the
         same model (L at 128 px, one forward, ab resized, 8-bit Lab to RGB), interleaved: a warm
         run() with its defaults (guided upsampling, and a second, mirrored forward for the
         chroma's confidence) costs at most 1.3x the reference's median time; the figure with one
         forward (chroma_confidence=False) is reported. A call adds at most 0.6 GB to the
         process's peak memory. OpenCV's conversions, most of both pipelines, run on all cores
         whatever OMP_NUM_THREADS says, so another busy process on a 2-core machine stretches
-        the call that waits on it: measured with nothing else running, (f) gave 0.94-1.13x in
-        three runs (run() computes in bf16, the reference in fp32); with two training runs
-        beside it (before the weights were packed), 1.65x.
+        the call that waits on it: measure (e) with nothing else running.
 
-Run (f) alone with OMP_NUM_THREADS=1:
+Run (e) alone with OMP_NUM_THREADS=1:
     OMP_NUM_THREADS=1 python -m pytest tests/benchmarks/test_colorize_bench.py -k full_resolution \
         -p no:cacheprovider --benchmark-enable -s
 """
@@ -213,34 +213,6 @@ def test_d_a_4096_image_stays_under_1_5_gb(kind: str) -> None:
     assert figures["peak"] < 1.5e9
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_e_training_throughput(precision: str) -> None:
-    """Images/s of task.training_step at 256x256, batch 4, RMSprop: the figure a training plan needs."""
-    from imgzoo_colorize.task import ColorizeConfig, ColorizeTask
-
-    torch.manual_seed(0)
-    task = ColorizeTask(ColorizeConfig())
-    models = task.build_models()
-    optimizers = task.configure_optimizers(models)
-    batch = torch.rand(4, 1, SIZE, SIZE) * 2 - 1, torch.rand(4, 3, SIZE, SIZE) * 0.4 - 0.2
-
-    class Step:
-        step = 0
-
-        def optimize(self, name: str, loss: torch.Tensor) -> torch.Tensor:
-            loss.backward()
-            optimizers[name].step()
-            optimizers[name].zero_grad()
-            return loss.detach()
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            task.training_step(models, batch, Step())
-
-    best = _interleaved_best({"step": step}, 3)["step"]
-    print(f"\n(e) training at {SIZE}x{SIZE}, {precision}, batch 4: {4 / best:.2f} images/s")
-
-
 _FULL_RESOLUTION_SCRIPT = textwrap.dedent(
     """
     import json, resource, statistics, sys, time
@@ -298,7 +270,7 @@ def _full_resolution(*arguments: str) -> dict[str, object]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in kilobytes on Linux only")
-def test_f_full_resolution_path_against_a_minimal_pipeline() -> None:
+def test_e_full_resolution_path_against_a_minimal_pipeline() -> None:
     import os
     import statistics
 
@@ -316,7 +288,7 @@ def test_f_full_resolution_path_against_a_minimal_pipeline() -> None:
         return f"median {middle:.0f} ms ({low:.0f}-{high:.0f})"
 
     print(
-        f"\n(f) 4096x4096 uint8, load {os.getloadavg()[0]:.1f}: run() {spread(run)}, "
+        f"\n(e) 4096x4096 uint8, load {os.getloadavg()[0]:.1f}: run() {spread(run)}, "
         f"reference {spread(reference)}: {ratio:.2f}x; with one forward {spread(single)}: "
         f"{statistics.median(single) / statistics.median(reference):.2f}x; memory added by a call "
         f"{added['run'] / 1e9:.2f} GB (reference {added['reference'] / 1e9:.2f} GB)"

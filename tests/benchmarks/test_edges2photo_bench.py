@@ -1,30 +1,30 @@
-"""Speed of ``edges2photo`` on CPU, one thread (pytest-benchmark; not part of the default run)::
+"""Speed of ``edges2photo`` on CPU, one thread (not part of the default run)::
 
-    python -m pytest tests/benchmarks/test_edges2photo_bench.py -p no:cacheprovider --benchmark-enable
+    python -m pytest tests/benchmarks/test_edges2photo_bench.py -p no:cacheprovider --benchmark-enable -s
+
+Each a ratio measured in the same run, the two sides interleaved (``interleaving.py``):
 
 * the generator's forward at 256x256 against a plain PyTorch U-Net of the same config written
   the obvious way (below), which it must not be slower than;
-* a warm ``imgzoo.run`` against the bare forward it wraps (at most 10 % more);
-* training throughput, images per second, in fp32 and bf16 at 256 with ngf=32.
+* a warm ``imgzoo.run`` against the bare forward it wraps (at most 10 % more).
 
-Untrained models: speed does not depend on the weights.
+Untrained models: speed does not depend on the weights. Training images/s, which have no
+target, are a report: ``python benchmarks/reports/training_throughput.py``.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
+from interleaving import interleaved, ratio
 from torch import nn
 
 import imgzoo
 from imgzoo.runtime import autocast
-from imgzoo.testing import ImmediateStepContext
-from imgzoo_edges2photo.task import Edges2PhotoConfig, Edges2PhotoTask
 from imgzoo_edges2photo.unet import UNetGenerator, build_unet
 
 SIZE = 256
@@ -99,57 +99,23 @@ def _inputs() -> torch.Tensor:
     return torch.rand(1, 3, SIZE, SIZE) * 2 - 1
 
 
-def _median_ms(function: Callable[[], object], *, repeats: int = 9) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
-def _interleaved(first: Callable[[], object], second: Callable[[], object], *, rounds: int = 5) -> float:
-    """Median time ratio first/second, measured in alternation so that load on a shared
-    machine hits both alike."""
-    ratios = [_median_ms(first, repeats=3) / _median_ms(second, repeats=3) for _ in range(rounds)]
-    return statistics.median(ratios)
-
-
-# --------------------------------------------------------------------------------------------
-# Generator forward
-# --------------------------------------------------------------------------------------------
-
-
-@torch.inference_mode()
-def test_generator_forward_256(benchmark, generator: UNetGenerator) -> None:  # type: ignore[no-untyped-def]
-    x = _inputs()
-    benchmark.pedantic(generator, args=(x,), rounds=10, warmup_rounds=1)
-
-
-@torch.inference_mode()
-def test_plain_unet_forward_256(benchmark) -> None:  # type: ignore[no-untyped-def]
-    plain, x = PlainUNet().eval(), _inputs()
-    benchmark.pedantic(plain, args=(x,), rounds=10, warmup_rounds=1)
+def _milliseconds(times: dict[str, list[float]], name: str) -> float:
+    return statistics.median(times[name]) * 1000
 
 
 @torch.inference_mode()
 def test_generator_is_not_slower_than_a_plain_unet(generator: UNetGenerator) -> None:
     plain, x = PlainUNet().eval(), _inputs()
     assert sum(p.numel() for p in plain.parameters()) == generator.num_parameters()
-    ratio = _interleaved(lambda: generator(x), lambda: plain(x))
-    print(f"\ngenerator / plain U-Net forward time at {SIZE}x{SIZE}, ngf={NGF}: {ratio:.2f}")
-    assert ratio <= 1.0
-
-
-# --------------------------------------------------------------------------------------------
-# imgzoo.run overhead
-# --------------------------------------------------------------------------------------------
-
-
-def test_warm_run(benchmark, edge_map: np.ndarray) -> None:  # type: ignore[no-untyped-def]
-    imgzoo.run("edges2photo", edge_map, weights=False)
-    benchmark.pedantic(imgzoo.run, args=("edges2photo", edge_map), kwargs={"weights": False}, rounds=10)
+    times = interleaved({"generator": lambda: generator(x), "plain": lambda: plain(x)}, repeats=3)
+    cost = ratio(times, "generator", "plain")
+    shown = (
+        f"generator {_milliseconds(times, 'generator'):.1f} ms, plain {_milliseconds(times, 'plain'):.1f} ms"
+    )
+    print(f"\n{shown} at {SIZE}x{SIZE}, ngf={NGF}: {cost:.2f} (target <= 1.0)")
+    # The same layers, in the NHWC layout oneDNN's convolutions prefer (the plain one is NCHW):
+    # about a tenth faster, a margin that the interleaved rounds' median keeps clear of noise.
+    assert cost <= 1.0
 
 
 def test_warm_run_costs_at_most_10_percent_over_the_bare_forward(edge_map: np.ndarray) -> None:
@@ -161,35 +127,15 @@ def test_warm_run_costs_at_most_10_percent_over_the_bare_forward(edge_map: np.nd
         with torch.inference_mode(), autocast(pipeline.device, pipeline.precision):
             pipeline.task.forward(pipeline.inference_models, x)
 
-    ratio = _interleaved(lambda: imgzoo.run("edges2photo", edge_map, weights=False), bare)
-    print(f"\nwarm imgzoo.run / bare forward at {SIZE}x{SIZE}: {ratio:.3f}")
-    assert ratio <= 1.1
-
-
-# --------------------------------------------------------------------------------------------
-# Training throughput
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("ndf", [32, 64])
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_training_throughput(benchmark, precision: str, ndf: int) -> None:  # type: ignore[no-untyped-def]
-    batch_size = 4
-    task = Edges2PhotoTask(Edges2PhotoConfig(ngf=NGF, ndf=ndf, image_size=SIZE))
-    models = task.build_models()
-    for model in models.values():
-        model.train()
-    ctx = ImmediateStepContext(task.configure_optimizers(models))
-    batch = (torch.rand(batch_size, 3, SIZE, SIZE) * 2 - 1, torch.rand(batch_size, 3, SIZE, SIZE) * 2 - 1)
-
-    def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            task.training_step(models, batch, ctx)
-
-    benchmark.pedantic(step, rounds=3, warmup_rounds=1)
-    if benchmark.stats is None:  # --benchmark-disable: the step ran once, untimed
-        return
-    images_per_second = batch_size / benchmark.stats.stats.median
-    benchmark.extra_info["images_per_second"] = round(images_per_second, 2)
-    setting = f"{precision}, ngf={NGF} ndf={ndf} batch={batch_size} at {SIZE}"
-    print(f"\ntraining {setting}: {images_per_second:.2f} images/s")
+    times = interleaved(
+        {"run": lambda: imgzoo.run("edges2photo", edge_map, weights=False), "bare": bare}, repeats=3
+    )
+    cost = ratio(times, "run", "bare")
+    shown = (
+        f"warm imgzoo.run {_milliseconds(times, 'run'):.1f} ms, bare {_milliseconds(times, 'bare'):.1f} ms"
+    )
+    print(f"\n{shown} at {SIZE}x{SIZE}: {cost:.3f} (target <= 1.1)")
+    # What run() adds around the forward (reading the drawing, pre- and post-processing, checking
+    # the result) is a few milliseconds against a forward of tens: the 10 % holds that, with room
+    # for a shared machine's noise.
+    assert cost <= 1.1

@@ -1,21 +1,16 @@
-"""The shipped models against the baselines a model must beat, through ``run()`` at full
-resolution on held-out minifigures (seed 1, never trained or tuned on), measured as
-``imgzoo eval TASK --full-resolution`` measures: each picture made into the input a user
+"""The shipped colorize weights against the baselines a colorizer must beat, through ``run()`` at
+full resolution on held-out minifigures (seed 1, never trained or tuned on), measured as
+``imgzoo eval colorize --full-resolution`` measures: each picture made into the input a user
 gives (``task.degrade``), the result compared with the picture by ``task.image_metrics``.
-
-* colorize: the gray input (``image_metrics`` reports it as ``*_gray``), and the mean colour:
-  the input's own lightness with the training data's mean chroma everywhere.
-* edges2photo: the mean colour, every pixel the training data's mean RGB; and the L1-only
-  U-Net, its learned baseline, shipped as the ``minifigs-l1`` weights.
-
-colorize must beat both on PSNR and SSIM. edges2photo's figures are reported, not asserted:
-the flat mean colour reaches an SSIM of 0.72 and 14.5 dB, because most of a minifigure picture
-is a smooth, muted background, which SSIM and PSNR reward a flat guess for; a generator that
-draws a figure and a textured background can score below it while looking far more like a photo.
-
-The mean colours come from 500 pictures of ``minifigs`` seed 4, a training seed. Run::
+The baselines: the gray input (``image_metrics`` reports it as ``*_gray``), and the mean colour,
+the input's own lightness with the training data's mean chroma everywhere (from 500 pictures of
+``minifigs`` seed 4, a training seed). The weights must beat both on PSNR and SSIM. Run::
 
     OMP_NUM_THREADS=1 python -m pytest tests/benchmarks/test_model_baselines.py -p no:cacheprovider -s
+
+edges2photo's figures against its baselines have no target (a flat mean colour scores well on
+SSIM and PSNR, which reward a flat guess on the smooth backgrounds): they are a report,
+``python benchmarks/reports/edges2photo_baselines.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +19,6 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-import pytest
 
 import imgzoo
 from imgzoo.data import open_dataset
@@ -57,43 +51,28 @@ def _measure(task: Task, baseline: Callable[[np.ndarray], np.ndarray]) -> dict[s
     return totals
 
 
-def _shipped(task: str, weights: str | None = None) -> dict[str, float]:
-    return dict(imgzoo.evaluate(task, HELD_OUT, weights=weights, mode="pipeline", resolution=SIZE))
-
-
 def _row(name: str, metrics: dict[str, float], keys: list[str]) -> str:
     return f"  {name:<28}" + "  ".join(f"{key} {metrics[key]:.3f}" for key in keys)
 
 
-@pytest.mark.parametrize("task_name", ["colorize", "edges2photo"])
-def test_the_shipped_weights_against_the_mean_colour(task_name: str) -> None:
-    task = imgzoo.load(task_name).task
-    if task_name == "colorize":
-        mean_lab = _mean_over_training(lambda image: cv2.cvtColor(image, cv2.COLOR_RGB2Lab))
+def test_the_shipped_colorize_weights_beat_the_gray_input_and_the_mean_colour() -> None:
+    task = imgzoo.load("colorize").task
+    mean_lab = _mean_over_training(lambda image: cv2.cvtColor(image, cv2.COLOR_RGB2Lab))
 
-        def mean_colour(gray: np.ndarray) -> np.ndarray:
-            lab = cv2.cvtColor(np.ascontiguousarray(np.repeat(gray, 3, axis=2)), cv2.COLOR_RGB2Lab)
-            lab[..., 1:] = mean_lab[1:]
-            return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
+    def mean_colour(gray: np.ndarray) -> np.ndarray:
+        lab = cv2.cvtColor(np.ascontiguousarray(np.repeat(gray, 3, axis=2)), cv2.COLOR_RGB2Lab)
+        lab[..., 1:] = mean_lab[1:]
+        return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
 
-        keys = ["psnr", "ssim", "colorfulness_ratio"]
-    else:
-        mean_rgb = _mean_over_training(lambda image: image)
-
-        def mean_colour(edges: np.ndarray) -> np.ndarray:
-            return np.broadcast_to(mean_rgb.astype(np.float32), (*edges.shape[:2], 3))
-
-        keys = ["psnr", "ssim"]
+    keys = ["psnr", "ssim", "colorfulness_ratio"]
     baseline = _measure(task, mean_colour)
-    shipped = _shipped(task_name)
-    print(f"\n{task_name} on {HELD_OUT} at {SIZE} px, through run():")
+    shipped = dict(imgzoo.evaluate("colorize", HELD_OUT, mode="pipeline", resolution=SIZE))
+    print(f"\ncolorize on {HELD_OUT} at {SIZE} px, through run():")
     print(_row("shipped weights", shipped, keys))
     print(_row("the mean colour", baseline, keys))
-    if task_name == "edges2photo":
-        print(_row("the L1-only U-Net", _shipped(task_name, "minifigs-l1"), keys))
-    if task_name == "colorize":
-        print(f"  {'the gray input':<28}psnr {baseline['psnr_gray']:.3f}  ssim {baseline['ssim_gray']:.3f}")
+    print(f"  {'the gray input':<28}psnr {baseline['psnr_gray']:.3f}  ssim {baseline['ssim_gray']:.3f}")
     assert np.isfinite([baseline[key] for key in keys]).all()
-    if task_name == "colorize":
-        assert shipped["psnr"] > max(baseline["psnr"], baseline["psnr_gray"])
-        assert shipped["ssim"] > max(baseline["ssim"], baseline["ssim_gray"])
+    # Each figure is an average over the same 200 pictures measured in this run, so the
+    # comparison is exact: no tolerance.
+    assert shipped["psnr"] > max(baseline["psnr"], baseline["psnr_gray"])
+    assert shipped["ssim"] > max(baseline["ssim"], baseline["ssim_gray"])

@@ -3,8 +3,12 @@ and what bf16 buys over fp32.
 
 Run: PYTHONPATH=core:plugins:tests python -m pytest tests/benchmarks/test_training_bench.py \
          --benchmark-enable -p no:cacheprovider -s
-Each benchmark runs once (a training run is its own repetition); figures are printed and kept in
-``benchmark.extra_info``. Nothing asserts a time: targets are in the printed lines.
+Each benchmark runs once (a training run is its own repetition); each asserts its target as a
+ratio measured in the same run, prints it and keeps it in ``benchmark.extra_info``:
+
+* the Trainer's images/s at least 0.95 of a hand-written loop's (same model, data and batch);
+* steps wait for data at most 5 % of their time, with one loader worker;
+* bf16 autocast trains at least 1.5x the images/s of fp32, on a CPU that computes bf16 natively.
 
 Speeds are the median of per-step times after a warm-up, with torch on one thread: on a small
 shared CPU, another process stalls a multi-threaded step far more than a single-threaded one,
@@ -29,9 +33,10 @@ import imgzoo
 from imgzoo.data import PairTransform, Sample
 from imgzoo.images import save_image
 from imgzoo.model import Model
+from imgzoo.runtime import auto_precision
 from imgzoo.training import Callback, TrainConfig, Trainer, train
 from imgzoo.training.batches import PairDataset
-from toy_tasks import PixelNetConfig, to_tensor
+from toy_tasks import PixelNetConfig, declare, to_tensor
 
 SIZE = 64
 BATCH = 8
@@ -78,8 +83,8 @@ class ConvInvertTask(imgzoo.Task):
 
 class BenchPlugin:
     @imgzoo.hookimpl
-    def register_tasks(self, register: Callable[[type[imgzoo.Task]], None]) -> None:
-        register(ConvInvertTask)
+    def register_tasks(self, register: Callable[[imgzoo.TaskDeclaration], None]) -> None:
+        register(declare(ConvInvertTask))
 
 
 @pytest.fixture(autouse=True)
@@ -161,7 +166,7 @@ def plain_loop_step_times(samples: list[Sample], steps: int) -> list[float]:
 
 
 def test_trainer_throughput_matches_a_plain_loop(benchmark: Any, tmp_path: Path) -> None:
-    """Trainer vs hand-written loop, interleaved to share the machine's ups and downs (target >= 0.95)."""
+    """Trainer vs hand-written loop, interleaved to share the machine's ups and downs."""
     samples = in_memory_samples(64)
     steps = 20
     plain: list[float] = []
@@ -183,11 +188,15 @@ def test_trainer_throughput_matches_a_plain_loop(benchmark: Any, tmp_path: Path)
     )
     speeds = f"plain loop {plain_speed:.1f} img/s, Trainer {trainer_speed:.1f} img/s"
     print(f"\n{speeds}: ratio {ratio:.3f} (target >= 0.95)")
+    # Per step the Trainer adds only bookkeeping (a callback, a counter, a loss kept for the log)
+    # to a step of tens of milliseconds, so it measures about 1.0; the 5 % below that is the
+    # margin for a shared machine, whose noise the interleaved rounds and medians keep smaller.
+    assert ratio >= 0.95
 
 
 @pytest.mark.parametrize("source", ["minifigs", "png-folder"])
 def test_data_wait_fraction(benchmark: Any, source: str, tmp_path: Path) -> None:
-    """Share of step time spent waiting for batches, one loader worker (target <= 5%)."""
+    """Share of step time spent waiting for batches, one loader worker."""
     if source == "minifigs":
         data = "minifigs:n=512"
     else:
@@ -234,10 +243,19 @@ def test_data_wait_fraction(benchmark: Any, source: str, tmp_path: Path) -> None
         f"{steady:.1%} after the first {windows[0]['step']} steps, at {result.images_per_s:.1f} img/s "
         "(target <= 5%)"
     )
+    # The wait and the step time are measured by the same run. Starting the loader worker is a
+    # one-off that a long run does not feel, so the target holds for the steps after the first
+    # window: one worker makes a batch (decodes PNGs, or draws minifigures) in a fraction of a
+    # step, and only a machine whose other core is busy makes it wait longer.
+    assert steady <= 0.05
 
 
+@pytest.mark.skipif(
+    auto_precision(torch.device("cpu"))[0] != "bf16", reason="this CPU computes no bf16 natively"
+)
 def test_bf16_vs_fp32_throughput(benchmark: Any, tmp_path: Path) -> None:
-    """Training images/s of the same run in fp32 and in bf16 autocast."""
+    """Training images/s of the same run in fp32 and in bf16 autocast, where ``precision="auto"``
+    picks bf16."""
     samples = in_memory_samples(64)
     figures: dict[str, float] = {}
 
@@ -255,4 +273,10 @@ def test_bf16_vs_fp32_throughput(benchmark: Any, tmp_path: Path) -> None:
         bf16_speedup=round(speedup, 3),
         device="cpu",
     )
-    print(f"\nfp32 {figures['fp32']:.1f} img/s, bf16 {figures['bf16']:.1f} img/s: bf16/fp32 = {speedup:.2f}")
+    print(
+        f"\nfp32 {figures['fp32']:.1f} img/s, bf16 {figures['bf16']:.1f} img/s: bf16/fp32 = {speedup:.2f} "
+        "(target >= 1.5)"
+    )
+    # precision="auto" trains in bf16 on this CPU because its native bf16 convolutions do about
+    # twice the work of fp32 ones per second; below 1.5x that choice would no longer be clear.
+    assert speedup >= 1.5

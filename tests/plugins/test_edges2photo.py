@@ -479,10 +479,7 @@ def test_only_the_transposed_decoder_turns_a_flat_map_into_a_2x2_pattern(upsampl
         assert spread > 1e-3  # odd and even pixels see different weights
 
 
-def test_weights_written_before_the_choice_load_with_transposed_convolutions() -> None:
-    stored = Edges2PhotoConfig().model_dump(mode="json")
-    del stored["upsample"]  # a config as weights recorded it before the field existed
-    assert Edges2PhotoConfig.model_validate(stored).upsample == "transposed"
-    assert Edges2PhotoConfig.model_validate({"ngf": 8, "num_downs": 6}).upsample == "resize"  # a user's
+def test_a_config_without_upsample_gets_the_resize_decoder() -> None:
+    assert Edges2PhotoConfig.model_validate({"ngf": 8, "num_downs": 6}).upsample == "resize"
     pipeline = imgzoo.load("edges2photo", weights="minifigs-preview", precision="fp32")
-    assert pipeline.config.upsample == pipeline.task.config.upsample
+    assert pipeline.config.upsample == pipeline.task.config.upsample == "resize"

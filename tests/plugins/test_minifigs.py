@@ -60,8 +60,8 @@ def test_negative_index_or_seed_is_refused() -> None:
         render_minifig(0, seed=-2)
 
 
-def _colourfulness(pixels: np.ndarray) -> float:
-    """Hasler and Süsstrunk's colourfulness of an Nx3 array of RGB pixels (0..255)."""
+def _colorfulness(pixels: np.ndarray) -> float:
+    """Hasler and Süsstrunk's colorfulness of an Nx3 array of RGB pixels (0..255)."""
     red, green, blue = pixels.astype(np.float64).T
     red_green, yellow_blue = red - green, (red + green) / 2 - blue
     spread = np.hypot(red_green.std(), yellow_blue.std())
@@ -72,9 +72,9 @@ def test_pictures_are_colourful_with_the_colour_on_the_figure() -> None:
     whole, figures, backgrounds = [], [], []
     for index in range(20):
         picture, mask = render_minifig_with_mask(index, size=64)
-        whole.append(_colourfulness(picture.reshape(-1, 3)))
-        figures.append(_colourfulness(picture[mask]))
-        backgrounds.append(_colourfulness(picture[~mask]))
+        whole.append(_colorfulness(picture.reshape(-1, 3)))
+        figures.append(_colorfulness(picture[mask]))
+        backgrounds.append(_colorfulness(picture[~mask]))
     # Hasler and Süsstrunk rate 45 "averagely colourful" and 59 "quite colourful"; these pictures
     # measure about 60 (seeds 0, 1, 2, 7), figures about 100 and backgrounds about 25.
     assert np.mean(whole) > 45

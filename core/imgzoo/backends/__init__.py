@@ -30,7 +30,7 @@ BUILTIN_BACKENDS = {
     "torch": "imgzoo.backends.pytorch:TorchBackend",
     "onnxruntime": "imgzoo.backends.onnx_runtime:OnnxRuntimeBackend",
 }
-"""Built-in backends by name, as ``"module:Class"``."""
+"""Built-in backends by name (:data:`imgzoo.hookspecs.BUILTIN_BACKEND_NAMES`), as ``"module:Class"``."""
 
 
 def _table() -> dict[str, str]:
@@ -45,7 +45,13 @@ def backend_names() -> list[str]:
 
 
 def check_backend(name: str) -> str:
-    """``name`` if it is a backend's, else a :class:`~imgzoo.BackendError` listing the others."""
+    """``name`` if it is a backend's, else a :class:`~imgzoo.BackendError` listing the others
+    (or a :class:`~imgzoo.PluginError` naming the plugins that each register it)."""
+    from imgzoo import plugins
+
+    clashing = plugins.backend_conflicts().get(name)
+    if clashing:
+        raise plugins.clash_error("backend", name, clashing)
     if name not in _table():
         raise BackendError(f"unknown backend {name!r}: use {' or '.join(backend_names())}", backend=name)
     return name

@@ -45,7 +45,7 @@ from imgzoo.errors import (
     WeightsError,
     ZooError,
 )
-from imgzoo.images import declared_size, encode_pixels
+from imgzoo.images import InputForm, OutputSpec, declared_size, encode_pixels, finished_output
 from imgzoo.model_cache import cached_pipeline, ensure_capacity
 from imgzoo.options import PIPELINE_OPTIONS, split_options
 from imgzoo.serve.batching import Batcher, Job, ModelWorker
@@ -66,6 +66,7 @@ WARNING_HEADER = "X-Imgzoo-Warning"
 """The response header that carries each of the task's warnings about the picture."""
 
 _FORMAT_ALIASES = {"jpg": "jpeg"}
+_AS_BYTES = OutputSpec((InputForm("encoded"),), as_list=False)
 _LOG = logging.getLogger("imgzoo.serve")
 _RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
 _STATIC_FILES = {
@@ -172,7 +173,9 @@ def create_app(
                 status=504,
                 task=task,
             ) from None
-        content = await run_in_threadpool(encode_result, result.output, fmt)
+        # What run() returns for the same image sent as bytes: 8-bit pixels, or a float map.
+        sent = finished_output([result.output], _AS_BYTES, task_class.output_kind)
+        content = await run_in_threadpool(encode_result, sent, fmt)
         response = Response(content, media_type=OUTPUT_FORMATS[fmt])
         for message in result.warnings:
             response.headers.append(WARNING_HEADER, _header_text(message))

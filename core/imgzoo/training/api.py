@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from imgzoo import plugins
+from imgzoo.backends.pytorch import TorchBackend
 from imgzoo.config import build_config, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, open_dataset, train_val_split
 from imgzoo.errors import ArgumentError, ConfigError, DataError
 from imgzoo.hardware import INFERENCE_PRECISIONS
-from imgzoo.backends.pytorch import TorchBackend
 from imgzoo.pipeline import LoadedWeights, Pipeline, build_task
 from imgzoo.runtime import check_precision, resolve_device, resolve_precision
 from imgzoo.task import Task, TaskConfig

@@ -266,7 +266,7 @@ def _distinct_labels(levels: Sequence[float]) -> list[str]:
 def registry_entry(
     task: str, name: str, *, file: str, sha256: str, recipe: Mapping[str, Any], metrics: Mapping[str, Any]
 ) -> str:
-    """A ``[tasks.TASK.weights.NAME]`` table for a registry file (see :mod:`imgzoo.registry`)."""
+    """A ``[tasks.TASK.weights.NAME]`` table for a registry file (see :mod:`imgzoo.registry_file`)."""
     lines = [
         f"[tasks.{_toml_key(task)}.weights.{_toml_key(name)}]",
         f"file = {_toml_value(file)}",

@@ -1,12 +1,14 @@
 """What imgzoo adds around the super-resolution network: a warm ``imgzoo.run()`` against the
-task's own preprocess + forward + postprocess, at 256x256 (target: within 1.1x).
+task's own preprocess + forward + postprocess, at 256x256, both in fp32, timed in interleaved
+rounds so that load on a shared machine hits both alike. Target: within 1.1x.
 
 Run: python -m pytest tests/benchmarks --benchmark-enable -p no:cacheprovider -s
-(not part of the default run; nothing here asserts a time).
+(not part of the default run).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -15,22 +17,24 @@ import numpy as np
 import pytest
 import torch
 
-REPEATS = 30
+REPEATS = 10
+ROUNDS = 5
 
 
-def _best_seconds(call: Callable[[], object]) -> float:
-    best = float("inf")
+def _median_seconds(call: Callable[[], object]) -> float:
+    times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
         call()
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 @pytest.mark.parametrize("task", ["superres", "superres-x4"])
 def test_warm_run_against_the_bare_network(benchmark, task: str) -> None:  # type: ignore[no-untyped-def]
     image = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    pipeline = imgzoo.load(task, device="cpu")  # the shipped weights, as run() loads them
+    # The shipped weights, as run() loads them; fp32 on both sides, as the bare network runs.
+    pipeline = imgzoo.load(task, device="cpu", precision="fp32")
     pixels = image.astype(np.float32) / 255
 
     def bare() -> np.ndarray:
@@ -39,11 +43,16 @@ def test_warm_run_against_the_bare_network(benchmark, task: str) -> None:  # typ
             return pipeline.task.postprocess(output[0], pixels)
 
     def warm_run() -> np.ndarray:
-        return imgzoo.run(task, image, device="cpu")
+        return imgzoo.run(task, image, device="cpu", precision="fp32")
 
-    warm_run()  # loads and caches the pipeline
-    bare_s, run_s = _best_seconds(bare), _best_seconds(warm_run)
+    warm_run(), bare()  # loads and caches the pipeline; oneDNN picks its kernels
+    rounds = [(_median_seconds(warm_run), _median_seconds(bare)) for _ in range(ROUNDS)]
+    ratio = statistics.median(run_s / bare_s for run_s, bare_s in rounds)
+    run_s, bare_s = (statistics.median(side) for side in zip(*rounds, strict=True))
     benchmark(warm_run)
-    benchmark.extra_info.update(bare_ms=round(bare_s * 1e3, 3), run_ms=round(run_s * 1e3, 3))
-    benchmark.extra_info["ratio"] = run_s / bare_s
-    print(f"\n{task} at 256x256: run {run_s * 1e3:.2f} ms, bare {bare_s * 1e3:.2f} ms, x{run_s / bare_s:.3f}")
+    benchmark.extra_info.update(bare_ms=round(bare_s * 1e3, 3), run_ms=round(run_s * 1e3, 3), ratio=ratio)
+    shown = f"run {run_s * 1e3:.2f} ms, bare {bare_s * 1e3:.2f} ms"
+    print(f"\n{task} at 256x256: {shown}, x{ratio:.3f} (target <= 1.1)")
+    # What run() adds (reading the array, the result's checks and conversion back to uint8) is
+    # about a millisecond, against a network of tens at this size: 1.1x leaves room for noise.
+    assert ratio <= 1.1

@@ -108,6 +108,31 @@ def test_the_page_runs_a_task_on_an_uploaded_picture(
         download = browser.find_element(By.ID, "download")
         assert download.get_attribute("download") == "toy-upscale-result.png" and download.is_displayed()
         assert browser.find_element(By.ID, "status").text == "done"
+        assert not browser.find_element(By.ID, "warnings").is_displayed()  # none said
+
+
+def test_the_page_shows_what_the_task_warns_about_the_picture(
+    browser: Any, contract_tasks: None, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    write_seeded_weights(tmp_path, ["toy-inpaint"])
+    picture, mask = tmp_path / "picture.png", tmp_path / "mask.png"
+    picture.write_bytes(encode_png(np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)))
+    mask.write_bytes(encode_png(np.zeros((12, 20), np.uint8)))  # nothing to fill: the task says so
+    with live_server(["toy-inpaint"]) as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda driver: len(Select(driver.find_element(By.ID, "task")).options) == 1)
+        browser.find_element(By.ID, "file").send_keys(str(picture))
+        browser.find_element(By.CSS_SELECTOR, "input[data-input=mask]").send_keys(str(mask))
+        wait.until(lambda driver: driver.find_element(By.ID, "run").is_enabled())
+        browser.find_element(By.ID, "run").click()
+        wait.until(lambda driver: driver.find_element(By.ID, "output").get_attribute("data-ready") == "1")
+        note = browser.find_element(By.ID, "warnings")
+        assert note.is_displayed()
+        assert note.text == "warning: toy-inpaint: the mask is empty, so nothing is filled in"
 
 
 def test_the_page_runs_a_task_on_a_drawing(browser: Any, toy_tasks: None, tmp_path: Path) -> None:

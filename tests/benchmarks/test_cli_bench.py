@@ -12,7 +12,6 @@ sequential loop at the same precision; ``--precision auto``'s figure is reported
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import statistics
 import time
@@ -27,7 +26,7 @@ import imgzoo
 from imgzoo import images
 from imgzoo.cli import _FolderRun, expand_inputs
 from imgzoo.errors import InvalidImageError
-from imgzoo.pipeline import Pipeline
+from imgzoo.pipeline import Pipeline, Request
 
 TASK = "colorize"
 COUNT, SIZE, BATCH = 200, 512, 8
@@ -48,7 +47,6 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def sequential(pipeline: Pipeline, work: list[tuple[Path, Path]]) -> int:
     """The reference: ``imgzoo run``'s loop before it overlapped reading and writing."""
-    kind = pipeline.task.output_kind
     written = 0
     for start in range(0, len(work), BATCH):
         batch = []
@@ -57,13 +55,9 @@ def sequential(pipeline: Pipeline, work: list[tuple[Path, Path]]) -> int:
                 batch.append((images.load_image(path), target))
             except InvalidImageError:
                 continue
-        shown = [image for image, _ in batch]
-        results = pipeline.process(shown, batch_size=BATCH)
-        if pipeline.task.wants_alpha:
-            shown = [dataclasses.replace(image, alpha=None) for image in shown]
-        for image, (_, target), result in zip(shown, batch, results, strict=True):
-            images.save_result(target, images.finish_result(result, image, kind), kind)
-            written += 1
+        written += len(
+            pipeline.run([Request(image, save_to=target) for image, target in batch], batch_size=BATCH)
+        )
     return written
 
 

@@ -12,7 +12,7 @@ each other at every layer, and a forward pass takes several times longer whateve
 so (b) and (c) fail. Measure on a quiet machine, or with OMP_NUM_THREADS=1 for figures immune to
 that. Untrained weights, except in (e), which measures what ships: speed does not depend on
 their values. Training images/s, which have no target, are a report:
-``python benchmarks/reports/training_throughput.py``.
+``python tests/benchmarks/reports/training_throughput.py``.
 
     (a) a warm imgzoo.run() on 256x256 costs at most 1.1x the task's own forward of the same tensor
         (two network passes: the picture and its mirror image, for the chroma's confidence)
@@ -48,7 +48,7 @@ import pytest
 import torch
 
 import imgzoo
-from imgzoo import api
+from imgzoo.model_cache import cached_pipeline
 from imgzoo.pipeline import Pipeline
 
 SIZE = 256
@@ -101,7 +101,7 @@ def image() -> np.ndarray:
 
 def _warm_pipeline(image: np.ndarray, precision: str = "fp32") -> Pipeline:
     imgzoo.run("colorize", image, weights="none", precision=precision)
-    return next(p for p in api._cache.values() if p.task.name == "colorize" and p.precision == precision)
+    return cached_pipeline("colorize", weights="none", precision=precision)
 
 
 def test_a_warm_run_costs_little_more_than_a_bare_forward(benchmark, image: np.ndarray) -> None:
@@ -110,7 +110,7 @@ def test_a_warm_run_costs_little_more_than_a_bare_forward(benchmark, image: np.n
 
     def bare() -> torch.Tensor:
         with torch.inference_mode():
-            return pipeline.task.forward(pipeline.inference_models, tensor)  # what run() runs
+            return pipeline.task.forward(pipeline.backend.inference_models, tensor)  # what run() runs
 
     best = _interleaved_best(
         {"run": lambda: imgzoo.run("colorize", image, weights="none", precision="fp32"), "forward": bare}, 15
@@ -124,7 +124,7 @@ def test_a_warm_run_costs_little_more_than_a_bare_forward(benchmark, image: np.n
 
 
 def test_b_forward_throughput_against_a_large_convolution(benchmark) -> None:
-    model = imgzoo.load("colorize", weights=False).inference_models["model"]  # as run() runs it
+    model = imgzoo.load("colorize", weights=False).backend.inference_models["model"]  # as run() runs it
     flops = _forward_flops(model, SIZE, SIZE)
     tensor = torch.rand(1, 1, SIZE, SIZE)
     # The reference: a large, well-shaped convolution (256 -> 256 channels, 3x3, 64x64, batch 4), in
@@ -223,7 +223,7 @@ _FULL_RESOLUTION_SCRIPT = textwrap.dedent(
     # Smooth noise: chroma and lightness vary as in a photo, not pixel by pixel.
     image = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8), (0, 0), 8)
     pipeline = imgzoo.load("colorize")  # the shipped weights, as users get them
-    model = pipeline.inference_models["model"]  # the network as run() runs it
+    model = pipeline.backend.inference_models["model"]  # the network as run() runs it
 
     def reference():
         small = cv2.resize(image, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32) / 255

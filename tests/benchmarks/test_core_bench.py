@@ -8,7 +8,7 @@ What a warm ``run()`` adds to a network's forward is held to a ratio on real net
 ``test_colorize_bench.py`` (a), ``test_edges2photo_bench.py`` and the super-resolution example's
 benchmark. The absolute figures, the overhead of a warm ``run()`` on toy networks in
 milliseconds and a cold ``load()``, have no reference to hold them to:
-``python benchmarks/reports/framework_overhead.py`` prints them.
+``python tests/benchmarks/reports/framework_overhead.py`` prints them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Each a ratio measured in the same run, the two sides interleaved (``interleaving
 * a warm ``imgzoo.run`` against the bare forward it wraps (at most 10 % more).
 
 Untrained models: speed does not depend on the weights. Training images/s, which have no
-target, are a report: ``python benchmarks/reports/training_throughput.py``.
+target, are a report: ``python tests/benchmarks/reports/training_throughput.py``.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def test_warm_run_costs_at_most_10_percent_over_the_bare_forward(edge_map: np.nd
 
     def bare() -> None:  # what the pipeline runs: its inference models, at its precision
         with torch.inference_mode(), autocast(pipeline.device, pipeline.precision):
-            pipeline.task.forward(pipeline.inference_models, x)
+            pipeline.task.forward(pipeline.backend.inference_models, x)
 
     times = interleaved(
         {"run": lambda: imgzoo.run("edges2photo", edge_map, weights=False), "bare": bare}, repeats=3

@@ -10,7 +10,7 @@ the input's own lightness with the training data's mean chroma everywhere (from 
 
 edges2photo's figures against its baselines have no target (a flat mean colour scores well on
 SSIM and PSNR, which reward a flat guess on the smooth backgrounds): they are a report,
-``python benchmarks/reports/edges2photo_baselines.py``.
+``python tests/benchmarks/reports/edges2photo_baselines.py``.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ CASES = {
 def test_packed_weights_against_the_usual_call(case: str) -> None:
     task, shape = CASES[case]
     pipeline = imgzoo.load(task, precision="fp32")
-    packed = pipeline.inference_models[pipeline.task.inference_model_name]
+    packed = pipeline.backend.inference_models[pipeline.task.inference_model_name]
     usual = copy.deepcopy(packed)
     assert any(is_prepacked(module) for module in packed.modules())
     assert not any(is_prepacked(module) for module in usual.modules())

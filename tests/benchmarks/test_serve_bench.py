@@ -9,7 +9,9 @@ every fifth one a corrupt file or a decompression bomb. Reported, with dynamic b
 (``--max-batch 1``) and on (``--max-batch 8``): p50/p99 latency, requests per second, and the
 throughput of a single-threaded ``imgzoo.run()`` loop over the same valid images in this process;
 the server's RSS after a warm-up round (the same requests) and its peak during the measured one.
-Nothing here asserts a time.
+Asserted, against figures of the same run: every request answered right, and the server's
+memory flat under load (its peak within a tenth of what the warm-up left). The latencies and
+rates are reported, with no target.
 """
 
 from __future__ import annotations

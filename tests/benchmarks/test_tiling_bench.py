@@ -10,7 +10,7 @@
   10 GB for its activations, more than a shared machine should be asked for).
 
 ``edges2photo``'s time and memory on an 8192x8192 drawing, which have no target, are a report:
-``python benchmarks/reports/tiled_edges2photo.py``.
+``python tests/benchmarks/reports/tiled_edges2photo.py``.
 """
 
 from __future__ import annotations

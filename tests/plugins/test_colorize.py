@@ -398,7 +398,9 @@ def test_a_resumed_rebalanced_run_ends_exactly_like_an_uninterrupted_one(tmp_pat
                 raise KeyboardInterrupt
 
     options = {
-        "overrides": {"image_size": 16, "loss": "rebalanced", "learning_rate": 1e-4},
+        "image_size": 16,
+        "loss": "rebalanced",
+        "learning_rate": 1e-4,
         "steps": 4,
         "batch_size": 2,
         "num_workers": 0,

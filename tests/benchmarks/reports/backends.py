@@ -4,7 +4,7 @@ pictures. Only the forward pass differs; pre- and post-processing are the same c
 not a test: the ONNX Runtime backend is for running the exported graph anywhere, not for speed
 over PyTorch, so neither has to win. From the repository root (``pip install 'imgzoo[onnx]'``)::
 
-    OMP_NUM_THREADS=1 python benchmarks/reports/backends.py
+    OMP_NUM_THREADS=1 python tests/benchmarks/reports/backends.py
 
 ONNX Runtime takes as many threads as torch, so ``OMP_NUM_THREADS=1`` gives single-threaded
 figures for both. The two backends are timed interleaved, each keeping its best of a few calls,

@@ -3,7 +3,7 @@ A report, not a test: the options are candidates to try, with no target to meet 
 became a default, bf16 where it is native, is asserted by ``tests/benchmarks/test_training_bench.py``).
 From the repository root (a few minutes per task)::
 
-    OMP_NUM_THREADS=1 python benchmarks/reports/training_options.py [colorize|edges2photo]
+    OMP_NUM_THREADS=1 python tests/benchmarks/reports/training_options.py [colorize|edges2photo]
 
 For colorize (the paper's autoencoder, 128 px, batch 10) and edges2photo (U-Net and PatchGAN,
 256 px, batch 4), the same short run is timed with the Trainer as it is by default and with one

@@ -12,7 +12,7 @@ can score below the flat mean colour while looking far more like a photo; no ord
 figures is a target. (colorize's shipped weights must beat theirs:
 ``tests/benchmarks/test_model_baselines.py``.) From the repository root::
 
-    OMP_NUM_THREADS=1 python benchmarks/reports/edges2photo_baselines.py
+    OMP_NUM_THREADS=1 python tests/benchmarks/reports/edges2photo_baselines.py
 """
 
 from __future__ import annotations

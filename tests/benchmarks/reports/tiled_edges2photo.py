@@ -3,7 +3,7 @@ drawing, tiled, in a fresh process. A report, not a test: there is no reference 
 figures to (``tests/benchmarks/test_tiling_bench.py`` asserts the tiled ``denoise``'s peak memory,
 and tiling's time against an untiled run). From the repository root::
 
-    OMP_NUM_THREADS=1 python benchmarks/reports/tiled_edges2photo.py [SIDE]
+    OMP_NUM_THREADS=1 python tests/benchmarks/reports/tiled_edges2photo.py [SIDE]
 
 SIDE defaults to 8192 (a drawing of 8192x8192 pixels).
 """

@@ -4,7 +4,7 @@ fraction of a millisecond, and the time of a cold ``imgzoo.load()`` (hash check,
 A report, not a test: these figures have no reference to hold them to (the ratios on real
 networks are asserted in ``tests/benchmarks``). From the repository root::
 
-    OMP_NUM_THREADS=1 python benchmarks/reports/framework_overhead.py
+    OMP_NUM_THREADS=1 python tests/benchmarks/reports/framework_overhead.py
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 import imgzoo
 from imgzoo import api, images
 
-TESTS = Path(__file__).resolve().parents[2] / "tests"
+TESTS = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TESTS))  # the toy tasks of the test suite
 
 from toy_contract_tasks import ContractTasksPlugin  # noqa: E402

@@ -4,7 +4,7 @@ PatchGAN, ngf 32) at batch 4 with ndf 32 and 64. Untrained models: speed does no
 weights. A report, not a test: the figures have no target (what bf16 buys over fp32 through the
 Trainer is asserted by ``tests/benchmarks/test_training_bench.py``). From the repository root::
 
-    OMP_NUM_THREADS=1 python benchmarks/reports/training_throughput.py
+    OMP_NUM_THREADS=1 python tests/benchmarks/reports/training_throughput.py
 
 Each figure is the best of a few steps after a warm-up step, torch on one thread.
 """

@@ -122,7 +122,8 @@ def main() -> int:
             "weights": imgzoo.task_info(stage.task).default_weights,  # continue from the shipped ones
             **stage.settings,
             "device": device,
-            "precision": "bf16",
+            # bf16 on the GPU; a CPU emulates it slowly unless it computes it natively (auto).
+            "precision": "auto" if args.smoke else "bf16",
             "batch_size": batch,
             "num_workers": 0 if args.smoke else workers,
             "export_dtype": "fp16",

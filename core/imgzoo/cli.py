@@ -277,7 +277,11 @@ class _CommandParser(argparse.ArgumentParser):
             return text
         from imgzoo.training.config import TrainConfig
 
-        lines = ["", "training settings (--set KEY=VALUE, or KEY = VALUE in --config; the task's own: imgzoo info TASK):"]
+        lines = [
+            "",
+            "training settings (--set KEY=VALUE, or KEY = VALUE in --config; "
+            "the task's own: imgzoo info TASK):",
+        ]
         for name, field in TrainConfig.model_fields.items():
             lines.append(f"  {name} = {field.default!r}: {field.description}")
         return text + "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import imgzoo
-from imgzoo import api, model_cache
+from imgzoo import api, model_cache, pipeline
 from toy_tasks import InvertTask, write_invert_weights, write_registry
 
 pytestmark = pytest.mark.usefixtures("toy_tasks")
@@ -79,7 +79,7 @@ def test_config_layers_weights_then_kwargs(tmp_path: Path) -> None:
     assert imgzoo.load("invert", weights, gain=3.0).config.gain == 3.0  # keyword wins
     config_file = tmp_path / "config.toml"
     config_file.write_text("gain = 4.0\n")
-    assert imgzoo.load("invert", weights, config=config_file).config.gain == 4.0
+    assert imgzoo.load("invert", weights, config_file=config_file).config.gain == 4.0
 
 
 def test_run_caches_pipelines(invert_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,7 +218,7 @@ def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     def load(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(api, "load", load)
+    monkeypatch.setattr(pipeline, "load", load)
 
 
 @pytest.mark.parametrize("overwrite", [False, True])

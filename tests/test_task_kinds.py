@@ -239,7 +239,7 @@ def test_a_bad_mask_among_many_skips_its_image_only(
     for name, mask_size in (("a", (6, 7)), ("b", (3, 3))):
         save_image(tmp_path / "photos" / f"{name}.png", _picture(6, 7))
         (tmp_path / "masks").mkdir(exist_ok=True)
-        cv2.imwrite(str(tmp_path / "masks" / f"{name}.png"), np.zeros(mask_size, np.uint8))
+        cv2.imwrite(str(tmp_path / "masks" / f"{name}.png"), np.full(mask_size, 255, np.uint8))
     argv = [str(tmp_path / "photos"), "--input", f"mask={tmp_path / 'masks'}", "--weights", "none"]
     code, err = _cli(capsys, "toy-inpaint", *argv, "-o", str(tmp_path / "out"))
     assert code == 1 and [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]

@@ -22,7 +22,7 @@ EXAMPLES = Path(__file__).resolve().parent
 ROW_HEIGHT = 192
 
 
-def model_input(task: imgzoo.Task, photo: np.ndarray) -> np.ndarray:
+def what_users_give(task: imgzoo.Task, photo: np.ndarray) -> np.ndarray:
     """What the task is shown for an example photo: what a user would give it for that truth
     (``Task.degrade``: gray for colorize, the edge map for edges2photo); a task without
     ``degrade`` gets the photo itself."""
@@ -67,7 +67,7 @@ def main() -> int:
         rows = []
         for path in photos:
             photo = load_image(path).rgb()
-            given = model_input(pipeline.task, photo)
+            given = what_users_give(pipeline.task, photo)
             made = pipeline(given)
             save_image(args.out / task / f"{path.stem}.png", made)
             rows.append(row(given, made, photo))

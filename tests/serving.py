@@ -181,9 +181,12 @@ def check_answers(answers: Sequence[Answer]) -> None:
             assert json.loads(answer.content)["error"]
             continue
         assert answer.status == 200, (number, answer.status, answer.content[:200])
-        got = (
-            np.load(io.BytesIO(answer.content))
-            if answer.content.startswith(b"\x93NUMPY")
-            else decode_png(answer.content)
-        )
-        np.testing.assert_array_equal(got, call.expected, err_msg=f"request {number} ({call.task})")
+        where = f"request {number} ({call.task})"
+        if answer.content.startswith(b"\x93NUMPY"):
+            # A float map keeps every bit of the forward pass, and a batch of several inputs may
+            # sum in another order than one alone (another convolution kernel): equal to rounding.
+            np.testing.assert_allclose(
+                np.load(io.BytesIO(answer.content)), call.expected, atol=1e-6, err_msg=where
+            )
+        else:
+            np.testing.assert_array_equal(decode_png(answer.content), call.expected, err_msg=where)

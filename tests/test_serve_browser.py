@@ -46,6 +46,7 @@ def test_a_missing_browser_fails_only_where_required(monkeypatch: pytest.MonkeyP
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
+    """Headless Chromium at 1280x900, a common laptop window."""
     missing = _browser_missing()
     if missing:
         _without_browser(missing)
@@ -53,7 +54,7 @@ def browser() -> Iterator[Any]:
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,800"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
         options.add_argument(argument)
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or ""
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -156,3 +157,35 @@ def test_the_page_runs_a_task_on_a_drawing(browser: Any, toy_tasks: None, tmp_pa
         assert (width, height) == (256, 256)
         assert (drawing[..., :3] < 128).any() and (drawing[..., :3] == 255).mean() > 0.9  # black on white
         assert _shown(browser, "output")[:2] == (256, 256)
+
+
+def test_the_page_keeps_input_and_result_side_by_side_and_clears_a_result_after_an_error(
+    browser: Any, toy_tasks: None, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    write_seeded_weights(tmp_path, ["invert"])
+    picture, broken = tmp_path / "picture.png", tmp_path / "broken.png"
+    picture.write_bytes(encode_png(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)))
+    broken.write_bytes(encode_png(np.zeros((8, 8, 3), np.uint8))[:40])  # a PNG cut short
+    with live_server(["invert"]) as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, 30)
+        browser.find_element(By.ID, "file").send_keys(str(picture))
+        wait.until(lambda driver: driver.find_element(By.ID, "run").is_enabled())
+        browser.find_element(By.ID, "run").click()
+        wait.until(lambda driver: driver.find_element(By.ID, "output").get_attribute("data-ready") == "1")
+        given, made = (browser.find_element(By.ID, name).rect for name in ("input-preview", "output"))
+        assert given["y"] == made["y"] and made["x"] > given["x"] + given["width"], "side by side"
+        assert made["y"] + made["height"] <= browser.execute_script("return window.innerHeight"), "in view"
+        browser.find_element(By.ID, "file").send_keys(str(broken))
+        browser.find_element(By.ID, "run").click()
+        wait.until(lambda driver: "error 400" in driver.find_element(By.ID, "status").text)
+        assert browser.find_element(By.ID, "output").get_attribute("src") is None
+        assert not browser.find_element(By.ID, "download").is_displayed()
+        icon = browser.execute_script(
+            "const answer = await fetch('/favicon.ico');"
+            "return [answer.status, answer.headers.get('content-type')];"
+        )
+        assert icon == [200, "image/svg+xml"]

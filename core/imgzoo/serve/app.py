@@ -189,6 +189,10 @@ def create_app(
     def docs_page() -> HTMLResponse:
         return HTMLResponse(_asset("docs.html"))
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(_asset("favicon.svg"), media_type="image/svg+xml")
+
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         if name not in _STATIC_FILES:

@@ -18,6 +18,16 @@ function showWarnings(response) {
   $("warnings").hidden = !header;
 }
 
+// Forget the last result: an error or a new run must not leave an old picture on screen.
+function clearResult() {
+  $("output").removeAttribute("src");
+  $("output").removeAttribute("data-ready");
+  $("download").hidden = true;
+  $("download").removeAttribute("href");
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = null;
+}
+
 function currentTask() {
   return state.tasks.find((task) => task.name === $("task").value);
 }
@@ -58,7 +68,7 @@ async function run() {
     if (file) form.append(name, file, `${name}.png`);
   }
   $("run").disabled = true;
-  $("output").removeAttribute("data-ready");
+  clearResult();
   setStatus(`running ${task.name}…`);
   showWarnings(null);
   try {
@@ -70,7 +80,6 @@ async function run() {
     }
     const blob = await response.blob();
     showWarnings(response);
-    if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
     state.resultUrl = URL.createObjectURL(blob);
     const isMap = task.output_kind === "map";
     const download = $("download");

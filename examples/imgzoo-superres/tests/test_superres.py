@@ -131,3 +131,48 @@ def test_the_shipped_weights_beat_bicubic_on_held_out_minifigs(task: str) -> Non
     metrics = imgzoo.evaluate(task, "minifigs:n=12,seed=1", device="cpu", overrides={"image_size": 48})
     assert metrics["psnr"] > metrics["psnr_bicubic"] + 0.5
     assert metrics["psnr_gain"] == pytest.approx(metrics["psnr"] - metrics["psnr_bicubic"])
+
+
+@pytest.mark.parametrize("task", ["superres", "superres-x4"])
+def test_every_front_end_gives_the_same_enlargement(task: str, tmp_path: Path) -> None:
+    """``imgzoo.run``, ``imgzoo run``, ``imgzoo serve`` and ``imgzoo eval --full-resolution``
+    share one path from picture to result: the same pixels, and the metrics of those pixels."""
+    from imgzoo.cli import main
+
+    scale = 2 if task == "superres" else 4
+    truth = (synthetic_image(12 * scale, 16 * scale) * 255).astype(np.uint8)
+    small = (downscale(truth.astype(np.float32) / 255, scale) * 255).round().astype(np.uint8)
+    for folder, picture in (("A", small), ("B", truth)):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "data" / folder / "x.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    given = tmp_path / "data" / "A" / "x.png"
+
+    ran = imgzoo.run(task, given, precision="fp32")
+    assert main(["run", task, str(given), "--precision", "fp32", "-o", str(tmp_path / "out.png")]) == 0
+    commanded = cv2.cvtColor(cv2.imread(str(tmp_path / "out.png")), cv2.COLOR_BGR2RGB)
+    assert ran.shape == truth.shape
+    np.testing.assert_array_equal(commanded, ran)
+
+    pytest.importorskip("fastapi", reason="the server needs imgzoo[serve]")
+    from fastapi.testclient import TestClient
+    from imgzoo.serve import ServeSettings, create_app
+
+    with TestClient(create_app([task], ServeSettings(precision="fp32"))) as client:
+        answer = client.post(
+            f"/v1/tasks/{task}", content=given.read_bytes(), headers={"content-type": "image/png"}
+        )
+    assert answer.status_code == 200, answer.text
+    served = cv2.cvtColor(
+        cv2.imdecode(np.frombuffer(answer.content, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+    )
+    np.testing.assert_array_equal(served, ran)
+
+    measured = imgzoo.evaluate(task, f"paired:{tmp_path / 'data'}", mode="pipeline")
+    task_object = imgzoo.load(task).task
+    expected = task_object.image_metrics(_tensor(ran), _tensor(truth), _tensor(small))
+    assert measured["psnr"] == pytest.approx(float(expected["psnr"]), abs=0.05)  # 8-bit rounding, at most
+
+
+def _tensor(pixels: np.ndarray) -> torch.Tensor:
+    """8-bit HxWx3 pixels as a 1x3xHxW float tensor in [0, 1]."""
+    return torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)[None]

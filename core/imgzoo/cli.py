@@ -463,6 +463,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             print(f"  datasets: {', '.join(info.datasets)}")
         if info.backends:
             print(f"  backends: {', '.join(info.backends)}")
+        if info.loggers:
+            print(f"  loggers: {', '.join(info.loggers)}")
         if info.commands:
             print(f"  commands: {', '.join(info.commands)}")
         for clash in info.clashes:

@@ -13,12 +13,12 @@ Each global batch is cut into ``grad_accum`` micro-batches, and each of those in
 per process; the last, incomplete batch of an epoch is dropped.
 
 Data in files of many samples (WebDataset shards) says which file each item is in
-(``shard_ids``). In one process that changes nothing. In a distributed run the epoch's shards
-are dealt to the processes (a seeded permutation of them, dealt round-robin), and each process
-draws its part of every batch from a seeded permutation of its own shards' items: no two
-processes read the same shard in an epoch. The order is then a function of ``(seed, step,
-processes)``; a process whose shards hold fewer items than another's starts its list again
-before the epoch ends.
+(``shard_ids``). In one process that changes nothing. In a distributed run the shards are
+dealt to the processes once for the run (a permutation seeded by ``seed``, dealt round-robin),
+and each process draws its part of every batch from its epoch's permutation of its own shards'
+items: no two processes ever read the same shard (each can keep its own shards cached). The
+order is then a function of ``(seed, step, processes)``; a process whose shards hold fewer
+items than another's starts its list again before the epoch ends.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from imgzoo.task import Task
 __all__ = ["BatchPlan", "PairDataset", "auto_workers", "next_batch", "pair_transforms", "train_loader"]
 
 # Tags that keep the seed streams of different purposes apart.
-_ORDER_STREAM, _AUGMENT_STREAM = 0, 1
+_ORDER_STREAM, _AUGMENT_STREAM, _SHARD_STREAM = 0, 1, 2
 
 Key = tuple[int, int]
 """(epoch, index): which item, and which epoch's augmentation of it."""
@@ -108,18 +108,16 @@ class BatchPlan:
             return rng.permutation(self.dataset_size)
         return self._sharded_order(rng)
 
-    def shards_of_rank(self, epoch: int, rank: int) -> list[int]:
-        """The shards process ``rank`` reads in epoch ``epoch`` (sharded data only)."""
+    def shards_of_rank(self, rank: int) -> list[int]:
+        """The shards process ``rank`` reads (sharded data only)."""
         assert self.shards is not None
-        rng = np.random.default_rng((self.seed, _ORDER_STREAM, epoch))
-        dealt = rng.permutation(np.unique(self.shards))
+        dealt = np.random.default_rng((self.seed, _SHARD_STREAM)).permutation(np.unique(self.shards))
         return sorted(int(shard) for shard in dealt[rank :: self.world_size])
 
     def _sharded_order(self, rng: np.random.Generator) -> np.ndarray:
         assert self.shards is not None
-        dealt = rng.permutation(np.unique(self.shards))
         streams = [
-            rng.permutation(np.flatnonzero(np.isin(self.shards, dealt[rank :: self.world_size])))
+            rng.permutation(np.flatnonzero(np.isin(self.shards, self.shards_of_rank(rank))))
             for rank in range(self.world_size)
         ]
         # Position p of the epoch is read by the rank whose shard of its micro-batch holds it.

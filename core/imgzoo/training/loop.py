@@ -669,7 +669,7 @@ class Trainer:
 
     def _check_pairs(self) -> None:
         """Run the first training item through the task now, so a broken pipeline fails early."""
-        pair = self.train_pairs[(0, 0)]
+        pair = self.train_pairs[self.plan.micro_batches(0, self.group.rank)[0][0]]  # this process's
         if not (
             isinstance(pair, tuple)
             and len(pair) == 2

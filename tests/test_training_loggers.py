@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -107,17 +108,25 @@ def test_the_logger_flag_is_repeatable_and_an_mlflow_server_is_used_when_set(
     assert run.info.run_name == "cli-run" and "loss/loss" in run.data.metrics
 
 
+@pytest.mark.parametrize("name", ["tensorboard", "mlflow"])
 def test_a_missing_extra_is_one_line_naming_it(
-    images: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    name: str,
+    images: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
-    with pytest.raises(MissingExtraError, match=r"pip install 'imgzoo\[tensorboard\]'"):
-        train("invert", images, tmp_path / "a", loggers=["tensorboard"], steps=1, **QUICK)
+    monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=rf"pip install 'imgzoo\[{name}\]'"):
+        train("invert", images, tmp_path / "a", loggers=[name], steps=1, **QUICK)
     assert not (tmp_path / "a").exists()  # failed before the output folder was made
-    command = ["train", "invert", "--data", images, "--out", str(tmp_path / "b"), "--logger", "tensorboard"]
+    command = ["train", "invert", "--data", images, "--out", str(tmp_path / "b"), "--logger", name]
     assert cli.main(command) == 1
     error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "imgzoo[tensorboard]" in error
+    assert error.count("\n") == 0 and f"imgzoo[{name}]" in error
+
+
+def test_an_unknown_logger_is_a_config_error(images: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown logger 'tensorbord'"):
         train("invert", images, tmp_path / "c", loggers=["tensorbord"], steps=1, **QUICK)
 
@@ -175,3 +184,13 @@ def test_a_plugin_adds_a_logger_through_the_hook(images: str, tmp_path: Path) ->
     assert steps == [1, 2, 3, 4]
     assert ("image", 2, "step-000002.png") in MemoryLogger.calls
     assert ("artifact", -1, "invert.safetensors") in MemoryLogger.calls
+
+
+def test_importing_imgzoo_imports_none_of_the_extras() -> None:
+    code = (
+        "import sys, imgzoo, imgzoo.data, imgzoo.training.loggers, imgzoo.data.shards, imgzoo.data.hfds\n"
+        "extras = ('tensorboard', 'mlflow', 'datasets', 'webdataset', 'fsspec')\n"
+        "print([m for m in extras if m in sys.modules])"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from imgzoo import DataError, cli
+from imgzoo import DataError, MissingExtraError, cli
 from imgzoo.data import ImageFolder, open_dataset
 from imgzoo.data.shards import INDEX_SUFFIX, WebDatasetShards, expand_braces
 from imgzoo.images import encode_pixels, save_image, to_uint8
@@ -161,6 +161,15 @@ def test_hf_datasets_folders_parquet_and_columns(folder: Path, hf_folder: str, t
         open_dataset(hf_folder.replace("image=picture", "image=nope"), resolution=16)
     with pytest.raises(DataError, match="no split 'test'"):
         open_dataset(f"{hf_folder},split=test", resolution=16)
+
+
+def test_without_datasets_hfds_is_one_line_naming_the_extra(
+    hf_folder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r"pip install 'imgzoo\[hfds\]'") as missing:
+        open_dataset(hf_folder, resolution=16)
+    assert "\n" not in str(missing.value)
 
 
 # ── training: determinism, exact resume after a kill, the CLI ──────────────────────────────

@@ -131,9 +131,9 @@ def register_loggers(register: Callable[[str, str], None]) -> None:
 
     Called once per plugin when the zoo loads. Call ``register(name, logger)`` for each, where
     ``logger`` is ``"package.module:ClassName"`` naming a subclass of
-    :class:`imgzoo.training.Logger`: it is imported when a run first asks for it, so the plugin
+    :class:`imgzoo.training.loggers.Logger`: it is imported when a run first asks for it, so the plugin
     module need not import the tracking library. The trainer builds it in the main process only,
-    as ``ClassName(run)`` with a :class:`imgzoo.training.LoggerRun`. A name of
+    as ``ClassName(run)`` with a :class:`imgzoo.training.loggers.LoggerRun`. A name of
     :data:`BUILTIN_LOGGER_NAMES`, or one another plugin registers too, is an error naming both;
     imgzoo's own logger keeps the built-in name. Return nothing.
     """

@@ -4,7 +4,8 @@ WebDataset's own reader streams shards in order, with a shuffle buffer: its orde
 the buffer and the workers, and a resume cannot find its place in it. imgzoo reads the same
 files differently, so that its guarantees (a step's batches are a pure function of the seed and
 the step; a resume is exact) hold as for a folder: each shard is **indexed once** (one pass over
-its tar headers, which seeks past the members' data: milliseconds for a shard of 1000 samples),
+its tar headers, which seeks past the members' data: about 0.13 s for a shard of 1000 paired
+samples on a 2-core CPU, read back from the cached index in about 4 ms),
 the index cached beside the shard as ``SHARD.tar.idx.json`` (or only in memory where that
 folder is read-only), and a sample is then read by offset. The trainer's seeded order does the
 rest; under DDP each process draws only from its own shards (``shard_ids`` and

@@ -112,7 +112,7 @@ def logger_class(name: str, *, task: str = "") -> type[Logger]:
             f"logger {name!r}: cannot import {location} ({type(error).__name__}: {error})"
         ) from error
     if not (isinstance(found, type) and issubclass(found, Logger)):
-        raise PluginError(f"logger {name!r}: {location} is not a subclass of imgzoo.training.Logger")
+        raise PluginError(f"logger {name!r}: {location} is not a subclass of imgzoo.training.loggers.Logger")
     found.check()
     return found
 

@@ -216,6 +216,9 @@ def _build_parser() -> argparse.ArgumentParser:
     pack.add_argument("-o", "--output", required=True, metavar="DIR", help="where the shards go")
     pack.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
     pack.add_argument("--prefix", default="train", help="shard names: PREFIX-000000.tar... (default train)")
+    pack.add_argument(
+        "--scale", type=int, default=1, help="how many times larger a paired folder's targets are (default 1)"
+    )
     pack.add_argument("--overwrite", action="store_true", help="replace shards of the same names")
 
     from imgzoo.training import cli as training_cli
@@ -490,7 +493,12 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from imgzoo.data.pack import pack_shards, shard_pattern
 
     paths = pack_shards(
-        args.folder, args.output, shard_size=args.shard_size, prefix=args.prefix, overwrite=args.overwrite
+        args.folder,
+        args.output,
+        shard_size=args.shard_size,
+        prefix=args.prefix,
+        scale=args.scale,
+        overwrite=args.overwrite,
     )
     print(f"wrote {len(paths)} shard(s) to {args.output}")
     print(f"train on them with: --data webdataset:{shard_pattern(paths)}")

@@ -28,20 +28,22 @@ def pack_shards(
     *,
     shard_size: int = 1000,
     prefix: str = "train",
+    scale: int = 1,
     overwrite: bool = False,
 ) -> list[Path]:
     """Write the pictures under ``folder`` as shards in ``out``; return the shards' paths.
 
     Each shard is indexed as it is written (``SHARD.tar.idx.json``), so that training starts
     without a pass over them. The data spec to train on them is ``webdataset:`` followed by
-    :func:`shard_pattern` of the result."""
+    :func:`shard_pattern` of the result. ``scale``: how many times larger than its input each
+    target of a paired folder is (checked, as ``paired:`` checks it)."""
     if shard_size < 1:
         raise ArgumentError(f"--shard-size must be at least 1, not {shard_size}", argument="shard_size")
     root = Path(folder).expanduser()
     samples: list[list[tuple[str, Path]]]  # per sample: (member name without key, file)
     keys: list[str]
     if (root / "A").is_dir() and (root / "B").is_dir():
-        paired = PairedFolders(root)
+        paired = PairedFolders(root, scale=scale)
         keys = [_key(files["A"].relative_to(root / "A")) for files in paired.files]
         samples = [
             [("input", files["A"]), ("target", files["B"])]

@@ -346,3 +346,31 @@ def test_data_pack_keeps_pairs_and_named_inputs(tmp_path: Path) -> None:
         assert np.array_equal(packed.image, original.image) and packed.target is not None
         assert original.target is not None and np.array_equal(packed.target, original.target)
         assert np.array_equal(packed.inputs["mask"], original.inputs["mask"])
+
+
+HF_DDP_SCRIPT = """
+import sys
+sys.path[:0] = {paths!r}
+import imgzoo
+from toy_tasks import ToyTasksPlugin
+imgzoo.register_plugin(ToyTasksPlugin(), name="toy-tasks")
+from imgzoo.training import train
+train("invert", {data!r}, out={out!r}, **{options!r})
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("toy_tasks")
+def test_two_processes_training_from_a_hf_dataset_match_one(hf_folder: str, tmp_path: Path) -> None:
+    # Rows stand alone (no shards): each process reads its part of every batch, as from a folder,
+    # so two processes train what one does, up to the order of the gradient sums.
+    options = {**QUICK, "steps": 4, "precision": "fp32", "eval_every": 10}
+    single = train("invert", hf_folder, tmp_path / "single", **options)
+    script, out = tmp_path / "ddp.py", tmp_path / "ddp"
+    script.write_text(HF_DDP_SCRIPT.format(paths=PATHS, data=hf_folder, out=str(out), options=options))
+    completed = run_two_processes(script)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert single.weights is not None
+    expected, actual = _weights(single.weights), _weights(out / "invert.safetensors")
+    assert expected.keys() == actual.keys()
+    assert all(torch.allclose(expected[k], actual[k], rtol=1e-5, atol=1e-6) for k in expected)

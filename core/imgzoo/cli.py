@@ -204,6 +204,23 @@ def _build_parser() -> argparse.ArgumentParser:
         "--dir", default=".", metavar="D", help="where to create the imgzoo-NAME folder (default: here)"
     )
 
+    sub = command("data", _cmd_data, "prepare training data: pack a folder into WebDataset shards")
+    actions = sub.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+    pack = actions.add_parser(
+        "pack",
+        help="write a folder of images (or a paired A/ B/ folder) as WebDataset tar shards",
+        description="write a folder of images (or a paired A/ B/ folder) as WebDataset tar shards, "
+        "indexed for training with --data webdataset:PATTERN",
+    )
+    pack.add_argument("folder", help="the folder of pictures")
+    pack.add_argument("-o", "--output", required=True, metavar="DIR", help="where the shards go")
+    pack.add_argument("--shard-size", type=int, default=1000, help="samples per shard (default 1000)")
+    pack.add_argument("--prefix", default="train", help="shard names: PREFIX-000000.tar... (default train)")
+    pack.add_argument(
+        "--scale", type=int, default=1, help="how many times larger a paired folder's targets are (default 1)"
+    )
+    pack.add_argument("--overwrite", action="store_true", help="replace shards of the same names")
+
     from imgzoo.training import cli as training_cli
 
     training_cli.add_train_arguments(
@@ -467,10 +484,28 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             print(f"  datasets: {', '.join(info.datasets)}")
         if info.backends:
             print(f"  backends: {', '.join(info.backends)}")
+        if info.loggers:
+            print(f"  loggers: {', '.join(info.loggers)}")
         if info.commands:
             print(f"  commands: {', '.join(info.commands)}")
         for clash in info.clashes:
             print(f"  clash: {clash}")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from imgzoo.data.pack import pack_shards, shard_pattern
+
+    paths = pack_shards(
+        args.folder,
+        args.output,
+        shard_size=args.shard_size,
+        prefix=args.prefix,
+        scale=args.scale,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {len(paths)} shard(s) to {args.output}")
+    print(f"train on them with: --data webdataset:{shard_pattern(paths)}")
     return 0
 
 

@@ -54,8 +54,21 @@ PLUGIN_API_VERSION = 3
 SUPPORTED_PLUGIN_APIS = (3,)
 #: Backend names imgzoo provides itself; a plugin backend cannot take them.
 BUILTIN_BACKEND_NAMES = ("torch", "onnxruntime")
+#: Training logger names imgzoo provides itself; a plugin logger cannot take them.
+BUILTIN_LOGGER_NAMES = ("tensorboard", "mlflow")
 #: ``imgzoo`` subcommands imgzoo provides itself; a plugin command cannot take them.
-BUILTIN_COMMAND_NAMES = ("list", "info", "run", "export", "serve", "plugins", "new-plugin", "train", "eval")
+BUILTIN_COMMAND_NAMES = (
+    "list",
+    "info",
+    "run",
+    "export",
+    "serve",
+    "plugins",
+    "new-plugin",
+    "train",
+    "eval",
+    "data",
+)
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -111,6 +124,21 @@ def register_backends(register: Callable[[str, str], None]) -> None:
     """
 
 
+@hookspec
+def register_loggers(register: Callable[[str, str], None]) -> None:
+    """Register training loggers: where a run's metrics go besides ``metrics.jsonl``
+    (``train(..., loggers=["NAME"])``, ``imgzoo train --logger NAME``).
+
+    Called once per plugin when the zoo loads. Call ``register(name, logger)`` for each, where
+    ``logger`` is ``"package.module:ClassName"`` naming a subclass of
+    :class:`imgzoo.training.loggers.Logger`: it is imported when a run first asks for it, so the plugin
+    module need not import the tracking library. The trainer builds it in the main process only,
+    as ``ClassName(run)`` with a :class:`imgzoo.training.loggers.LoggerRun`. A name of
+    :data:`BUILTIN_LOGGER_NAMES`, or one another plugin registers too, is an error naming both;
+    imgzoo's own logger keeps the built-in name. Return nothing.
+    """
+
+
 class RegisterCommand(Protocol):
     """The ``register`` callback of :func:`register_commands`."""
 
@@ -146,6 +174,7 @@ def register_commands(register: RegisterCommand) -> None:
 __all__ = [
     "BUILTIN_BACKEND_NAMES",
     "BUILTIN_COMMAND_NAMES",
+    "BUILTIN_LOGGER_NAMES",
     "PLUGIN_API_VERSION",
     "SUPPORTED_PLUGIN_APIS",
     "RegisterCommand",
@@ -154,6 +183,7 @@ __all__ = [
     "register_backends",
     "register_commands",
     "register_datasets",
+    "register_loggers",
     "register_registry_files",
     "register_tasks",
 ]

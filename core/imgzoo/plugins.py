@@ -57,6 +57,8 @@ __all__ = [
     "command_entries",
     "dataset_factories",
     "get_task_class",
+    "logger_conflicts",
+    "logger_entries",
     "plugin_infos",
     "register_plugin",
     "registry_files",
@@ -90,6 +92,7 @@ class PluginInfo:
     tasks: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     backends: list[str] = field(default_factory=list)
+    loggers: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     clashes: list[str] = field(default_factory=list)
     """Names this plugin registers that another plugin (neither is used) or imgzoo itself (the
@@ -130,6 +133,9 @@ class _Loaded:
     backend_claims: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     backends: dict[str, tuple[str, str]] = field(default_factory=dict)
     backend_conflicts: dict[str, list[str]] = field(default_factory=dict)
+    logger_claims: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    loggers: dict[str, tuple[str, str]] = field(default_factory=dict)
+    logger_conflicts: dict[str, list[str]] = field(default_factory=dict)
     command_claims: dict[str, list[tuple[PluginCommand, str]]] = field(default_factory=dict)
     commands: dict[str, tuple[PluginCommand, str]] = field(default_factory=dict)
     command_conflicts: dict[str, list[str]] = field(default_factory=dict)
@@ -274,6 +280,17 @@ def backend_conflicts() -> dict[str, list[str]]:
     return {name: list(owners) for name, owners in _state().backend_conflicts.items()}
 
 
+def logger_entries() -> dict[str, str]:
+    """Every usable training logger a plugin registers: name -> ``"package.module:Class"``, not
+    imported. Names several plugins register, and the built-in names, are left out."""
+    return {name: logger for name, (logger, _) in _state().loggers.items()}
+
+
+def logger_conflicts() -> dict[str, list[str]]:
+    """Logger names registered by more than one plugin -> those plugins (the names are unusable)."""
+    return {name: list(owners) for name, owners in _state().logger_conflicts.items()}
+
+
 def command_entries() -> dict[str, PluginCommand]:
     """Every usable ``imgzoo`` subcommand a plugin registers, by name (names several plugins
     register, and the built-in names, left out)."""
@@ -381,6 +398,7 @@ def _load_all() -> _Loaded:
     _collect(manager, "register_datasets", loaded, _dataset_registrar)
     _collect(manager, "register_registry_files", loaded, _registry_file_registrar)
     _collect(manager, "register_backends", loaded, _backend_registrar)
+    _collect(manager, "register_loggers", loaded, _logger_registrar)
     _collect(manager, "register_commands", loaded, _command_registrar)
     _settle(loaded)
     return loaded
@@ -393,6 +411,7 @@ def _settle(loaded: _Loaded) -> None:
     for info in loaded.plugins.values():
         if info.name not in ok:
             info.tasks, info.datasets, info.backends, info.commands = [], [], [], []
+            info.loggers = []
     loaded.registry_files = [(path, plugin) for path, plugin in loaded.registry_files if plugin in ok]
     loaded.tasks, loaded.conflicts = _settle_claims("task", loaded.claims, ok, loaded.plugins)
     loaded.datasets, loaded.dataset_conflicts = _settle_claims(
@@ -401,6 +420,10 @@ def _settle(loaded: _Loaded) -> None:
     _give_way_to_builtins("backend", loaded.backend_claims, hookspecs.BUILTIN_BACKEND_NAMES, ok, loaded)
     loaded.backends, loaded.backend_conflicts = _settle_claims(
         "backend", loaded.backend_claims, ok, loaded.plugins
+    )
+    _give_way_to_builtins("logger", loaded.logger_claims, hookspecs.BUILTIN_LOGGER_NAMES, ok, loaded)
+    loaded.loggers, loaded.logger_conflicts = _settle_claims(
+        "logger", loaded.logger_claims, ok, loaded.plugins
     )
     _give_way_to_builtins("command", loaded.command_claims, hookspecs.BUILTIN_COMMAND_NAMES, ok, loaded)
     loaded.commands, loaded.command_conflicts = _settle_claims(
@@ -652,6 +675,23 @@ def _backend_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[str, str]
                 plugin=info.name,
             )
         _claim(loaded.backend_claims, name, backend, info, info.backends)
+
+    return register
+
+
+def _logger_registrar(loaded: _Loaded, info: PluginInfo) -> Callable[[str, str], None]:
+    def register(name: str, logger: str) -> None:
+        if not isinstance(name, str) or not TASK_NAME.match(name):
+            raise PluginError(
+                f"register_loggers: a logger name must be lowercase letters, digits and dashes, got {name!r}",
+                plugin=info.name,
+            )
+        if not isinstance(logger, str) or not IMPORT_PATH.match(logger):
+            raise PluginError(
+                f"register_loggers: logger {name!r} must be given as 'package.module:Class', got {logger!r}",
+                plugin=info.name,
+            )
+        _claim(loaded.logger_claims, name, logger, info, info.loggers)
 
     return register
 

@@ -7,6 +7,12 @@ A spec is one of::
     paired:PATH       PairedFolders (PATH/A/ inputs, PATH/B/ targets ``scale`` times larger,
                       any other PATH/NAME/ folder a named input of each sample)
     aligned:PATH      AlignedPairs (pix2pix's side-by-side files)
+    webdataset:SHARDS WebDataset tar shards, a brace pattern (``shards/train-{000000..000099}.tar``),
+                      local or a URL (``imgzoo.data.shards``; ``pip install "imgzoo[webdataset]"``
+                      for URLs)
+    hfds:SOURCE[,split=train,image=COLUMN,target=COLUMN]
+                      a Hugging Face dataset: a save_to_disk folder, a folder of parquet files or a
+                      Hub name (``imgzoo.data.hfds``; ``pip install "imgzoo[hfds]"``)
     NAME              a dataset registered by a plugin (``imgzoo.hookspecs.register_datasets``)
     NAME:k=v,k=v      the same, with options for its factory (``minifigs:n=500,seed=3``)
 
@@ -59,6 +65,27 @@ def open_dataset(
     defaults to the datasets registered by installed plugins. Raises DataError for anything else.
     """
     kind, _, rest = spec.partition(":")
+    if kind == "webdataset":
+        from imgzoo.data.shards import WebDatasetShards
+
+        if not rest:
+            raise DataError(
+                f"data spec {spec!r} needs shards after the colon: webdataset:shards/{{0..9}}.tar"
+            )
+        return WebDatasetShards(rest, inputs=inputs or ())
+    if kind == "hfds":
+        from imgzoo.data.hfds import HuggingFaceDataset
+
+        source, _, option_text = rest.partition(",")
+        if not source:
+            raise DataError(f"data spec {spec!r} needs a dataset after the colon: hfds:PATH_OR_NAME")
+        chosen = {key: str(value) for key, value in _parse_options(spec, option_text).items()}
+        unknown = sorted(set(chosen) - {"split", "image", "target"})
+        if unknown:
+            raise DataError(
+                f"data spec {spec!r}: unknown option {unknown[0]!r} (hfds takes split, image, target)"
+            )
+        return HuggingFaceDataset(source, inputs=inputs or (), **chosen)
     if kind in _FOLDER_KINDS:
         if not rest:
             raise DataError(f"data spec {spec!r} needs a folder after the colon: {kind}:PATH")

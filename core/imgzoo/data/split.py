@@ -30,6 +30,19 @@ class Subset:
         return f"Subset({self.dataset!r}, {len(self)} items)"
 
 
+def item_shards(dataset: Dataset) -> np.ndarray | None:
+    """The shard of each item of ``dataset`` (a WebDataset's ``shard_ids``, through any
+    :class:`Subset` or cache around it), or None for data whose items stand alone."""
+    if isinstance(dataset, Subset):
+        shards = item_shards(dataset.dataset)
+        return None if shards is None else shards[np.asarray(dataset.indices, dtype=np.int64)]
+    inner = getattr(dataset, "dataset", None)  # a CachedDataset
+    if inner is not None and not hasattr(dataset, "shard_ids"):
+        return item_shards(inner)
+    shard_ids = getattr(dataset, "shard_ids", None)
+    return np.asarray(shard_ids(), dtype=np.int64) if callable(shard_ids) else None
+
+
 def train_val_split(dataset: Dataset, *, val_fraction: float = 0.1, seed: int = 0) -> tuple[Subset, Subset]:
     """Split ``dataset`` into disjoint ``(train, val)`` views covering it, by a seeded shuffle.
 

@@ -11,6 +11,14 @@ So the batches of any step are a pure function of ``(seed, step)``: a resumed ru
 more or fewer loader workers and a distributed run all see the same images, augmented the same way.
 Each global batch is cut into ``grad_accum`` micro-batches, and each of those into one shard
 per process; the last, incomplete batch of an epoch is dropped.
+
+Data in files of many samples (WebDataset shards) says which file each item is in
+(``shard_ids``). In one process that changes nothing. In a distributed run the shards are
+dealt to the processes once for the run (a permutation seeded by ``seed``, dealt round-robin),
+and each process draws its part of every batch from its epoch's permutation of its own shards'
+items: no two processes ever read the same shard (each can keep its own shards cached). The
+order is then a function of ``(seed, step, processes)``; a process whose shards hold fewer
+items than another's starts its list again before the epoch ends.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +41,7 @@ from imgzoo.task import Task
 __all__ = ["BatchPlan", "PairDataset", "auto_workers", "next_batch", "pair_transforms", "train_loader"]
 
 # Tags that keep the seed streams of different purposes apart.
-_ORDER_STREAM, _AUGMENT_STREAM = 0, 1
+_ORDER_STREAM, _AUGMENT_STREAM, _SHARD_STREAM = 0, 1, 2
 
 Key = tuple[int, int]
 """(epoch, index): which item, and which epoch's augmentation of it."""
@@ -78,6 +86,8 @@ class BatchPlan:
     grad_accum: int = 1
     world_size: int = 1
     seed: int = 0
+    shards: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The shard of each item (see the module docstring), or None: the items stand alone."""
 
     @property
     def steps_per_epoch(self) -> int:
@@ -93,7 +103,34 @@ class BatchPlan:
         return divmod(step, self.steps_per_epoch)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng((self.seed, _ORDER_STREAM, epoch)).permutation(self.dataset_size)
+        rng = np.random.default_rng((self.seed, _ORDER_STREAM, epoch))
+        if self.shards is None or self.world_size == 1:
+            return rng.permutation(self.dataset_size)
+        return self._sharded_order(rng)
+
+    def shards_of_rank(self, rank: int) -> list[int]:
+        """The shards process ``rank`` reads (sharded data only)."""
+        assert self.shards is not None
+        dealt = np.random.default_rng((self.seed, _SHARD_STREAM)).permutation(np.unique(self.shards))
+        return sorted(int(shard) for shard in dealt[rank :: self.world_size])
+
+    def _sharded_order(self, rng: np.random.Generator) -> np.ndarray:
+        assert self.shards is not None
+        streams = [
+            rng.permutation(np.flatnonzero(np.isin(self.shards, self.shards_of_rank(rank))))
+            for rank in range(self.world_size)
+        ]
+        # Position p of the epoch is read by the rank whose shard of its micro-batch holds it.
+        positions = np.arange(self.dataset_size)
+        micro = self.batch_size // self.grad_accum
+        within = positions % micro
+        rank = within // self.shard_size
+        nth = (positions // micro) * self.shard_size + within % self.shard_size
+        order = np.empty(self.dataset_size, dtype=np.int64)
+        for r, stream in enumerate(streams):
+            chosen = rank == r
+            order[chosen] = stream[nth[chosen] % len(stream)]
+        return order
 
     def micro_batches(self, step: int, rank: int = 0, order: np.ndarray | None = None) -> list[list[Key]]:
         """The ``grad_accum`` lists of keys that process ``rank`` reads for step ``step``."""

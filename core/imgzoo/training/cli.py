@@ -33,7 +33,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         required=True,
         metavar="SPEC",
-        help="a folder of images, paired:DIR, aligned:DIR or a dataset name",
+        help="a folder of images, paired:DIR, aligned:DIR, webdataset:SHARDS, hfds:DATASET or a dataset name",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="where checkpoints, logs and weights go")
     parser.add_argument(
@@ -51,6 +51,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--weights", help="start from these weights (a name, path or URL) instead of a fresh init"
+    )
+    parser.add_argument(
+        "--logger",
+        dest="loggers",
+        action="append",
+        metavar="NAME",
+        help="also log to tensorboard (OUT/tensorboard/), mlflow (MLFLOW_TRACKING_URI, else OUT/mlflow.db) "
+        "or a logger a plugin adds (repeatable; the same as --set loggers='[\"NAME\"]')",
     )
 
 
@@ -109,6 +117,9 @@ def run_train(args: argparse.Namespace) -> int:
     from imgzoo.training.results import TrainingInterrupted
 
     main_process = int(os.environ.get("RANK", "0")) == 0
+    settings = _settings(args.settings, task=args.task)
+    if args.loggers:
+        settings["loggers"] = [*settings.get("loggers", []), *args.loggers]
     try:
         result = train(
             args.task,
@@ -117,7 +128,7 @@ def run_train(args: argparse.Namespace) -> int:
             config_file=args.config,
             resume=args.resume,
             weights=args.weights,
-            **_settings(args.settings, task=args.task),
+            **settings,
         )
     except TrainingInterrupted as stop:
         if main_process:

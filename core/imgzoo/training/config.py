@@ -1,4 +1,4 @@
-"""`TrainConfig`: how to train (steps, batch, precision, schedule, logging), whatever the task.
+"""`TrainConfig`: how to train (steps, batch, precision, schedule, logging, loggers), whatever the task.
 
 Training settings and the task's own settings share one namespace, so a caller names either kind
 the same way: ``train("colorize", data, out, steps=200, image_size=64)``, ``--set steps=200`` on
@@ -131,6 +131,12 @@ class TrainConfig(BaseModel):
         "fp32", description="Storage type of the final weights file (fp16 halves it; it loads as fp32)."
     )
     progress: bool = Field(True, description="Show a progress bar when the output is a terminal.")
+    loggers: list[str] = Field(
+        default_factory=list,
+        description="Where metrics go besides metrics.jsonl: 'tensorboard' (OUT/tensorboard/), 'mlflow' "
+        "(MLFLOW_TRACKING_URI, else OUT/mlflow.db) or a logger a plugin adds; --logger NAME (repeatable). "
+        "A resumed run keeps them and continues their runs.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -171,6 +177,7 @@ SETTING_KINDS: dict[str, SettingKind] = {
     "progress": "place",
     "export": "output",
     "export_dtype": "output",
+    "loggers": "output",
 }
 """The kind of every :class:`TrainConfig` field (see the module docstring)."""
 

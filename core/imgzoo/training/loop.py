@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from imgzoo.data.base import Dataset
+from imgzoo.data.split import item_shards
 from imgzoo.errors import ConfigError, DataError, OutputExistsError, ResultError, TaskBugError
 from imgzoo.runtime import autocast, resolve_precision
 from imgzoo.task import Task
@@ -56,6 +58,7 @@ from imgzoo.training.environment import StopRequest, deterministic_kernels, prep
 from imgzoo.training.evaluation import GridRow, measure
 from imgzoo.training.export import Exported, recipe, write_weights
 from imgzoo.training.lock import lock_run_folder
+from imgzoo.training.loggers import Logger, LoggerRun, logger_class, open_loggers
 from imgzoo.training.report import MetricsLog, save_grid, save_loss_curve
 from imgzoo.training.results import Callback, TrainingInterrupted, TrainResult
 from imgzoo.training.schedule import lr_factor
@@ -117,7 +120,12 @@ class Trainer:
         self.train_pairs = PairDataset(train_data, task, train_transform, seed=config.seed)
         self.val_pairs = PairDataset(val_data, task, val_transform, seed=config.seed)
         self.plan = BatchPlan(
-            len(train_data), config.batch_size, config.grad_accum, self.group.world_size, config.seed
+            len(train_data),
+            config.batch_size,
+            config.grad_accum,
+            self.group.world_size,
+            config.seed,
+            shards=item_shards(train_data),
         )
         self._check_plan()
         self.total_steps = (
@@ -146,6 +154,17 @@ class Trainer:
             group=self.group,
             device=self.device,
         )
+        # Loggers are built in the main process only; a missing package fails here, in seconds.
+        self.logger_classes: list[type[Logger]] = []
+
+        def find_loggers() -> None:
+            self.logger_classes = [
+                logger_class(name, task=task.name) for name in dict.fromkeys(config.loggers)
+            ]
+
+        distributed.check_on_main(find_loggers, self.group, self.device)
+        self.loggers: list[Logger] = []
+
         # The output folder comes last, so that a mistake found above leaves none behind.
         distributed.check_on_main(lambda: prepare_output_dir(self.out_dir), self.group, self.device)
         distributed.broadcast_models(self.models, self.group)
@@ -181,6 +200,8 @@ class Trainer:
     def _fit(self, resume: bool) -> TrainResult:
         cfg, group = self.config, self.group
         start = self._restore() if resume else self._start_fresh()
+        if group.is_main and self.logger_classes:
+            self.loggers = open_loggers(self.logger_classes, self._logger_run(resumed=resume, start=start))
         workers = auto_workers(group.world_size) if cfg.num_workers == "auto" else cfg.num_workers
         loader = train_loader(
             self.train_pairs,
@@ -214,6 +235,8 @@ class Trainer:
             self._stop_interrupted(error)
         finally:
             bar.close()
+            for logger in self.loggers:
+                logger.close()
             del batches, loader  # stops the loader's worker processes
             distributed.teardown(group, wait=clean_exit)
         return result
@@ -337,8 +360,11 @@ class Trainer:
                 "best": improved,
             }
         )
-        save_grid(self.out_dir / "samples" / f"step-{self.step:06d}.png", self.last_grid)
+        grid = save_grid(self.out_dir / "samples" / f"step-{self.step:06d}.png", self.last_grid)
         save_loss_curve(self.out_dir / "loss.png", self.history)
+        for logger in self.loggers:
+            logger.log_scalars(self.step, {f"val/{name}": value for name, value in metrics.items()})
+            logger.log_image(self.step, "samples", grid)
         self._call("on_evaluate", self.step, metrics)
         if improved:
             self._save_checkpoint(best=True)
@@ -394,6 +420,15 @@ class Trainer:
             }
         )
         bar.set_postfix({**{name: f"{value:.4g}" for name, value in losses.items()}, "img/s": f"{speed:.1f}"})
+        if self.loggers:
+            scalars = {
+                **{f"loss/{name}": value for name, value in losses.items()},
+                **{f"lr/{name}": value for name, value in lrs.items()},
+                "images_per_s": speed,
+                "data_wait": wait,
+            }
+            for logger in self.loggers:
+                logger.log_scalars(self.step, scalars)
 
     def _finish(self) -> TrainResult:
         """After the last step: evaluate, checkpoint, export the weights and the registry entry."""
@@ -409,6 +444,10 @@ class Trainer:
             result.checkpoint = self._save_checkpoint()
             save_loss_curve(self.out_dir / "loss.png", self.history)
             result.weights, result.sha256, result.registry_entry = self._export()
+            for logger in self.loggers:
+                for path in (result.weights, result.registry_entry):
+                    if path is not None:
+                        logger.log_artifact(path)
         result.metrics, result.best = dict(self.metrics), self.best
         totals = self._totals
         result.elapsed_s = totals["time"]
@@ -576,6 +615,24 @@ class Trainer:
             dataset=self._data_info(),
         )
 
+    def _logger_run(self, *, resumed: bool, start: int) -> LoggerRun:
+        described = recipe(
+            self.config,
+            steps=self.total_steps,
+            data_spec=self.data_spec,
+            processes=self.group.world_size,
+            optimizers=self.optimizers,
+            base_lrs=self.base_lrs,
+            started_from=self.started_from,
+        )
+        params = {**_flat(self.task.config.model_dump(mode="json"), "task."), **_flat(described, "")}
+        return LoggerRun(
+            task=self.task.name,
+            out_dir=self.out_dir,
+            params=params,
+            resumed_step=start if resumed else None,
+        )
+
     def _data_info(self) -> dict[str, Any]:
         return {
             "spec": self.data_spec,
@@ -598,6 +655,12 @@ class Trainer:
                     )
                 ],
             )
+        if plan.shards is not None and len(np.unique(plan.shards)) < self.group.world_size:
+            raise DataError(
+                f"the training split is in {len(np.unique(plan.shards))} shard(s), fewer than the "
+                f"{self.group.world_size} processes, each of which reads shards of its own: cut the data "
+                "into more shards (imgzoo data pack --shard-size)"
+            )
         if plan.steps_per_epoch == 0:
             raise DataError(
                 f"the training split has {plan.dataset_size} image(s), fewer than one batch of "
@@ -606,7 +669,7 @@ class Trainer:
 
     def _check_pairs(self) -> None:
         """Run the first training item through the task now, so a broken pipeline fails early."""
-        pair = self.train_pairs[(0, 0)]
+        pair = self.train_pairs[self.plan.micro_batches(0, self.group.rank)[0][0]]  # this process's
         if not (
             isinstance(pair, tuple)
             and len(pair) == 2
@@ -615,3 +678,14 @@ class Trainer:
             raise TaskBugError(
                 self.task.name, "made a pair that is not two CxHxW tensors (input, target) in make_pair()"
             )
+
+
+def _flat(nested: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` as ``{"a.b": 1}`` (with ``prefix`` before every name)."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

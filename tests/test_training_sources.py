@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,17 @@ train("invert", {data!r}, out={out!r}, callbacks=[Kill()], **{options!r})
 """
 
 
-@pytest.mark.usefixtures("toy_tasks")
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread here, as in the killed process (OMP_NUM_THREADS=1): sums over another
+    number of threads round otherwise, and a bitwise comparison would fail for that alone."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("toy_tasks", "one_thread")
 @pytest.mark.parametrize("source", ["shards", "hf_folder"])
 def test_training_is_deterministic_and_resumes_exactly_after_a_kill(
     source: str, folder: Path, request: pytest.FixtureRequest, tmp_path: Path

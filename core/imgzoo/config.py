@@ -29,6 +29,7 @@ else:  # pragma: no cover
 __all__ = [
     "build_config",
     "expand_dotted",
+    "flatten_dotted",
     "merged",
     "parse_assignments",
     "read_config_file",
@@ -95,6 +96,18 @@ def build_config(
     except ValidationError as error:
         sources = ", ".join(name for name, layer in layers if layer)
         raise ConfigError.from_validation_error(task, error, source=sources) from None
+
+
+def flatten_dotted(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` as ``{"a.b": 1}``, each name after ``prefix``: the inverse of
+    :func:`expand_dotted`."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def expand_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:

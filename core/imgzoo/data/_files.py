@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -132,11 +133,24 @@ def read_pixels(path: Path, *, rgb: bool = False) -> np.ndarray:
     from imgzoo.images import load_image
 
     try:
-        image = load_image(path)
-        pixels = image.rgb() if rgb else image.pixels
+        return _sample_pixels(load_image(path), rgb=rgb)
     except (InvalidImageError, OSError) as error:
         raise UnreadableImage(path, str(error)) from error
-    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def decode_pixels(data: bytes, source: str, *, rgb: bool = False) -> np.ndarray:
+    """:func:`read_pixels` of encoded bytes (a shard's member, a dataset's cell), named
+    ``source`` in errors; a picture that cannot be decoded is a DataError."""
+    from imgzoo.images import decode_image
+
+    try:
+        return _sample_pixels(decode_image(data, source), rgb=rgb)
+    except InvalidImageError as error:
+        raise DataError(str(error)) from error
+
+
+def _sample_pixels(image: Any, *, rgb: bool) -> np.ndarray:
+    return np.ascontiguousarray(image.rgb() if rgb else image.pixels, dtype=np.float32)
 
 
 class SkipsUnreadableFiles(ABC):

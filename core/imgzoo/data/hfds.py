@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from imgzoo.data._files import UnreadableImage, decode_pixels, read_pixels
 from imgzoo.data.base import Sample
 from imgzoo.errors import DataError, MissingExtraError
 
@@ -103,17 +104,12 @@ class HuggingFaceDataset:
 
 
 def _decode(cell: Any, source: str, *, rgb: bool) -> np.ndarray:
-    from imgzoo.errors import InvalidImageError
-    from imgzoo.images import decode_image, load_image
-
-    try:
-        if cell.get("bytes"):
-            picture = decode_image(cell["bytes"], source)
-        elif cell.get("path"):
-            picture = load_image(cell["path"])
-        else:
-            raise DataError(f"{source} holds no picture")
-    except InvalidImageError as error:
-        raise DataError(str(error)) from error
-    pixels = picture.rgb() if rgb else picture.pixels
-    return np.ascontiguousarray(pixels, dtype=np.float32)
+    """A ``datasets.Image`` cell, undecoded: its bytes, or the file it names."""
+    if cell.get("bytes"):
+        return decode_pixels(cell["bytes"], source, rgb=rgb)
+    if cell.get("path"):
+        try:
+            return read_pixels(Path(cell["path"]), rgb=rgb)
+        except UnreadableImage as error:
+            raise DataError(f"{source}: {error}") from error
+    raise DataError(f"{source} holds no picture")

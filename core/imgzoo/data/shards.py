@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from imgzoo.data._files import decode_pixels
 from imgzoo.data.base import Sample
-from imgzoo.errors import DataError, InvalidImageError, MissingExtraError
+from imgzoo.errors import DataError, MissingExtraError
 
 __all__ = ["INDEX_SUFFIX", "PICTURE_EXTENSIONS", "WebDatasetShards", "expand_braces"]
 
@@ -197,8 +198,6 @@ class WebDatasetShards:
         return (self[index] for index in range(len(self)))
 
     def _decode(self, number: int, member: Member, source: str, *, rgb: bool) -> np.ndarray:
-        from imgzoo.images import decode_image
-
         if self._pid != os.getpid():  # a loader worker: open its own files
             self._files, self._pid = {}, os.getpid()
         handle = self._files.get(number)
@@ -206,12 +205,7 @@ class WebDatasetShards:
             handle = self._files[number] = open(self.shards[number], "rb")  # noqa: SIM115
         offset, size = member
         handle.seek(offset)
-        try:
-            image = decode_image(handle.read(size), source)
-        except InvalidImageError as error:
-            raise DataError(str(error)) from error
-        pixels = image.rgb() if rgb else image.pixels
-        return np.ascontiguousarray(pixels, dtype=np.float32)
+        return decode_pixels(handle.read(size), source, rgb=rgb)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_files": {}}

@@ -15,7 +15,7 @@ import shlex
 import sys
 from typing import Any
 
-from imgzoo.config import parse_assignments
+from imgzoo.config import flatten_dotted, parse_assignments
 from imgzoo.hardware import INFERENCE_PRECISIONS
 
 __all__ = ["add_eval_arguments", "add_train_arguments", "run_eval", "run_train"]
@@ -164,17 +164,7 @@ def run_train(args: argparse.Namespace) -> int:
 def _settings(assignments: list[str], *, task: str) -> dict[str, Any]:
     """``--set`` values by name as written (``steps=3``, ``unet.ngf=8``), each read as JSON where
     it parses: :func:`~imgzoo.training.train` sorts them into task and training settings."""
-    return _flatten(parse_assignments(assignments, task=task))
-
-
-def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    return flatten_dotted(parse_assignments(assignments, task=task))
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from imgzoo.config import flatten_dotted
 from imgzoo.data.base import Dataset
 from imgzoo.data.split import item_shards
 from imgzoo.errors import ConfigError, DataError, OutputExistsError, ResultError, TaskBugError
@@ -625,7 +626,10 @@ class Trainer:
             base_lrs=self.base_lrs,
             started_from=self.started_from,
         )
-        params = {**_flat(self.task.config.model_dump(mode="json"), "task."), **_flat(described, "")}
+        params = {
+            **flatten_dotted(self.task.config.model_dump(mode="json"), "task."),
+            **flatten_dotted(described),
+        }
         return LoggerRun(
             task=self.task.name,
             out_dir=self.out_dir,
@@ -678,14 +682,3 @@ class Trainer:
             raise TaskBugError(
                 self.task.name, "made a pair that is not two CxHxW tensors (input, target) in make_pair()"
             )
-
-
-def _flat(nested: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` as ``{"a.b": 1}`` (with ``prefix`` before every name)."""
-    flat: dict[str, Any] = {}
-    for key, value in nested.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -75,6 +75,13 @@ class Edges2PhotoConfig(TaskConfig):
         description="Weight of the adversarial loss; 0 trains the L1-only U-Net baseline (no discriminator).",
     )
     l1_weight: float = Field(100.0, ge=0, description="Weight of the L1 loss to the photo (pix2pix: 100).")
+    feature_matching_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of pix2pixHD's feature-matching loss: L1 between the discriminator's "
+        "activations on the real pair and on the generated one. It rewards the texture the "
+        "discriminator looks at, which L1 to the photo averages away (pix2pixHD: 10; 0 turns it off).",
+    )
 
     # edges
     extract_edges: bool = Field(

@@ -77,8 +77,19 @@ class PatchDiscriminator(Model):
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        pair = torch.cat([condition, image], dim=1).contiguous(memory_format=torch.channels_last)
-        return self.layers(pair)
+        return self.features(condition, image)[-1]
+
+    def features(self, condition: torch.Tensor, image: torch.Tensor) -> list[torch.Tensor]:
+        """The activations after each LeakyReLU, then the logits: what pix2pixHD's
+        feature-matching loss compares between a real pair and a generated one."""
+        activation = torch.cat([condition, image], dim=1).contiguous(memory_format=torch.channels_last)
+        outputs = []
+        for layer in self.layers:
+            activation = layer(activation)
+            if isinstance(layer, nn.LeakyReLU):
+                outputs.append(activation)
+        outputs.append(activation)
+        return outputs
 
 
 def receptive_field(n_layers: int) -> int:

@@ -188,7 +188,17 @@ class Edges2PhotoTask(Task):
             # leak into the discriminator's next step.
             discriminator.requires_grad_(False)
             try:
-                adversarial = self._gan_loss(discriminator(inputs, fakes), real=True)
+                fake_features = discriminator.features(inputs, fakes)
+                adversarial = self._gan_loss(fake_features[-1], real=True)
+                if config.feature_matching_weight > 0:
+                    with torch.no_grad():
+                        real_features = discriminator.features(inputs, targets)
+                    matching = sum(
+                        F.l1_loss(fake.float(), real.float())
+                        for fake, real in zip(fake_features[:-1], real_features[:-1], strict=True)
+                    ) / (len(real_features) - 1)
+                    g_loss = g_loss + config.feature_matching_weight * matching
+                    losses["feature_matching"] = matching.detach()
             finally:
                 discriminator.requires_grad_(True)
             g_loss = g_loss + config.gan_weight * adversarial

@@ -61,8 +61,21 @@ def test_code_blocks_are_read_with_their_marks() -> None:
     assert blocks[0].body == "x = 1\n"
 
 
+def guides() -> list[Path]:
+    """The documents with Python in them; the reference pages (models, benchmarks) have none."""
+    return [
+        document
+        for document in sorted(DOCS.glob("*.md"))
+        if any(block.language == "python" for block in code_blocks(document.read_text(encoding="utf-8")))
+    ]
+
+
+def test_the_plugin_guide_is_among_the_guides_run() -> None:
+    assert DOCS / "plugins.md" in guides()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("document", sorted(DOCS.glob("*.md")), ids=lambda path: path.name)
+@pytest.mark.parametrize("document", guides(), ids=lambda path: path.name)
 def test_every_python_block_runs(document: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -76,20 +76,20 @@ class PatchDiscriminator(Model):
         # Faster convolutions, as in the U-Net (the stubs lack this keyword of Module.to).
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
-    def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        return self.features(condition, image)[-1]
-
-    def features(self, condition: torch.Tensor, image: torch.Tensor) -> list[torch.Tensor]:
-        """The activations after each LeakyReLU, then the logits: what pix2pixHD's
-        feature-matching loss compares between a real pair and a generated one."""
+    def forward(
+        self, condition: torch.Tensor, image: torch.Tensor, *, with_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits; with ``with_features``, also the activation after each LeakyReLU, which
+        pix2pixHD's feature-matching loss compares between a real pair and a generated one.
+        A keyword of ``forward`` rather than a method of its own, so that it also passes through
+        ``DistributedDataParallel``, which wraps the call alone."""
         activation = torch.cat([condition, image], dim=1).contiguous(memory_format=torch.channels_last)
-        outputs = []
+        features = []
         for layer in self.layers:
             activation = layer(activation)
-            if isinstance(layer, nn.LeakyReLU):
-                outputs.append(activation)
-        outputs.append(activation)
-        return outputs
+            if with_features and isinstance(layer, nn.LeakyReLU):
+                features.append(activation)
+        return (activation, features) if with_features else activation
 
 
 def receptive_field(n_layers: int) -> int:

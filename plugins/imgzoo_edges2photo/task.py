@@ -188,15 +188,17 @@ class Edges2PhotoTask(Task):
             # leak into the discriminator's next step.
             discriminator.requires_grad_(False)
             try:
-                fake_features = discriminator.features(inputs, fakes)
-                adversarial = self._gan_loss(fake_features[-1], real=True)
+                fake_logits, fake_features = discriminator(inputs, fakes, with_features=True)
+                adversarial = self._gan_loss(fake_logits, real=True)
                 if config.feature_matching_weight > 0:
                     with torch.no_grad():
-                        real_features = discriminator.features(inputs, targets)
-                    matching = sum(
-                        F.l1_loss(fake.float(), real.float())
-                        for fake, real in zip(fake_features[:-1], real_features[:-1], strict=True)
-                    ) / (len(real_features) - 1)
+                        _, real_features = discriminator(inputs, targets, with_features=True)
+                    matching = torch.stack(
+                        [
+                            F.l1_loss(fake.float(), real.float())
+                            for fake, real in zip(fake_features, real_features, strict=True)
+                        ]
+                    ).mean()
                     g_loss = g_loss + config.feature_matching_weight * matching
                     losses["feature_matching"] = matching.detach()
             finally:

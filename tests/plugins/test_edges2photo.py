@@ -397,6 +397,28 @@ def test_one_training_step_updates_both_models_discriminator_first() -> None:
         assert all(p.requires_grad for p in model.parameters())
 
 
+def test_feature_matching_adds_its_loss_and_changes_the_generators_step() -> None:
+    task, models = tiny_task(feature_matching_weight=10.0)
+    for model in models.values():
+        model.train()
+    discriminator = models["discriminator"]
+    logits, features = discriminator(*tiny_batch(task), with_features=True)
+    assert torch.equal(logits, discriminator(*tiny_batch(task)))
+    assert len(features) == task.config.disc_layers + 1  # one per LeakyReLU
+
+    def generator_after_one_step(weight: float) -> tuple[dict[str, torch.Tensor], set[str]]:
+        torch.manual_seed(0)
+        task, models = tiny_task(feature_matching_weight=weight)
+        ctx = StepRecorder(task.configure_optimizers(models))
+        losses = task.training_step(models, tiny_batch(task), ctx)
+        return models["generator"].state_dict(), set(losses)
+
+    with_matching, losses = generator_after_one_step(10.0)
+    without, losses_without = generator_after_one_step(0.0)
+    assert losses - losses_without == {"feature_matching"}
+    assert any(not torch.equal(with_matching[name], without[name]) for name in without)
+
+
 @pytest.mark.parametrize("overrides", [{}, {"gan_loss": "lsgan"}, {"gan_weight": 0.0}])
 def test_l1_decreases_over_a_few_steps(overrides: dict[str, object]) -> None:
     task, models = tiny_task(**overrides)

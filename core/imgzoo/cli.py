@@ -111,7 +111,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("task")
     sub.add_argument("inputs", nargs="+", metavar="INPUT")
     sub.add_argument("-o", "--output", help="output file (one input) or directory (default: outputs/TASK)")
-    sub.add_argument("--weights", help="registered weights name, a .safetensors path or a URL")
+    sub.add_argument(
+        "--weights",
+        help="registered weights name, a .safetensors path, a URL or hf://OWNER/REPO[@REVISION]/FILE",
+    )
     _add_place_arguments(sub)
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
@@ -140,7 +143,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("task")
     sub.add_argument("-o", "--output", required=True, help="the file to write (e.g. colorize.onnx)")
     sub.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], help="default: onnx")
-    sub.add_argument("--weights", help="registered weights name, a .safetensors path or a URL")
+    sub.add_argument(
+        "--weights",
+        help="registered weights name, a .safetensors path, a URL or hf://OWNER/REPO[@REVISION]/FILE",
+    )
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -191,7 +197,8 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="TASK=WEIGHTS",
-        help="the weights to serve for TASK: a registered name, a .safetensors path or a URL "
+        help="the weights to serve for TASK: a registered name, a .safetensors path, a URL or an "
+        "hf://OWNER/REPO[@REVISION]/FILE address "
         "(repeatable; default: each task's default weights)",
     )
 
@@ -396,7 +403,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for name, entry in info.weights.items():
         marker = " (default)" if name == info.default_weights else ""
         print(f"    {name}{marker}: {entry.source}")
-        print(f"      sha256 {entry.sha256}  license {entry.license or '?'}")
+        print(f"      sha256 {entry.sha256 or '(not given)'}  license {entry.license or '?'}")
+        if entry.card:
+            print(f"      card {entry.card}")
         if entry.metrics:
             print("      metrics " + ", ".join(f"{k}={v}" for k, v in entry.metrics.items()))
     if trained is not None:

@@ -80,15 +80,16 @@ def check_repo_id(repo_id: str, *, flag: str) -> str:
     return repo_id
 
 
-def download(source: str) -> Path:
+def download(source: str, *, offline: str | None) -> Path:
     """The local file of the Hub address ``source``: from the Hub's cache, downloaded into it first
-    when it is not there and the network may be used. One line naming the address, and whether
-    the lookup was offline, when it cannot be had."""
+    when it is not there and the network may be used (``offline``: imgzoo's own setting that
+    forbids it, as ``HF_HUB_OFFLINE=1`` does). One line naming the address, and whether the lookup
+    was offline, when it cannot be had."""
     address = HubAddress.parse(source)
     hub = _import_hub(f"to fetch {source}")
     from huggingface_hub import errors
 
-    offline = _offline_reason(hub)
+    offline = _offline_reason(hub, offline)
     at = f"at revision {address.revision or 'main'}"
     try:
         return Path(
@@ -136,13 +137,14 @@ def cached_hub_file(source: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def push_folder(folder: Path, repo_id: str, *, message: str) -> str:
+def push_folder(folder: Path, repo_id: str, *, message: str, offline: str | None) -> str:
     """Upload ``folder``'s files to the Hub model repository ``repo_id`` (created if missing) as
-    one commit; the commit's URL. Needs a token (``hf auth login`` or ``HF_TOKEN``) and the network."""
+    one commit; the commit's URL. Needs a token (``hf auth login`` or ``HF_TOKEN``) and the network
+    (``offline`` as for `download`)."""
     hub = _import_hub(f"to push to {repo_id}")
     from huggingface_hub import errors
 
-    offline = _offline_reason(hub)
+    offline = _offline_reason(hub, offline)
     if offline is not None:
         raise OutputError(f"cannot push to {repo_id} while offline ({offline}): unset it first", path=repo_id)
     api = hub.HfApi(library_name="imgzoo")
@@ -161,11 +163,9 @@ def push_folder(folder: Path, repo_id: str, *, message: str) -> str:
     return str(commit.commit_url)
 
 
-def _offline_reason(hub: ModuleType) -> str | None:
-    """The setting that forbids the network ("HF_HUB_OFFLINE=1"), or None when none does."""
-    from imgzoo.weights import offline_setting
-
-    return "HF_HUB_OFFLINE=1" if hub.constants.HF_HUB_OFFLINE else offline_setting()
+def _offline_reason(hub: ModuleType, own: str | None) -> str | None:
+    """The setting that forbids the network ("HF_HUB_OFFLINE=1", or imgzoo's ``own``), or None."""
+    return "HF_HUB_OFFLINE=1" if hub.constants.HF_HUB_OFFLINE else own
 
 
 def _import_hub(purpose: str) -> ModuleType:

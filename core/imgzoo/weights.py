@@ -337,7 +337,7 @@ def resolve_weights_file(
     then only cached files resolve.
     """
     if is_hub_address(source):
-        return hub_download(source)
+        return hub_download(source, offline=offline_setting())
     if is_remote_source(source):
         return _cached_download(source, sha256, size)
     resource = _RESOURCE_SOURCE.match(source)

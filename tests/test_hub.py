@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
 
 import imgzoo
+from fake_hub import COMMIT_1, COMMIT_2, put_in_hub_cache
 from imgzoo import cli
 from imgzoo.errors import MissingExtraError, WeightsError
 from imgzoo.hub import HubAddress
@@ -24,46 +24,6 @@ from toy_tasks import write_invert_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("toy_tasks")
-COMMIT_1, COMMIT_2 = "1" * 40, "2" * 40
-
-
-@pytest.fixture
-def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Hugging Face cache, offline. huggingface_hub reads its environment once, when it
-    is imported: its constants are set as the environment would have set them."""
-    cache = tmp_path / "hf" / "hub"
-    cache.mkdir(parents=True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
-def put_in_hub_cache(
-    cache: Path,
-    repo_id: str,
-    path: str,
-    file: Path,
-    *,
-    commit: str = COMMIT_1,
-    refs: tuple[str, ...] = ("main",),
-) -> None:
-    """Lay ``file`` out as huggingface_hub's cache keeps a download of ``repo_id``'s ``path`` at
-    ``commit``: the content under ``blobs/`` named by its sha256, linked from ``snapshots/COMMIT/PATH``,
-    and each ref in ``refs/`` naming the commit."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    blob.write_bytes(file.read_bytes())
-    snapshot = repo / "snapshots" / commit / path
-    snapshot.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.unlink(missing_ok=True)
-    snapshot.symlink_to(os.path.relpath(blob, snapshot.parent))
-    for ref in refs:
-        (repo / "refs").mkdir(exist_ok=True)
-        (repo / "refs" / ref).write_text(commit)
 
 
 @pytest.fixture

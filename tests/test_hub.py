@@ -155,7 +155,7 @@ def test_info_links_each_entry_to_its_model_card(tmp_path: Path, capsys: pytest.
 
 
 @pytest.mark.slow
-def test_training_and_the_cli_take_hub_weights(
+def test_training_and_imgzoo_run_take_hub_weights(
     hub_weights: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from imgzoo.images import load_image, save_image
@@ -242,3 +242,15 @@ def test_the_server_serves_hub_weights(hub_weights: tuple[str, Path]) -> None:
         answer = client.post("/v1/tasks/invert", content=picture, headers={"content-type": "image/png"})
     assert answer.status_code == 200
     np.testing.assert_array_equal(decode_png(answer.content), imgzoo.run("invert", picture, weights=local))
+
+
+def test_an_export_records_the_hub_weights_it_was_made_from(
+    hub_weights: tuple[str, Path], tmp_path: Path
+) -> None:
+    from imgzoo.exporting import export, exported_metadata
+
+    address, local = hub_weights
+    report = export("invert", address, format="torchscript", output=tmp_path / "invert.pt")
+    stored = exported_metadata(report.file)
+    assert stored["imgzoo.weights"] == address
+    assert stored["imgzoo.weights_sha256"] == hashlib.sha256(local.read_bytes()).hexdigest()

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 import imgzoo.plugins as plugins
 from imgzoo.errors import ConfigError, RegistryError, WeightsError
+from imgzoo.hub import HubAddress, is_hub_address
 from imgzoo.registry_file import read_registry_file
 
 if TYPE_CHECKING:
@@ -52,10 +53,20 @@ class WeightsEntry(BaseModel):
 
     name: str = Field(description="Name used with weights=... and --weights.")
     file: str | None = Field(
-        None, description="Local path (relative to the registry file) or 'package:path'."
+        None,
+        description="Local path (relative to the registry file), 'package:path', or a Hugging Face Hub "
+        "address 'hf://OWNER/REPO[@REVISION]/PATH.safetensors' (downloaded into the Hub's cache).",
     )
     url: str | None = Field(None, description="http(s) URL, downloaded once into the cache.")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Full sha256 of the file, checked before use.")
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Full sha256 of the file, checked before use. Required, except for hf:// weights "
+        "(whose own recorded digest is checked in any case).",
+    )
+    card: str | None = Field(
+        None, description="URL of the weights' model card; for hf:// weights, their Hub repository's page."
+    )
     size: int | None = Field(
         None, gt=0, description="Size of the file in bytes: a download that grows past it is stopped."
     )
@@ -71,6 +82,16 @@ class WeightsEntry(BaseModel):
     def _one_source(self) -> WeightsEntry:
         if (self.file is None) == (self.url is None):
             raise ValueError("give exactly one of 'file' and 'url'")
+        if not is_hub_address(self.source):
+            if self.sha256 is None:
+                raise ValueError("give the file's 'sha256' (only hf:// weights may leave it out)")
+            return self
+        try:
+            address = HubAddress.parse(self.source)
+        except WeightsError as error:
+            raise ValueError(str(error)) from None
+        if self.card is None:
+            self.card = address.page
         return self
 
     @property

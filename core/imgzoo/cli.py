@@ -5,6 +5,7 @@
     imgzoo run TASK INPUT... [--input NAME=PATH]... [-o OUT] [--overwrite] [--weights W] [--set key=value]...
                [--backend torch|onnxruntime]
     imgzoo export TASK [--weights W] --format onnx|torchscript -o FILE [--set key=value]...
+    imgzoo publish RUN_DIR_OR_WEIGHTS -o FOLDER [--repo OWNER/REPO] [--push OWNER/REPO] [--license ID]
     imgzoo train TASK --data SPEC --out DIR ...        imgzoo eval TASK --data SPEC ...
     imgzoo serve [TASK...] [--host H] [--port P] [--max-batch N] [--max-wait-ms M] [--queue N] ...
     imgzoo plugins [--json]
@@ -111,7 +112,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("task")
     sub.add_argument("inputs", nargs="+", metavar="INPUT")
     sub.add_argument("-o", "--output", help="output file (one input) or directory (default: outputs/TASK)")
-    sub.add_argument("--weights", help="registered weights name, a .safetensors path or a URL")
+    sub.add_argument(
+        "--weights",
+        help="registered weights name, a .safetensors path, a URL or hf://OWNER/REPO[@REVISION]/FILE",
+    )
     _add_place_arguments(sub)
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
@@ -140,7 +144,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("task")
     sub.add_argument("-o", "--output", required=True, help="the file to write (e.g. colorize.onnx)")
     sub.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], help="default: onnx")
-    sub.add_argument("--weights", help="registered weights name, a .safetensors path or a URL")
+    sub.add_argument(
+        "--weights",
+        help="registered weights name, a .safetensors path, a URL or hf://OWNER/REPO[@REVISION]/FILE",
+    )
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -191,9 +198,36 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="TASK=WEIGHTS",
-        help="the weights to serve for TASK: a registered name, a .safetensors path or a URL "
+        help="the weights to serve for TASK: a registered name, a .safetensors path, a URL or an "
+        "hf://OWNER/REPO[@REVISION]/FILE address "
         "(repeatable; default: each task's default weights)",
     )
+
+    sub = command(
+        "publish",
+        _cmd_publish,
+        "write a training run (or a weights file) as a Hugging Face Hub folder: weights, model card, "
+        "registry entry",
+    )
+    sub.add_argument(
+        "source", metavar="RUN_DIR_OR_WEIGHTS", help="a training run's --out folder, or a weights file"
+    )
+    sub.add_argument("-o", "--output", required=True, metavar="FOLDER", help="the folder to write")
+    sub.add_argument(
+        "--repo",
+        metavar="OWNER/REPO",
+        help="the Hub repository the weights will live in, for their hf:// address (default: a placeholder)",
+    )
+    sub.add_argument(
+        "--push", metavar="OWNER/REPO", help="also upload the folder to this Hub repository (needs a token)"
+    )
+    sub.add_argument(
+        "--license",
+        metavar="ID",
+        help="the weights' licence, an SPDX id such as mit or apache-2.0 (default: the run's registry "
+        "entry's)",
+    )
+    sub.add_argument("--overwrite", action="store_true", help="replace files of the same names in FOLDER")
 
     sub = command("plugins", _cmd_plugins, "list plugins: distribution, version, hooks, tasks, status")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
@@ -396,7 +430,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for name, entry in info.weights.items():
         marker = " (default)" if name == info.default_weights else ""
         print(f"    {name}{marker}: {entry.source}")
-        print(f"      sha256 {entry.sha256}  license {entry.license or '?'}")
+        print(f"      sha256 {entry.sha256 or '(not given)'}  license {entry.license or '?'}")
+        if entry.card:
+            print(f"      card {entry.card}")
         if entry.metrics:
             print("      metrics " + ", ".join(f"{k}={v}" for k, v in entry.metrics.items()))
     if trained is not None:
@@ -459,6 +495,33 @@ def _served_weights(assignments: Sequence[str]) -> dict[str, str]:
         plugins.task_declaration(task.strip())  # an unknown task is named now, with close names
         chosen[task.strip()] = weights
     return chosen
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from imgzoo.publishing import PLACEHOLDER_REPO, publish
+
+    if args.repo and args.push and args.repo != args.push:
+        raise ArgumentError(
+            f"--repo {args.repo} and --push {args.push} name different repositories: give one",
+            argument="--repo",
+        )
+    published = publish(
+        args.source,
+        args.output,
+        repo=args.push or args.repo,
+        license=args.license,
+        push=args.push is not None,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {published.folder}: {', '.join(published.files)}")
+    if published.pushed is not None:
+        print(f"pushed: {published.pushed}")
+        print(f"use it with: --weights {published.address}")
+    elif PLACEHOLDER_REPO in published.address:
+        print(f"the address {published.address} is a placeholder: publish again with --repo OWNER/REPO")
+    else:
+        print(f"upload it with --push {args.repo}, then use it with: --weights {published.address}")
+    return 0
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

@@ -85,7 +85,7 @@ def _locate_weights(task: str, weights: WeightsArg) -> LoadedWeights | None:
     if weights is None or weights is True:
         return None
     text = str(weights)
-    if text.startswith(("http://", "https://")):
+    if _weights.is_remote_source(text):
         return LoadedWeights(name=text, path=_weights.resolve_weights_file(text, sha256=None))
     path = Path(text).expanduser()
     if path.is_file():
@@ -102,7 +102,8 @@ def build_task(
 ) -> tuple[Task, dict[str, torch.nn.Module], LoadedWeights | None]:
     """Resolve config and weights for a task and build its models with the weights loaded.
 
-    ``weights``: a registered weights name, a path, a URL, ``None`` for the task's default
+    ``weights``: a registered weights name, a path, a URL, a Hub address
+    (``hf://OWNER/REPO[@REVISION]/PATH.safetensors``), ``None`` for the task's default
     (fresh init if it has none) or ``False`` for a fresh init.
     """
     task_class = plugins.get_task_class(task)

@@ -10,7 +10,8 @@ A registry file::
 
     [tasks.colorize.weights.minifigs-v1]
     file = "imgzoo_colorize:weights/colorize-minifigs-v1.safetensors"   # or a path, or url = "https://..."
-    sha256 = "…64 hex digits…"
+    sha256 = "…64 hex digits…"          # optional for file = "hf://OWNER/REPO[@REVISION]/PATH" only
+    card = "https://..."                 # optional: the model card (hf:// weights: their repository)
     size = 1234567                                   # optional: bytes; a bigger download is stopped
     license = "MIT"
     recipe = { steps = 3000, batch_size = 10, optimizer = "rmsprop" }

@@ -58,7 +58,13 @@ from imgzoo.errors import ArgumentError, ResultError, TaskBugError, TaskContract
 from imgzoo.images import Image, luma
 from imgzoo.pipeline import Pipeline, Request, load
 from imgzoo.task import Task, TaskConfig
-from imgzoo.weights import load_weights, resolve_weights_file, save_weights, state_tensors
+from imgzoo.weights import (
+    is_remote_source,
+    load_weights,
+    resolve_weights_file,
+    save_weights,
+    state_tensors,
+)
 
 __all__ = [
     "CHECKS",
@@ -427,9 +433,14 @@ def check_trainer(name: str, overrides: Overrides = None) -> None:
 
 def check_registered_weights(name: str, overrides: Overrides = None) -> None:
     """Every registered weights file that is local (shipped in a package, or on disk) matches
-    its sha256, is weights for this task, loads and runs. Weights behind URLs are not fetched."""
+    its sha256, is weights for this task, loads and runs. Weights behind URLs (or on the Hub)
+    are not fetched."""
     info = catalogue.task_info(name)
-    local = {weights_name: entry for weights_name, entry in info.weights.items() if entry.file is not None}
+    local = {
+        weights_name: entry
+        for weights_name, entry in info.weights.items()
+        if entry.file is not None and not is_remote_source(entry.file)
+    }
     if not local:
         raise CheckNotApplicable(f"task {name!r} registers no local weights files to verify")
     for weights_name, entry in local.items():

@@ -10,7 +10,8 @@ loaded by path, with no registry entry to compare against; files without one (wr
 tools) load unchecked.
 
 Where a file comes from is a *source* string (see `resolve_weights_file`): a local path, a
-package resource or an http(s) URL, downloaded once into `cache_dir`.
+package resource, an http(s) URL, downloaded once into `cache_dir`, or a Hugging Face Hub address
+``hf://OWNER/REPO[@REVISION]/PATH``, downloaded into the Hub's cache (:mod:`imgzoo.hub`).
 
 torch is imported inside the functions that need it, so ``import imgzoo`` stays light and
 `read_metadata` / `sha256_file` work without it. Nothing here ever unpickles: safetensors only.
@@ -39,6 +40,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from imgzoo.errors import ConfigError, WeightsError
 from imgzoo.files import fsync_path, replaced_atomically
+from imgzoo.hub import cached_hub_file, is_hub_address
+from imgzoo.hub import download as hub_download
 
 if TYPE_CHECKING:
     import torch
@@ -46,9 +49,11 @@ if TYPE_CHECKING:
 __all__ = [
     "cache_dir",
     "content_digest",
+    "is_remote_source",
     "load_state",
     "load_weights",
     "local_weights_file",
+    "offline_setting",
     "read_metadata",
     "read_tensors",
     "resolve_weights_file",
@@ -319,16 +324,21 @@ def resolve_weights_file(
 ) -> Path:
     """Turn a weights source into a local file, downloading it into `cache_dir` if needed.
 
-    ``source`` is an ``http(s)://`` URL, a package resource ``"package.name:path/in/package"``,
-    or a local path (relative ones are taken from ``base_dir``, e.g. the registry's folder).
-    Downloads are verified against ``sha256``; other files are verified by `load_weights`. A
+    ``source`` is an ``http(s)://`` URL, a Hugging Face Hub address
+    ``hf://OWNER/REPO[@REVISION]/PATH`` (downloaded into the Hub's cache, see :mod:`imgzoo.hub`),
+    a package resource ``"package.name:path/in/package"``, or a local path (relative ones are taken
+    from ``base_dir``, e.g. the registry's folder).
+    URL downloads are verified against ``sha256``; other files are verified by `load_weights`. A
     download stops with a WeightsError once it exceeds ``size`` bytes (when given; else 4 GiB) or
     what the server announced, or when it takes longer than ``$IMGZOO_DOWNLOAD_DEADLINE`` seconds
     (default an hour; ``$IMGZOO_DOWNLOAD_TIMEOUT``, default 30, bounds each wait for the server).
     A cached copy that no longer matches is downloaded again.
-    Set ``IMGZOO_OFFLINE=1`` to forbid the network: then only cached URLs resolve.
+    Set ``IMGZOO_OFFLINE=1`` (for Hub addresses, ``HF_HUB_OFFLINE=1`` too) to forbid the network:
+    then only cached files resolve.
     """
-    if urllib.parse.urlsplit(source).scheme in ("http", "https"):
+    if is_hub_address(source):
+        return hub_download(source, offline=offline_setting())
+    if is_remote_source(source):
         return _cached_download(source, sha256, size)
     resource = _RESOURCE_SOURCE.match(source)
     if resource:
@@ -341,9 +351,16 @@ def resolve_weights_file(
     return local
 
 
+def is_remote_source(source: str) -> bool:
+    """Whether a weights source is downloaded (an http(s) URL or a Hub address), not found on disk."""
+    return is_hub_address(source) or urllib.parse.urlsplit(source).scheme in ("http", "https")
+
+
 def local_weights_file(source: str, *, sha256: str | None, base_dir: Path | None = None) -> Path | None:
     """The file a weights source names if it is on this machine already (a URL's once it is
     cached), else None; never downloads. Like `resolve_weights_file`, it verifies nothing."""
+    if is_hub_address(source):
+        return cached_hub_file(source)
     if urllib.parse.urlsplit(source).scheme in ("http", "https"):
         cached = _cache_path(source, _normalized_sha256(sha256) if sha256 is not None else None)
         return cached if cached.is_file() else None
@@ -351,6 +368,12 @@ def local_weights_file(source: str, *, sha256: str | None, base_dir: Path | None
         return resolve_weights_file(source, sha256=sha256, base_dir=base_dir)
     except WeightsError:
         return None
+
+
+def offline_setting() -> str | None:
+    """The setting that forbids downloads (``"IMGZOO_OFFLINE=1"``), or None when downloads are allowed."""
+    value = os.environ.get("IMGZOO_OFFLINE", "")
+    return f"IMGZOO_OFFLINE={value}" if value.strip().lower() in _TRUE_WORDS else None
 
 
 def cache_dir() -> Path:
@@ -505,11 +528,11 @@ def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
     cached = target.is_file()
     if cached and _is_intact(target, expected):
         return target
-    offline = os.environ.get("IMGZOO_OFFLINE", "")
-    if offline.strip().lower() in _TRUE_WORDS:
+    offline = offline_setting()
+    if offline is not None:
         state = "its cached copy is damaged" if cached else "it is not cached"
         raise WeightsError(
-            f"offline mode is on (IMGZOO_OFFLINE={offline}) and {url} is needed but {state}: "
+            f"offline mode is on ({offline}) and {url} is needed but {state}: "
             f"download it by hand to {target}, or unset IMGZOO_OFFLINE to let imgzoo download it",
             path=target,
         )

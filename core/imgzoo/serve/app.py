@@ -403,15 +403,13 @@ def _prepare_job(
 
 def _trained_config(task: str, weights: str | None) -> dict[str, Any] | None:
     """The config the served weights were trained with: a registered name's (the default's when
-    None), or a local file's, read from its header."""
-    from pathlib import Path
-
-    from imgzoo.weights import read_metadata
+    None), or a file's on this machine (a local path, a downloaded URL or Hub file), read from its header."""
+    from imgzoo.weights import local_weights_file, read_metadata
 
     if weights is not None and weights not in catalogue.task_info(task).weights:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            return None  # a URL: loading it says what it holds
+        path = local_weights_file(weights, sha256=None)
+        if path is None:
+            return None  # not downloaded yet: loading it says what it holds
         config = read_metadata(path).get("config")
         return config if isinstance(config, dict) else None
     return catalogue.weights_config(task, weights)

@@ -50,7 +50,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
     )
     parser.add_argument(
-        "--weights", help="start from these weights (a name, path or URL) instead of a fresh init"
+        "--weights",
+        help="start from these weights (a name, path, URL or hf:// address) instead of a fresh init",
     )
     parser.add_argument(
         "--logger",
@@ -72,7 +73,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", required=True, metavar="SPEC", help="the images to evaluate on (a data spec)"
     )
     parser.add_argument(
-        "--weights", help="a registered name, a path or URL (default: the task's default weights)"
+        "--weights",
+        help="a registered name, a path, a URL or an hf:// address (default: the task's default weights)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print the metrics, the weights and the data measured as JSON"

@@ -9,7 +9,6 @@ data, the processes, the optimizers and the weights the run started from), how g
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from imgzoo.files import write_atomically
 from imgzoo.task import Task
 from imgzoo.training.config import RECIPE_SETTINGS, TrainConfig
 from imgzoo.training.environment import code_version
-from imgzoo.training.report import registry_entry
+from imgzoo.training.report import registry_entry, registry_name
 from imgzoo.weights import save_weights, state_tensors, write_failure
 
 __all__ = ["Exported", "recipe", "write_weights"]
@@ -81,9 +80,13 @@ def write_weights(
     path = out_dir / f"{task.name}.safetensors"
     dtype = torch.float16 if config.export_dtype == "fp16" else None
     sha256 = save_weights(path, tensors, metadata=metadata, dtype=dtype)
-    name = re.sub(r"[^a-z0-9._-]+", "-", out_dir.resolve().name.lower()).strip("-.") or "trained"
     entry = registry_entry(
-        task.name, name, file=path.name, sha256=sha256, recipe=dict(recipe), metrics=dict(metrics)
+        task.name,
+        registry_name(out_dir.resolve().name),
+        file=path.name,
+        sha256=sha256,
+        recipe=dict(recipe),
+        metrics=dict(metrics),
     )
     entry_path = out_dir / "registry-entry.toml"
     try:

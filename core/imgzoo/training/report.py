@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "draw_loss_curve",
     "grid_shape",
     "registry_entry",
+    "registry_name",
     "save_grid",
     "save_loss_curve",
 ]
@@ -264,18 +266,37 @@ def _distinct_labels(levels: Sequence[float]) -> list[str]:
 
 
 def registry_entry(
-    task: str, name: str, *, file: str, sha256: str, recipe: Mapping[str, Any], metrics: Mapping[str, Any]
+    task: str,
+    name: str,
+    *,
+    file: str,
+    sha256: str,
+    recipe: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    license: str | None = None,
 ) -> str:
-    """A ``[tasks.TASK.weights.NAME]`` table for a registry file (see :mod:`imgzoo.registry_file`)."""
+    """A ``[tasks.TASK.weights.NAME]`` table for a registry file (see :mod:`imgzoo.registry_file`);
+    without ``license``, a line asking for it."""
+    licence_line = (
+        f"license = {_toml_value(license)}"
+        if license
+        else 'license = "TODO"  # the licence of these weights (and of the data they were trained on)'
+    )
     lines = [
         f"[tasks.{_toml_key(task)}.weights.{_toml_key(name)}]",
         f"file = {_toml_value(file)}",
         f"sha256 = {_toml_value(sha256)}",
-        'license = "TODO"  # the licence of these weights (and of the data they were trained on)',
+        licence_line,
         f"recipe = {_toml_value(recipe)}",
         f"metrics = {_toml_value(metrics)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def registry_name(text: str) -> str:
+    """A weights name for a registry entry made from ``text`` (a run folder's name): lowercase
+    letters, digits, '.', '_' and '-'."""
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "trained"
 
 
 def _toml_key(key: str) -> str:

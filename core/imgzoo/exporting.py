@@ -202,9 +202,7 @@ def export(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no weights: untrained": exporting one is allowed
         pipeline = load(task, weights, device="cpu", precision="fp32", config_file=config_file, **overrides)
-    return export_pipeline(
-        pipeline, target, format=format, check_images=check_images, standalone=standalone
-    )
+    return export_pipeline(pipeline, target, format=format, check_images=check_images, standalone=standalone)
 
 
 def check_format(format: str, task: str, *, standalone: bool = False) -> None:
@@ -475,7 +473,9 @@ def _export_standalone(pipeline: Pipeline, target: Path, check_images: Sequence[
 
             session = open_session(part)
             checks = [
-                _compare_results(label, picture, reference, session.run(None, {STANDALONE_INPUT: picture})[0], name)
+                _compare_results(
+                    label, picture, reference, session.run(None, {STANDALONE_INPUT: picture})[0], name
+                )
                 for (label, picture), reference in zip(pictures, references, strict=True)
             ]
     except OSError as error:
@@ -494,10 +494,14 @@ def _standalone_pictures(task: Any, check_images: Sequence[Any] | None) -> Itera
     sources = [(picture.path.name if picture.path is not None else picture.source, picture.pixels)
                for item in check_images for picture in _images.read_images(item)[0]]  # fmt: skip
     rng = np.random.default_rng(0)
+    rgb: np.ndarray
+    one_channel: np.ndarray
     for number, (height, width) in enumerate(STANDALONE_SIZES):
         if sources:
             label, pixels = sources[number % len(sources)]
-            shrunk = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA).reshape(height, width, -1)
+            shrunk = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA).reshape(
+                height, width, -1
+            )
             rgb = shrunk if shrunk.shape[2] == 3 else np.repeat(shrunk, 3, axis=2)
         else:
             label, rgb = "random", rng.random((height, width, 3), dtype=np.float32)
@@ -507,7 +511,10 @@ def _standalone_pictures(task: Any, check_images: Sequence[Any] | None) -> Itera
             one_channel = rgb[..., :1]
         for picture in (rgb, one_channel):
             channels = picture.shape[2]
-            yield f"{label} {width}x{height}, {channels} channel{'s' * (channels > 1)}", _images.to_uint8(picture)
+            yield (
+                f"{label} {width}x{height}, {channels} channel{'s' * (channels > 1)}",
+                _images.to_uint8(picture),
+            )
 
 
 def _run_result(pipeline: Pipeline, picture: np.ndarray) -> np.ndarray:
@@ -533,9 +540,9 @@ def _compare_results(
     largest, mean = float(difference.max()), float(difference.mean())
     if largest > STANDALONE_MAX_LEVELS or mean > STANDALONE_MEAN_LEVELS:
         raise ExportError(
-            f"{where} differs from run(precision='fp32') on {label} by up to {largest:.0f} levels, {mean:.2f} "
-            f"on average (at most {STANDALONE_MAX_LEVELS} and {STANDALONE_MEAN_LEVELS} allowed): a step of "
-            "its standalone_module() does not reproduce the task's processing",
+            f"{where} differs from run(precision='fp32') on {label} by up to {largest:.0f} levels, "
+            f"{mean:.2f} on average (at most {STANDALONE_MAX_LEVELS} and {STANDALONE_MEAN_LEVELS} "
+            "allowed): a step of its standalone_module() does not reproduce the task's processing",
             task=task,
             format="onnx",
         )

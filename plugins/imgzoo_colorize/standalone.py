@@ -21,6 +21,7 @@ formula (D65 white, sRGB gamma, its constants), within a level of its 8-bit conv
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import cv2
@@ -47,6 +48,7 @@ _LINEAR_SLOPE = 7.787
 _LINEAR_L = 903.3
 
 
+@lru_cache(maxsize=1)
 def lightness_tables() -> tuple[torch.Tensor, torch.Tensor]:
     """OpenCV's L of every 8-bit RGB colour, indexed by ``R * 65536 + G * 256 + B``: from its
     float conversion of the colour / 255 (float32: the guided filter follows steps of L as
@@ -73,7 +75,11 @@ def _srgb(linear: torch.Tensor) -> torch.Tensor:
 
 def lab_to_rgb(light: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """L (0..100), a and b to ...x3 sRGB in [0, 1], as OpenCV converts float Lab."""
-    fy = torch.where(light <= _LINEAR_THRESHOLD * _LINEAR_L, _LINEAR_SLOPE * light / _LINEAR_L + 16 / 116, (light + 16) / 116)
+    fy = torch.where(
+        light <= _LINEAR_THRESHOLD * _LINEAR_L,
+        _LINEAR_SLOPE * light / _LINEAR_L + 16 / 116,
+        (light + 16) / 116,
+    )
     fx, fz = fy + a / 500, fy - b / 200
     threshold = _LINEAR_SLOPE * _LINEAR_THRESHOLD + 16 / 116
 
@@ -86,37 +92,73 @@ def lab_to_rgb(light: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.T
     return _srgb(xyz @ matrix.T)
 
 
-def _resize_weights(target: torch.Tensor, source: torch.Tensor, area: torch.Tensor, *, eight_bit: bool) -> torch.Tensor:
-    """target x source matrix that resizes one axis as OpenCV does: by area (each target pixel
-    the mean of the source it covers) where ``area``, else bilinear with half-pixel centres and
-    edges replicated (weighed in 2048ths for ``eight_bit`` pictures, as OpenCV's fixed point
-    does). Sizes are 0-d int64 tensors, so that the graph keeps them free."""
+def _positions(start: int | torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """``torch.arange(start, end)`` in float64, ``end`` a size tensor that the graph keeps free."""
+    return torch.arange(start, end, dtype=torch.float64)  # type: ignore[call-overload]
+
+
+def _area_weights(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """target x source matrix that resizes one axis by area, as cv2.INTER_AREA shrinks: each
+    target pixel the mean of the source it covers. Sizes are 0-d int64 tensors, so that the
+    graph keeps them free."""
     scale = source.double() / target.double()
-    rows = torch.arange(target, dtype=torch.float64)[:, None]
-    columns = torch.arange(source, dtype=torch.float64)[None, :]
-    # Area: the overlap of [column, column + 1) with the row's cell [row, row + 1) * scale.
-    overlap = (torch.minimum(columns + 1, (rows + 1) * scale) - torch.maximum(columns, rows * scale)).clamp(min=0)
-    by_area = overlap / scale
-    position = ((rows + 0.5) * scale - 0.5).clamp(min=0)
+    rows = _positions(0, target)[:, None]
+    columns = _positions(0, source)[None, :]
+    # The overlap of [column, column + 1) with the row's cell [row, row + 1) * scale.
+    overlap = torch.minimum(columns + 1, (rows + 1) * scale) - torch.maximum(columns, rows * scale)
+    return (overlap.clamp(min=0) / scale).float()
+
+
+def _linear_taps(
+    target: torch.Tensor, source: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(left, right, weight of right) of each target pixel along one axis, bilinear with
+    half-pixel centres and edges replicated, as cv2.INTER_LINEAR and cv2.warpAffine sample."""
+    scale = source.double() / target.double()
+    position = ((_positions(0, target) + 0.5) * scale - 0.5).clamp(min=0)
     left = position.floor()
-    fraction = position - left
-    if eight_bit:
-        fraction = (fraction * 2048).round() / 2048
-    last = (source - 1).double()
-    by_line = (1 - fraction) * (columns == left.clamp(max=last)) + fraction * (columns == (left + 1).clamp(max=last))
-    return torch.where(area, by_area, by_line).float()
+    last = source - 1
+    fraction = torch.where(left >= last, torch.zeros_like(position), position - left)
+    left = left.long().clamp(max=last)
+    return left, (left + 1).clamp(max=last), fraction
 
 
-def resized(image: torch.Tensor, height: torch.Tensor, width: torch.Tensor, *, eight_bit: bool) -> torch.Tensor:
+def _bilinear(
+    image: torch.Tensor, height: torch.Tensor, width: torch.Tensor, *, eight_bit: bool
+) -> torch.Tensor:
+    """An HxWxC picture resized bilinearly; ``eight_bit``: in OpenCV's fixed point for 8-bit
+    pictures (weights in 2048ths, the vertical pass with its truncations), so that the rounded
+    result matches cv2.resize's but for a level at a few pixels of the first and last rows."""
+    left, right, fraction = _linear_taps(width, _size(image, 1))
+    top, bottom, down = _linear_taps(height, _size(image, 0))
+    if not eight_bit:
+        fraction, down = fraction.float()[:, None], down.float()[:, None, None]
+        across = image.index_select(1, left) * (1 - fraction) + image.index_select(1, right) * fraction
+        return across.index_select(0, top) * (1 - down) + across.index_select(0, bottom) * down
+    fraction, down = (fraction * 2048).round()[:, None], (down * 2048).round()[:, None, None]
+    across = (
+        image.double().index_select(1, left) * (2048 - fraction)
+        + image.double().index_select(1, right) * fraction
+    )
+    upper = ((2048 - down) * (across.index_select(0, top) / 16).floor() / 65536).floor()
+    lower = (down * (across.index_select(0, bottom) / 16).floor() / 65536).floor()
+    return ((upper + lower + 2) / 4).floor().float()
+
+
+def resized(
+    image: torch.Tensor, height: torch.Tensor, width: torch.Tensor, *, eight_bit: bool
+) -> torch.Tensor:
     """An HxWxC float picture resized to ``height`` x ``width`` as :meth:`ColorizeTask.preprocess`
     and :func:`~imgzoo_colorize.color.colorize` resize: by area when both sides shrink (or
     stay), else bilinear. ``eight_bit``: the values are an 8-bit picture's, and so is the result."""
     source_height, source_width = _size(image, 0), _size(image, 1)
     area = (height <= source_height) & (width <= source_width)
-    rows = _resize_weights(height, source_height, area, eight_bit=eight_bit)
-    columns = _resize_weights(width, source_width, area, eight_bit=eight_bit)
-    result = torch.einsum("ij,jkc,lk->ilc", rows, image, columns)
-    return result.round().clamp(0, 255) if eight_bit else result
+    by_area = torch.einsum(
+        "ij,jkc,lk->ilc", _area_weights(height, source_height), image, _area_weights(width, source_width)
+    )
+    if eight_bit:
+        by_area = by_area.round()
+    return torch.where(area, by_area, _bilinear(image, height, width, eight_bit=eight_bit))
 
 
 def _size(tensor: torch.Tensor, axis: int) -> torch.Tensor:
@@ -124,7 +166,9 @@ def _size(tensor: torch.Tensor, axis: int) -> torch.Tensor:
     return torch._shape_as_tensor(tensor)[axis]
 
 
-def _working_size(height: torch.Tensor, width: torch.Tensor, long_side: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _working_size(
+    height: torch.Tensor, width: torch.Tensor, long_side: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`~imgzoo_colorize.color.working_size` on size tensors (float64 as Python's, and
     ``round`` to even as Python's)."""
     scale = long_side / torch.maximum(height, width).double()
@@ -142,7 +186,7 @@ def _box_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
         return values
 
     def reflected(length: torch.Tensor) -> torch.Tensor:
-        index = torch.arange(-radius, length + radius).remainder(2 * length)
+        index = _positions(-radius, length + radius).long().remainder(2 * length)
         return torch.where(index >= length, 2 * length - 1 - index, index)
 
     padded = values.index_select(2, reflected(_size(values, 2))).index_select(3, reflected(_size(values, 3)))
@@ -151,6 +195,9 @@ def _box_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
 
 class StandaloneColorize(torch.nn.Module):
     """``run("colorize", picture)`` for one uint8 HxWxC picture (C = 1 or 3): uint8 HxWx3 RGB."""
+
+    float_lightness: torch.Tensor
+    eight_bit_lightness: torch.Tensor
 
     def __init__(self, task: ColorizeTask, models: Mapping[str, torch.nn.Module]) -> None:
         super().__init__()
@@ -171,8 +218,11 @@ class StandaloneColorize(torch.nn.Module):
         small = resized(rgb, small_height, small_width, eight_bit=True)
         encoded = self.float_lightness[_colour_index(small)] * (1 / 50) - 1
 
-        # forward: the chroma, scaled by its confidence (and by whatever else forward applies).
-        lab = self.task.forward(self.models, encoded[None, None])[0].float()
+        # forward: the task's own, so that what it does to the chroma is in the graph as it is in
+        # run(): the mirrored pass and the confidence that scales the chroma (and any fade applied
+        # where the chroma is scaled, as the out-of-domain fade will be). A fade applied after
+        # forward instead belongs here, as one call on ``lab[1:]``.
+        lab = self.task.forward(dict(self.models.items()), encoded[None, None])[0].float()
         ab = lab[1:] * AB_SCALE
 
         # postprocess: the chroma's linear models of lightness (``chroma_models``)...

@@ -149,9 +149,9 @@ class ExportReport:
                 difference = f"max abs difference {check.max_abs_difference:.2e}"
             else:
                 difference = (
-                    f"max abs difference {check.max_abs_difference:.0f}, mean {check.mean_abs_difference:.3f}"
+                    f"max abs difference {check.max_abs_difference:.0f}, mean {check.mean_abs_difference:.4f}"
                 )
-            lines.append(f"  {check.input:<32} input {shape:<16} {difference}")
+            lines.append(f"  {check.input:<34} input {shape:<16} {difference}")
         if self.standalone:
             lines.append(
                 f"  every result within {STANDALONE_MAX_LEVELS} levels of run()'s (fp32), "

@@ -153,9 +153,9 @@ def resized(
     stay), else bilinear. ``eight_bit``: the values are an 8-bit picture's, and so is the result."""
     source_height, source_width = _size(image, 0), _size(image, 1)
     area = (height <= source_height) & (width <= source_width)
-    by_area = torch.einsum(
-        "ij,jkc,lk->ilc", _area_weights(height, source_height), image, _area_weights(width, source_width)
-    )
+    # Two matrix products, columns first (C x H x W @ W x w), then rows (h x H @ H x w x C).
+    across = image.permute(2, 0, 1) @ _area_weights(width, source_width).T
+    by_area = torch.tensordot(_area_weights(height, source_height), across.permute(1, 2, 0), dims=1)
     if eight_bit:
         by_area = by_area.round()
     return torch.where(area, by_area, _bilinear(image, height, width, eight_bit=eight_bit))

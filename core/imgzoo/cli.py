@@ -4,7 +4,7 @@
     imgzoo info TASK [--schema] [--json]
     imgzoo run TASK INPUT... [--input NAME=PATH]... [-o OUT] [--overwrite] [--weights W] [--set key=value]...
                [--backend torch|onnxruntime]
-    imgzoo export TASK [--weights W] --format onnx|torchscript -o FILE [--set key=value]...
+    imgzoo export TASK [--weights W] --format onnx|torchscript [--standalone] -o FILE [--set key=value]...
     imgzoo publish RUN_DIR_OR_WEIGHTS -o FOLDER [--repo OWNER/REPO] [--push OWNER/REPO] [--license ID]
     imgzoo train TASK --data SPEC --out DIR ...        imgzoo eval TASK --data SPEC ...
     imgzoo serve [TASK...] [--host H] [--port P] [--max-batch N] [--max-wait-ms M] [--queue N] ...
@@ -151,6 +151,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--config", help="TOML or JSON file of config values")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="set a config field")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    sub.add_argument(
+        "--standalone",
+        action="store_true",
+        help="the whole of run() in one ONNX graph (uint8 picture in, uint8 result out, pre- and "
+        "postprocessing included), which plain onnxruntime runs without imgzoo",
+    )
 
     sub = command("serve", _cmd_serve, "serve tasks over HTTP: an API with dynamic batching, and a web page")
     sub.add_argument(
@@ -706,6 +712,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         output=args.output,
         config_file=args.config,
         overwrite=args.overwrite,
+        standalone=args.standalone,
         **overrides,
     )
     print(report)

@@ -13,6 +13,13 @@ Every export is checked before the file is written: the exported model and PyTor
 task's own preprocessing of random pictures of several sizes (two of them as one batch) and of
 the bundled example pictures, and an export whose outputs differ by more than
 :data:`TOLERANCE` is refused.
+
+A standalone export (``standalone=True``, ``imgzoo export TASK --standalone``) writes the whole
+of ``run()`` instead, from the task's :meth:`~imgzoo.Task.standalone_module`: one ONNX graph
+whose input ``image`` is a uint8 HxWxC picture and whose output ``result`` is what ``run()``
+returns for it, so that plain ONNX Runtime reproduces ``run()`` without imgzoo. It is checked
+against ``run(precision="fp32")`` at :data:`STANDALONE_SIZES`, on 1- and 3-channel pictures:
+at most :data:`STANDALONE_MAX_LEVELS` levels apart, and :data:`STANDALONE_MEAN_LEVELS` on average.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -44,6 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPORT_FORMATS",
+    "STANDALONE_MAX_LEVELS",
+    "STANDALONE_MEAN_LEVELS",
+    "STANDALONE_SIZES",
     "TOLERANCE",
     "ExportCheck",
     "ExportReport",
@@ -72,6 +83,16 @@ OPSET = 17
 none needs newer), read by any ONNX Runtime of the last three years."""
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
+STANDALONE_INPUT, STANDALONE_OUTPUT = "image", "result"
+
+STANDALONE_SIZES = ((96, 128), (257, 191), (512, 384))
+"""(height, width) of the pictures a standalone export is checked on: one smaller than the
+built-in tasks' working sizes, one with odd sides, one larger."""
+STANDALONE_MAX_LEVELS = 2
+"""The most a standalone export's uint8 result may differ from ``run()``'s, in levels (of 255):
+the graph redoes OpenCV's 8-bit conversions in float, which round differently at boundaries."""
+STANDALONE_MEAN_LEVELS = 0.5
+"""The most the mean absolute difference from ``run()``'s result may be, in levels."""
 METADATA_PREFIX = "imgzoo."
 _TORCHSCRIPT_METADATA = "imgzoo.json"
 
@@ -95,6 +116,8 @@ class ExportCheck:
     """The largest absolute difference of an output value."""
     scale: float
     """``max(1, max |output|)``: what the difference is compared with, times the tolerance."""
+    mean_abs_difference: float | None = None
+    """The mean absolute difference (a standalone export's check: in levels of its uint8 result)."""
 
 
 @dataclass
@@ -107,6 +130,9 @@ class ExportReport:
     checks: list[ExportCheck] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     """What the file records about its origin (task, config, weights' sha256, versions)."""
+    standalone: bool = False
+    """Whether the file holds the whole of ``run()`` (checked against it, in levels) rather than
+    the forward pass alone (checked against PyTorch's)."""
 
     @property
     def max_abs_difference(self) -> float:
@@ -119,10 +145,21 @@ class ExportReport:
         ]
         for check in self.checks:
             shape = "x".join(map(str, check.shape))
+            if check.mean_abs_difference is None:
+                difference = f"max abs difference {check.max_abs_difference:.2e}"
+            else:
+                difference = (
+                    f"max abs difference {check.max_abs_difference:.0f}, mean {check.mean_abs_difference:.4f}"
+                )
+            lines.append(f"  {check.input:<34} input {shape:<16} {difference}")
+        if self.standalone:
             lines.append(
-                f"  {check.input:<28} input {shape:<16} max abs difference {check.max_abs_difference:.2e}"
+                f"  every result within {STANDALONE_MAX_LEVELS} levels of run()'s (fp32), "
+                f"{STANDALONE_MEAN_LEVELS} on average; input {STANDALONE_INPUT!r} uint8 HxWxC, "
+                f"output {STANDALONE_OUTPUT!r} uint8"
             )
-        lines.append(f"  every output within {self.tolerance:.0e} of PyTorch's (fp32 both)")
+        else:
+            lines.append(f"  every output within {self.tolerance:.0e} of PyTorch's (fp32 both)")
         return "\n".join(lines)
 
 
@@ -135,6 +172,7 @@ def export(
     config_file: str | Path | None = None,
     overwrite: bool = False,
     check_images: Sequence[Any] | None = None,
+    standalone: bool = False,
     **overrides: Any,
 ) -> ExportReport:
     """Export ``task``'s inference model with its ``weights`` (as :func:`imgzoo.load` takes them)
@@ -143,11 +181,13 @@ def export(
     source tree has them). Refuses, with an :class:`~imgzoo.ExportError`, a model that cannot
     be traced or whose export differs by more than :data:`TOLERANCE`. An existing ``output`` is
     replaced only with ``overwrite=True``. ``config_file``: a TOML/JSON config file, as
-    :func:`imgzoo.load` reads it.
+    :func:`imgzoo.load` reads it. ``standalone``: the whole of ``run()`` on a uint8 picture as one
+    ONNX graph (see the module's documentation), checked against ``run(precision="fp32")`` on
+    ``check_images`` resized to :data:`STANDALONE_SIZES`.
     """
     from imgzoo.pipeline import load
 
-    check_format(format, task)
+    check_format(format, task, standalone=standalone)
     target = Path(output)
     if target.exists() and not overwrite:
         raise OutputExistsError(
@@ -162,15 +202,19 @@ def export(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no weights: untrained": exporting one is allowed
         pipeline = load(task, weights, device="cpu", precision="fp32", config_file=config_file, **overrides)
-    return export_pipeline(pipeline, target, format=format, check_images=check_images)
+    return export_pipeline(pipeline, target, format=format, check_images=check_images, standalone=standalone)
 
 
-def check_format(format: str, task: str) -> None:
+def check_format(format: str, task: str, *, standalone: bool = False) -> None:
     if format not in EXPORT_FORMATS:
         raise ExportError(
             f"unknown export format {format!r} for task {task!r}: use {' or '.join(EXPORT_FORMATS)}",
             task=task,
             format=format,
+        )
+    if standalone and format != "onnx":
+        raise ExportError(
+            f"task {task!r}: a standalone export writes ONNX only, not {format}", task=task, format=format
         )
 
 
@@ -180,11 +224,13 @@ def export_pipeline(
     *,
     format: str = "onnx",
     check_images: Sequence[Any] | None = None,
+    standalone: bool = False,
 ) -> ExportReport:
-    """Export a CPU pipeline's inference model to ``output`` (replaced atomically, and only once
-    the check has passed); see :func:`export`."""
+    """Export a CPU pipeline's inference model (or with ``standalone``, the whole of its
+    ``run()``) to ``output`` (replaced atomically, and only once the check has passed); see
+    :func:`export`."""
     task = pipeline.task
-    check_format(format, task.name)
+    check_format(format, task.name, standalone=standalone)
     if not isinstance(pipeline.backend, TorchBackend) or pipeline.device.type != "cpu":
         raise ExportError(
             f"task {task.name!r}: export traces the PyTorch model on the CPU; load the pipeline with "
@@ -193,6 +239,8 @@ def export_pipeline(
             format=format,
         )
     target = Path(output)
+    if standalone:
+        return _export_standalone(pipeline, target, check_images)
     samples = list(_check_inputs(pipeline, check_images))
     module = _inference_module(pipeline, samples[0][1])
     references = [_reference(module, inputs, format) for _, inputs in samples]
@@ -374,6 +422,133 @@ def _request(pipeline: Pipeline, picture: _images.Image, rng: np.random.Generato
     return Request(picture, named)
 
 
+# ── the standalone export ────────────────────────────────────────────────────────────────────
+
+
+def _export_standalone(pipeline: Pipeline, target: Path, check_images: Sequence[Any] | None) -> ExportReport:
+    """The whole of the pipeline's ``run()`` as one ONNX graph, checked against it."""
+    task = pipeline.task
+    name = task.name
+    if task.extra_inputs:
+        named = ", ".join(spec.name for spec in task.extra_inputs)
+        raise ExportError(
+            f"{name}: a standalone export takes the picture alone, and the task also takes {named}",
+            task=name,
+            format="onnx",
+        )
+    assert isinstance(pipeline.backend, TorchBackend)
+    module = task.standalone_module(pipeline.backend.inference_models)
+    if module is None:
+        raise ExportError(
+            f"{name}: standalone export needs the task's standalone_module(), its processing in torch "
+            "operations; its preprocess and postprocess are Python code (export the network alone "
+            "without --standalone)",
+            task=name,
+            format="onnx",
+        )
+    pictures = list(_standalone_pictures(task, check_images))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the task's notes on a picture: run() returns as ever
+        references = [_run_result(pipeline, picture) for _, picture in pictures]
+    metadata = {
+        **origin_metadata(pipeline),
+        "imgzoo.input": STANDALONE_INPUT,
+        "imgzoo.output": STANDALONE_OUTPUT,
+        "imgzoo.standalone": "run() on a uint8 HxWxC picture, its uint8 HxWxC result",
+    }
+    example = torch.from_numpy(pictures[0][1])
+    axes = {
+        STANDALONE_INPUT: {0: "height", 1: "width", 2: "channels"},
+        STANDALONE_OUTPUT: {0: "height", 1: "width"},
+    }
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with replaced_atomically(target, temporary=part):
+            module.eval()
+            with torch.inference_mode(), warnings.catch_warnings():
+                # The exporter's notes on sizes and constant folding: the check below is the judge.
+                warnings.simplefilter("ignore")
+                _export_onnx(module, example, part, metadata, name, dynamic_axes=axes)
+            from imgzoo.backends.onnx_session import open_session
+
+            session = open_session(part)
+            checks = [
+                _compare_results(
+                    label, picture, reference, session.run(None, {STANDALONE_INPUT: picture})[0], name
+                )
+                for (label, picture), reference in zip(pictures, references, strict=True)
+            ]
+    except OSError as error:
+        raise ExportError(
+            f"task {name!r}: could not write {target}: {error.strerror or error}", task=name, format="onnx"
+        ) from error
+    return ExportReport(target, "onnx", float(STANDALONE_MAX_LEVELS), checks, metadata, standalone=True)
+
+
+def _standalone_pictures(task: Any, check_images: Sequence[Any] | None) -> Iterator[tuple[str, np.ndarray]]:
+    """(label, uint8 HxWxC picture) for each check: a source picture (the check images in turn,
+    else random ones) resized to each of :data:`STANDALONE_SIZES`, with its 3 channels and as
+    the 1-channel picture the task's ``degrade`` makes of it (its first channel, without one)."""
+    if check_images is None:
+        check_images = [_EXAMPLES / name for name in _EXAMPLE_PICTURES if (_EXAMPLES / name).is_file()]
+    sources = [(picture.path.name if picture.path is not None else picture.source, picture.pixels)
+               for item in check_images for picture in _images.read_images(item)[0]]  # fmt: skip
+    rng = np.random.default_rng(0)
+    rgb: np.ndarray
+    one_channel: np.ndarray
+    for number, (height, width) in enumerate(STANDALONE_SIZES):
+        if sources:
+            label, pixels = sources[number % len(sources)]
+            shrunk = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA).reshape(
+                height, width, -1
+            )
+            rgb = shrunk if shrunk.shape[2] == 3 else np.repeat(shrunk, 3, axis=2)
+        else:
+            label, rgb = "random", rng.random((height, width, 3), dtype=np.float32)
+        try:
+            one_channel = np.asarray(task.degrade(rgb), dtype=np.float32)[..., :1]
+        except NotImplementedError:
+            one_channel = rgb[..., :1]
+        for picture in (rgb, one_channel):
+            channels = picture.shape[2]
+            yield (
+                f"{label} {width}x{height}, {channels} channel{'s' * (channels > 1)}",
+                _images.to_uint8(picture),
+            )
+
+
+def _run_result(pipeline: Pipeline, picture: np.ndarray) -> np.ndarray:
+    """What ``run()`` returns for a uint8 numpy picture, on this pipeline."""
+    from imgzoo.pipeline import deliver, prepare_requests
+
+    requests, spec = prepare_requests(type(pipeline.task), picture, {})
+    return np.asarray(deliver(pipeline.run(requests), spec, pipeline.task.output_kind))
+
+
+def _compare_results(
+    label: str, picture: np.ndarray, reference: np.ndarray, exported: np.ndarray, task: str
+) -> ExportCheck:
+    where = f"task {task!r}: the standalone export"
+    if exported.shape != reference.shape or exported.dtype != reference.dtype:
+        raise ExportError(
+            f"{where} returns {exported.dtype} {exported.shape} on {label}, run() {reference.dtype} "
+            f"{reference.shape}",
+            task=task,
+            format="onnx",
+        )
+    difference = np.abs(exported.astype(np.int16) - reference.astype(np.int16))
+    largest, mean = float(difference.max()), float(difference.mean())
+    if largest > STANDALONE_MAX_LEVELS or mean > STANDALONE_MEAN_LEVELS:
+        raise ExportError(
+            f"{where} differs from run(precision='fp32') on {label} by up to {largest:.0f} levels, "
+            f"{mean:.2f} on average (at most {STANDALONE_MAX_LEVELS} and {STANDALONE_MEAN_LEVELS} "
+            "allowed): a step of its standalone_module() does not reproduce the task's processing",
+            task=task,
+            format="onnx",
+        )
+    return ExportCheck(label, picture.shape, largest, 1.0, mean)
+
+
 # ── the formats ──────────────────────────────────────────────────────────────────────────────
 
 
@@ -384,13 +559,24 @@ _TORCHSCRIPT_EXPORTER: dict[str, Any] = {"dynamo": False} if _HAS_DYNAMO_SWITCH 
 
 
 def _export_onnx(
-    module: _TaskForward, example: torch.Tensor, part: Path, metadata: Mapping[str, str], task: str
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    part: Path,
+    metadata: Mapping[str, str],
+    task: str,
+    *,
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
 ) -> None:
+    """Write ``module`` traced on ``example`` to ``part``; ``dynamic_axes``: the free axes of its
+    one input and one output, by name (default: the forward pass's, ``input`` and ``output``)."""
     from imgzoo.backends.onnx_session import require_package
 
     onnx = require_package("onnx", "to export to ONNX")
-    output_rank = _output_rank(module, example)
-    output_axes = {0: "batch", **{axis: f"output_{axis}" for axis in range(2, output_rank)}}
+    if dynamic_axes is None:
+        output_rank = _output_rank(module, example)
+        output_axes = {0: "batch", **{axis: f"output_{axis}" for axis in range(2, output_rank)}}
+        dynamic_axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: output_axes}
+    input_name, output_name = dynamic_axes
     try:
         torch.onnx.export(
             module,
@@ -398,9 +584,9 @@ def _export_onnx(
             str(part),
             **_TORCHSCRIPT_EXPORTER,
             opset_version=OPSET,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: output_axes},
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={name: dict(axes) for name, axes in dynamic_axes.items()},
         )
     except ZooError:
         raise
@@ -423,7 +609,7 @@ def _export_torchscript(
     torch.jit.save(traced, str(part), _extra_files={_TORCHSCRIPT_METADATA: json.dumps(dict(metadata))})
 
 
-def _output_rank(module: _TaskForward, example: torch.Tensor) -> int:
+def _output_rank(module: torch.nn.Module, example: torch.Tensor) -> int:
     with torch.inference_mode():
         return int(module(example[:1]).ndim)
 

@@ -228,6 +228,19 @@ class Task:
         inputs, as for :meth:`preprocess`) are what :meth:`preprocess` received."""
         raise NotImplementedError(f"task {self.name!r} must implement postprocess()")
 
+    def standalone_module(self, models: Mapping[str, torch.nn.Module]) -> torch.nn.Module | None:
+        """The whole of ``run()`` on one 8-bit picture as one module, for ``imgzoo export TASK
+        --standalone`` (one ONNX graph that needs no imgzoo): a uint8 HxWxC tensor in (C as the
+        task accepts, 1 or 3), its uint8 HxWxC result out. ``preprocess``, ``forward`` and
+        ``postprocess`` are written in tensor operations that a trace keeps for any H, W and C:
+        sizes read with ``torch._shape_as_tensor`` and computed on as tensors, choices made with
+        ``torch.where``, never a Python ``if`` on a size or a value. ``models`` are those of
+        :meth:`prepare_inference`, in eval mode, fp32 on the CPU. The export checks the graph
+        against ``run(precision="fp32")``. None (the default): the task's processing is Python
+        code, and the export says so; raise an :class:`~imgzoo.ExportError` naming the step for a
+        config whose processing cannot be a graph."""
+        return None
+
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
         """Turn a training sample (already cropped to ``image_size``) into (input, target)

@@ -44,6 +44,7 @@ from imgzoo_colorize.color import (
 )
 from imgzoo_colorize.config import ColorizeConfig
 from imgzoo_colorize.model import build_autoencoder
+from imgzoo_colorize.standalone import StandaloneColorize
 
 __all__ = ["ColorizeTask", "flip_agreement"]
 
@@ -114,6 +115,10 @@ class ColorizeTask(Task):
             guide = (lab[..., 0] + np.float32(1)) * np.float32(0.5)  # encoded L to L / 100
         models = chroma_models(ab, guide, radius=config.guide_radius, eps=config.guide_eps)
         return colorize(image, models)
+
+    def standalone_module(self, models: Mapping[str, torch.nn.Module]) -> torch.nn.Module:
+        """All of the above in one module, uint8 picture in and uint8 RGB out (see ``standalone.py``)."""
+        return StandaloneColorize(self, models)
 
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:

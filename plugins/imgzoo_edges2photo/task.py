@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from imgzoo import Sample, StepContext, Task, Tiling
+from imgzoo import ExportError, Sample, StepContext, Task, Tiling
 from imgzoo.metrics import checkerboard, colorfulness, l1, luma, psnr, sharpness, ssim
 from imgzoo_edges2photo.config import Edges2PhotoConfig
 from imgzoo_edges2photo.edges import edge_map_issue, extract_edges
@@ -126,6 +126,28 @@ class Edges2PhotoTask(Task):
                 cv2.resize(photo, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_CUBIC), 0, 1
             )
         return np.ascontiguousarray(photo, dtype=np.float32)
+
+    def standalone_module(self, models: Mapping[str, torch.nn.Module]) -> torch.nn.Module:
+        """:meth:`preprocess`, :meth:`forward` and :meth:`postprocess` in one module, uint8 picture
+        in and uint8 RGB out. It runs a picture whole at its own size, as ``run()`` does up to
+        ``max_side`` (1024); ``run()`` cuts a larger one into tiles, which the result of the
+        whole picture matches within the tiles' cross-fade."""
+        config = self.config
+        if config.extract_edges:
+            raise ExportError(
+                "edges2photo: a standalone export cannot draw a photo's edges (extract_edges): its "
+                "Canny edge detection and thinning are OpenCV and numpy code",
+                task=self.name,
+                format="onnx",
+            )
+        if config.max_side < (self.tiling.tile if self.tiling is not None else config.max_side):
+            raise ExportError(
+                f"edges2photo: a standalone export runs a picture at its own size, so it cannot shrink it to "
+                f"max_side={config.max_side} as preprocess does",
+                task=self.name,
+                format="onnx",
+            )
+        return StandaloneEdges2Photo(self, models)
 
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,6 +263,32 @@ class Edges2PhotoTask(Task):
         if self.config.gan_loss == "lsgan":
             return F.mse_loss(logits, wanted)
         return F.binary_cross_entropy_with_logits(logits, wanted)
+
+
+class StandaloneEdges2Photo(torch.nn.Module):
+    """``run("edges2photo", picture)`` for one uint8 HxWxC picture (C = 1 or 3): uint8 HxWx3."""
+
+    def __init__(self, task: Edges2PhotoTask, models: Mapping[str, torch.nn.Module]) -> None:
+        super().__init__()
+        self.task = task
+        self.models = torch.nn.ModuleDict(dict(models))
+
+    def forward(self, picture: torch.Tensor) -> torch.Tensor:
+        size = torch._shape_as_tensor(picture)
+        height, width = size[0], size[1]
+        pixels = picture.float() / 255
+        # Gray as preprocess reads it: BT.601 luma of RGB; a gray picture broadcasts into R = G = B,
+        # whose luma is itself, so one graph takes 1 and 3 channels.
+        lines = luma(pixels * torch.ones(3))
+        multiple = 2**self.task.config.levels
+        padded = F.pad(
+            lines.permute(2, 0, 1)[None],
+            [0, (-width) % multiple, 0, (-height) % multiple],
+            value=1.0,
+        )
+        output = self.task.forward(dict(self.models.items()), (padded * 2 - 1).expand(-1, 3, -1, -1))
+        photo = ((output[0, :, :height, :width].float() + 1) / 2).clamp(0, 1)
+        return (photo.permute(1, 2, 0) * 255).round().to(torch.uint8)
 
 
 def _photo_metrics(images: torch.Tensor, references: torch.Tensor) -> dict[str, float]:

@@ -52,7 +52,7 @@ class ToyInpaintTask(imgzoo.Task):
     name = "toy-inpaint"
     description = "Fills the masked pixels of a picture (test task)"
     Config = ToyConfig
-    extra_inputs = (InputSpec("mask", "1 where pixels are to be filled in", channels=1),)
+    extra_inputs = (InputSpec("mask", "1 where pixels are to be filled in", channels=1, kind="mask"),)
     # A 3x3 convolution over seven channels overshoots at the 1x1 tasks' rate.
     test_overrides: ClassVar[Mapping[str, Any]] = {"learning_rate": 0.005}
 

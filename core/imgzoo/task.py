@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 OutputKind = Literal["image", "map"]
+InputKind = Literal["image", "mask", "map"]
 
 RESERVED_INPUT_NAMES = frozenset(
     {
@@ -85,6 +86,11 @@ class InputSpec:
     """Whether it must have the image's height and width."""
     required: bool = True
     """An optional input that is not given reaches the task as None."""
+    kind: InputKind = "image"
+    """How its values reach the task, whatever form it came in: "image", scaled as pictures are
+    (uint8 / 255, uint16 / 65535, floats in [0, 1]); "mask", 0.0 or 1.0, where any nonzero value
+    is 1 (a 0/1 or a 0/255 PNG, a bool or float array alike); "map", the values as given (the
+    integers of an integer file, any finite float)."""
 
 
 class TaskConfig(BaseModel):
@@ -155,8 +161,8 @@ class Task:
     extra_inputs: ClassVar[tuple[InputSpec, ...]] = ()
     """Named inputs besides the image (an inpainting ``mask``, a reference picture). Each one
     reaches :meth:`preprocess` and :meth:`postprocess` as a keyword argument of that name, an
-    HxWxC float32 array in [0, 1] (None for an optional one not given). No config field may
-    share a name with an input."""
+    HxWxC float32 array with the values its :attr:`InputSpec.kind` says (None for an optional
+    one not given). No config field may share a name with an input."""
 
     output_kind: ClassVar[OutputKind] = "image"
     """"image": a picture in [0, 1] with 1, 3 or 4 channels, clipped to that range and saved as
@@ -434,5 +440,7 @@ def declaration_problems(declared: type[Task] | TaskDeclaration) -> list[str]:
             )
         if spec.channels not in (None, 1, 3):
             problems.append(f"input {spec.name!r}: channels must be None, 1 or 3, got {spec.channels!r}")
+        if spec.kind not in ("image", "mask", "map"):
+            problems.append(f"input {spec.name!r}: kind must be 'image', 'mask' or 'map', got {spec.kind!r}")
         seen.add(spec.name)
     return problems

@@ -189,3 +189,20 @@ def test_pipeline_evaluation_needs_a_task_that_can_degrade_a_picture(
     assert error.startswith("imgzoo: error: task 'invert' cannot make its input") and error.endswith(
         "--full-resolution"
     )
+
+
+def test_a_two_input_task_is_evaluated_at_full_resolution_on_a_named_dataset_the_same_twice(
+    contract_tasks: None, tmp_path: Path
+) -> None:
+    # toy-inpaint's degrade() makes the holed picture and its mask, with holes drawn from the
+    # generator it is given: minifigs has no masks, yet the task is measured on it at its size.
+    from test_front_ends import seeded_weights
+
+    weights = seeded_weights("toy-inpaint", tmp_path / "inpaint.safetensors")
+    runs = [
+        evaluate("toy-inpaint", "minifigs:n=3", weights=weights, mode="pipeline", resolution=24)
+        for _ in range(2)
+    ]
+    assert runs[0].data["images"] == 3 and runs[0] == runs[1]
+    assert runs[0].per_image == runs[1].per_image
+    assert 0 < runs[0]["l1"] < 0.3  # the holes alone differ: a whole picture would be far off

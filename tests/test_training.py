@@ -392,10 +392,17 @@ def test_bf16_and_clipping_run(images: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("task", "stop_at", "full_workers", "resumed_workers"),
     # 4 steps per epoch, so both stop mid-epoch; at step 2 an evaluation is due when it resumes.
-    [("invert", 2, 0, 1), ("toygan", 3, 1, 0)],
+    # toy-inpaint draws random holes from each sample's generator, in training and validation.
+    [("invert", 2, 0, 1), ("toygan", 3, 1, 0), ("toy-inpaint", 2, 1, 0)],
 )
 def test_resume_is_bitwise_exact(
-    task: str, stop_at: int, full_workers: int, resumed_workers: int, images: str, tmp_path: Path
+    task: str,
+    stop_at: int,
+    full_workers: int,
+    resumed_workers: int,
+    images: str,
+    tmp_path: Path,
+    contract_tasks: None,
 ) -> None:
     options = {**QUICK, "steps": 7, "lr_schedule": "linear", "eval_every": 2, "checkpoint_every": 5}
     full = train(task, images, out=tmp_path / "full", **{**options, "num_workers": full_workers})

@@ -5,7 +5,8 @@ A task is a small class. imgzoo's core never knows a task by name; it only calls
     inference    image (+ named inputs) ──preprocess──▶ tensor ──forward──▶ tensor ──postprocess──▶ output
     training     Sample ──make_pair──▶ (input, target) ──training_step(models, batch, ctx)──▶ losses
     evaluation   input ──predict_for_metrics──▶ output; metrics(output, target) ──▶ {"psnr": ..., ...}
-    whole run    truth ──degrade──▶ image ──run()──▶ result; image_metrics(result, truth) ──▶ {...}
+    whole run    truth ──degrade──▶ image (+ named inputs) ──run()──▶ result;
+                 image_metrics(result, truth) ──▶ {...}
 
 Images at the interface are numpy HxWxC float32 in [0, 1], RGB, C = 1 or 3 (``imgzoo.images``
 has already read and validated whatever the user passed; C = 4, RGBA, for a task that sets
@@ -237,7 +238,10 @@ class Task:
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
         """Turn a training sample (already cropped to ``image_size``) into (input, target)
-        tensors, CxHxW each, in the spaces the model reads and writes."""
+        tensors, CxHxW each, in the spaces the model reads and writes. Random corruption (holes,
+        noise, blur) draws from ``sample.rng``, never from a global generator, so that a
+        resumed run and every evaluation of the validation split (``sample.split``) see the
+        same draws."""
         raise NotImplementedError(f"task {self.name!r} must implement make_pair()")
 
     def augmentations(self) -> dict[str, Any]:
@@ -303,11 +307,17 @@ class Task:
         images, references = self.to_display(outputs), self.to_display(targets)
         return {"l1": l1(images, references), "psnr": psnr(images, references)}
 
-    def degrade(self, image: np.ndarray) -> np.ndarray:
-        """The image a user would pass to ``run()`` to get the truth ``image`` back (HxWx3 float32
-        RGB in [0, 1]), as HxWxC float32 in [0, 1]: gray for a colorizer, the edge map for an
-        edges-to-photo task, the noisy or the downscaled picture for a restorer. Only the
-        whole-pipeline evaluation (``imgzoo eval --full-resolution``) calls it; a task without it
+    def degrade(
+        self, image: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
+        """What a user would pass to ``run()`` to get the truth ``image`` back (HxWx3 float32 RGB
+        in [0, 1]): the image, HxWxC float32 in [0, 1] (gray for a colorizer, the edge map for an
+        edges-to-photo task, the noisy or the downscaled picture for a restorer), or, for a task
+        with :attr:`extra_inputs`, ``(image, {name: value})`` with each named input as ``run()``
+        takes it (an inpainting task's holed picture and its ``mask``). Random corruption draws
+        from ``rng``, which is the same for a picture at every evaluation. Only the
+        whole-pipeline evaluation (``imgzoo eval --full-resolution``) calls it, and
+        :meth:`make_pair` may (``self.degrade(sample.image, sample.rng)``); a task without it
         can be evaluated that way on paired data only."""
         raise NotImplementedError(f"task {self.name!r} does not implement degrade()")
 

@@ -230,7 +230,7 @@ def evaluate(
         pipeline = Pipeline(task_object, models, backend, weights=located)
         metrics, per_image = measure_pipeline(pipeline, dataset, indices=indices, spec=spec)
     else:
-        pairs = PairDataset(dataset, task_object, pair_transforms(task_object)[1], seed=0)
+        pairs = PairDataset(dataset, task_object, pair_transforms(task_object)[1], seed=0, split="validation")
         metrics, _ = measure(
             task_object,
             models,

@@ -119,7 +119,7 @@ class Trainer:
         # Data: training pairs augmented as the task allows, validation pairs only sized.
         train_transform, val_transform = pair_transforms(task)
         self.train_pairs = PairDataset(train_data, task, train_transform, seed=config.seed)
-        self.val_pairs = PairDataset(val_data, task, val_transform, seed=config.seed)
+        self.val_pairs = PairDataset(val_data, task, val_transform, seed=config.seed, split="validation")
         self.plan = BatchPlan(
             len(train_data),
             config.batch_size,

@@ -119,6 +119,7 @@ def test_eval_json_names_the_weights_and_data_and_caps_the_default(
         "images": EVAL_LIMIT,
         "available": EVAL_LIMIT + 10,
         "mode": "model",
+        "precision": "fp32",  # auto, on a CPU without native bf16 (see the next test)
     }
     assert report["task"] == "invert" and report["metrics"]["l1"] < 1e-6
 
@@ -126,6 +127,28 @@ def test_eval_json_names_the_weights_and_data_and_caps_the_default(
     assert json.loads(capsys.readouterr().out)["data"]["images"] == EVAL_LIMIT + 10
     assert cli.main([*command, "--limit", "7"]) == 0
     assert json.loads(capsys.readouterr().out)["data"]["images"] == 7
+
+
+@pytest.mark.parametrize(
+    ("feature", "flags", "expected"),
+    [("AMX-BF16", [], "bf16"), (None, [], "fp32"), ("AMX-BF16", ["--precision", "fp32"], "fp32")],
+)
+def test_eval_runs_at_auto_precision_like_run_unless_told(
+    weights_file: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    feature: str | None,
+    flags: list[str],
+    expected: str,
+) -> None:
+    from imgzoo import runtime
+
+    monkeypatch.setattr(runtime, "cpu_bf16_feature", lambda: feature)
+    command = ["eval", "invert", "--data", "minifigs:n=2", "--weights", str(weights_file[0]), "--json"]
+    assert cli.main([*command, "--device", "cpu", *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["precision"] == expected
+    default = evaluate("invert", "minifigs:n=2", weights=weights_file[0], device="cpu")
+    assert default.data["precision"] == ("bf16" if feature else "fp32")
 
 
 def test_eval_names_registered_weights_and_says_how_many_images_it_measured(

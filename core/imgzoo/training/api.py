@@ -147,7 +147,7 @@ class Evaluation(dict[str, float]):
         """``name``, ``path`` and ``sha256`` of the weights (all None for an untrained model)."""
         self.data = data
         """``spec`` (the data spec, or the dataset's repr), the ``images`` measured, of
-        ``available``, and the ``mode`` ("model" or "pipeline")."""
+        ``available``, the ``mode`` ("model" or "pipeline") and the ``precision`` it ran at."""
         self.per_image = [dict(item) for item in per_image]
         """Each picture's ``name`` and metrics (a whole-pipeline evaluation only)."""
 
@@ -171,7 +171,7 @@ def evaluate(
     *,
     weights: str | os.PathLike[str] | Literal[False] | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     batch_size: int = 16,
     max_samples: int | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -190,7 +190,8 @@ def evaluate(
     (``minifigs``) draws its pictures at (default: the task's ``image_size``).
 
     ``weights``: a registered name, a path or URL; None for the task's default weights, False
-    for a fresh init.
+    for a fresh init. ``precision``: "auto" (as ``run()``: bf16 where the device computes it
+    natively, else fp32), or "fp32" for figures that compare across machines, "bf16", "fp16".
     """
     check_precision(precision, allowed=INFERENCE_PRECISIONS)
     if batch_size < 1:
@@ -244,7 +245,13 @@ def evaluate(
         metrics,
         task=task,
         weights=_describe_weights(located),
-        data={"spec": spec, "images": len(indices), "available": available, "mode": mode},
+        data={
+            "spec": spec,
+            "images": len(indices),
+            "available": available,
+            "mode": mode,
+            "precision": precision,
+        },
         per_image=per_image,
     )
 

@@ -81,8 +81,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=INFERENCE_PRECISIONS,
-        default="fp32",
-        help="fp32 (default: figures comparable across machines), auto, bf16 or fp16",
+        default="auto",
+        help="auto (default, as `imgzoo run`: bf16 where the device computes it natively, else fp32), "
+        "fp32 (figures comparable across machines), bf16 or fp16",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     amount = parser.add_mutually_exclusive_group()
@@ -193,6 +194,7 @@ def run_eval(args: argparse.Namespace) -> int:
     more = "" if data["images"] == data["available"] else " (--limit N or --all for more)"
     how = ", each at its own size through the whole pipeline" if data["mode"] == "pipeline" else ""
     print(f"data: {data['spec']}, {data['images']} of {data['available']} images{how}{more}")
+    print(f"precision: {data['precision']}")
     for name, value in evaluation.items():
         print(f"{name:<14} {value:.4f}")
     return 0

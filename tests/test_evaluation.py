@@ -90,9 +90,15 @@ def test_eval_samples_none_still_means_every_validation_picture(tmp_path: Path) 
 # ── imgzoo eval ──────────────────────────────────────────────────────────────────────────────
 def test_evaluation_measures_a_spread_sample_of_the_data() -> None:
     pictures = CountedPictures(50)
-    evaluation = evaluate("invert", pictures, weights=False, device="cpu", max_samples=10)
+    evaluation = evaluate("invert", pictures, weights=False, device="cpu", max_samples=10, precision="fp32")
     assert pictures.read == set(range(0, 50, 5))
-    assert evaluation.data == {"spec": repr(pictures), "images": 10, "available": 50, "mode": "model"}
+    assert evaluation.data == {
+        "spec": repr(pictures),
+        "images": 10,
+        "available": 50,
+        "mode": "model",
+        "precision": "fp32",
+    }
 
 
 @pytest.fixture
@@ -111,6 +117,7 @@ def test_eval_json_names_the_weights_and_data_and_caps_the_default(
         save_image(folder / f"{index:04d}.png", rng.random((4, 4, 3)).astype(np.float32))
 
     command = ["eval", "invert", "--data", str(folder), "--weights", str(path), "--device", "cpu", "--json"]
+    command += ["--precision", "fp32"]
     assert cli.main(command) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["weights"] == {"name": path.name, "path": str(path), "sha256": sha256}
@@ -119,7 +126,7 @@ def test_eval_json_names_the_weights_and_data_and_caps_the_default(
         "images": EVAL_LIMIT,
         "available": EVAL_LIMIT + 10,
         "mode": "model",
-        "precision": "fp32",  # auto, on a CPU without native bf16 (see the next test)
+        "precision": "fp32",
     }
     assert report["task"] == "invert" and report["metrics"]["l1"] < 1e-6
 

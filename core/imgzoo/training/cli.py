@@ -47,6 +47,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "batch_size=16, device=cuda, precision=bf16, image_size=64 (repeatable)",
     )
     parser.add_argument(
+        "--max-time",
+        metavar="DURATION",
+        help="a wall-clock budget: 90s, 20m, 2h or seconds (the same as --set max_time=...); the run "
+        "stops at the first step past it and writes its checkpoint and weights",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
     )
     parser.add_argument(
@@ -121,6 +127,8 @@ def run_train(args: argparse.Namespace) -> int:
     settings = _settings(args.settings, task=args.task)
     if args.loggers:
         settings["loggers"] = [*settings.get("loggers", []), *args.loggers]
+    if args.max_time is not None:
+        settings["max_time"] = args.max_time
     try:
         result = train(
             args.task,

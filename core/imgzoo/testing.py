@@ -465,8 +465,8 @@ def check_registered_weights(name: str, overrides: Overrides = None) -> None:
 
 def check_listing_is_light(name: str, overrides: Overrides = None) -> None:
     """Listing the task and reading its catalogue entry imports no torch, so ``imgzoo list`` stays
-    fast: the plugin module and the task module must import torch and models inside methods.
-    Checked in a fresh interpreter, so only for plugins installed as packages (entry points)."""
+    fast: the plugin module (its hooks and declarations) and the config's module import no torch;
+    the task's module, imported on first use, may. Checked in a fresh interpreter, so only for plugins installed as packages (entry points)."""
     plugin = next((info for info in plugins.plugin_infos() if name in info.tasks), None)
     _require(plugin is not None, name, "is not registered by any plugin")
     assert plugin is not None  # for the type checker: _require raised otherwise
@@ -490,8 +490,8 @@ def check_listing_is_light(name: str, overrides: Overrides = None) -> None:
     _require(
         completed.stdout.strip().endswith("False"),
         name,
-        f"listing it imports torch: import torch (and model code) inside the task's methods and the "
-        f"hooks of plugin {plugin.name!r}, not at the top of their modules",
+        f"listing it imports torch: the modules of plugin {plugin.name!r} and of the task's config "
+        "must not import torch or model code (the task's own module, named by task_class, may)",
     )
 
 

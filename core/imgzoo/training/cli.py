@@ -50,7 +50,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-time",
         metavar="DURATION",
         help="a wall-clock budget: 90s, 20m, 2h or seconds (the same as --set max_time=...); the run "
-        "stops at the first step past it and writes its checkpoint and weights",
+        "stops at the step that ends nearest it and writes its checkpoint and weights",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"

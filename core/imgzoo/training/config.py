@@ -82,8 +82,8 @@ class TrainConfig(BaseModel):
         None,
         gt=0,
         description="A wall-clock budget (seconds, or 90s, 20m, 2h; counting every resumed part): the "
-        "run stops at the first step past it, final evaluation included, and writes a checkpoint and "
-        "the weights; the learning-rate schedule is fitted to the steps the budget allows, measured as "
+        "run stops at the step that ends nearest it, final evaluation included, and writes a checkpoint "
+        "and the weights; the learning-rate schedule is fitted to the steps the budget allows, measured as "
         "it goes. Alone it ends the run; beside steps or epochs, whichever comes first.",
     )
     batch_size: int = Field(

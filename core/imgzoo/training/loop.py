@@ -448,16 +448,18 @@ class Trainer:
         return steps if self.step_limit is None else min(steps, self.step_limit)
 
     def _follow_time_budget(self, bar: tqdm[Any]) -> None:
-        """After a step: end the run here if the budget is spent, else plan its remaining steps
-        at the pace of this run so far (evaluations and checkpoints included). Every process
-        plans the same: the pace is averaged over them."""
+        """After a step: end the run here if the next step would end further past the budget
+        than this one ends short of it (so the run ends at the step nearest the budget, final
+        evaluation included), else plan its remaining steps at the pace of this run so far
+        (evaluations and checkpoints included). Every process plans the same: the pace is
+        averaged over them."""
         first_step, started = self._loop_start
         pace = (time.perf_counter() - started) / max(self.step - first_step, 1)
         pace = float(distributed.mean_over_processes(torch.tensor([pace], device=self.device), self.group)[0])
         assert self.config.max_time is not None
         spent = time.perf_counter() - self._clock + self._final_evaluation_seconds(pace)
-        if distributed.any_process(spent >= self.config.max_time, self.group, self.device):
-            self.total_steps = self.step  # the first step past the budget is the last
+        if distributed.any_process(spent + pace / 2 >= self.config.max_time, self.group, self.device):
+            self.total_steps = self.step
         else:
             self.total_steps = max(self.step + 1, self._steps_within_budget(pace, self.step))
         bar.total = self.total_steps
@@ -473,8 +475,6 @@ class Trainer:
         length = f"{self.total_steps} steps" if not start else f"steps {start + 1}-{self.total_steps}"
         if cfg.max_time is not None:
             length = f"a budget of {_duration(cfg.max_time)}: about {length}"
-            if self.step_limit is None or self.total_steps < self.step_limit:
-                seconds = max(0.0, cfg.max_time - (time.perf_counter() - self._clock))
         return (
             f"training {self.task.name} for {length} of {cfg.batch_size} pictures at "
             f"{self.task.config.image_size} px, {cfg.precision} on {self.device}: about "

@@ -466,7 +466,8 @@ def check_registered_weights(name: str, overrides: Overrides = None) -> None:
 def check_listing_is_light(name: str, overrides: Overrides = None) -> None:
     """Listing the task and reading its catalogue entry imports no torch, so ``imgzoo list`` stays
     fast: the plugin module (its hooks and declarations) and the config's module import no torch;
-    the task's module, imported on first use, may. Checked in a fresh interpreter, so only for plugins installed as packages (entry points)."""
+    the task's module, imported on first use, may. Checked in a fresh interpreter, so only for
+    plugins installed as packages (entry points)."""
     plugin = next((info for info in plugins.plugin_infos() if name in info.tasks), None)
     _require(plugin is not None, name, "is not registered by any plugin")
     assert plugin is not None  # for the type checker: _require raised otherwise

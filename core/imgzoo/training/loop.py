@@ -151,7 +151,10 @@ class Trainer:
         """The steps the run will take: the step limit, or, with a time budget, the steps it
         allows as measured so far (what the schedule, the progress bar and the logs plan for)."""
         self.log_every = config.log_every if config.log_every != "auto" else _LOG_EVERY
-        self.eval_count = 0  # validation pictures each evaluation measures: settled by fit()
+        self.eval_count = evaluation.evaluation_size(
+            config.eval_samples, available=len(val_data), trained_images=self.total_steps * config.batch_size
+        )
+        """Validation pictures each evaluation measures (a time budget's run settles it in fit())."""
         self._check_pairs()
         if self.group.is_main:
             self._check_validation_size(len(train_data) + len(val_data), len(val_data))

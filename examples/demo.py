@@ -27,7 +27,7 @@ def what_users_give(task: imgzoo.Task, photo: np.ndarray) -> np.ndarray:
     (``Task.degrade``: gray for colorize, the edge map for edges2photo); a task without
     ``degrade`` gets the photo itself."""
     try:
-        return task.degrade(photo)
+        return task.degrade(photo, np.random.default_rng(0))
     except NotImplementedError:
         return photo
 

@@ -90,9 +90,15 @@ def test_eval_samples_none_still_means_every_validation_picture(tmp_path: Path) 
 # ── imgzoo eval ──────────────────────────────────────────────────────────────────────────────
 def test_evaluation_measures_a_spread_sample_of_the_data() -> None:
     pictures = CountedPictures(50)
-    evaluation = evaluate("invert", pictures, weights=False, device="cpu", max_samples=10)
+    evaluation = evaluate("invert", pictures, weights=False, device="cpu", max_samples=10, precision="fp32")
     assert pictures.read == set(range(0, 50, 5))
-    assert evaluation.data == {"spec": repr(pictures), "images": 10, "available": 50, "mode": "model"}
+    assert evaluation.data == {
+        "spec": repr(pictures),
+        "images": 10,
+        "available": 50,
+        "mode": "model",
+        "precision": "fp32",
+    }
 
 
 @pytest.fixture
@@ -111,6 +117,7 @@ def test_eval_json_names_the_weights_and_data_and_caps_the_default(
         save_image(folder / f"{index:04d}.png", rng.random((4, 4, 3)).astype(np.float32))
 
     command = ["eval", "invert", "--data", str(folder), "--weights", str(path), "--device", "cpu", "--json"]
+    command += ["--precision", "fp32"]
     assert cli.main(command) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["weights"] == {"name": path.name, "path": str(path), "sha256": sha256}
@@ -119,6 +126,7 @@ def test_eval_json_names_the_weights_and_data_and_caps_the_default(
         "images": EVAL_LIMIT,
         "available": EVAL_LIMIT + 10,
         "mode": "model",
+        "precision": "fp32",
     }
     assert report["task"] == "invert" and report["metrics"]["l1"] < 1e-6
 
@@ -126,6 +134,28 @@ def test_eval_json_names_the_weights_and_data_and_caps_the_default(
     assert json.loads(capsys.readouterr().out)["data"]["images"] == EVAL_LIMIT + 10
     assert cli.main([*command, "--limit", "7"]) == 0
     assert json.loads(capsys.readouterr().out)["data"]["images"] == 7
+
+
+@pytest.mark.parametrize(
+    ("feature", "flags", "expected"),
+    [("AMX-BF16", [], "bf16"), (None, [], "fp32"), ("AMX-BF16", ["--precision", "fp32"], "fp32")],
+)
+def test_eval_runs_at_auto_precision_like_run_unless_told(
+    weights_file: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    feature: str | None,
+    flags: list[str],
+    expected: str,
+) -> None:
+    from imgzoo import runtime
+
+    monkeypatch.setattr(runtime, "cpu_bf16_feature", lambda: feature)
+    command = ["eval", "invert", "--data", "minifigs:n=2", "--weights", str(weights_file[0]), "--json"]
+    assert cli.main([*command, "--device", "cpu", *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["precision"] == expected
+    default = evaluate("invert", "minifigs:n=2", weights=weights_file[0], device="cpu")
+    assert default.data["precision"] == ("bf16" if feature else "fp32")
 
 
 def test_eval_names_registered_weights_and_says_how_many_images_it_measured(
@@ -189,3 +219,20 @@ def test_pipeline_evaluation_needs_a_task_that_can_degrade_a_picture(
     assert error.startswith("imgzoo: error: task 'invert' cannot make its input") and error.endswith(
         "--full-resolution"
     )
+
+
+def test_a_two_input_task_is_evaluated_at_full_resolution_on_a_named_dataset_the_same_twice(
+    contract_tasks: None, tmp_path: Path
+) -> None:
+    # toy-inpaint's degrade() makes the holed picture and its mask, with holes drawn from the
+    # generator it is given: minifigs has no masks, yet the task is measured on it at its size.
+    from test_front_ends import seeded_weights
+
+    weights = seeded_weights("toy-inpaint", tmp_path / "inpaint.safetensors")
+    runs = [
+        evaluate("toy-inpaint", "minifigs:n=3", weights=weights, mode="pipeline", resolution=24)
+        for _ in range(2)
+    ]
+    assert runs[0].data["images"] == 3 and runs[0] == runs[1]
+    assert runs[0].per_image == runs[1].per_image
+    assert 0 < runs[0]["l1"] < 0.3  # the holes alone differ: a whole picture would be far off

@@ -185,6 +185,31 @@ def test_a_loss_that_does_not_go_down_is_caught() -> None:
         testing.check_training_step("detached")
 
 
+class _Noisy(InvertTask):
+    """Adds noise to its validation inputs, drawn from torch's global generator (the mistake)
+    or from ``sample.rng`` (the seeded stream the trainer and the evaluator hand it)."""
+
+    name = "noisy"
+    seeded = False
+
+    def make_pair(self, sample: imgzoo.Sample) -> tuple[torch.Tensor, torch.Tensor]:
+        clean, target = super().make_pair(sample)
+        if self.seeded:
+            noise = torch.from_numpy(sample.rng.normal(0, 0.1, clean.shape).astype(np.float32))
+        else:
+            noise = torch.randn(clean.shape) * 0.1
+        return clean + noise, target
+
+
+def test_two_evaluations_of_a_corrupting_task_must_agree() -> None:
+    _register(_Noisy)
+    with pytest.raises(TaskContractError, match=r"two evaluations .* differ.*sample\.rng"):
+        testing.check_trainer("noisy")
+    seeded = type("SeededNoisy", (_Noisy,), {"seeded": True})
+    _register(seeded)
+    testing.check_trainer("noisy")
+
+
 def test_immediate_step_context_steps_only_the_named_optimizer() -> None:
     first, second = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
     optimizers = {

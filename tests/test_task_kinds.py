@@ -4,6 +4,7 @@ input, a float-map task, alpha."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -110,6 +111,75 @@ def test_an_inpainting_task_takes_its_mask_by_name() -> None:
     assert [item.shape for item in batch] == [(8, 9, 3), (4, 9, 3)]
 
 
+class _KindsTask(InvertTask):
+    """Records the values each of its named inputs reached preprocess() with."""
+
+    name, description = "toy-kinds", "Records its named inputs (test task)"
+    extra_inputs = (
+        imgzoo.InputSpec("hint", "a picture", channels=3, kind="image"),
+        imgzoo.InputSpec("holes", "1 where pixels are missing", channels=1, kind="mask"),
+        imgzoo.InputSpec("depth", "metres", channels=1, kind="map"),
+    )
+    received: ClassVar[dict[str, np.ndarray]] = {}
+
+    def preprocess(self, image: np.ndarray, **named: np.ndarray) -> torch.Tensor:
+        _KindsTask.received.update(named)
+        return super().preprocess(image)
+
+    def postprocess(self, output: torch.Tensor, image: np.ndarray, **named: np.ndarray) -> np.ndarray:
+        return super().postprocess(output, image)
+
+
+@pytest.mark.parametrize("form", ["array", "file", "tensor"])
+def test_each_input_kind_reaches_the_task_with_its_own_values(form: str, tmp_path: Path) -> None:
+    _register(_KindsTask)
+    hint = (np.arange(12 * 3).reshape(2, 6, 3) * 7).astype(np.uint8)
+    holes = np.array([[0, 1, 0, 3, 255, 0]] * 2, np.uint8)  # 0/1, 0/255 or any nonzero value
+    depth = np.array([[0, 2, 40, 7, 300, 65535]] * 2, np.uint16)
+
+    def given(values: np.ndarray, name: str) -> object:
+        if form == "file":
+            cv2.imwrite(str(tmp_path / f"{name}.png"), values[..., ::-1] if values.ndim == 3 else values)
+            return tmp_path / f"{name}.png"
+        return (
+            torch.from_numpy(np.moveaxis(np.atleast_3d(values), 2, 0).copy()) if form == "tensor" else values
+        )
+
+    if form == "tensor":  # torch has no uint16: a map tensor is float, and keeps its values too
+        depth = depth.astype(np.float32) * -0.5
+    imgzoo.run(
+        "toy-kinds",
+        np.zeros((2, 6, 3), np.uint8),
+        hint=given(hint, "hint"),
+        holes=given(holes, "holes"),
+        depth=given(depth, "depth"),
+        weights=False,
+    )
+    received = _KindsTask.received
+    np.testing.assert_allclose(received["hint"], hint / 255, atol=1e-6)
+    np.testing.assert_array_equal(received["holes"][..., 0], holes != 0)
+    np.testing.assert_array_equal(received["depth"][..., 0], depth.astype(np.float32))
+    assert {value.dtype for value in received.values()} == {np.dtype(np.float32)}
+
+
+def test_a_float_mask_counts_any_nonzero_value() -> None:
+    _register(_KindsTask)
+    image = np.zeros((1, 4, 3), np.float32)
+    holes = np.array([[0.0, 0.2, 1.0, 4.0]], np.float32)
+    imgzoo.run("toy-kinds", image, hint=image, holes=holes, depth=holes, weights=False)
+    np.testing.assert_array_equal(_KindsTask.received["holes"][..., 0], [[0, 1, 1, 1]])
+
+
+def test_a_declared_input_kind_must_be_known() -> None:
+    broken = type(
+        "Broken", (InvertTask,), {"name": "broken", "extra_inputs": (imgzoo.InputSpec("m", kind="blob"),)}
+    )  # type: ignore[arg-type]
+    assert any(
+        "kind must be 'image', 'mask' or 'map'" in problem
+        for problem in imgzoo.task.declaration_problems(broken)
+    )
+
+
 def test_inputs_and_config_overrides_are_told_apart() -> None:
     result = imgzoo.run(
         "toy-inpaint", _picture(6, 6), mask=np.zeros((6, 6), np.uint8), weights=False, image_size=8
@@ -150,9 +220,9 @@ def test_missing_unknown_and_miscounted_inputs_are_named() -> None:
     with pytest.raises(imgzoo.InputError, match=r"got 2 image.* but 1 'mask' input"):
         imgzoo.run("toy-inpaint", [_picture(6, 6)] * 2, mask=np.zeros((6, 6)), weights=False)
     with pytest.raises(
-        imgzoo.InvalidImageError, match="input 'mask' of task 'toy-inpaint': array has values"
+        imgzoo.InvalidImageError, match="input 'mask' of task 'toy-inpaint': array contains NaN"
     ):
-        imgzoo.run("toy-inpaint", _picture(6, 6), mask=np.full((6, 6), 3.0), weights=False)
+        imgzoo.run("toy-inpaint", _picture(6, 6), mask=np.full((6, 6), np.nan), weights=False)
     pipeline = imgzoo.load("toy-inpaint", weights=False)
     with pytest.raises(imgzoo.InputError, match="has no input 'depth'"):
         pipeline(_picture(6, 6), mask=np.zeros((6, 6)), depth=np.zeros((6, 6)))

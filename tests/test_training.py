@@ -42,9 +42,11 @@ from imgzoo.training import Callback, Trainer, TrainingInterrupted, TrainResult,
 from imgzoo.training import api as training_api
 from imgzoo.training import environment as training_environment
 from imgzoo.training.batches import BatchPlan
+from imgzoo.training.config import build_train_config
 from imgzoo.training.report import grid_shape
 from imgzoo.training.schedule import lr_factor
 from imgzoo.weights import load_weights, read_metadata
+from toy_tasks import write_invert_weights, write_registry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -392,10 +394,17 @@ def test_bf16_and_clipping_run(images: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("task", "stop_at", "full_workers", "resumed_workers"),
     # 4 steps per epoch, so both stop mid-epoch; at step 2 an evaluation is due when it resumes.
-    [("invert", 2, 0, 1), ("toygan", 3, 1, 0)],
+    # toy-inpaint draws random holes from each sample's generator, in training and validation.
+    [("invert", 2, 0, 1), ("toygan", 3, 1, 0), ("toy-inpaint", 2, 1, 0)],
 )
 def test_resume_is_bitwise_exact(
-    task: str, stop_at: int, full_workers: int, resumed_workers: int, images: str, tmp_path: Path
+    task: str,
+    stop_at: int,
+    full_workers: int,
+    resumed_workers: int,
+    images: str,
+    tmp_path: Path,
+    contract_tasks: None,
 ) -> None:
     options = {**QUICK, "steps": 7, "lr_schedule": "linear", "eval_every": 2, "checkpoint_every": 5}
     full = train(task, images, out=tmp_path / "full", **{**options, "num_workers": full_workers})
@@ -579,8 +588,11 @@ def test_a_full_disk_is_one_line_naming_the_folder(
 
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    [line] = [line for line in err.splitlines() if line.strip()]
+    # After what the run said before its first step (its cost, its small validation split):
+    # the error, in one line.
+    *_, line = [line for line in err.splitlines() if line.strip()]
     assert line.startswith("imgzoo: error: cannot write ") and "No space left on device" in line
+    assert err.count("imgzoo: error") == 1
     assert f"free some space in {out}" in line
 
 
@@ -921,6 +933,8 @@ def test_a_second_run_in_the_same_folder_fails_at_once_and_a_killed_one_blocks_n
         "steps=2",
         "--set",
         "device=cpu",
+        "--set",
+        "val_fraction=0",  # no validation split to warn about: the error is all it says
     ]
     try:
         assert cli.main(second) == 1
@@ -1043,3 +1057,103 @@ def test_public_names() -> None:
         ["Callback", "TrainConfig", "TrainResult", "Trainer", "TrainingInterrupted", "evaluate", "train"]
     )
     assert imgzoo.train is train and imgzoo.evaluate is evaluate
+
+
+# ── what a run costs: a time budget, the plan said up front, the shipped recipe ──────────────
+@pytest.mark.parametrize(
+    ("given", "seconds"), [("90s", 90), ("20m", 1200), ("2h", 7200), ("1.5h", 5400), (45, 45), ("30", 30)]
+)
+def test_max_time_takes_seconds_or_a_number_and_a_unit(given: object, seconds: float) -> None:
+    assert build_train_config("invert", [("arguments", {"max_time": given})]).max_time == seconds
+
+
+def test_a_max_time_that_is_no_duration_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"max_time.*'20 minutes' is not a duration: .*90s, 20m, 2h"):
+        build_train_config("invert", [("arguments", {"max_time": "20 minutes"})])
+
+
+def test_max_time_alone_ends_the_run_and_beside_steps_whichever_comes_first() -> None:
+    alone = build_train_config("invert", [("arguments", {"max_time": "2h"})])
+    assert alone.steps is None and alone.epochs is None
+    both = build_train_config("invert", [("the file", {"steps": 50}), ("arguments", {"max_time": 60})])
+    assert both.steps is None  # a later layer's budget alone replaces the earlier length
+    capped = build_train_config("invert", [("arguments", {"max_time": 60, "steps": 50})])
+    assert (capped.steps, capped.max_time) == (50, 60)
+
+
+def test_a_time_budget_stops_the_run_writes_its_weights_and_fits_the_schedule(
+    images: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = {**QUICK, "log_every": 1, "eval_every": 10**6, "checkpoint_every": 10**6}
+    result = train("invert", images, out=tmp_path, max_time=2, lr_schedule="linear", **options)
+    assert result.weights is not None and result.weights.is_file()
+    assert result.checkpoint is not None and (result.checkpoint / "state.json").is_file()
+    assert result.steps > 1 and _metadata(result.weights)["recipe"]["max_time"] == 2
+    # The linear schedule decays towards the step the budget allowed, planned as the run went.
+    rates = [event["lr"]["model"] for event in logged_results(tmp_path) if event["event"] == "train"]
+    assert len(rates) == result.steps and rates[-1] < 0.5 * rates[0]
+    assert "a budget of 2 s" in capsys.readouterr().err
+
+
+def test_the_cost_is_said_before_the_first_step_and_short_runs_log_a_curve(
+    images: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class FirstStep(Callback):
+        said = ""
+
+        def on_step_end(self, trainer: Any, step: int, losses: Any) -> None:
+            if step == 1:
+                FirstStep.said = capsys.readouterr().err
+
+    result = train(
+        "invert", images, out=tmp_path, steps=60, callbacks=[FirstStep()], **{**QUICK, "log_every": "auto"}
+    )
+    said = FirstStep.said.strip().splitlines()[-1]
+    assert said.startswith("training invert for 60 steps of 4 pictures at 16 px, fp32 on cpu: about ")
+    assert re.search(
+        r"here \(\d+\.\d\d s a step, measured\); results in " + re.escape(str(tmp_path)) + "$", said
+    )
+    logged = [event for event in logged_results(tmp_path) if event["event"] == "train"]
+    assert result.steps == 60 and len(logged) >= 20  # log_every 'auto' is 3 here
+
+
+def test_a_small_validation_split_is_a_warning_naming_its_size(tmp_path: Path) -> None:
+    folder = tmp_path / "twelve"
+    rng = np.random.default_rng(0)
+    for index in range(12):
+        save_image(folder / f"{index:02d}.png", rng.random((20, 20, 3)).astype(np.float32))
+    with pytest.warns(
+        UserWarning, match=r"the validation split holds 1 picture\(s\) \(0\.1 of 12\).*160 give 16"
+    ):
+        train("invert", str(folder), out=tmp_path / "run", steps=1, **QUICK)
+
+
+def test_a_fresh_model_follows_the_recipe_of_the_shipped_weights(tmp_path: Path, images: str) -> None:
+    path = tmp_path / "invert.safetensors"
+    sha256 = write_invert_weights(path)
+    registry = tmp_path / "registry.toml"
+    write_registry(registry, "invert", {"shipped": (path.name, sha256)}, default="shipped")
+    registry.write_text(registry.read_text() + "recipe = { steps = 900, image_size = 12, batch_size = 6 }\n")
+    imgzoo.add_registry(registry)
+    unsized = {name: value for name, value in QUICK.items() if name != "batch_size"}
+    fresh = train("invert", images, out=tmp_path / "fresh", steps=1, **unsized)
+    assert fresh.weights is not None
+    recipe, config = _metadata(fresh.weights)["recipe"], _metadata(fresh.weights)["config"]
+    assert (recipe["batch_size"], recipe["steps"], config["image_size"]) == (6, 1, 12)
+    told = train("invert", images, out=tmp_path / "told", steps=1, image_size=16, **QUICK)
+    assert told.weights is not None
+    recipe, config = _metadata(told.weights)["recipe"], _metadata(told.weights)["config"]
+    assert (recipe["batch_size"], config["image_size"]) == (4, 16)
+    # Weights to start from bring their own settings: the recipe is for a fresh model only.
+    tuned = train("invert", images, out=tmp_path / "tuned", steps=1, weights=path, **unsized)
+    assert tuned.weights is not None and _metadata(tuned.weights)["recipe"]["batch_size"] == 8
+
+
+def test_train_takes_a_time_budget_on_the_command_line(
+    images: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = ["train", "invert", "--data", images, "--out", str(tmp_path), "--max-time", "1s"]
+    settings = ["--set", "batch_size=4", "--set", "num_workers=0", "--set", "device=cpu"]
+    assert cli.main([*command, *settings]) == 0
+    assert "for a budget of 1 s" in capsys.readouterr().err
+    assert _metadata(tmp_path / "invert.safetensors")["recipe"]["max_time"] == 1

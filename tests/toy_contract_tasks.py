@@ -27,12 +27,6 @@ def _blurred(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False)
 
 
-def _mask_for(sample: Sample) -> np.ndarray:
-    """A 1xHxW 0/1 mask that depends only on the sample's pixels, so every epoch sees the same."""
-    seed = int(sample.image.sum() * 1000) % (2**32)
-    return (np.random.default_rng(seed).random(sample.image.shape[:2]) < 0.3).astype(np.float32)[None]
-
-
 class FillNet(imgzoo.Model):
     """Fills masked pixels from a blurred picture: a 3x3 convolution over (image, blur, mask)."""
 
@@ -52,7 +46,7 @@ class ToyInpaintTask(imgzoo.Task):
     name = "toy-inpaint"
     description = "Fills the masked pixels of a picture (test task)"
     Config = ToyConfig
-    extra_inputs = (InputSpec("mask", "1 where pixels are to be filled in", channels=1),)
+    extra_inputs = (InputSpec("mask", "1 where pixels are to be filled in", channels=1, kind="mask"),)
     # A 3x3 convolution over seven channels overshoots at the 1x1 tasks' rate.
     test_overrides: ClassVar[Mapping[str, Any]] = {"learning_rate": 0.005}
 
@@ -72,9 +66,17 @@ class ToyInpaintTask(imgzoo.Task):
         return output.clamp(0, 1).permute(1, 2, 0).numpy()
 
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
-        target = to_tensor(sample.image)
-        mask = torch.from_numpy(_mask_for(sample))
-        return torch.cat([target * (1 - mask), mask]), target
+        holed, named = self.degrade(sample.image, sample.rng)
+        return torch.cat([to_tensor(holed), torch.from_numpy(named["mask"]).permute(2, 0, 1)]), to_tensor(
+            sample.image
+        )
+
+    def degrade(
+        self, image: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The picture with random holes (30 % of its pixels), and the mask that says where."""
+        mask = (rng.random((*image.shape[:2], 1)) < 0.3).astype(np.float32)
+        return image * (1 - mask), {"mask": mask}
 
     def to_display(self, tensor: torch.Tensor) -> torch.Tensor:
         return super().to_display(tensor[:, :3])

@@ -72,7 +72,7 @@ class InvertTask(imgzoo.Task):
         x = to_tensor(sample.image)
         return x, 1 - x
 
-    def degrade(self, image: np.ndarray) -> np.ndarray:
+    def degrade(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return 1 - image
 
 

@@ -232,6 +232,7 @@ def task_info(name: str) -> TaskInfo:
                 "description": spec.description,
                 "channels": spec.channels,
                 "required": spec.required,
+                "kind": spec.kind,
             }
             for spec in declared.extra_inputs
         ],

@@ -811,7 +811,7 @@ class _FolderRun:
         """A read batch in input order: the pipeline's requests, their input files, and why each
         unreadable input could not be read (one bad file does not stop the others)."""
         from imgzoo.errors import InputError, InvalidImageError
-        from imgzoo.inputs import check_input
+        from imgzoo.inputs import accept_input
         from imgzoo.pipeline import Request
 
         requests, sources, problems = [], [], []
@@ -819,7 +819,7 @@ class _FolderRun:
             try:
                 image, named = future.result()
                 for name, extra in named.items():
-                    check_input(self.task_class, self.specs[name], image, extra)
+                    accept_input(self.task_class, self.specs[name], image, extra)
             except InvalidImageError as error:
                 problems.append(str(error))
                 continue

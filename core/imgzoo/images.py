@@ -163,10 +163,13 @@ class OutputSpec:
     as_list: bool
 
 
-def read_images(obj: object) -> tuple[list[Image], OutputSpec]:
-    """Read one input or a list/tuple of inputs; raise InvalidImageError saying what is wrong."""
+def read_images(obj: object, *, any_range: bool = False) -> tuple[list[Image], OutputSpec]:
+    """Read one input or a list/tuple of inputs; raise InvalidImageError saying what is wrong.
+
+    ``any_range``: float values are kept as given instead of being held to [0, 1] (a mask's
+    or a map's values, which are not pictures)."""
     if not isinstance(obj, (list, tuple)):
-        images, form = _read_one(obj, suffix="")
+        images, form = _read_one(obj, suffix="", any_range=any_range)
         return images, OutputSpec((form,), as_list=False)
     if not obj:
         raise InvalidImageError(f"got an empty {type(obj).__name__}: pass at least one image")
@@ -174,7 +177,7 @@ def read_images(obj: object) -> tuple[list[Image], OutputSpec]:
     for index, item in enumerate(obj):
         if isinstance(item, (list, tuple)):
             raise InvalidImageError(f"item #{index} is a nested {type(item).__name__}: pass a flat list")
-        item_images, form = _read_one(item, suffix=f" #{index}")
+        item_images, form = _read_one(item, suffix=f" #{index}", any_range=any_range)
         images += item_images
         forms.append(form)
     return images, OutputSpec(tuple(forms), as_list=True)
@@ -408,7 +411,7 @@ def _check_pixel_count(height: int, width: int, source: str) -> None:
         )
 
 
-def _read_one(obj: object, suffix: str) -> tuple[list[Image], InputForm]:
+def _read_one(obj: object, suffix: str, *, any_range: bool = False) -> tuple[list[Image], InputForm]:
     """Read one non-list input; ``suffix`` (" #2") tells list items apart in messages."""
     module = type(obj).__module__
     if isinstance(obj, (str, os.PathLike)):
@@ -416,14 +419,14 @@ def _read_one(obj: object, suffix: str) -> tuple[list[Image], InputForm]:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return [decode_image(obj, source="bytes" + suffix)], InputForm("encoded")
     if isinstance(obj, np.ndarray):
-        image = _image_from_array(obj, "array" + suffix)
+        image = _image_from_array(obj, "array" + suffix, any_range=any_range)
         dtype = obj.dtype.name if obj.dtype.kind == "u" else "float32"
         return [image], InputForm("numpy", dtype=dtype, was_2d=obj.ndim == 2)
     if module.startswith("torch") and hasattr(obj, "detach"):
-        return _read_tensor(obj, "tensor" + suffix)
+        return _read_tensor(obj, "tensor" + suffix, any_range=any_range)
     if module.startswith("PIL.") and hasattr(obj, "mode"):
         source = "PIL image" + suffix
-        return [_image_from_array(_pil_to_array(obj, source), source)], InputForm("pil")
+        return [_image_from_array(_pil_to_array(obj, source), source, any_range=any_range)], InputForm("pil")
     where = f" as item{suffix}" if suffix else ""
     raise InvalidImageError(f"cannot read a {type(obj).__name__}{where} as an image: pass {_ACCEPTED}")
 
@@ -444,8 +447,9 @@ def _read_file(path: Path) -> bytes:
         raise InvalidImageError(f"cannot read {path}: {error.strerror or error}", source=str(path)) from error
 
 
-def _image_from_array(array: np.ndarray, source: str) -> Image:
-    """Validate a channels-last RGB(A) or gray array and normalise it to float32 in [0, 1]."""
+def _image_from_array(array: np.ndarray, source: str, *, any_range: bool = False) -> Image:
+    """Validate a channels-last RGB(A) or gray array and normalise it to float32 in [0, 1]
+    (``any_range``: floats kept as they are, only required to be finite)."""
     if not array.dtype.isnative:  # big-endian data, e.g. from a PIL 'I;16B' image
         array = array.astype(array.dtype.newbyteorder("="))
     dtype = array.dtype
@@ -474,12 +478,15 @@ def _image_from_array(array: np.ndarray, source: str) -> Image:
         if np.isinf(array).any():
             raise _invalid(source, "contains infinite values")
         low, high = float(array.min()), float(array.max())
-        if low < -_ROUNDING_SLACK or high > 1 + _ROUNDING_SLACK:
+        if any_range:
+            scaled = array.astype(np.float32)
+        elif low < -_ROUNDING_SLACK or high > 1 + _ROUNDING_SLACK:
             hint = "divide by 255 if these are 8-bit values" if low >= 0 and high <= 255 else "rescale them"
             raise _invalid(
                 source, f"has values from {low:g} to {high:g}, but floats must lie in [0, 1]: {hint}"
             )
-        scaled = np.clip(array, 0.0, 1.0).astype(np.float32)
+        else:
+            scaled = np.clip(array, 0.0, 1.0).astype(np.float32)
     alpha = _to_float(np.ascontiguousarray(scaled[..., 3])) if channels == 4 else None
     return Image(np.ascontiguousarray(scaled[..., :3] if channels == 4 else scaled), alpha, source)
 
@@ -492,7 +499,7 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
     return np.divide(scaled, np.float32(np.iinfo(pixels.dtype).max), out=scaled)  # in place: no second copy
 
 
-def _read_tensor(tensor: Any, source: str) -> tuple[list[Image], InputForm]:
+def _read_tensor(tensor: Any, source: str, *, any_range: bool = False) -> tuple[list[Image], InputForm]:
     import torch
 
     values = tensor.detach().cpu()
@@ -510,7 +517,8 @@ def _read_tensor(tensor: Any, source: str) -> tuple[list[Image], InputForm]:
     batch = values.numpy() if values.ndim == 4 else values.numpy()[None]
     names = [f"{source}[{i}]" for i in range(len(batch))] if values.ndim == 4 else [source]
     images = [
-        _image_from_array(item.transpose(1, 2, 0), name) for item, name in zip(batch, names, strict=True)
+        _image_from_array(item.transpose(1, 2, 0), name, any_range=any_range)
+        for item, name in zip(batch, names, strict=True)
     ]
     return images, InputForm("tensor", len(images), batched=values.ndim == 4, device=str(tensor.device))
 

@@ -1,5 +1,6 @@
 """A task's named inputs besides its image (``mask=...``): read through :mod:`imgzoo.images`
-like the image, then held to the rules the task declares in ``Task.extra_inputs``.
+like the image, then held to the rules the task declares in ``Task.extra_inputs`` and given the
+values of their declared kind (a picture's scaling, a mask's 0/1, a map's values as given).
 
 Importing this module imports no torch: the command line checks inputs before a model loads.
 """
@@ -9,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from imgzoo import images as _images
 from imgzoo.errors import InputError, InvalidImageError
 
 if TYPE_CHECKING:
     from imgzoo.task import InputSpec, Task, TaskDeclaration
 
-__all__ = ["check_input", "check_input_names", "read_inputs"]
+__all__ = ["accept_input", "check_input_names", "read_inputs"]
 
 
 def check_input_names(
@@ -59,7 +62,7 @@ def read_inputs(
         if value is None:
             continue
         try:
-            extras, _ = _images.read_images(value)
+            extras, _ = _images.read_images(value, any_range=spec.kind != "image")
         except InvalidImageError as error:
             raise InvalidImageError(
                 f"input {spec.name!r} of task {task_class.name!r}: {error}", source=error.source
@@ -72,13 +75,14 @@ def read_inputs(
                 input=spec.name,
             )
         for image, extra in zip(images, extras, strict=True):
-            check_input(task_class, spec, image, extra)
+            accept_input(task_class, spec, image, extra)
         read[spec.name] = extras
     return read
 
 
-def check_input(task_class: type[Task], spec: InputSpec, image: _images.Image, extra: _images.Image) -> None:
-    """Hold one read input to its declared channels and size (that of ``image``, its image)."""
+def accept_input(task_class: type[Task], spec: InputSpec, image: _images.Image, extra: _images.Image) -> None:
+    """Hold one read input to its declared channels and size (that of ``image``, its image),
+    then give its pixels the values of its declared kind."""
     channels = extra.channels + (extra.alpha is not None)
     if spec.channels is not None and channels != spec.channels:
         kind = "gray" if spec.channels == 1 else "RGB"
@@ -96,3 +100,7 @@ def check_input(task_class: type[Task], spec: InputSpec, image: _images.Image, e
             task=task_class.name,
             input=spec.name,
         )
+    if spec.kind == "mask":
+        extra.pixels = (extra.stored != 0).astype(np.float32)
+    elif spec.kind == "map":
+        extra.pixels = extra.stored.astype(np.float32)  # an integer file's own values, not scaled

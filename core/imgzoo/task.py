@@ -5,7 +5,8 @@ A task is a small class. imgzoo's core never knows a task by name; it only calls
     inference    image (+ named inputs) ──preprocess──▶ tensor ──forward──▶ tensor ──postprocess──▶ output
     training     Sample ──make_pair──▶ (input, target) ──training_step(models, batch, ctx)──▶ losses
     evaluation   input ──predict_for_metrics──▶ output; metrics(output, target) ──▶ {"psnr": ..., ...}
-    whole run    truth ──degrade──▶ image ──run()──▶ result; image_metrics(result, truth) ──▶ {...}
+    whole run    truth ──degrade──▶ image (+ named inputs) ──run()──▶ result;
+                 image_metrics(result, truth) ──▶ {...}
 
 Images at the interface are numpy HxWxC float32 in [0, 1], RGB, C = 1 or 3 (``imgzoo.images``
 has already read and validated whatever the user passed; C = 4, RGBA, for a task that sets
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 OutputKind = Literal["image", "map"]
+InputKind = Literal["image", "mask", "map"]
 
 RESERVED_INPUT_NAMES = frozenset(
     {
@@ -85,6 +87,11 @@ class InputSpec:
     """Whether it must have the image's height and width."""
     required: bool = True
     """An optional input that is not given reaches the task as None."""
+    kind: InputKind = "image"
+    """How its values reach the task, whatever form it came in: "image", scaled as pictures are
+    (uint8 / 255, uint16 / 65535, floats in [0, 1]); "mask", 0.0 or 1.0, where any nonzero value
+    is 1 (a 0/1 or a 0/255 PNG, a bool or float array alike); "map", the values as given (the
+    integers of an integer file, any finite float)."""
 
 
 class TaskConfig(BaseModel):
@@ -155,8 +162,8 @@ class Task:
     extra_inputs: ClassVar[tuple[InputSpec, ...]] = ()
     """Named inputs besides the image (an inpainting ``mask``, a reference picture). Each one
     reaches :meth:`preprocess` and :meth:`postprocess` as a keyword argument of that name, an
-    HxWxC float32 array in [0, 1] (None for an optional one not given). No config field may
-    share a name with an input."""
+    HxWxC float32 array with the values its :attr:`InputSpec.kind` says (None for an optional
+    one not given). No config field may share a name with an input."""
 
     output_kind: ClassVar[OutputKind] = "image"
     """"image": a picture in [0, 1] with 1, 3 or 4 channels, clipped to that range and saved as
@@ -244,7 +251,10 @@ class Task:
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
         """Turn a training sample (already cropped to ``image_size``) into (input, target)
-        tensors, CxHxW each, in the spaces the model reads and writes."""
+        tensors, CxHxW each, in the spaces the model reads and writes. Random corruption (holes,
+        noise, blur) draws from ``sample.rng``, never from a global generator, so that a
+        resumed run and every evaluation of the validation split (``sample.split``) see the
+        same draws."""
         raise NotImplementedError(f"task {self.name!r} must implement make_pair()")
 
     def augmentations(self) -> dict[str, Any]:
@@ -310,11 +320,17 @@ class Task:
         images, references = self.to_display(outputs), self.to_display(targets)
         return {"l1": l1(images, references), "psnr": psnr(images, references)}
 
-    def degrade(self, image: np.ndarray) -> np.ndarray:
-        """The image a user would pass to ``run()`` to get the truth ``image`` back (HxWx3 float32
-        RGB in [0, 1]), as HxWxC float32 in [0, 1]: gray for a colorizer, the edge map for an
-        edges-to-photo task, the noisy or the downscaled picture for a restorer. Only the
-        whole-pipeline evaluation (``imgzoo eval --full-resolution``) calls it; a task without it
+    def degrade(
+        self, image: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
+        """What a user would pass to ``run()`` to get the truth ``image`` back (HxWx3 float32 RGB
+        in [0, 1]): the image, HxWxC float32 in [0, 1] (gray for a colorizer, the edge map for an
+        edges-to-photo task, the noisy or the downscaled picture for a restorer), or, for a task
+        with :attr:`extra_inputs`, ``(image, {name: value})`` with each named input as ``run()``
+        takes it (an inpainting task's holed picture and its ``mask``). Random corruption draws
+        from ``rng``, which is the same for a picture at every evaluation. Only the
+        whole-pipeline evaluation (``imgzoo eval --full-resolution``) calls it, and
+        :meth:`make_pair` may (``self.degrade(sample.image, sample.rng)``); a task without it
         can be evaluated that way on paired data only."""
         raise NotImplementedError(f"task {self.name!r} does not implement degrade()")
 
@@ -447,5 +463,7 @@ def declaration_problems(declared: type[Task] | TaskDeclaration) -> list[str]:
             )
         if spec.channels not in (None, 1, 3):
             problems.append(f"input {spec.name!r}: channels must be None, 1 or 3, got {spec.channels!r}")
+        if spec.kind not in ("image", "mask", "map"):
+            problems.append(f"input {spec.name!r}: kind must be 'image', 'mask' or 'map', got {spec.kind!r}")
         seen.add(spec.name)
     return problems

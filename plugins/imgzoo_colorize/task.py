@@ -212,7 +212,7 @@ class ColorizeTask(Task):
             results.update(_quality(self.to_display(lab), reference, suffix))
         return results
 
-    def degrade(self, image: np.ndarray) -> np.ndarray:
+    def degrade(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The gray picture (HxWx1) of ``image``'s own CIE L: what a user colorizes."""
         return gray_of(image)
 

@@ -165,7 +165,7 @@ class Edges2PhotoTask(Task):
             target = target.expand(3, -1, -1).contiguous()
         return inputs, target
 
-    def degrade(self, image: np.ndarray) -> np.ndarray:
+    def degrade(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The edge map of the photo, drawn as the training inputs are."""
         return self._edges(image)
 

@@ -73,7 +73,7 @@ def test_where_the_shipped_weights_err(weights: str) -> None:
     for index in range(100):
         picture, figure = render_minifig_with_mask(index, seed=HELD_OUT_SEED, size=256)
         truth_ab = rgb_to_lab(picture.astype(np.float32) / 255)[..., 1:]
-        result = pipeline(pipeline.task.degrade(picture.astype(np.float32) / 255))
+        result = pipeline(pipeline.task.degrade(picture.astype(np.float32) / 255, np.random.default_rng(0)))
         model_error = ((rgb_to_lab(np.asarray(result, np.float32))[..., 1:] - truth_ab) ** 2).sum(axis=-1)
         gray_error = (truth_ab**2).sum(axis=-1)
         for region, where in (("figure", figure), ("background", ~figure)):

@@ -44,7 +44,7 @@ def _measure(task: Task, baseline: Callable[[np.ndarray], np.ndarray]) -> dict[s
     totals: dict[str, float] = {}
     for index in range(len(dataset)):
         truth = dataset[index].image
-        given = task.degrade(truth)
+        given = task.degrade(truth, np.random.default_rng(0))
         values = task.image_metrics(_rgb(baseline(given)), _rgb(truth), _rgb(given))
         for key, value in values.items():
             totals[key] = totals.get(key, 0.0) + float(value) / len(dataset)

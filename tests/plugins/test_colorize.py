@@ -510,7 +510,10 @@ def test_pipeline_evaluation_of_colorize_against_the_gray_input() -> None:
     task = ColorizeTask(ColorizeConfig())
     truths = [sample.image for sample in MinifigsDataset(resolution=40, n=3, seed=1)]
     gray_psnr = [
-        10 * np.log10(1 / np.mean((np.repeat(task.degrade(truth), 3, axis=2) - truth) ** 2))
+        10
+        * np.log10(
+            1 / np.mean((np.repeat(task.degrade(truth, np.random.default_rng(0)), 3, axis=2) - truth) ** 2)
+        )
         for truth in truths
     ]
     assert [item["psnr_gray"] for item in evaluation.per_image] == pytest.approx(gray_psnr, abs=1e-3)

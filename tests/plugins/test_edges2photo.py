@@ -369,7 +369,7 @@ def test_make_pair_uses_edges_of_a_photo_or_the_paired_input() -> None:
 
 def test_the_input_made_from_a_photo_is_its_edge_map_as_in_training() -> None:
     task = Edges2PhotoTask(Edges2PhotoConfig(image_size=64))
-    lines = task.degrade(photo())
+    lines = task.degrade(photo(), np.random.default_rng(0))
     np.testing.assert_array_equal(lines, extract_edges(photo()))
     inputs, _ = task.make_pair(Sample(image=photo()))
     assert torch.equal(inputs[0], torch.from_numpy(lines[..., 0]) * 2 - 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -26,6 +26,12 @@ class Sample:
     inpainting ``mask``, a reference image. Each is the size of ``image`` or of ``target``, and
     `imgzoo.data.PairTransform` moves it with them. ``extras`` is metadata (a seed, an index),
     never transformed.
+
+    ``rng`` and ``split`` are set by the trainer and the evaluator before ``Task.make_pair``:
+    the generator a task draws its corruption from (random holes, noise, blur), a pure function
+    of (seed, step, sample) for training and of (seed, sample) alone for validation, so that a
+    resumed run and every evaluation see the same draws; and whether the sample is for
+    "train"ing or "validation".
     """
 
     image: np.ndarray
@@ -33,6 +39,8 @@ class Sample:
     name: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    split: Literal["train", "validation"] = "train"
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ import torch
 
 from imgzoo import plugins
 from imgzoo.backends.pytorch import TorchBackend
+from imgzoo.catalogue import task_info
 from imgzoo.config import build_config, merged, read_config_file
 from imgzoo.data import CachedDataset, Dataset, open_dataset, train_val_split
 from imgzoo.errors import ArgumentError, ConfigError, DataError
@@ -59,13 +60,19 @@ def train(
     keyword arguments override.
 
     ``weights``: start from these weights (a name, path or URL); None or False: a fresh init
-    (unlike :func:`imgzoo.load`, where None means the task's default weights).
+    (unlike :func:`imgzoo.load`, where None means the task's default weights), whose
+    ``image_size`` and ``batch_size`` default to those of the recipe of the task's default
+    weights in its registry entry, the settings its shipped model was trained at.
     ``resume``: continue the run in ``out`` from its newest checkpoint, with the task and train
     settings it was started with (settings given now override them). ``callbacks``: objects
     whose hooks the trainer calls (:class:`~imgzoo.training.Callback`).
     """
     out_dir = Path(out).expanduser()  # created by the Trainer, once everything has been checked
     config_class = plugins.get_task_class(task).Config
+    recipe_task: dict[str, Any] = {}
+    recipe_train: dict[str, Any] = {}
+    if not resume and (weights is None or weights is False):
+        recipe_task, recipe_train = _shipped_recipe(task, config_class)
     file_task: dict[str, Any] = {}
     file_train: dict[str, Any] = {}
     if config_file is not None:
@@ -90,15 +97,27 @@ def train(
         }
     train_config = build_train_config(
         task,
-        [("the checkpoint", resumed_train_config), (str(config_file), file_train), ("arguments", set_train)],
+        [
+            ("the shipped recipe", recipe_train),
+            ("the checkpoint", resumed_train_config),
+            (str(config_file), file_train),
+            ("arguments", set_train),
+        ],
     )
 
     # The same seed gives every process the same initial weights.
     _seed_everything(train_config.seed)
     sources = ", ".join(
-        name for name, layer in ((str(config_file), file_task), ("arguments", set_task)) if layer
+        name
+        for name, layer in (
+            ("the shipped recipe", recipe_task),
+            (str(config_file), file_task),
+            ("arguments", set_task),
+        )
+        if layer
     )
-    task_object, models, started_from = _build(task, resumed, weights, merged(file_task, set_task), sources)
+    settings = merged(merged(recipe_task, file_task), set_task)
+    task_object, models, started_from = _build(task, resumed, weights, settings, sources)
 
     if isinstance(data, str):
         dataset = open_dataset(
@@ -147,7 +166,7 @@ class Evaluation(dict[str, float]):
         """``name``, ``path`` and ``sha256`` of the weights (all None for an untrained model)."""
         self.data = data
         """``spec`` (the data spec, or the dataset's repr), the ``images`` measured, of
-        ``available``, and the ``mode`` ("model" or "pipeline")."""
+        ``available``, the ``mode`` ("model" or "pipeline") and the ``precision`` it ran at."""
         self.per_image = [dict(item) for item in per_image]
         """Each picture's ``name`` and metrics (a whole-pipeline evaluation only)."""
 
@@ -171,7 +190,7 @@ def evaluate(
     *,
     weights: str | os.PathLike[str] | Literal[False] | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     batch_size: int = 16,
     max_samples: int | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -190,7 +209,8 @@ def evaluate(
     (``minifigs``) draws its pictures at (default: the task's ``image_size``).
 
     ``weights``: a registered name, a path or URL; None for the task's default weights, False
-    for a fresh init.
+    for a fresh init. ``precision``: "auto" (as ``run()``: bf16 where the device computes it
+    natively, else fp32), or "fp32" for figures that compare across machines, "bf16", "fp16".
     """
     check_precision(precision, allowed=INFERENCE_PRECISIONS)
     if batch_size < 1:
@@ -230,7 +250,7 @@ def evaluate(
         pipeline = Pipeline(task_object, models, backend, weights=located)
         metrics, per_image = measure_pipeline(pipeline, dataset, indices=indices, spec=spec)
     else:
-        pairs = PairDataset(dataset, task_object, pair_transforms(task_object)[1], seed=0)
+        pairs = PairDataset(dataset, task_object, pair_transforms(task_object)[1], seed=0, split="validation")
         metrics, _ = measure(
             task_object,
             models,
@@ -244,7 +264,13 @@ def evaluate(
         metrics,
         task=task,
         weights=_describe_weights(located),
-        data={"spec": spec, "images": len(indices), "available": available, "mode": mode},
+        data={
+            "spec": spec,
+            "images": len(indices),
+            "available": available,
+            "mode": mode,
+            "precision": precision,
+        },
         per_image=per_image,
     )
 
@@ -287,6 +313,22 @@ def _build(
         return task_object, models, started_from
     except ConfigError as error:
         raise ConfigError(error.task, error.errors, source=sources) from None
+
+
+# What a fresh model takes from the recipe of its task's default weights: the settings that say
+# what a run costs and what resolution the model works at, not its length or its optimizer.
+_RECIPE_DEFAULTS = ("image_size", "batch_size")
+
+
+def _shipped_recipe(task: str, config_class: type[TaskConfig]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's and the trainer's settings of :data:`_RECIPE_DEFAULTS` in the recipe of the
+    task's default weights (none when it has no default weights, or its recipe names none)."""
+    info = task_info(task)
+    entry = info.weights.get(info.default_weights) if info.default_weights else None
+    recipe = entry.recipe if entry is not None else {}
+    # A recipe is free text beside its settings: only a whole number is a setting.
+    chosen = {name: recipe[name] for name in _RECIPE_DEFAULTS if isinstance(recipe.get(name), int)}
+    return split_settings(task, config_class, chosen, source=f"the recipe of {task}'s {info.default_weights}")
 
 
 def _weights_arg(weights: str | os.PathLike[str] | Literal[False] | None) -> str | Literal[False] | None:

@@ -3,7 +3,9 @@
 Reproducibility is by construction rather than by saved loader state:
 
 * the order of epoch ``e`` is a permutation seeded by ``(seed, e)``;
-* the augmentation of item ``i`` in epoch ``e`` draws from a generator seeded by ``(seed, e, i)``;
+* the augmentation of item ``i`` in epoch ``e`` draws from a generator seeded by ``(seed, e, i)``,
+  and so does the task's own corruption of it (``Sample.rng``, a stream of its own); a
+  validation item's is seeded by ``(seed, i)``, the same at every evaluation of every run;
 * optimizer step ``s`` reads positions ``[p * B, (p + 1) * B)`` of its epoch's order, where
   ``(e, p) = divmod(s, steps_per_epoch)`` and ``B`` is the global batch.
 
@@ -28,7 +30,7 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -42,6 +44,7 @@ __all__ = ["BatchPlan", "PairDataset", "auto_workers", "next_batch", "pair_trans
 
 # Tags that keep the seed streams of different purposes apart.
 _ORDER_STREAM, _AUGMENT_STREAM, _SHARD_STREAM = 0, 1, 2
+_TRAIN_CORRUPTION_STREAM, _VALIDATION_CORRUPTION_STREAM = 3, 4
 
 Key = tuple[int, int]
 """(epoch, index): which item, and which epoch's augmentation of it."""
@@ -52,13 +55,26 @@ class PairDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     Items are addressed by ``(epoch, index)``; the transform's random draws come from a
     generator seeded by ``(seed, epoch, index)``, so an item looks the same wherever it is loaded.
+    The sample reaches ``make_pair`` with its ``split`` and an ``rng`` of its own for the task's
+    corruption: seeded by ``(seed, epoch, index)`` for "train", by ``(seed, index)`` for
+    "validation".
     """
 
-    def __init__(self, samples: Dataset, task: Task, transform: PairTransform, *, seed: int) -> None:
+    def __init__(
+        self,
+        samples: Dataset,
+        task: Task,
+        transform: PairTransform,
+        *,
+        seed: int,
+        split: Literal["train", "validation"] = "train",
+    ) -> None:
         self.samples = samples
         self.task = task
         self.transform = transform
         self.seed = seed
+        self.split = split
+        self.masks = [spec.name for spec in task.extra_inputs if spec.kind == "mask"]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -66,7 +82,16 @@ class PairDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = key
         rng = np.random.default_rng((self.seed, _AUGMENT_STREAM, epoch, index))
-        inputs, targets = self.task.make_pair(self.transform(self.samples[index], rng))
+        sample = self.transform(self.samples[index], rng)
+        sample.split = self.split
+        if self.split == "train":
+            sample.rng = np.random.default_rng((self.seed, _TRAIN_CORRUPTION_STREAM, epoch, index))
+        else:
+            sample.rng = np.random.default_rng((self.seed, _VALIDATION_CORRUPTION_STREAM, index))
+        for name in self.masks:  # a mask read from files reaches the task as run() gives it: 0/1
+            if name in sample.inputs:
+                sample.inputs[name] = (sample.inputs[name] != 0).astype(np.float32)
+        inputs, targets = self.task.make_pair(sample)
         return inputs, targets
 
 

@@ -47,6 +47,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "batch_size=16, device=cuda, precision=bf16, image_size=64 (repeatable)",
     )
     parser.add_argument(
+        "--max-time",
+        metavar="DURATION",
+        help="a wall-clock budget: 90s, 20m, 2h or seconds (the same as --set max_time=...); the run "
+        "stops at the step that ends nearest it and writes its checkpoint and weights",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
     )
     parser.add_argument(
@@ -83,8 +89,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=INFERENCE_PRECISIONS,
-        default="fp32",
-        help="fp32 (default: figures comparable across machines), auto, bf16 or fp16",
+        default="auto",
+        help="auto (default, as `imgzoo run`: bf16 where the device computes it natively, else fp32), "
+        "fp32 (figures comparable across machines), bf16 or fp16",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     amount = parser.add_mutually_exclusive_group()
@@ -122,6 +129,8 @@ def run_train(args: argparse.Namespace) -> int:
     settings = _settings(args.settings, task=args.task)
     if args.loggers:
         settings["loggers"] = [*settings.get("loggers", []), *args.loggers]
+    if args.max_time is not None:
+        settings["max_time"] = args.max_time
     try:
         result = train(
             args.task,
@@ -195,6 +204,7 @@ def run_eval(args: argparse.Namespace) -> int:
     more = "" if data["images"] == data["available"] else " (--limit N or --all for more)"
     how = ", each at its own size through the whole pipeline" if data["mode"] == "pipeline" else ""
     print(f"data: {data['spec']}, {data['images']} of {data['available']} images{how}{more}")
+    print(f"precision: {data['precision']}")
     for name, value in evaluation.items():
         print(f"{name:<14} {value:.4f}")
     return 0

@@ -12,7 +12,9 @@ A TrainConfig is built from layers, later ones winning::
 
     defaults  <  the checkpoint being resumed  <  the config file  <  the call's settings (--set)
 
-``steps`` and ``epochs`` exclude each other: a layer that sets one clears the other.
+``steps`` and ``epochs`` exclude each other: a layer that sets one clears the other. ``max_time``
+is a budget of wall-clock time: alone (a layer that sets it without ``steps`` or ``epochs`` clears
+them), the budget ends the run; beside ``steps`` or ``epochs``, whichever comes first.
 
 Every field is one of three kinds, declared once in :data:`SETTING_KINDS`: a **recipe** setting
 says what was trained (it goes into the weights' recipe, and a resume keeps it), a **place**
@@ -27,7 +29,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imgzoo.config import expand_dotted
 from imgzoo.errors import ConfigError, PluginError
@@ -41,8 +43,26 @@ __all__ = [
     "TRAIN_ARGUMENTS",
     "TrainConfig",
     "build_train_config",
+    "parse_duration",
     "split_settings",
 ]
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds of a duration given as a number of seconds or as ``"90s"``, ``"20m"``, ``"2h"``
+    (``"1.5h"`` too); ValueError saying what it accepts otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+        try:
+            return float(number) * _DURATION_UNITS[unit]
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a duration: give seconds (600) or a number and a unit: 90s, 20m, 2h")
 
 
 class TrainConfig(BaseModel):
@@ -57,6 +77,14 @@ class TrainConfig(BaseModel):
     )
     epochs: int | None = Field(
         None, ge=1, description="Train for this many passes over the training split instead of `steps`."
+    )
+    max_time: float | None = Field(
+        None,
+        gt=0,
+        description="A wall-clock budget (seconds, or 90s, 20m, 2h; counting every resumed part): the "
+        "run stops at the step that ends nearest it, final evaluation included, and writes a checkpoint "
+        "and the weights; the learning-rate schedule is fitted to the steps the budget allows, measured as "
+        "it goes. Alone it ends the run; beside steps or epochs, whichever comes first.",
     )
     batch_size: int = Field(
         8,
@@ -118,8 +146,10 @@ class TrainConfig(BaseModel):
     cache_images: bool = Field(
         False, description="Keep decoded images in memory after their first use (for small datasets)."
     )
-    log_every: int = Field(
-        50, ge=1, description="Log losses to metrics.jsonl and the progress bar every N steps."
+    log_every: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto",
+        description="Log losses to metrics.jsonl and the progress bar every N steps; 'auto': every 50, "
+        "or more often in a short run, so that it logs at least 20 points (a curve in loss.png).",
     )
     grid_rows: int = Field(
         4, ge=1, description="Validation images in each picture grid (input | output | target)."
@@ -138,10 +168,17 @@ class TrainConfig(BaseModel):
         "A resumed run keeps them and continues their runs.",
     )
 
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        return None if value is None else parse_duration(value)
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if (self.steps is None) == (self.epochs is None):
-            raise ValueError("set exactly one of steps and epochs")
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("set one of steps and epochs, not both")
+        if self.steps is None and self.epochs is None and self.max_time is None:
+            raise ValueError("set one of steps, epochs and max_time")
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})"
@@ -156,6 +193,7 @@ SettingKind = Literal["recipe", "place", "output"]
 SETTING_KINDS: dict[str, SettingKind] = {
     "steps": "recipe",
     "epochs": "recipe",
+    "max_time": "recipe",
     "batch_size": "recipe",
     "grad_accum": "recipe",
     "grad_clip": "recipe",
@@ -249,11 +287,14 @@ def build_train_config(task: str, layers: Iterable[tuple[str, Mapping[str, Any] 
             continue
         sources.append(source)
         settings = dict(layer)
-        # A later layer's choice of run length replaces an earlier one's, whichever unit it used.
+        # A later layer's choice of run length replaces an earlier one's, whichever unit it used;
+        # a time budget given alone is the whole choice.
         if settings.get("epochs") is not None:
             merged["steps"] = None
         if settings.get("steps") is not None:
             merged["epochs"] = None
+        if settings.get("max_time") is not None and settings.get("steps") is settings.get("epochs") is None:
+            merged["steps"] = merged["epochs"] = None
         merged.update(settings)
     try:
         return TrainConfig.model_validate(merged)

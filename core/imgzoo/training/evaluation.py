@@ -100,8 +100,9 @@ def measure_pipeline(
     pipeline: Pipeline, dataset: Dataset, *, indices: Sequence[int], spec: str = "the data"
 ) -> tuple[dict[str, float], list[dict[str, float | str]]]:
     """What users get: each picture at ``indices``, at its own resolution, made into the input a
-    user would give (``task.degrade`` of the picture; a paired sample's own input, with its
-    named inputs), run through ``pipeline`` as ``run()`` would, and compared with the truth by
+    user would give (``task.degrade`` of the picture, with the named inputs it makes and
+    random draws that are the same for a picture at every evaluation; a paired sample's own
+    input, with its named inputs), run through ``pipeline`` as ``run()`` would, and compared with the truth by
     ``task.image_metrics``.
 
     Returns the metrics averaged over the pictures, and each picture's own (with its ``name``).
@@ -112,14 +113,17 @@ def measure_pipeline(
     for index in indices:
         sample = dataset[index]
         name = sample.name or f"#{index}"
+        given_inputs = dict(sample.inputs)
         if sample.target is not None:
             given, truth = sample.image, sample.target
         else:
-            given, truth = _degrade(task, sample.image, spec), sample.image
+            given, made_inputs = _degrade(task, sample.image, np.random.default_rng(index), spec)
+            truth = sample.image
+            given_inputs.update(made_inputs)
         images, _ = read_images(np.ascontiguousarray(given, dtype=np.float32))
         images[0].source = f"{spec}: {name}"
-        # The sample's named inputs (an inpainting mask) reach the task as run(..., mask=m) would.
-        named = read_inputs(type(task), images, {key: [value] for key, value in sample.inputs.items()})
+        # The named inputs (an inpainting mask) reach the task as run(..., mask=m) would.
+        named = read_inputs(type(task), images, {key: [value] for key, value in given_inputs.items()})
         request = Request(images[0], {key: values[0] for key, values in named.items()})
         result = pipeline.run([request])[0].output
         values = task.image_metrics(_rgb_tensor(result), _rgb_tensor(truth), _rgb_tensor(given))
@@ -129,15 +133,19 @@ def measure_pipeline(
     return {key: total / max(len(per_image), 1) for key, total in totals.items()}, per_image
 
 
-def _degrade(task: Task, truth: np.ndarray, spec: str) -> np.ndarray:
+def _degrade(
+    task: Task, truth: np.ndarray, rng: np.random.Generator, spec: str
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The task's input made from ``truth`` and its named inputs (none for a one-input task)."""
     try:
-        return task.degrade(truth)
+        made = task.degrade(truth, rng)
     except NotImplementedError:
         raise DataError(
             f"task {task.name!r} cannot make its input from a picture of {spec} (it has no degrade()): "
             "evaluate it through the whole pipeline on paired data (paired:DIR), or without "
             "--full-resolution"
         ) from None
+    return made if isinstance(made, tuple) else (made, {})
 
 
 def _rgb_tensor(pixels: np.ndarray) -> torch.Tensor:

@@ -13,8 +13,10 @@ uninterrupted one would).
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -66,7 +68,15 @@ from imgzoo.training.schedule import lr_factor
 from imgzoo.training.state import RunState
 from imgzoo.training.step import TrainingStep
 
-__all__ = ["Trainer"]
+__all__ = ["MIN_VALIDATION_PICTURES", "Trainer"]
+
+MIN_VALIDATION_PICTURES = 16
+"""Fewer validation pictures than this give metrics that move by more than a model's progress
+between two evaluations: the trainer warns about such a split."""
+
+# log_every="auto": every _LOG_EVERY steps, and at least _MIN_LOG_POINTS times in a short run,
+# so that loss.png draws a curve.
+_LOG_EVERY, _MIN_LOG_POINTS = 50, 20
 
 
 @dataclass
@@ -119,7 +129,7 @@ class Trainer:
         # Data: training pairs augmented as the task allows, validation pairs only sized.
         train_transform, val_transform = pair_transforms(task)
         self.train_pairs = PairDataset(train_data, task, train_transform, seed=config.seed)
-        self.val_pairs = PairDataset(val_data, task, val_transform, seed=config.seed)
+        self.val_pairs = PairDataset(val_data, task, val_transform, seed=config.seed, split="validation")
         self.plan = BatchPlan(
             len(train_data),
             config.batch_size,
@@ -129,10 +139,25 @@ class Trainer:
             shards=item_shards(train_data),
         )
         self._check_plan()
-        self.total_steps = (
-            config.steps if config.steps is not None else (config.epochs or 0) * self.plan.steps_per_epoch
+        self.step_limit = (
+            config.steps
+            if config.steps is not None
+            else config.epochs * self.plan.steps_per_epoch
+            if config.epochs is not None
+            else None
         )
+        """The steps or epochs asked for, in steps; None when only ``max_time`` ends the run."""
+        self.total_steps = self.step_limit or 1
+        """The steps the run will take: the step limit, or, with a time budget, the steps it
+        allows as measured so far (what the schedule, the progress bar and the logs plan for)."""
+        self.log_every = config.log_every if config.log_every != "auto" else _LOG_EVERY
+        self.eval_count = evaluation.evaluation_size(
+            config.eval_samples, available=len(val_data), trained_images=self.total_steps * config.batch_size
+        )
+        """Validation pictures each evaluation measures (a time budget's run settles it in fit())."""
         self._check_pairs()
+        if self.group.is_main:
+            self._check_validation_size(len(train_data) + len(val_data), len(val_data))
 
         # Models, optimizers and the fp16 loss scaler.
         for model in self.models.values():
@@ -181,7 +206,10 @@ class Trainer:
         self.log = MetricsLog(self.out_dir / "metrics.jsonl", enabled=self.group.is_main)
         self.stop = StopRequest()
         self._window = _LogWindow()
-        self._totals: dict[str, float] = {"time": 0.0, "wait": 0.0, "images": 0}
+        self._totals: dict[str, float] = {"time": 0.0, "wait": 0.0, "images": 0, "run_time": 0.0}
+        self._clock = time.perf_counter()  # restarted by fit(), less the run time resumed
+        self._loop_start: tuple[int, float] = (0, 0.0)  # (step, time) the loop of this process began at
+        self._seconds_per_step = 0.0
 
     # ── the loop ──────────────────────────────────────────────────────────────────────────────
     def fit(self, *, resume: bool = False) -> TrainResult:
@@ -201,6 +229,11 @@ class Trainer:
     def _fit(self, resume: bool) -> TrainResult:
         cfg, group = self.config, self.group
         start = self._restore() if resume else self._start_fresh()
+        self._clock = time.perf_counter() - self._totals.get("run_time", 0.0)
+        self._seconds_per_step = self._measure_step()
+        self._plan_run(start)
+        if group.is_main:
+            print(self._cost_line(start), file=sys.stderr, flush=True)
         if group.is_main and self.logger_classes:
             self.loggers = open_loggers(self.logger_classes, self._logger_run(resumed=resume, start=start))
         workers = auto_workers(group.world_size) if cfg.num_workers == "auto" else cfg.num_workers
@@ -247,6 +280,7 @@ class Trainer:
     ) -> None:
         """The loop: from step ``start`` to ``total_steps``, one optimizer step per iteration."""
         cfg, group, ctx = self.config, self.group, self.step_context
+        self._loop_start = (start, time.perf_counter())
         while self.step < self.total_steps:
             step = self.step
 
@@ -299,7 +333,10 @@ class Trainer:
             for name, value in losses.items():
                 window.losses[name] = window.losses[name] + value if name in window.losses else value
             window.per_step.append((self.step, losses))
-            if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+            # ── time budget: re-plan the remaining steps from the time they take here ──
+            if cfg.max_time is not None:
+                self._follow_time_budget(bar)
+            if self.step % self.log_every == 0 or self.step == self.total_steps:
                 self._log_training(bar)
             bar.update(1)
             self._call("on_step_end", self.step, losses)
@@ -316,11 +353,7 @@ class Trainer:
         many images were measured (``eval_samples``) in ``evaluated_images``.
         """
         cfg = self.config
-        count = evaluation.evaluation_size(
-            cfg.eval_samples,
-            available=len(self.val_pairs),
-            trained_images=self.total_steps * cfg.batch_size,
-        )
+        count = self.eval_count
         modes = {module: module.training for model in self.models.values() for module in model.modules()}
         for model in self.models.values():
             model.eval()
@@ -344,6 +377,124 @@ class Trainer:
                 module.training = training
         self.evaluated_images = count
         return metrics
+
+    # ── the plan: what the run will cost ─────────────────────────────────────────────────────
+    def _measure_step(self) -> float:
+        """Seconds an optimizer step takes here: two steps of copies of the task, its models and
+        optimizers on the run's first batch (the first warms up), timed and thrown away, so the
+        run itself is exactly what it would be unmeasured. Reading the batch counts as it will
+        in the run: in full without loader workers, shared out among them otherwise."""
+        cfg, device = self.config, self.device
+        task, models, optimizers = copy.deepcopy((self.task, self.models, self.optimizers))
+        scaler = torch.amp.GradScaler("cuda", enabled=self.scaler.is_enabled())
+        ctx = TrainingStep(
+            task.name,
+            models,
+            optimizers,
+            scaler,
+            grad_accum=cfg.grad_accum,
+            grad_clip=cfg.grad_clip,
+            group=distributed.Distributed(),  # this process alone: nothing to synchronise
+            device=device,
+        )
+        workers = auto_workers(self.group.world_size) if cfg.num_workers == "auto" else cfg.num_workers
+        keys = self.plan.micro_batches(0, self.group.rank)
+        reading = computing = 0.0
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            for _ in range(2):
+                reading = computing = 0.0
+                ctx.begin(0)
+                for micro_step, micro_batch in enumerate(keys):
+                    tick = time.perf_counter()
+                    pairs = [self.train_pairs[key] for key in micro_batch]
+                    inputs = torch.stack([pair[0] for pair in pairs]).to(device)
+                    targets = torch.stack([pair[1] for pair in pairs]).to(device)
+                    reading += time.perf_counter() - tick
+                    tick = time.perf_counter()
+                    with ctx.micro_batch(micro_step), autocast(device, cfg.precision):
+                        task.training_step(ctx.models, (inputs, targets), ctx)
+                    computing += time.perf_counter() - tick
+                ctx.end()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+        return computing + reading if workers == 0 else max(computing, reading / workers)
+
+    def _plan_run(self, start: int) -> None:
+        """Settle what depends on the run's length: the steps a time budget allows (from the
+        measured step), the evaluations' size and how often to log."""
+        cfg = self.config
+        if cfg.max_time is not None:
+            self.total_steps = self._steps_within_budget(self._seconds_per_step, start)
+        # Fixed for the run, so that every evaluation measures the same pictures.
+        self.eval_count = evaluation.evaluation_size(
+            cfg.eval_samples, available=len(self.val_pairs), trained_images=self.total_steps * cfg.batch_size
+        )
+        if cfg.log_every == "auto":
+            self.log_every = min(_LOG_EVERY, max(1, self.total_steps // _MIN_LOG_POINTS))
+
+    def _final_evaluation_seconds(self, seconds_per_step: float) -> float:
+        """About what the evaluation after the last step costs: a forward pass is about a third
+        of a training step, per picture."""
+        if not len(self.val_pairs):
+            return 0.0
+        return self.eval_count * seconds_per_step / self.config.batch_size / 3
+
+    def _steps_within_budget(self, seconds_per_step: float, done: int) -> int:
+        """The step the run ends at: where the time left after ``done`` steps, less the final
+        evaluation, runs out at ``seconds_per_step`` (at least one more step), capped by the
+        step limit."""
+        assert self.config.max_time is not None
+        left = self.config.max_time - (time.perf_counter() - self._clock)
+        left -= self._final_evaluation_seconds(seconds_per_step)
+        steps = done + max(1, math.floor(left / max(seconds_per_step, 1e-9)))
+        return steps if self.step_limit is None else min(steps, self.step_limit)
+
+    def _follow_time_budget(self, bar: tqdm[Any]) -> None:
+        """After a step: end the run here if the next step would end further past the budget
+        than this one ends short of it (so the run ends at the step nearest the budget, final
+        evaluation included), else plan its remaining steps at the pace of this run so far
+        (evaluations and checkpoints included). Every process plans the same: the pace is
+        averaged over them."""
+        first_step, started = self._loop_start
+        pace = (time.perf_counter() - started) / max(self.step - first_step, 1)
+        pace = float(distributed.mean_over_processes(torch.tensor([pace], device=self.device), self.group)[0])
+        assert self.config.max_time is not None
+        spent = time.perf_counter() - self._clock + self._final_evaluation_seconds(pace)
+        if distributed.any_process(spent + pace / 2 >= self.config.max_time, self.group, self.device):
+            self.total_steps = self.step
+        else:
+            self.total_steps = max(self.step + 1, self._steps_within_budget(pace, self.step))
+        bar.total = self.total_steps
+
+    def _cost_line(self, start: int) -> str:
+        """What the run will cost, said before its first step."""
+        cfg = self.config
+        steps = self.total_steps - start
+        evaluations = len(range(start + cfg.eval_every, self.total_steps, cfg.eval_every)) + 1
+        seconds = steps * self._seconds_per_step + evaluations * self._final_evaluation_seconds(
+            self._seconds_per_step
+        )
+        length = f"{self.total_steps} steps" if not start else f"steps {start + 1}-{self.total_steps}"
+        if cfg.max_time is not None:
+            length = f"a budget of {_duration(cfg.max_time)}: about {length}"
+        return (
+            f"training {self.task.name} for {length} of {cfg.batch_size} pictures at "
+            f"{self.task.config.image_size} px, {cfg.precision} on {self.device}: about "
+            f"{_duration(seconds)} here ({self._seconds_per_step:.2f} s a step, measured); "
+            f"results in {self.out_dir}"
+        )
+
+    def _check_validation_size(self, total: int, count: int) -> None:
+        if 0 < count < MIN_VALIDATION_PICTURES:
+            fraction = self.config.val_fraction
+            warnings.warn(
+                f"the validation split holds {count} picture(s) ({fraction:g} of {total}), too few for "
+                "its metrics to mean much: give more pictures (at val_fraction "
+                f"{fraction:g}, {math.ceil(MIN_VALIDATION_PICTURES / fraction)} give "
+                f"{MIN_VALIDATION_PICTURES}) or raise val_fraction (--set val_fraction=...)",
+                stacklevel=4,
+            )
 
     # ── phases of the loop ────────────────────────────────────────────────────────────────────
     def _evaluate_and_report(self) -> None:
@@ -506,6 +657,7 @@ class Trainer:
         return folder
 
     def _run_state(self, optimizer_states: dict[str, Any]) -> RunState:
+        self._totals["run_time"] = time.perf_counter() - self._clock  # what a time budget counts
         epoch, position = self.plan.position(self.step)
         return RunState(
             task=self.task.name,
@@ -682,3 +834,11 @@ class Trainer:
             raise TaskBugError(
                 self.task.name, "made a pair that is not two CxHxW tensors (input, target) in make_pair()"
             )
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``1 h 31 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

@@ -44,7 +44,7 @@ def mean_colour_metrics(task: imgzoo.Task) -> dict[str, float]:
     totals: dict[str, float] = {}
     for index in range(len(dataset)):
         truth = dataset[index].image
-        given = task.degrade(truth)
+        given = task.degrade(truth, np.random.default_rng(0))
         flat = np.broadcast_to(colour, (*given.shape[:2], 3))
         for key, value in task.image_metrics(_rgb(flat), _rgb(truth), _rgb(given)).items():
             totals[key] = totals.get(key, 0.0) + float(value) / len(dataset)

@@ -40,7 +40,9 @@ function showTask() {
   state.inputs = {};
   for (const input of task ? task.inputs : []) {
     const label = document.createElement("label");
-    label.textContent = `${input.name}${input.required ? "" : " (optional)"}: `;
+    // A mask's picker says how it is read: any nonzero pixel is 1.
+    const kind = input.kind === "mask" ? " (mask: nonzero pixels are 1)" : "";
+    label.textContent = `${input.name}${kind}${input.required ? "" : " (optional)"}: `;
     label.title = input.description;
     const picker = document.createElement("input");
     picker.type = "file";

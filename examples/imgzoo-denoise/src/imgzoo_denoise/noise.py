@@ -12,12 +12,10 @@ numpy and OpenCV only: the data pipeline calls this in its worker processes.
 
 from __future__ import annotations
 
-import hashlib
-
 import cv2
 import numpy as np
 
-__all__ = ["NOISE_MODELS", "add_noise", "jpeg_quality", "rng_for"]
+__all__ = ["NOISE_MODELS", "add_noise", "jpeg_quality"]
 
 NOISE_MODELS = ("gaussian", "salt_pepper", "jpeg")
 
@@ -43,16 +41,6 @@ def add_noise(image: np.ndarray, model: str, strength: float, rng: np.random.Gen
 def jpeg_quality(strength: float) -> int:
     """The JPEG quality (1-100) that a ``jpeg`` noise ``strength`` stands for."""
     return int(min(100, max(1, round(100 * (1 - strength)))))
-
-
-def rng_for(image: np.ndarray) -> np.random.Generator:
-    """A generator seeded by the image's pixels: the same crop always gets the same noise.
-
-    So noise is reproducible without any state: a resumed or distributed run, and every
-    evaluation, see exactly the inputs an uninterrupted single-process run would.
-    """
-    digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8).digest()
-    return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
 def _jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:

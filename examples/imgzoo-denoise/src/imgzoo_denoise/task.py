@@ -88,13 +88,15 @@ class DenoiseTask(Task):
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
         if sample.target is not None:
             return _to_tensor(sample.image), _to_tensor(sample.target)
-        return _to_tensor(self.degrade(sample.image)), _to_tensor(sample.image)
+        return _to_tensor(self.degrade(sample.image, sample.rng)), _to_tensor(sample.image)
 
-    def degrade(self, image: np.ndarray) -> np.ndarray:
-        """The clean image with the noise the model was trained against (the same draw every time)."""
-        from imgzoo_denoise.noise import add_noise, rng_for
+    def degrade(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The clean image with the noise the model was trained against, drawn from ``rng``
+        (the sample's own generator: the same draw for a crop at every evaluation, and for a
+        training step on every resume)."""
+        from imgzoo_denoise.noise import add_noise
 
-        return add_noise(image, self.config.noise, self.config.strength, rng_for(image))
+        return add_noise(image, self.config.noise, self.config.strength, rng)
 
     # ── evaluation ────────────────────────────────────────────────────────────────────────
     def predict_for_metrics(

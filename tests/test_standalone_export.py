@@ -66,7 +66,7 @@ def pictures_for(task: str, height: int, width: int) -> list[np.ndarray]:
     """The example photo at this size, uint8 RGB, and the 1-channel input the task's users give
     (the gray picture, the edge map) made of it by the task's ``degrade``."""
     photo = cv2.resize(images.load_image(PHOTO).pixels, (width, height), interpolation=cv2.INTER_AREA)
-    one_channel = plugins.get_task_class(task)().degrade(photo)[..., :1]
+    one_channel = plugins.get_task_class(task)().degrade(photo, np.random.default_rng(0))[..., :1]
     return [images.to_uint8(photo), images.to_uint8(one_channel)]
 
 

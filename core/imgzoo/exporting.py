@@ -506,7 +506,9 @@ def _standalone_pictures(task: Any, check_images: Sequence[Any] | None) -> Itera
         else:
             label, rgb = "random", rng.random((height, width, 3), dtype=np.float32)
         try:
-            one_channel = np.asarray(task.degrade(rgb), dtype=np.float32)[..., :1]
+            degraded = task.degrade(rgb, rng)
+            given = degraded[0] if isinstance(degraded, tuple) else degraded
+            one_channel = np.asarray(given, dtype=np.float32)[..., :1]
         except NotImplementedError:
             one_channel = rgb[..., :1]
         for picture in (rgb, one_channel):

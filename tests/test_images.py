@@ -6,6 +6,7 @@ import os
 import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,16 @@ import pytest
 import torch
 
 from imgzoo.errors import ConfigError, InvalidImageError, OutputError, ResultError
-from imgzoo.images import Image, decode_image, load_image, read_images, save_image, to_output, to_uint8
+from imgzoo.images import (
+    Image,
+    declared_size,
+    decode_image,
+    load_image,
+    read_images,
+    save_image,
+    to_output,
+    to_uint8,
+)
 
 CORE = Path(__file__).resolve().parents[1] / "core"
 
@@ -47,6 +57,7 @@ def png_declaring(width: int, height: int) -> bytes:
     """A valid PNG whose header claims another size: a decompression bomb for the header check."""
     png = bytearray(encode(".png", noise(1, 1, 3)))
     png[16:24] = struct.pack(">II", width, height)
+    png[29:33] = struct.pack(">I", zlib.crc32(png[12:29]))  # the header chunk's checksum
     return bytes(png)
 
 
@@ -94,7 +105,8 @@ BAD_INPUTS: list[tuple[str, BadInput, str]] = [
     ("float of 0..255", lambda tmp: np.full((2, 2, 3), 200.0), "divide by 255"),
     ("negative float", lambda tmp: np.full((2, 2), -3.0), "must lie in [0, 1]"),
     ("huge png header", lambda tmp: png_declaring(100_000, 100_000), "over the limit of 67108864"),
-    ("huge jpeg header", lambda tmp: jpeg_declaring(60_000, 60_000), "is 60000x60000 = 3600000000 pixels"),
+    ("huge jpeg header", lambda tmp: jpeg_declaring(60_000, 60_000), "more than 178956970 pixels, over the"),
+    ("big jpeg header", lambda tmp: jpeg_declaring(10_000, 10_000), "is 10000x10000 = 100000000 pixels"),
     ("huge array", lambda tmp: np.broadcast_to(np.uint8(0), (20_000, 20_000)), "over the limit"),
     ("int", lambda tmp: 42, "cannot read a int as an image: pass a path"),
     ("dict", lambda tmp: {"image": 1}, "cannot read a dict"),
@@ -304,8 +316,6 @@ def test_exif_orientation_is_honoured(tmp_path: Path, suffix: str, orientation: 
     from PIL import Image as PILImage
     from PIL import ImageOps
 
-    from imgzoo.data._imagesize import read_image_size
-
     path = tmp_path / f"turned{suffix}"
     exif = PILImage.Exif()
     exif[0x0112] = orientation
@@ -314,8 +324,28 @@ def test_exif_orientation_is_honoured(tmp_path: Path, suffix: str, orientation: 
     shown = np.asarray(ImageOps.exif_transpose(PILImage.open(path)))
     pixels = load_image(path).pixels
     np.testing.assert_array_equal(np.rint(pixels * 255).astype(np.uint8), shown)
-    # a quarter turn makes the header's size wrong, so the size is then found by decoding
-    assert read_image_size(path) == (None if orientation >= 5 else (3, 2))
+    # the header's size is the shown one: a quarter turn swaps width and height
+    assert declared_size(path.read_bytes()) == shown.shape[:2]
+
+
+def test_an_oversized_tiff_is_refused_from_its_header_before_decoding(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Before, only PNG, JPEG, BMP, GIF and WebP headers were read: a TIFF was decoded and run.
+    monkeypatch.setenv("IMGZOO_MAX_PIXELS", "100")
+    path = tmp_path / "big.tif"
+    assert cv2.imwrite(str(path), np.zeros((20, 20, 3), np.uint8))
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: pytest.fail("decoded before the size check"))
+    with pytest.raises(InvalidImageError, match=r"20x20 = 400 pixels, over the limit of 100"):
+        load_image(path)
+
+
+def test_a_format_whose_size_cannot_be_read_first_is_refused(tmp_path: Path) -> None:
+    # OpenCV decodes PFM, but no header reader knows its size: it is refused, not decoded unchecked.
+    path = tmp_path / "x.pfm"
+    assert cv2.imwrite(str(path), np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(InvalidImageError, match="format whose size can be read before decoding"):
+        load_image(path)
 
 
 def test_an_oversized_webp_is_refused_from_its_header_before_decoding() -> None:

@@ -23,7 +23,8 @@ float tensor for a tensor; numpy for a PIL image, which cannot hold such values)
 is saved only as ``.npy``.
 
 Float inputs must lie in [0, 1]; values up to 1/512 outside are taken as rounding error and clipped.
-uint8 torch tensors are read as 0..255. Importing this module imports neither torch nor PIL.
+uint8 torch tensors are read as 0..255. Importing this module imports neither torch nor PIL; encoded
+images' headers are read with Pillow, their pixels decoded with OpenCV.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import cv2
 import numpy as np
@@ -65,6 +67,7 @@ __all__ = [
 
 _BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see formats.MAX_PIXELS)
 _CONVERSION_BAND = 2**22  # values converted at a time from float to 8 bits (16 MB of float32)
+_EXIF_ORIENTATION = 0x0112  # the EXIF tag
 _ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
 _ACCEPTED = "a path, encoded bytes, a numpy array, a torch tensor or a PIL image (or a list of these)"
 
@@ -259,10 +262,10 @@ def decode_image(data: bytes | bytearray | memoryview, source: str = "bytes") ->
     data = bytes(data)
     if not data:
         raise _invalid(source, "is empty (0 bytes)")
-    _check_header(data, source)
+    header = _check_header(data, source)
     # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF rotation; JPEGs have no alpha, so
     # they are read with flags that keep depth and gray while applying the camera's orientation.
-    is_jpeg = data.startswith(b"\xff\xd8")
+    is_jpeg = header.format == "JPEG"
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if is_jpeg else cv2.IMREAD_UNCHANGED
     try:
         decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
@@ -274,22 +277,9 @@ def decode_image(data: bytes | bytearray | memoryview, source: str = "bytes") ->
         )
     if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    if not is_jpeg:
-        decoded = _apply_orientation(decoded, _embedded_orientation(data))
+    if header.format in ("PNG", "WEBP"):  # OpenCV applies a JPEG's and a TIFF's orientation itself
+        decoded = _apply_orientation(decoded, header.orientation)
     return _image_from_array(decoded, source)
-
-
-def _embedded_orientation(data: bytes) -> int | None:
-    """The EXIF orientation of a PNG or WebP, which OpenCV leaves unapplied (it applies a JPEG's
-    and a TIFF's itself); None when there is none or the EXIF block cannot be read."""
-    if not data.startswith((b"\x89PNG", b"RIFF")):
-        return None
-    from imgzoo.data._imagesize import embedded_orientation
-
-    try:
-        return embedded_orientation(io.BytesIO(data))
-    except struct.error:
-        return None  # a broken EXIF block: show the pixels as stored, as viewers do
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
@@ -398,14 +388,18 @@ def _pixel_limit() -> int:
 
 
 def _check_pixel_count(height: int, width: int, source: str) -> None:
-    limit = _pixel_limit()
-    if height * width > limit:
-        problem = f"is {width}x{height} = {height * width} pixels, over the limit of {limit}"
-        raise _invalid(
-            source,
-            f"{problem}: processing it could take {height * width * _BYTES_PER_PIXEL / 1e9:.1f} GB of "
-            "memory; if you trust the image and have the memory, raise the limit with IMGZOO_MAX_PIXELS",
-        )
+    if height * width > _pixel_limit():
+        raise _over_the_limit(source, f"is {width}x{height} = {height * width} pixels", height * width)
+
+
+def _over_the_limit(source: str, size: str, pixels: int) -> InvalidImageError:
+    """The error for an image of ``pixels`` pixels (``size`` describes them), over the limit."""
+    return _invalid(
+        source,
+        f"{size}, over the limit of {_pixel_limit()}: processing it could take "
+        f"{pixels * _BYTES_PER_PIXEL / 1e9:.1f} GB of memory; if you trust the image and have the "
+        "memory, raise the limit with IMGZOO_MAX_PIXELS",
+    )
 
 
 def _read_one(obj: object, suffix: str) -> tuple[list[Image], InputForm]:
@@ -579,33 +573,68 @@ def _convert_output(results: list[np.ndarray], form: InputForm) -> Any:
     return torch.stack(tensors)
 
 
-def _check_header(data: bytes, source: str) -> None:
-    """Reject truncated PNG/JPEG files, and oversized PNG/JPEG/BMP/GIF images before they are decoded.
+@dataclass(frozen=True)
+class _Header:
+    """What an encoded image's header says, read by Pillow without decoding the pixels."""
 
-    Other formats are checked once decoded; OpenCV refuses anything over 2**30 pixels by itself.
-    """
-    from imgzoo.data._imagesize import PNG_SIGNATURE
+    format: str  # Pillow's name for it: "PNG", "JPEG", "TIFF", ...
+    height: int  # as stored, before the EXIF orientation
+    width: int
+    orientation: int | None  # EXIF orientation 1-8, or None
 
-    if data.startswith(PNG_SIGNATURE):
-        _require_png_end(data, source)
-    size = declared_size(data, source)
-    if size is not None:
-        _check_pixel_count(size[0], size[1], source)
+    @property
+    def shown_size(self) -> tuple[int, int]:
+        """``(height, width)`` once the orientation is applied (5-8 turn the picture by 90°)."""
+        return (self.width, self.height) if self.orientation in (5, 6, 7, 8) else (self.height, self.width)
 
 
-def declared_size(data: bytes, source: str = "bytes") -> tuple[int, int] | None:
-    """``(height, width)`` as an encoded PNG, JPEG, BMP, GIF or WebP declares it in its header,
-    read without decoding; None for other formats or a header cut short. A JPEG that ends before
-    its pixel data is an InvalidImageError."""
-    from imgzoo.data._imagesize import HEAD_BYTES, head_size
+def _read_header(file: BinaryIO | Path, source: str) -> _Header:
+    """The header of an encoded image, through Pillow's lazy ``open``, which reads the header of
+    every format it knows and decodes nothing. A format whose size cannot be read this way is
+    refused: its pixel count could not be checked before decoding."""
+    from PIL import Image as PILImage
 
-    if data.startswith(b"\xff\xd8"):
-        return _jpeg_size(data, source)
     try:
-        width_height = head_size(data[:HEAD_BYTES])
-    except struct.error:  # cut short: the decoder says what is wrong
-        return None
-    return None if width_height is None else (width_height[1], width_height[0])
+        # Pillow warns of sizes over its own limit; imgzoo's (IMGZOO_MAX_PIXELS) is checked next.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(file) as picture:
+                width, height = picture.size
+                # The base method reads the EXIF the header gave; PNG's own decodes the whole
+                # picture to look for an eXIf chunk after the pixels.
+                orientation = PILImage.Image.getexif(picture).get(_EXIF_ORIENTATION)
+                kind = picture.format or "unknown"
+    except PILImage.DecompressionBombError as error:  # over Pillow's guard, 2 * MAX_IMAGE_PIXELS
+        bound = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+        raise _over_the_limit(source, f"declares more than {bound} pixels", bound) from error
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise _invalid(
+            source,
+            "is not a recognised image (or is corrupt): expected PNG, JPEG, TIFF, WebP, BMP or another "
+            "format whose size can be read before decoding",
+        ) from error
+    turned = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else None
+    return _Header(kind, int(height), int(width), turned)
+
+
+def _check_header(data: bytes, source: str) -> _Header:
+    """The header of ``data``, once its size is within the pixel limit and, for a PNG or a JPEG,
+    the file is complete; an InvalidImageError before anything is decoded otherwise."""
+    header = _read_header(io.BytesIO(data), source)
+    _check_pixel_count(header.height, header.width, source)
+    if header.format == "PNG":
+        _require_png_end(data, source)
+    elif header.format == "JPEG":
+        _require_jpeg_end(data, source)
+    return header
+
+
+def declared_size(data: bytes | bytearray | memoryview | Path, source: str = "bytes") -> tuple[int, int]:
+    """``(height, width)`` of an encoded image (bytes, or a file) as it will be shown, EXIF
+    orientation applied, read from its header without decoding; an InvalidImageError when its
+    format's size cannot be read that way."""
+    file = data if isinstance(data, Path) else io.BytesIO(data)
+    return _read_header(file, source).shown_size
 
 
 def _truncated(source: str, kind: str) -> InvalidImageError:
@@ -622,15 +651,12 @@ def _require_png_end(data: bytes, source: str) -> None:
     raise _truncated(source, "PNG")
 
 
-def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
-    from imgzoo.data._imagesize import JPEG_FRAME_MARKERS
-
-    size = None
+def _require_jpeg_end(data: bytes, source: str) -> None:
     position = 2
     while position + 4 <= len(data):  # walk the header segments up to the start of scan
         marker = data[position + 1]
         if data[position] != 0xFF:
-            return size  # not a well-formed marker: leave the verdict to the decoder
+            return  # not a well-formed marker: leave the verdict to the decoder
         if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
             position += 1 if marker == 0xFF else 2  # a fill byte, or a marker without a length
             continue
@@ -638,9 +664,7 @@ def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
             # an intact JPEG ends with EOI; searching after SOS skips the EOI of any EXIF thumbnail
             if data.find(b"\xff\xd9", position) < 0:
                 raise _truncated(source, "JPEG")
-            return size
-        if marker in JPEG_FRAME_MARKERS and position + 9 <= len(data):
-            size = struct.unpack_from(">HH", data, position + 5)  # a start of frame: height, width
+            return
         position += 2 + struct.unpack_from(">H", data, position + 2)[0]
     raise _truncated(source, "JPEG")
 

@@ -328,6 +328,38 @@ def test_exif_orientation_is_honoured(tmp_path: Path, suffix: str, orientation: 
     assert declared_size(path.read_bytes()) == shown.shape[:2]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX thing")
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    # Before, opening it waited forever for a writer.
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidImageError, match=r"pipe.png is not a regular file \(a pipe or a device\?\)"):
+        read_images(fifo)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_an_endless_device_is_refused_not_read_until_memory_runs_out() -> None:
+    with pytest.raises(InvalidImageError, match="is not a regular file"):
+        read_images("/dev/zero")
+
+
+def test_a_file_longer_than_any_image_within_the_limit_is_refused_unread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A 1x1 PNG padded to 2 MiB: the pixels are fine, but the file is far more than 4 pixels need.
+    monkeypatch.setenv("IMGZOO_MAX_PIXELS", "4")
+    path = write(tmp_path / "padded.png", encode(".png", noise(1, 1, 3)) + bytes(2**21))
+    with pytest.raises(InvalidImageError, match=r"padded.png is over 1048608 bytes, .*IMGZOO_MAX_PIXELS"):
+        read_images(path)
+    monkeypatch.delenv("IMGZOO_MAX_PIXELS")
+    assert read_images(path)[0][0].width == 1
+
+
+def test_a_path_too_long_for_the_system_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidImageError, match=r"cannot read .*: File name too long"):
+        read_images(str(tmp_path / ("x" * 300 + ".png")))
+
+
 def test_an_oversized_tiff_is_refused_from_its_header_before_decoding(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ __all__ = [
 _BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see formats.MAX_PIXELS)
 _CONVERSION_BAND = 2**22  # values converted at a time from float to 8 bits (16 MB of float32)
 _EXIF_ORIENTATION = 0x0112  # the EXIF tag
+_MOST_BYTES_PER_STORED_PIXEL = 8  # 16-bit RGBA, uncompressed
 _ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
 _ACCEPTED = "a path, encoded bytes, a numpy array, a torch tensor or a PIL image (or a list of these)"
 
@@ -387,6 +389,16 @@ def _pixel_limit() -> int:
     return int(configured)
 
 
+def _unreadable(path: Path, error: OSError) -> InvalidImageError:
+    return InvalidImageError(f"cannot read {path}: {error.strerror or error}", source=str(path))
+
+
+def _max_file_bytes() -> int:
+    """The largest image file read: one holding the most pixels accepted as 16-bit RGBA, stored
+    uncompressed, plus room for its metadata."""
+    return _pixel_limit() * _MOST_BYTES_PER_STORED_PIXEL + 2**20
+
+
 def _check_pixel_count(height: int, width: int, source: str) -> None:
     if height * width > _pixel_limit():
         raise _over_the_limit(source, f"is {width}x{height} = {height * width} pixels", height * width)
@@ -423,19 +435,42 @@ def _read_one(obj: object, suffix: str) -> tuple[list[Image], InputForm]:
 
 
 def _read_file(path: Path) -> bytes:
+    """The bytes of the regular file ``path``, at most :func:`_max_file_bytes` of them."""
     if "\x00" in str(path):  # the OS cannot even be asked about such a name
         raise InvalidImageError(
             f"the path {str(path)!r} contains a NUL byte: give a valid file name", source=str(path)
         )
-    if path.is_dir():
-        raise _invalid(str(path), "is a directory, not an image file")
     try:
-        with open(path, "rb") as file:  # not cv2.imread: it fails silently, and on non-ASCII paths
-            return file.read()
+        # Not cv2.imread: it fails silently, and on non-ASCII paths. O_NONBLOCK, so that opening a
+        # FIFO that no one writes to returns at once (to be refused below) instead of waiting.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError as error:
         raise InvalidImageError(f"no such file: {path}", source=str(path)) from error
-    except OSError as error:
-        raise InvalidImageError(f"cannot read {path}: {error.strerror or error}", source=str(path)) from error
+    except IsADirectoryError as error:  # Windows; elsewhere a folder opens, and fstat tells
+        raise _invalid(str(path), "is a directory, not an image file") from error
+    except OSError as error:  # a name too long, a permission, ...
+        raise _unreadable(path, error) from error
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise _invalid(str(path), "is a directory, not an image file")
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or a device (/dev/zero) could be read forever
+            raise _invalid(str(path), "is not a regular file (a pipe or a device?): give an image file")
+        limit = _max_file_bytes()
+        expected = min(status.st_size, limit)
+        try:
+            data = file.read(expected + 1)  # + 1 sees a file longer than it said
+            if len(data) > expected:  # growing, or one that tells no size (/proc): on to the limit
+                data += file.read(limit + 1 - len(data))
+        except OSError as error:
+            raise _unreadable(path, error) from error
+    if len(data) > limit:
+        raise _invalid(
+            str(path),
+            f"is over {limit} bytes, more than an image within the pixel limit ({_pixel_limit()}) needs: "
+            "if you trust the file, raise the limit with IMGZOO_MAX_PIXELS",
+        )
+    return data
 
 
 def _image_from_array(array: np.ndarray, source: str) -> Image:

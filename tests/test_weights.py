@@ -22,6 +22,7 @@ import torch
 
 from imgzoo import weights
 from imgzoo.errors import ConfigError, WeightsError
+from imgzoo.files import temporary_sibling
 from imgzoo.weights import (
     cache_dir,
     load_state,
@@ -625,7 +626,7 @@ def test_partial_downloads_of_killed_processes_are_removed(
         killed.wait(timeout=60)
     orphaned = [name for name in cached_files() if name.endswith(".part")]
     assert len(orphaned) == 1
-    alive = cache_dir() / f".other.safetensors.0123abcd.{os.getpid()}@{weights._HOST}.part"
+    alive = temporary_sibling(cache_dir() / "other.safetensors", kind="part")
     alive.write_bytes(b"a download in progress")
 
     url, sha256 = served_weights

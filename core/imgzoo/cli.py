@@ -571,7 +571,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config_file=args.config,
         options=overrides,
     )
-    runner = _FolderRun(pipeline, plugins.get_task_class(args.task), extra_paths, batch_size=args.batch_size)
+    runner = _FolderRun(
+        pipeline,
+        plugins.get_task_class(args.task),
+        extra_paths,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
     index, count = shard
     work = list(zip((path for path, _ in jobs), targets, strict=True))[index::count]
     written, unreadable = runner.run(work)
@@ -673,11 +679,13 @@ class _FolderRun:
         extra_paths: dict[str, list[Path]],
         *,
         batch_size: int,
+        overwrite: bool,
     ) -> None:
         self.pipeline = pipeline
         self.task_class = task_class
         self.extra_paths = extra_paths
         self.batch_size = batch_size
+        self.overwrite = overwrite  # whether a result may replace a file that appears meanwhile
         self.specs = {spec.name: spec for spec in task_class.extra_inputs}
         self.single = False  # whether the run is over one input (set by run())
         self.warned: set[str] = set()
@@ -759,7 +767,7 @@ class _FolderRun:
                     raise
                 problems.append(str(error))  # among many: it skips its image only, as above
                 continue
-            requests.append(Request(image, named, target))
+            requests.append(Request(image, named, target, self.overwrite))
             sources.append(source)
         return requests, sources, problems
 

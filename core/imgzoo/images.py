@@ -41,7 +41,7 @@ from typing import Any, BinaryIO, TypeVar
 import cv2
 import numpy as np
 
-from imgzoo.errors import ConfigError, InvalidImageError, OutputError, ResultError
+from imgzoo.errors import ConfigError, InvalidImageError, OutputError, OutputExistsError, ResultError
 from imgzoo.files import write_atomically
 from imgzoo.formats import MAP_SUFFIX, MAX_PIXELS, SIXTEEN_BIT_SUFFIXES, WRITABLE_SUFFIXES
 
@@ -230,12 +230,16 @@ def finish_result(result: np.ndarray, image: Image, kind: str = "image") -> np.n
     return pixels if kind == "map" else _with_alpha(pixels, image, clip=low < 0 or high > 1)
 
 
-def save_result(path: str | os.PathLike[str], finished: np.ndarray, kind: str = "image") -> Path:
+def save_result(
+    path: str | os.PathLike[str], finished: np.ndarray, kind: str = "image", *, overwrite: bool = True
+) -> Path:
     """Write a :func:`finish_result` output: an image in any format :func:`save_image` knows,
-    a map as ``.npy`` (float32 HxWxC) only, since an image format would round or clip it."""
+    a map as ``.npy`` (float32 HxWxC) only, since an image format would round or clip it.
+    ``overwrite=False``: an OutputExistsError rather than replace a file of that name, even one
+    created while the result was being written."""
     target = Path(path)
     if kind != "map":
-        return save_image(target, finished)
+        return save_image(target, finished, overwrite=overwrite)
     if target.suffix.lower() != MAP_SUFFIX:
         raise OutputError(
             f"cannot save {target}: the result is a float map, which {target.suffix or 'that format'} "
@@ -244,7 +248,7 @@ def save_result(path: str | os.PathLike[str], finished: np.ndarray, kind: str = 
         )
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(finished, dtype=np.float32), allow_pickle=False)
-    _write_atomically(target, buffer.getvalue())
+    _write_atomically(target, buffer.getvalue(), overwrite=overwrite)
     return target
 
 
@@ -295,10 +299,18 @@ def _apply_orientation(pixels: np.ndarray, orientation: int | None) -> np.ndarra
     return pixels
 
 
-def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarray | None = None) -> Path:
+def save_image(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    alpha: np.ndarray | None = None,
+    *,
+    overwrite: bool = True,
+) -> Path:
     """Write RGB(A) or gray pixels (float in [0, 1], uint8 or uint16) atomically; format from the suffix.
 
     uint16 stays 16-bit in PNG and TIFF; everything else is written as 8-bit. JPEG drops alpha.
+    ``overwrite=False``: an OutputExistsError rather than replace a file of that name, even one
+    created while the image was being written.
     """
     target = Path(path)
     suffix = target.suffix.lower()
@@ -318,7 +330,7 @@ def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarr
     stacked = np.concatenate(layers, axis=2)
     wide = suffix in SIXTEEN_BIT_SUFFIXES and np.asarray(pixels).dtype == np.uint16
     encodable = _to_uint16(stacked) if wide else to_uint8(stacked)
-    _write_atomically(target, encode_pixels(encodable, suffix, path=target))
+    _write_atomically(target, encode_pixels(encodable, suffix, path=target), overwrite=overwrite)
     return target
 
 
@@ -704,9 +716,15 @@ def _require_jpeg_end(data: bytes, source: str) -> None:
     raise _truncated(source, "JPEG")
 
 
-def _write_atomically(target: Path, content: bytes) -> None:
+def _write_atomically(target: Path, content: bytes, *, overwrite: bool) -> None:
     try:
-        write_atomically(target, content)
+        write_atomically(target, content, replace=overwrite)
+    except FileExistsError as error:
+        raise OutputExistsError(
+            f"{target} appeared while the result was being written: pass --overwrite (overwrite=True) "
+            "to replace it, or choose another output",
+            path=target,
+        ) from error
     except OSError as error:
         reason = error.strerror or error
         raise OutputError(

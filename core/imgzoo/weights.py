@@ -25,20 +25,18 @@ import json
 import math
 import os
 import re
-import socket
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Mapping
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from imgzoo.errors import ConfigError, WeightsError
-from imgzoo.files import fsync_path, replaced_atomically
+from imgzoo.files import fsync_path, remove_abandoned, replaced_atomically, temporary_sibling
 
 if TYPE_CHECKING:
     import torch
@@ -78,9 +76,6 @@ _DEFAULT_DEADLINE_S = 3600.0
 # Far above any image-to-image model's weights; a registry entry's ``size`` is the tighter cap.
 _MAX_DOWNLOAD_BYTES = 4 << 30
 _STALE_PART_NS = 24 * 3600 * 1_000_000_000
-# A partial download is named for its process, so that another process can tell it is orphaned.
-_HOST = re.sub(r"[^\w-]", "_", socket.gethostname()) or "host"
-_PART_NAME = re.compile(r"\..+\.(?P<pid>\d+)@(?P<host>[\w-]+)\.part")
 _RECENT_WRITE_NS = 3_000_000_000
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 # "package.name:path/in/package"; the package part is longer than one character so that a
@@ -516,8 +511,10 @@ def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
     # A damaged copy (a disk error, a hand edit) would otherwise fail every load until someone
     # deleted it by hand: it is downloaded again, once.
     target.unlink(missing_ok=True)
-    _remove_stale_parts(target.parent)
-    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}@{_HOST}.part")
+    # The partial downloads that no download will finish: those of processes that are gone
+    # (killed mid-download), and any older than a day.
+    remove_abandoned(target.parent, kind="part", older_than_ns=_STALE_PART_NS)
+    part = temporary_sibling(target, kind="part")
     with replaced_atomically(target, temporary=part):
         _download(url, part, target, size)
         actual = sha256_file(part) if expected is not None else None
@@ -552,33 +549,6 @@ def _is_intact(path: Path, sha256: str | None) -> bool:
         _read_header(path)
     except WeightsError:
         return False
-    return True
-
-
-def _remove_stale_parts(folder: Path) -> None:
-    """Delete the partial downloads that no download will finish: those of processes on this
-    machine that are gone (killed mid-download), and any older than a day."""
-    now = time.time_ns()
-    for part in folder.glob(".*.part"):
-        owner = _PART_NAME.fullmatch(part.name)
-        try:
-            age = now - part.stat().st_mtime_ns
-        except OSError:  # finished or removed meanwhile
-            continue
-        dead = owner is not None and owner["host"] == _HOST and not _process_exists(int(owner["pid"]))
-        if dead or age > _STALE_PART_NS:
-            part.unlink(missing_ok=True)
-
-
-def _process_exists(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists, but belongs to someone else
-        return True
     return True
 
 

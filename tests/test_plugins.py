@@ -144,15 +144,18 @@ def test_plugins_contribute_datasets_and_registry_files(tmp_path: Path) -> None:
     assert imgzoo.task_info("invert").description == "from a plugin registry file"
 
 
-def write_distribution(site: Path, module_source: str) -> None:
-    """An installed-looking distribution, broken-zoo-plugin 1.2.3, whose entry point ``broken``
-    is a module with this source."""
-    (site / "broken_zoo_plugin").mkdir(parents=True)
-    (site / "broken_zoo_plugin" / "__init__.py").write_text(module_source)
-    dist_info = site / "broken_zoo_plugin-1.2.3.dist-info"
+def write_distribution(
+    site: Path, module_source: str, *, distribution: str = "broken-zoo-plugin", entry_point: str = "broken"
+) -> None:
+    """An installed-looking distribution (version 1.2.3) whose entry point is a module with
+    this source, named like the distribution."""
+    module = distribution.replace("-", "_")
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(module_source)
+    dist_info = site / f"{module}-1.2.3.dist-info"
     dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-zoo-plugin\nVersion: 1.2.3\n")
-    (dist_info / "entry_points.txt").write_text("[imgzoo]\nbroken = broken_zoo_plugin\n")
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.2.3\n")
+    (dist_info / "entry_points.txt").write_text(f"[imgzoo]\n{entry_point} = {module}\n")
 
 
 @pytest.fixture
@@ -302,12 +305,7 @@ def register_tasks(register):
 def impostor_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A package on the path whose entry point takes the built-in plugin's name, ``colorize``."""
     site = tmp_path / "site"
-    (site / "impostor_zoo").mkdir(parents=True)
-    (site / "impostor_zoo" / "__init__.py").write_text(IMPOSTOR_MODULE)
-    dist_info = site / "impostor_zoo-6.6.6.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: impostor-zoo\nVersion: 6.6.6\n")
-    (dist_info / "entry_points.txt").write_text("[imgzoo]\ncolorize = impostor_zoo\n")
+    write_distribution(site, IMPOSTOR_MODULE, distribution="impostor-zoo", entry_point="colorize")
     monkeypatch.syspath_prepend(str(site))
     plugins.reload_plugins()
     yield

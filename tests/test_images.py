@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -358,6 +359,27 @@ def test_a_file_longer_than_any_image_within_the_limit_is_refused_unread(
 def test_a_path_too_long_for_the_system_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidImageError, match=r"cannot read .*: File name too long"):
         read_images(str(tmp_path / ("x" * 300 + ".png")))
+
+
+@pytest.mark.parametrize(
+    ("make_tensor", "fragment"),
+    [
+        (lambda: torch.zeros(3, 4, 4, device="meta"), "is on the meta device, so it holds no values"),
+        (lambda: torch.zeros(3, 4, 4).to_sparse(), "has layout torch.sparse_coo: pass a dense tensor"),
+        (
+            lambda: torch.nested.nested_tensor([torch.zeros(3, 4, 4), torch.zeros(3, 5, 5)]),
+            "is a nested tensor: pass a list of CxHxW tensors",
+        ),
+    ],
+    ids=["meta", "sparse", "nested"],
+)
+@pytest.mark.filterwarnings("ignore:.*nested tensors is in prototype stage")
+def test_a_tensor_without_plain_values_is_one_clear_error(
+    make_tensor: Callable[[], torch.Tensor], fragment: str
+) -> None:
+    # Before, torch's own NotImplementedError, TypeError or RuntimeError came through.
+    with pytest.raises(InvalidImageError, match=re.escape(f"tensor {fragment}")):
+        read_images(make_tensor())
 
 
 def test_an_oversized_tiff_is_refused_from_its_header_before_decoding(

@@ -536,6 +536,13 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
 def _read_tensor(tensor: Any, source: str) -> tuple[list[Image], InputForm]:
     import torch
 
+    # These hold no plain block of values to read: say so before torch fails in its own words.
+    if tensor.is_nested:
+        raise _invalid(source, "is a nested tensor: pass a list of CxHxW tensors instead")
+    if tensor.is_meta:
+        raise _invalid(source, "is on the meta device, so it holds no values: pass a tensor with data")
+    if tensor.layout != torch.strided:
+        raise _invalid(source, f"has layout {tensor.layout}: pass a dense tensor (call .to_dense())")
     values = tensor.detach().cpu()
     if values.dtype != torch.uint8 and not values.is_floating_point():
         raise _invalid(source, f"has dtype {values.dtype}; accepted: float in [0, 1] or uint8 (0..255)")

@@ -203,7 +203,8 @@ def load_weights(
     path: StrPath, *, sha256: str | None = None, device: str = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Verify (against ``sha256`` when given, and against the digest the file records) and load a
-    weights file: ``(tensors, metadata)``.
+    weights file: ``(tensors, metadata)``. The one loader of weights for inference, training
+    and export: a tensor with NaN or infinite values is refused here, whatever the route.
 
     Floating tensors come back as float32 whatever the file stores.
     """
@@ -219,6 +220,14 @@ def load_weights(
     for name, tensor in tensors.items():
         if tensor.is_floating_point():
             tensor = tensor.to(torch.float32)
+            # Such weights give a plausible-looking picture, or a blank one, and no error.
+            if not bool(torch.isfinite(tensor).all()):
+                raise WeightsError(
+                    f"{source}: tensor {name!r} holds NaN or infinite values (the training that made "
+                    "it diverged?): use other weights",
+                    path=source,
+                    tensor=name,
+                )
         tensors[name] = tensor.to(device)
     return tensors, metadata
 
@@ -442,6 +451,13 @@ def _decode_metadata(raw: object, path: Path) -> dict[str, Any]:
                 "written by imgzoo: export or download it again",
                 path=path,
             ) from None
+    config = decoded.get("config", {})
+    if not isinstance(config, dict):
+        raise WeightsError(
+            f"{path}: its metadata 'config' must be a table of settings, not {type(config).__name__}; "
+            "export or download the file again",
+            path=path,
+        )
     version = decoded.get(FORMAT_KEY, FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise WeightsError(

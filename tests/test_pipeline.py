@@ -294,6 +294,17 @@ print(left)
 """
 
 
+@pytest.mark.parametrize("output", ["x" * 300 + ".png", "x" * 300 + "/"], ids=["file", "folder"])
+def test_an_output_name_too_long_is_one_clear_error(
+    no_model_loads: None, tmp_path: Path, output: str
+) -> None:
+    # Before, the OSError of the first check on the path came through.
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))
+    with pytest.raises(imgzoo.OutputError, match=r"cannot write to .*x{300}.*: File name too long"):
+        imgzoo.run("invert", str(photo), output=tmp_path / output)
+
+
 def test_run_replaces_an_existing_file_only_when_asked(invert_weights: Path, tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgzoo.errors import OutputError, OutputExistsError
+from imgzoo.errors import OutputError, OutputExistsError, ZooError
 from imgzoo.files import remove_abandoned
 from imgzoo.formats import WRITABLE_SUFFIXES
 
@@ -48,11 +48,16 @@ def plan_outputs(
     text = os.fspath(output)
     if "\x00" in text:
         raise OutputError(f"the output path {text!r} contains a NUL byte: give a valid path", path=text)
-    targets = _targets(text, names, suffixes)
-    _refuse_shared_targets(targets, sources)
     index, count = shard
-    own = targets[index::count]
-    _refuse_replacing(own, [*sources, *also_read], overwrite=overwrite, overwrite_hint=overwrite_hint)
+    try:
+        targets = _targets(text, names, suffixes)
+        _refuse_shared_targets(targets, sources)
+        own = targets[index::count]
+        _refuse_replacing(own, [*sources, *also_read], overwrite=overwrite, overwrite_hint=overwrite_hint)
+    except ZooError:  # OutputExistsError is an OSError too
+        raise
+    except OSError as error:  # a name too long, a folder that cannot be read, ...
+        raise OutputError(f"cannot write to {text}: {error.strerror or error}", path=text) from error
     for folder in sorted({target.parent for target in own}):
         remove_abandoned(folder)  # the temporary files of earlier runs that were killed mid-write
     return targets

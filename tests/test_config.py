@@ -72,9 +72,18 @@ def test_errors_are_field_by_field_and_name_the_task() -> None:
         ("c.json", "{", "not valid json"),
         ("c.json", "[1]", "must hold a table"),
         # Before, these three were tracebacks (UnicodeDecodeError, RecursionError).
-        ("c.toml", b"\x00\xff\xfe binary", "c.toml is not a text file: expected UTF-8 toml"),
-        ("c.toml", "a = " + "[" * 5000 + "]" * 5000, "c.toml nests deeper than 32 levels"),
-        ("c.json", '{"a": ' + "[" * 5000 + "]" * 5000 + "}", "c.json nests deeper than 32 levels"),
+        pytest.param(
+            "c.toml", b"\x00\xff\xfe binary", "c.toml is not a text file: expected UTF-8 toml", id="binary"
+        ),
+        pytest.param(
+            "c.toml", "a = " + "[" * 5000 + "]" * 5000, "c.toml nests deeper than 32 levels", id="deep toml"
+        ),
+        pytest.param(
+            "c.json",
+            '{"a": ' + "[" * 5000 + "]" * 5000 + "}",
+            "c.json nests deeper than 32 levels",
+            id="deep json",
+        ),
     ],
 )
 def test_bad_config_files(tmp_path: Path, name: str, content: str | bytes, message: str) -> None:

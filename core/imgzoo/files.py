@@ -97,7 +97,10 @@ def replaced_atomically(
     OSError.
     """
     temporary = temporary or temporary_sibling(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as error:  # a file where the folder should be: not "the target exists"
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target.parent)) from error
     try:
         yield temporary
         with open(temporary, "rb+") as file:  # writable: Windows cannot fsync a read-only handle

@@ -462,12 +462,14 @@ def _read_file(path: Path) -> bytes:
         raise _invalid(str(path), "is a directory, not an image file") from error
     except OSError as error:  # a name too long, a permission, ...
         raise _unreadable(path, error) from error
-    with os.fdopen(descriptor, "rb") as file:
-        status = os.fstat(descriptor)
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
         if stat.S_ISDIR(status.st_mode):
             raise _invalid(str(path), "is a directory, not an image file")
-        if not stat.S_ISREG(status.st_mode):  # a FIFO or a device (/dev/zero) could be read forever
-            raise _invalid(str(path), "is not a regular file (a pipe or a device?): give an image file")
+        # A FIFO or a device (/dev/zero) could be read forever.
+        raise _invalid(str(path), "is not a regular file (a pipe or a device?): give an image file")
+    with os.fdopen(descriptor, "rb") as file:
         limit = _max_file_bytes()
         expected = min(status.st_size, limit)
         try:

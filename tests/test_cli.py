@@ -464,7 +464,7 @@ def test_a_failed_write_stops_the_run_with_one_line(
 ) -> None:
     from imgzoo import images
 
-    def full_disk(target: Path, *args: object) -> None:
+    def full_disk(target: Path, *args: object, **options: object) -> None:
         raise OSError(28, "No space left on device", str(target))
 
     monkeypatch.setattr(images, "save_result", full_disk)

@@ -29,6 +29,7 @@ images' headers are read with Pillow, their pixels decoded with OpenCV.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -412,18 +413,14 @@ def _max_file_bytes() -> int:
 
 
 def _check_pixel_count(height: int, width: int, source: str) -> None:
-    if height * width > _pixel_limit():
-        raise _over_the_limit(source, f"is {width}x{height} = {height * width} pixels", height * width)
-
-
-def _over_the_limit(source: str, size: str, pixels: int) -> InvalidImageError:
-    """The error for an image of ``pixels`` pixels (``size`` describes them), over the limit."""
-    return _invalid(
-        source,
-        f"{size}, over the limit of {_pixel_limit()}: processing it could take "
-        f"{pixels * _BYTES_PER_PIXEL / 1e9:.1f} GB of memory; if you trust the image and have the "
-        "memory, raise the limit with IMGZOO_MAX_PIXELS",
-    )
+    limit = _pixel_limit()
+    if height * width > limit:
+        problem = f"is {width}x{height} = {height * width} pixels, over the limit of {limit}"
+        raise _invalid(
+            source,
+            f"{problem}: processing it could take {height * width * _BYTES_PER_PIXEL / 1e9:.1f} GB of "
+            "memory; if you trust the image and have the memory, raise the limit with IMGZOO_MAX_PIXELS",
+        )
 
 
 def _read_one(obj: object, suffix: str) -> tuple[list[Image], InputForm]:
@@ -660,9 +657,19 @@ def _read_header(file: BinaryIO | Path, source: str) -> _Header:
                 # picture to look for an eXIf chunk after the pixels.
                 orientation = PILImage.Image.getexif(picture).get(_EXIF_ORIENTATION)
                 kind = picture.format or "unknown"
-    except PILImage.DecompressionBombError as error:  # over Pillow's guard, 2 * MAX_IMAGE_PIXELS
-        bound = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
-        raise _over_the_limit(source, f"declares more than {bound} pixels", bound) from error
+    except PILImage.DecompressionBombError:
+        # Over Pillow's own guard, which does not tell the size: the format's reader does, and
+        # imgzoo's limit is checked on it. Such a picture's orientation is not looked for.
+        found = _size_past_pillows_guard(file)
+        if found is None:  # a reader that applies the guard itself (WebP's)
+            bound = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+            raise _invalid(
+                source,
+                f"declares more than {bound} pixels, over the limit of {min(bound, _pixel_limit())}: "
+                "Pillow refuses to read such a file (PIL.Image.MAX_IMAGE_PIXELS sets its limit)",
+            ) from None
+        height, width, kind = found
+        return _Header(kind, height, width, None)
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise _invalid(
             source,
@@ -671,6 +678,33 @@ def _read_header(file: BinaryIO | Path, source: str) -> _Header:
         ) from error
     turned = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else None
     return _Header(kind, int(height), int(width), turned)
+
+
+def _size_past_pillows_guard(file: BinaryIO | Path) -> tuple[int, int, str] | None:
+    """``(height, width, format)`` of a picture that ``Image.open`` refuses as a decompression
+    bomb: the reader of its format, found as ``Image.open`` finds it, reads the header without
+    that guard (imgzoo's own pixel limit is lower, and is checked on the size). None when the
+    reader applies the guard itself."""
+    from PIL import Image as PILImage
+
+    with contextlib.ExitStack() as stack:
+        stream = stack.enter_context(open(file, "rb")) if isinstance(file, Path) else file
+        stream.seek(0)
+        prefix = stream.read(16)
+        for format_id in PILImage.ID:
+            factory, accept = PILImage.OPEN[format_id]
+            if accept is not None and accept(prefix) is not True:
+                continue
+            stream.seek(0)
+            try:
+                picture = factory(stream, "")
+            except PILImage.DecompressionBombError:
+                return None
+            except (SyntaxError, IndexError, TypeError, ValueError, EOFError, OSError, struct.error):
+                continue  # not this format, as Image.open finds out
+            width, height = picture.size
+            return int(height), int(width), picture.format or format_id
+    raise AssertionError("Pillow refused a picture that none of its readers reads")  # it read it
 
 
 def _check_header(data: bytes, source: str) -> _Header:

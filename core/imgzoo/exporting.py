@@ -35,7 +35,7 @@ from imgzoo import images as _images
 from imgzoo.backends.base import Backend
 from imgzoo.backends.pytorch import TorchBackend
 from imgzoo.errors import ExportError, OutputError, OutputExistsError, ZooError
-from imgzoo.files import replaced_atomically, temporary_sibling
+from imgzoo.files import remove_abandoned, replaced_atomically, temporary_sibling
 from imgzoo.outputs import same_file
 from imgzoo.pipeline import Pipeline, Request
 from imgzoo.weights import sha256_file
@@ -206,6 +206,7 @@ def export_pipeline(
     module = _inference_module(pipeline, samples[0][1])
     references = [_reference(module, inputs, format) for _, inputs in samples]
     metadata = origin_metadata(pipeline)
+    remove_abandoned(target.parent, kind="part")  # the partial exports of killed runs
     part = temporary_sibling(target, kind="part")
     try:
         # The export replaces ``target`` only once it has reproduced the model.

@@ -85,6 +85,42 @@ def test_run_globs_single_file_and_set(images_dir: Path, tmp_path: Path, invert_
     assert sorted(p.name for p in globbed.iterdir()) == ["a.png", "d.png", "e.png"]
 
 
+def test_a_path_that_exists_is_that_file_whatever_its_characters(
+    tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, 'x[1].png' was a glob matching x1.png, which was run instead, silently.
+    assert cv2.imwrite(str(tmp_path / "x[1].png"), np.zeros((5, 7, 3), np.uint8))
+    assert cv2.imwrite(str(tmp_path / "x1.png"), np.zeros((8, 8, 3), np.uint8))
+    out = tmp_path / "out.png"
+    assert main(["run", "invert", str(tmp_path / "x[1].png"), "-o", str(out)]) == 0
+    assert cv2.imread(str(out)).shape == (5, 7, 3)
+    assert "matched" not in capsys.readouterr().err
+
+
+def test_a_pattern_says_how_many_paths_it_matched(
+    images_dir: Path, tmp_path: Path, invert_weights: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "invert", str(images_dir / "[ad].png"), "-o", str(tmp_path / "out")]) == 0
+    assert f"imgzoo: {str(images_dir / '[ad].png')!r} matched 2 path(s)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "d.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX thing")
+def test_a_fifo_in_an_input_folder_is_left_out_not_waited_on(
+    images_dir: Path, tmp_path: Path, invert_weights: None
+) -> None:
+    os.mkfifo(images_dir / "pipe.png")  # before, reading it hung the run
+    out = tmp_path / "out"
+    assert main(["run", "invert", str(images_dir), "-o", str(out)]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
+        "a.png",
+        "b.png",
+        "d.png",
+        "e.png",
+        "sub/c.png",
+    ]
+
+
 def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "--json"]) == 0
     listed = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
@@ -198,9 +234,8 @@ def test_plugins_and_list_show_a_dataset_clash(capsys: pytest.CaptureFixture[str
     assert main(["list"]) == 0
     captured = capsys.readouterr()
     assert "invert" in captured.out and "  minifigs:" not in captured.out
-    assert "imgzoo: warning: dataset 'minifigs' is registered by 2 plugins, 'minifigs' and 'copycat'" in (
-        captured.err
-    )
+    clash = "dataset 'minifigs' is registered by 2 plugins, 'minifigs' (distribution imgzoo) and 'copycat'"
+    assert f"imgzoo: warning: {clash}" in captured.err
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
@@ -429,7 +464,7 @@ def test_a_failed_write_stops_the_run_with_one_line(
 ) -> None:
     from imgzoo import images
 
-    def full_disk(target: Path, *args: object) -> None:
+    def full_disk(target: Path, *args: object, **options: object) -> None:
         raise OSError(28, "No space left on device", str(target))
 
     monkeypatch.setattr(images, "save_result", full_disk)

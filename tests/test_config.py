@@ -71,13 +71,46 @@ def test_errors_are_field_by_field_and_name_the_task() -> None:
         ("c.toml", "gain = [", "not valid toml"),
         ("c.json", "{", "not valid json"),
         ("c.json", "[1]", "must hold a table"),
+        # Before, these three were tracebacks (UnicodeDecodeError, RecursionError).
+        pytest.param(
+            "c.toml", b"\x00\xff\xfe binary", "c.toml is not a text file: expected UTF-8 toml", id="binary"
+        ),
+        pytest.param(
+            "c.toml", "a = " + "[" * 5000 + "]" * 5000, "c.toml nests deeper than 32 levels", id="deep toml"
+        ),
+        pytest.param(
+            "c.json",
+            '{"a": ' + "[" * 5000 + "]" * 5000 + "}",
+            "c.json nests deeper than 32 levels",
+            id="deep json",
+        ),
     ],
 )
-def test_bad_config_files(tmp_path: Path, name: str, content: str, message: str) -> None:
+def test_bad_config_files(tmp_path: Path, name: str, content: str | bytes, message: str) -> None:
     file = tmp_path / name
-    file.write_text(content)
+    file.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(imgzoo.ConfigError, match=message):
         build_config(InvertConfig, task="invert", file=file)
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    ["gain=" + "[" * 5000 + "]" * 5000, "gain=" + "[" * 40 + "]" * 40, "a." * 3000 + "b=1"],
+    ids=["deep value", "value past the limit", "deep name"],
+)
+def test_deeply_nested_settings_are_a_config_error(assignment: str) -> None:
+    # Before, a RecursionError from the JSON parser or from the merge of dotted names.
+    with pytest.raises(imgzoo.ConfigError, match="nests deeper than 32 levels"):
+        parse_assignments([assignment], task="invert")
+
+
+@pytest.mark.parametrize("layer", ["weights_config", "overrides"])
+def test_a_deeply_nested_layer_is_a_config_error(layer: str) -> None:
+    deep: object = 0
+    for _ in range(5000):
+        deep = {"a": deep}
+    with pytest.raises(imgzoo.ConfigError, match="gain: nests deeper than 32 levels"):
+        build_config(InvertConfig, task="invert", **{layer: {"gain": deep}})
 
 
 def test_missing_config_file() -> None:

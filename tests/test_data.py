@@ -28,8 +28,9 @@ from imgzoo.data import (
     resize_short_side,
     train_val_split,
 )
-from imgzoo.data._imagesize import read_image_size
-from imgzoo.errors import DataError
+from imgzoo.data._files import read_rgb
+from imgzoo.errors import DataError, InvalidImageError
+from imgzoo.images import declared_size
 
 
 def write_image(path: Path, width: int = 16, height: int = 12, value: int = 128) -> Path:
@@ -163,16 +164,21 @@ def test_index_out_of_range_raises_index_error(tmp_path: Path) -> None:
 # ── header sizes ──────────────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".webp"])
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".webp", ".tif"])
 def test_header_size_matches_the_decoded_size(tmp_path: Path, suffix: str) -> None:
     path = write_image(tmp_path / f"x{suffix}", width=20, height=12)
-    assert read_image_size(path) == (20, 12)
+    assert declared_size(path) == (12, 20)
 
 
-def test_header_size_is_unknown_for_other_formats_and_rotated_jpegs(tmp_path: Path) -> None:
-    assert read_image_size(write_image(tmp_path / "x.tif")) is None
-    assert read_image_size(write_rotated_jpeg(tmp_path / "r.jpg", width=20, height=12)) is None
-    assert read_image_size(write_garbage(tmp_path / "bad.png")) is None
+def test_header_size_is_the_shown_size_of_a_rotated_jpeg(tmp_path: Path) -> None:
+    path = write_rotated_jpeg(tmp_path / "r.jpg", width=20, height=12)
+    assert declared_size(path) == (20, 12)
+    assert read_rgb(path).shape[:2] == (20, 12)
+
+
+def test_a_file_whose_size_cannot_be_read_from_its_header_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidImageError, match="format whose size can be read before decoding"):
+        declared_size(write_garbage(tmp_path / "bad.png"))
 
 
 def write_rotated_jpeg(path: Path, width: int, height: int) -> Path:

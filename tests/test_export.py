@@ -17,7 +17,7 @@ import imgzoo
 from imgzoo import exporting, images, plugins
 from imgzoo.cli import main
 from imgzoo.exporting import TOLERANCE, export, exported_metadata
-from toy_tasks import InvertTask, TiledToyTasksPlugin, declare
+from toy_tasks import InvertTask, TiledToyTasksPlugin, declare, write_invert_weights
 
 EXAMPLE_TASKS = Path(__file__).resolve().parent.parent / "examples"
 
@@ -109,6 +109,20 @@ def test_an_existing_file_is_replaced_only_when_asked(tmp_path: Path) -> None:
     assert target.read_bytes() == b"keep"
     export("invert", False, output=target, overwrite=True)
     assert exported_metadata(target)["imgzoo.task"] == "invert"
+
+
+@pytest.mark.usefixtures("toy_tasks")
+def test_an_export_never_replaces_its_own_weights(tmp_path: Path) -> None:
+    # Before, `imgzoo export --overwrite` replaced the weights file it read.
+    weights = tmp_path / "invert.safetensors"
+    write_invert_weights(weights)
+    before = weights.read_bytes()
+    (tmp_path / "alias.onnx").symlink_to(weights)
+    for output in (weights, tmp_path / "alias.onnx"):
+        assert main(["export", "invert", "--weights", str(weights), "-o", str(output), "--overwrite"]) == 1
+    assert weights.read_bytes() == before
+    with pytest.raises(imgzoo.OutputError, match="would replace its own weights"):
+        export("invert", weights, output=weights, overwrite=True)
 
 
 class ValueAsConstantTask(InvertTask):

@@ -37,6 +37,16 @@ def test_a_failed_block_leaves_the_target_and_no_temporary_file(tmp_path: Path) 
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["file.bin"]
 
 
+def test_a_block_that_may_not_replace_leaves_a_file_that_appeared_meanwhile(tmp_path: Path) -> None:
+    target = tmp_path / "file.bin"
+    with pytest.raises(FileExistsError), replaced_atomically(target, replace=False) as temporary:
+        temporary.write_bytes(b"new")
+        target.write_bytes(b"someone else's")  # after any check the caller made
+    assert target.read_bytes() == b"someone else's" and os.listdir(tmp_path) == ["file.bin"]
+    write_atomically(tmp_path / "fresh.bin", b"new", replace=False)
+    assert (tmp_path / "fresh.bin").read_bytes() == b"new"
+
+
 def test_the_server_and_save_image_encode_alike(tmp_path: Path) -> None:
     rgba = np.random.default_rng(0).integers(0, 256, size=(4, 5, 4), dtype=np.uint8)
     saved = imgzoo.images.save_image(tmp_path / "a.png", rgba)

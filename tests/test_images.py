@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +17,16 @@ import pytest
 import torch
 
 from imgzoo.errors import ConfigError, InvalidImageError, OutputError, ResultError
-from imgzoo.images import Image, decode_image, load_image, read_images, save_image, to_output, to_uint8
+from imgzoo.images import (
+    Image,
+    declared_size,
+    decode_image,
+    load_image,
+    read_images,
+    save_image,
+    to_output,
+    to_uint8,
+)
 
 CORE = Path(__file__).resolve().parents[1] / "core"
 
@@ -47,6 +58,7 @@ def png_declaring(width: int, height: int) -> bytes:
     """A valid PNG whose header claims another size: a decompression bomb for the header check."""
     png = bytearray(encode(".png", noise(1, 1, 3)))
     png[16:24] = struct.pack(">II", width, height)
+    png[29:33] = struct.pack(">I", zlib.crc32(png[12:29]))  # the header chunk's checksum
     return bytes(png)
 
 
@@ -95,6 +107,7 @@ BAD_INPUTS: list[tuple[str, BadInput, str]] = [
     ("negative float", lambda tmp: np.full((2, 2), -3.0), "must lie in [0, 1]"),
     ("huge png header", lambda tmp: png_declaring(100_000, 100_000), "over the limit of 67108864"),
     ("huge jpeg header", lambda tmp: jpeg_declaring(60_000, 60_000), "is 60000x60000 = 3600000000 pixels"),
+    ("big jpeg header", lambda tmp: jpeg_declaring(10_000, 10_000), "is 10000x10000 = 100000000 pixels"),
     ("huge array", lambda tmp: np.broadcast_to(np.uint8(0), (20_000, 20_000)), "over the limit"),
     ("int", lambda tmp: 42, "cannot read a int as an image: pass a path"),
     ("dict", lambda tmp: {"image": 1}, "cannot read a dict"),
@@ -304,8 +317,6 @@ def test_exif_orientation_is_honoured(tmp_path: Path, suffix: str, orientation: 
     from PIL import Image as PILImage
     from PIL import ImageOps
 
-    from imgzoo.data._imagesize import read_image_size
-
     path = tmp_path / f"turned{suffix}"
     exif = PILImage.Exif()
     exif[0x0112] = orientation
@@ -314,8 +325,87 @@ def test_exif_orientation_is_honoured(tmp_path: Path, suffix: str, orientation: 
     shown = np.asarray(ImageOps.exif_transpose(PILImage.open(path)))
     pixels = load_image(path).pixels
     np.testing.assert_array_equal(np.rint(pixels * 255).astype(np.uint8), shown)
-    # a quarter turn makes the header's size wrong, so the size is then found by decoding
-    assert read_image_size(path) == (None if orientation >= 5 else (3, 2))
+    # the header's size is the shown one: a quarter turn swaps width and height
+    assert declared_size(path.read_bytes()) == shown.shape[:2]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX thing")
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    # Before, opening it waited forever for a writer.
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidImageError, match=r"pipe.png is not a regular file \(a pipe or a device\?\)"):
+        read_images(fifo)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_an_endless_device_is_refused_not_read_until_memory_runs_out() -> None:
+    with pytest.raises(InvalidImageError, match="is not a regular file"):
+        read_images("/dev/zero")
+
+
+def test_a_file_longer_than_any_image_within_the_limit_is_refused_unread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A 1x1 PNG padded to 2 MiB: the pixels are fine, but the file is far more than 4 pixels need.
+    monkeypatch.setenv("IMGZOO_MAX_PIXELS", "4")
+    path = write(tmp_path / "padded.png", encode(".png", noise(1, 1, 3)) + bytes(2**21))
+    with pytest.raises(InvalidImageError, match=r"padded.png is over 1048608 bytes, .*IMGZOO_MAX_PIXELS"):
+        read_images(path)
+    monkeypatch.delenv("IMGZOO_MAX_PIXELS")
+    assert read_images(path)[0][0].width == 1
+
+
+def test_a_path_too_long_for_the_system_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidImageError, match=r"cannot read .*: File name too long"):
+        read_images(str(tmp_path / ("x" * 300 + ".png")))
+
+
+@pytest.mark.parametrize(
+    ("make_tensor", "fragment"),
+    [
+        (lambda: torch.zeros(3, 4, 4, device="meta"), "is on the meta device, so it holds no values"),
+        (lambda: torch.zeros(3, 4, 4).to_sparse(), "has layout torch.sparse_coo: pass a dense tensor"),
+        (
+            lambda: torch.nested.nested_tensor([torch.zeros(3, 4, 4), torch.zeros(3, 5, 5)]),
+            "is a nested tensor: pass a list of CxHxW tensors",
+        ),
+    ],
+    ids=["meta", "sparse", "nested"],
+)
+@pytest.mark.filterwarnings("ignore:.*nested tensors is in prototype stage")
+def test_a_tensor_without_plain_values_is_one_clear_error(
+    make_tensor: Callable[[], torch.Tensor], fragment: str
+) -> None:
+    # Before, torch's own NotImplementedError, TypeError or RuntimeError came through.
+    with pytest.raises(InvalidImageError, match=re.escape(f"tensor {fragment}")):
+        read_images(make_tensor())
+
+
+def test_an_oversized_tiff_is_refused_from_its_header_before_decoding(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Before, only PNG, JPEG, BMP, GIF and WebP headers were read: a TIFF was decoded and run.
+    monkeypatch.setenv("IMGZOO_MAX_PIXELS", "100")
+    path = tmp_path / "big.tif"
+    assert cv2.imwrite(str(path), np.zeros((20, 20, 3), np.uint8))
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: pytest.fail("decoded before the size check"))
+    with pytest.raises(InvalidImageError, match=r"20x20 = 400 pixels, over the limit of 100"):
+        load_image(path)
+
+
+def test_a_format_whose_size_cannot_be_read_first_is_refused(tmp_path: Path) -> None:
+    # OpenCV decodes PFM, but no header reader knows its size: it is refused, not decoded unchecked.
+    path = tmp_path / "x.pfm"
+    assert cv2.imwrite(str(path), np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(InvalidImageError, match="format whose size can be read before decoding"):
+        load_image(path)
+
+
+def test_the_header_size_of_a_picture_beyond_pillows_own_guard_is_still_read() -> None:
+    # Pillow's Image.open refuses over 2 * PIL.Image.MAX_IMAGE_PIXELS without telling the size;
+    # the server needs it (to answer 413 with the size) and a raised IMGZOO_MAX_PIXELS may allow it.
+    assert declared_size(png_declaring(30_000, 20_000)) == (20_000, 30_000)
 
 
 def test_an_oversized_webp_is_refused_from_its_header_before_decoding() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +16,8 @@ import torch
 
 import imgzoo
 from imgzoo import api, model_cache, pipeline
+from imgzoo import images as _images
+from imgzoo.files import temporary_sibling
 from toy_tasks import InvertTask, write_invert_weights, write_registry
 
 pytestmark = pytest.mark.usefixtures("toy_tasks")
@@ -230,6 +235,74 @@ def test_run_never_replaces_its_input(no_model_loads: None, tmp_path: Path, over
         with pytest.raises(imgzoo.OutputError, match="would replace its input"):
             imgzoo.run("invert", str(photo), output=output, overwrite=overwrite)
     assert photo.read_bytes() == before
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_file_that_appears_after_the_check_is_replaced_only_when_asked(
+    invert_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overwrite: bool
+) -> None:
+    # Before, the up-front check passed and the write replaced the newcomer without overwrite.
+    photo, target = tmp_path / "photo.jpg", tmp_path / "out.png"
+    cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))
+    encode = _images.encode_pixels
+
+    def encode_while_someone_writes(*args: object, **kwargs: object) -> bytes:
+        target.write_bytes(b"someone else's file")
+        return encode(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_images, "encode_pixels", encode_while_someone_writes)
+    if overwrite:
+        imgzoo.run("invert", photo, output=target, overwrite=True)
+        assert cv2.imread(str(target)).shape == (3, 3, 3)
+    else:
+        with pytest.raises(imgzoo.OutputExistsError, match=r"out\.png appeared while the result was being"):
+            imgzoo.run("invert", photo, output=target)
+        assert target.read_bytes() == b"someone else's file"
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == []
+
+
+def test_a_run_removes_the_temporary_files_that_killed_runs_left(
+    invert_weights: Path, tmp_path: Path
+) -> None:
+    photo, target = tmp_path / "photo.jpg", tmp_path / "out" / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))
+    target.parent.mkdir()
+    # One written by a process that is gone, one by a process that still runs (this one).
+    left_by_the_dead = subprocess.run(
+        [sys.executable, "-c", WRITE_A_TEMPORARY_FILE, str(target)],
+        env={**os.environ, "PYTHONPATH": str(Path(imgzoo.__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    being_written = temporary_sibling(target)
+    being_written.write_bytes(b"half")
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted(
+        [Path(left_by_the_dead).name, being_written.name]
+    )
+    imgzoo.run("invert", photo, output=target.parent)
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted(["photo.png", being_written.name])
+
+
+WRITE_A_TEMPORARY_FILE = """
+import sys
+from pathlib import Path
+from imgzoo.files import temporary_sibling
+left = temporary_sibling(Path(sys.argv[1]))
+left.write_bytes(b"half a picture")
+print(left)
+"""
+
+
+@pytest.mark.parametrize("output", ["x" * 300 + ".png", "x" * 300 + "/"], ids=["file", "folder"])
+def test_an_output_name_too_long_is_one_clear_error(
+    no_model_loads: None, tmp_path: Path, output: str
+) -> None:
+    # Before, the OSError of the first check on the path came through.
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((3, 3, 3), np.uint8))
+    with pytest.raises(imgzoo.OutputError, match=r"cannot write to .*x{300}.*: File name too long"):
+        imgzoo.run("invert", str(photo), output=tmp_path / output)
 
 
 def test_run_replaces_an_existing_file_only_when_asked(invert_weights: Path, tmp_path: Path) -> None:

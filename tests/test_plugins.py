@@ -144,15 +144,18 @@ def test_plugins_contribute_datasets_and_registry_files(tmp_path: Path) -> None:
     assert imgzoo.task_info("invert").description == "from a plugin registry file"
 
 
-def write_distribution(site: Path, module_source: str) -> None:
-    """An installed-looking distribution, broken-zoo-plugin 1.2.3, whose entry point ``broken``
-    is a module with this source."""
-    (site / "broken_zoo_plugin").mkdir(parents=True)
-    (site / "broken_zoo_plugin" / "__init__.py").write_text(module_source)
-    dist_info = site / "broken_zoo_plugin-1.2.3.dist-info"
+def write_distribution(
+    site: Path, module_source: str, *, distribution: str = "broken-zoo-plugin", entry_point: str = "broken"
+) -> None:
+    """An installed-looking distribution (version 1.2.3) whose entry point is a module with
+    this source, named like the distribution."""
+    module = distribution.replace("-", "_")
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(module_source)
+    dist_info = site / f"{module}-1.2.3.dist-info"
     dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-zoo-plugin\nVersion: 1.2.3\n")
-    (dist_info / "entry_points.txt").write_text("[imgzoo]\nbroken = broken_zoo_plugin\n")
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.2.3\n")
+    (dist_info / "entry_points.txt").write_text(f"[imgzoo]\n{entry_point} = {module}\n")
 
 
 @pytest.fixture
@@ -279,11 +282,81 @@ def test_two_plugins_registering_a_dataset_name_is_an_error_naming_both() -> Non
 
     assert "minifigs" not in plugins.dataset_factories()
     assert plugins.dataset_conflicts() == {"minifigs": ["minifigs", "copycat"]}
-    with pytest.raises(imgzoo.PluginError, match="'minifigs' and 'copycat'"):
+    with pytest.raises(imgzoo.PluginError, match=r"'minifigs' \(distribution imgzoo\) and 'copycat'"):
         open_dataset("minifigs", resolution=32)
     for name in ("minifigs", "copycat"):
         assert _info(name).status == "loaded" and _info(name).datasets == ["minifigs"]
-    assert _info("copycat").clashes == ["dataset 'minifigs' is also registered by 'minifigs': unusable"]
+    assert _info("copycat").clashes == [
+        "dataset 'minifigs' is also registered by 'minifigs' (distribution imgzoo): unusable"
+    ]
+
+
+IMPOSTOR_MODULE = """
+import imgzoo
+from imgzoo_colorize import COLORIZE
+
+@imgzoo.hookimpl
+def register_tasks(register):
+    register(COLORIZE)
+"""
+
+
+@pytest.fixture
+def impostor_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A package on the path whose entry point takes the built-in plugin's name, ``colorize``."""
+    site = tmp_path / "site"
+    write_distribution(site, IMPOSTOR_MODULE, distribution="impostor-zoo", entry_point="colorize")
+    monkeypatch.syspath_prepend(str(site))
+    plugins.reload_plugins()
+    yield
+    sys.modules.pop("impostor_zoo", None)
+
+
+def test_a_package_cannot_replace_a_builtin_plugin_by_taking_its_name(
+    impostor_distribution: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before, the impostor was listed as `colorize` and `imgzoo run colorize` ran it, silently.
+    from imgzoo.cli import main
+
+    assert {"imgzoo:colorize", "impostor-zoo:colorize"} <= {info.name for info in plugins.plugin_infos()}
+    assert sorted(plugins.task_conflicts()["colorize"]) == ["imgzoo:colorize", "impostor-zoo:colorize"]
+    assert "colorize" not in imgzoo.list_tasks()
+    assert main(["info", "colorize"]) == 1
+    error = capsys.readouterr().err
+    assert (
+        error.startswith("imgzoo: error: task 'colorize' is registered by 2 plugins")
+        and error.count("\n") == 1
+    )
+    assert "'imgzoo:colorize'" in error and "'impostor-zoo:colorize'" in error
+    assert main(["plugins"]) == 0
+    listing = capsys.readouterr().out
+    assert "clash: plugin name 'colorize' is also that of 'impostor-zoo:colorize'" in listing
+    assert "clash: task 'colorize' is also registered by 'impostor-zoo:colorize': unusable" in listing
+
+    # The allow-list is how the user chooses: by the plugin's full name, or the plain one.
+    monkeypatch.setenv("IMGZOO_DISABLE_PLUGINS", "impostor-zoo:colorize")
+    plugins.reload_plugins()
+    assert plugins.task_plugin("colorize") == "imgzoo:colorize"
+    monkeypatch.delenv("IMGZOO_DISABLE_PLUGINS")
+    monkeypatch.setenv("IMGZOO_PLUGINS", "impostor-zoo:colorize")
+    plugins.reload_plugins()
+    assert plugins.task_plugin("colorize") == "impostor-zoo:colorize"
+    assert _info("imgzoo:colorize").status == "disabled"
+
+
+def test_a_task_clash_names_the_distributions() -> None:
+    class Colorize:
+        @imgzoo.hookimpl
+        def register_tasks(self, register):  # type: ignore[no-untyped-def]
+            from imgzoo_colorize import COLORIZE
+
+            register(COLORIZE)
+
+    imgzoo.register_plugin(Colorize(), name="another-colorize")
+    with pytest.raises(
+        imgzoo.PluginError, match=r"'colorize' \(distribution imgzoo\) and 'another-colorize'"
+    ):
+        imgzoo.task_info("colorize")
 
 
 def test_a_task_clash_is_recorded_on_both_plugins(toy_tasks: None) -> None:

@@ -16,12 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from imgzoo import weights
 from imgzoo.errors import ConfigError, WeightsError
+from imgzoo.files import temporary_sibling
 from imgzoo.weights import (
     cache_dir,
     load_state,
@@ -625,7 +627,7 @@ def test_partial_downloads_of_killed_processes_are_removed(
         killed.wait(timeout=60)
     orphaned = [name for name in cached_files() if name.endswith(".part")]
     assert len(orphaned) == 1
-    alive = cache_dir() / f".other.safetensors.0123abcd.{os.getpid()}@{weights._HOST}.part"
+    alive = temporary_sibling(cache_dir() / "other.safetensors", kind="part")
     alive.write_bytes(b"a download in progress")
 
     url, sha256 = served_weights
@@ -687,3 +689,69 @@ def test_no_pickle_anywhere_in_the_code() -> None:
         if pickle_use.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+# ── what the weights hold ─────────────────────────────────────────────────────────────────
+
+
+def _write_invert_weights_holding(path: Path, value: float) -> str:
+    """invert's weights with one value of its kernel replaced by ``value``; their sha256."""
+    from toy_tasks import InvertConfig, InvertTask
+
+    task = InvertTask(InvertConfig())
+    tensors = state_tensors(task.build_models()["model"], prefix="model")
+    tensors["model.mix.weight"].view(-1)[4] = value
+    metadata = {"task": "invert", "config": task.config.model_dump(mode="json")}
+    return save_weights(path, tensors, metadata=metadata)
+
+
+def _load_by_path(path: Path, sha256: str, tmp_path: Path) -> None:
+    import imgzoo
+
+    imgzoo.load("invert", path)
+
+
+def _load_by_registry(path: Path, sha256: str, tmp_path: Path) -> None:
+    import imgzoo
+    from toy_tasks import write_registry
+
+    write_registry(tmp_path / "r.toml", "invert", {"bad": (path.name, sha256)})
+    imgzoo.add_registry(tmp_path / "r.toml")
+    imgzoo.load("invert", "bad")
+
+
+def _train_from(path: Path, sha256: str, tmp_path: Path) -> None:
+    from imgzoo.training import train
+
+    train("invert", "minifigs:n=4,resolution=16", out=tmp_path / "run", weights=path, steps=1)
+
+
+def _export(path: Path, sha256: str, tmp_path: Path) -> None:
+    from imgzoo.exporting import export
+
+    export("invert", path, format="torchscript", output=tmp_path / "invert.pt")
+
+
+@pytest.mark.usefixtures("toy_tasks")
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("route", [_load_by_path, _load_by_registry, _train_from, _export])
+def test_weights_with_non_finite_values_are_refused_whatever_the_route(
+    tmp_path: Path, value: float, route: Any
+) -> None:
+    # Before, they loaded and gave a plausible-looking picture with no error.
+    path = tmp_path / "invert.safetensors"
+    sha256 = _write_invert_weights_holding(path, value)
+    refusal = r"invert\.safetensors: tensor 'model\.mix\.weight' holds NaN or infinite values"
+    with pytest.raises(WeightsError, match=refusal):
+        route(path, sha256, tmp_path)
+    assert not (tmp_path / "invert.pt").exists()
+
+
+@pytest.mark.parametrize("config", [[1, 2], "image_size=8", 3])
+def test_weights_whose_config_is_not_a_table_are_refused(tmp_path: Path, config: object) -> None:
+    # Before, a traceback from wherever the config was first used as a table.
+    path = tmp_path / "w.safetensors"
+    save_weights(path, {"model.w": torch.zeros(2)}, metadata={"task": "invert", "config": config})
+    refusal = f"its metadata 'config' must be a table of settings, not {type(config).__name__}"
+    with pytest.raises(WeightsError, match=refusal):
+        read_metadata(path)

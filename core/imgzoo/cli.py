@@ -24,6 +24,7 @@ import functools
 import glob
 import json
 import os
+import stat
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -639,7 +640,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config_file=args.config,
         options=overrides,
     )
-    runner = _FolderRun(pipeline, plugins.get_task_class(args.task), extra_paths, batch_size=args.batch_size)
+    runner = _FolderRun(
+        pipeline,
+        plugins.get_task_class(args.task),
+        extra_paths,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
     index, count = shard
     work = list(zip((path for path, _ in jobs), targets, strict=True))[index::count]
     written, unreadable = runner.run(work)
@@ -742,11 +749,13 @@ class _FolderRun:
         extra_paths: dict[str, list[Path]],
         *,
         batch_size: int,
+        overwrite: bool,
     ) -> None:
         self.pipeline = pipeline
         self.task_class = task_class
         self.extra_paths = extra_paths
         self.batch_size = batch_size
+        self.overwrite = overwrite  # whether a result may replace a file that appears meanwhile
         self.specs = {spec.name: spec for spec in task_class.extra_inputs}
         self.single = False  # whether the run is over one input (set by run())
         self.warned: set[str] = set()
@@ -828,7 +837,7 @@ class _FolderRun:
                     raise
                 problems.append(str(error))  # among many: it skips its image only, as above
                 continue
-            requests.append(Request(image, named, target))
+            requests.append(Request(image, named, target, self.overwrite))
             sources.append(source)
         return requests, sources, problems
 
@@ -900,27 +909,40 @@ def _read_named_input(name: str, path: Path) -> Any:
 def expand_inputs(inputs: Sequence[str]) -> list[tuple[Path, str]]:
     """(input file, output file name) for every image: files as given, folders searched
     recursively (their layout is kept in the output; hidden files are left out), globs expanded
-    for shells that leave them alone. A missing file, a pattern matching nothing or a folder
-    without images is an error, found before any model loads; a subfolder that cannot be
-    searched is reported as a warning."""
+    for shells that leave them alone. A path that exists is that file or folder whatever its
+    characters (``x[1].png``); only one that does not is tried as a pattern, and the number of
+    files it matched is said on stderr. A missing file, a pattern matching nothing, a folder
+    without images or a FIFO or device is an error, found before any model loads; a subfolder
+    that cannot be searched is reported as a warning."""
     from imgzoo.data._files import find_images
     from imgzoo.errors import InvalidImageError
 
     jobs: list[tuple[Path, str]] = []
     for item in inputs:
-        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
-        if not matches:
-            raise InvalidImageError(f"no files match {item!r}", source=item)
+        matches = [item]
+        if glob.has_magic(item) and not os.path.lexists(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                raise InvalidImageError(f"no files match {item!r}", source=item)
+            print(f"imgzoo: {item!r} matched {len(matches)} path(s)", file=sys.stderr)
         for match in map(Path, matches):
-            if match.is_dir():
+            try:
+                mode = match.stat().st_mode
+            except FileNotFoundError:
+                raise InvalidImageError(f"{match}: no such file", source=match) from None
+            except OSError as error:  # a name too long, a link loop, ...
+                raise InvalidImageError(f"{match}: {error.strerror or error}", source=match) from None
+            if stat.S_ISDIR(mode):
                 found = find_images(match).files
                 if not found:
                     raise InvalidImageError(f"no images in folder {match}", source=match)
                 jobs += [(p, p.relative_to(match).with_suffix(RESULT_SUFFIX).as_posix()) for p in found]
-            elif match.is_file():
+            elif stat.S_ISREG(mode):
                 jobs.append((match, match.with_suffix(RESULT_SUFFIX).name))
             else:
-                raise InvalidImageError(f"{match}: no such file", source=match)
+                raise InvalidImageError(
+                    f"{match} is not a regular file (a pipe or a device?): give an image file", source=match
+                )
     return jobs
 
 

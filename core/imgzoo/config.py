@@ -36,23 +36,32 @@ __all__ = [
 ]
 
 
+MAX_NESTING = 32
+"""Most levels of tables and lists within one another a config may have (a task's config has
+two or three): deeper ones would exhaust Python's recursion in the parsers and the merge."""
+
+
 def read_config_file(path: str | Path, *, task: str) -> dict[str, Any]:
     """Read a ``.toml`` or ``.json`` config file into a dict."""
     path = Path(path)
+    kind = path.suffix.lstrip(".") or "TOML"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(task, [("(file)", f"cannot read {path}: {error.strerror or error}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(task, [("(file)", f"{path} is not a text file: expected UTF-8 {kind}")]) from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(task, [("(file)", f"{path} nests deeper than {MAX_NESTING} levels")]) from None
     except (ValueError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(
-            task, [("(file)", f"{path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {error}")]
-        ) from None
+        raise ConfigError(task, [("(file)", f"{path} is not valid {kind}: {error}")]) from None
     if not isinstance(data, dict):
         raise ConfigError(
             task, [("(file)", f"{path} must hold a table of settings, not {type(data).__name__}")]
         )
+    _require_shallow(data, task=task, source=str(path))
     return data
 
 
@@ -71,7 +80,10 @@ def parse_assignments(assignments: Iterable[str], *, task: str) -> dict[str, Any
             value: Any = json.loads(raw)
         except ValueError:
             value = raw
+        except RecursionError:
+            value = _TOO_DEEP
         flat[key.strip()] = value
+    _require_shallow(flat, task=task, source="--set")
     return expand_dotted(flat)
 
 
@@ -85,9 +97,11 @@ def build_config(
 ) -> BaseModel:
     """Merge the layers (see the module docstring) and validate once, at the end."""
     combined: dict[str, Any] = {}
+    _require_shallow(weights_config or {}, task=task, source="weights metadata")
     layers: list[tuple[str, Mapping[str, Any]]] = [("weights metadata", weights_config or {})]
     if file is not None:
         layers.append((str(file), read_config_file(file, task=task)))
+    _require_shallow(overrides or {}, task=task, source="arguments")
     layers.append(("arguments", expand_dotted(overrides or {})))
     for _, layer in layers:
         _deep_update(combined, layer)
@@ -127,6 +141,25 @@ def merged(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]
     _deep_update(result, base)
     _deep_update(result, update)
     return result
+
+
+_TOO_DEEP = object()  # a --set value too deeply nested to parse
+
+
+def _require_shallow(settings: Mapping[str, Any], *, task: str, source: str) -> None:
+    """A ConfigError naming the first setting that nests deeper than :data:`MAX_NESTING`
+    (a dotted name's parts count as levels), found without recursion."""
+    for name, value in settings.items():
+        pending = [(value, str(name).count(".") + 1)]
+        while pending:
+            item, depth = pending.pop()
+            if depth > MAX_NESTING or item is _TOO_DEEP:
+                shown = name if len(str(name)) <= 40 else f"{str(name)[:40]}..."
+                raise ConfigError(task, [(shown, f"nests deeper than {MAX_NESTING} levels")], source=source)
+            if isinstance(item, Mapping):
+                pending += [(inner, depth + 1) for inner in item.values()]
+            elif isinstance(item, (list, tuple)):
+                pending += [(inner, depth + 1) for inner in item]
 
 
 def _deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:

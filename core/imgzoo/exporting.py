@@ -42,8 +42,9 @@ from imgzoo import __version__
 from imgzoo import images as _images
 from imgzoo.backends.base import Backend
 from imgzoo.backends.pytorch import TorchBackend
-from imgzoo.errors import ExportError, OutputExistsError, ZooError
-from imgzoo.files import replaced_atomically
+from imgzoo.errors import ExportError, OutputError, OutputExistsError, ZooError
+from imgzoo.files import remove_abandoned, replaced_atomically, temporary_sibling
+from imgzoo.outputs import same_file
 from imgzoo.pipeline import Pipeline, Request
 from imgzoo.weights import sha256_file
 
@@ -239,13 +240,22 @@ def export_pipeline(
             format=format,
         )
     target = Path(output)
+    if (
+        pipeline.weights is not None
+        and pipeline.weights.path is not None
+        and same_file(pipeline.weights.path, target)
+    ):
+        raise OutputError(
+            f"the export would replace its own weights {target}: choose another output file", path=target
+        )
     if standalone:
         return _export_standalone(pipeline, target, check_images)
     samples = list(_check_inputs(pipeline, check_images))
     module = _inference_module(pipeline, samples[0][1])
     references = [_reference(module, inputs, format) for _, inputs in samples]
     metadata = origin_metadata(pipeline)
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    remove_abandoned(target.parent, kind="part")  # the partial exports of killed runs
+    part = temporary_sibling(target, kind="part")
     try:
         # The export replaces ``target`` only once it has reproduced the model.
         with replaced_atomically(target, temporary=part):

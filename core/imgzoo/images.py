@@ -23,22 +23,26 @@ float tensor for a tensor; numpy for a PIL image, which cannot hold such values)
 is saved only as ``.npy``.
 
 Float inputs must lie in [0, 1]; values up to 1/512 outside are taken as rounding error and clipped.
-uint8 torch tensors are read as 0..255. Importing this module imports neither torch nor PIL.
+uint8 torch tensors are read as 0..255. Importing this module imports neither torch nor PIL; encoded
+images' headers are read with Pillow, their pixels decoded with OpenCV.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import cv2
 import numpy as np
 
-from imgzoo.errors import ConfigError, InvalidImageError, OutputError, ResultError
+from imgzoo.errors import ConfigError, InvalidImageError, OutputError, OutputExistsError, ResultError
 from imgzoo.files import write_atomically
 from imgzoo.formats import MAP_SUFFIX, MAX_PIXELS, SIXTEEN_BIT_SUFFIXES, WRITABLE_SUFFIXES
 
@@ -65,6 +69,8 @@ __all__ = [
 
 _BYTES_PER_PIXEL = 72  # the peak of the hungriest built-in task, colorize (see formats.MAX_PIXELS)
 _CONVERSION_BAND = 2**22  # values converted at a time from float to 8 bits (16 MB of float32)
+_EXIF_ORIENTATION = 0x0112  # the EXIF tag
+_MOST_BYTES_PER_STORED_PIXEL = 8  # 16-bit RGBA, uncompressed
 _ROUNDING_SLACK = 1 / 512  # under half an 8-bit step: resampling overshoot, not a wrong scale
 _ACCEPTED = "a path, encoded bytes, a numpy array, a torch tensor or a PIL image (or a list of these)"
 
@@ -228,12 +234,16 @@ def finish_result(result: np.ndarray, image: Image, kind: str = "image") -> np.n
     return pixels if kind == "map" else _with_alpha(pixels, image, clip=low < 0 or high > 1)
 
 
-def save_result(path: str | os.PathLike[str], finished: np.ndarray, kind: str = "image") -> Path:
+def save_result(
+    path: str | os.PathLike[str], finished: np.ndarray, kind: str = "image", *, overwrite: bool = True
+) -> Path:
     """Write a :func:`finish_result` output: an image in any format :func:`save_image` knows,
-    a map as ``.npy`` (float32 HxWxC) only, since an image format would round or clip it."""
+    a map as ``.npy`` (float32 HxWxC) only, since an image format would round or clip it.
+    ``overwrite=False``: an OutputExistsError rather than replace a file of that name, even one
+    created while the result was being written."""
     target = Path(path)
     if kind != "map":
-        return save_image(target, finished)
+        return save_image(target, finished, overwrite=overwrite)
     if target.suffix.lower() != MAP_SUFFIX:
         raise OutputError(
             f"cannot save {target}: the result is a float map, which {target.suffix or 'that format'} "
@@ -242,7 +252,7 @@ def save_result(path: str | os.PathLike[str], finished: np.ndarray, kind: str = 
         )
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(finished, dtype=np.float32), allow_pickle=False)
-    _write_atomically(target, buffer.getvalue())
+    _write_atomically(target, buffer.getvalue(), overwrite=overwrite)
     return target
 
 
@@ -262,10 +272,10 @@ def decode_image(data: bytes | bytearray | memoryview, source: str = "bytes") ->
     data = bytes(data)
     if not data:
         raise _invalid(source, "is empty (0 bytes)")
-    _check_header(data, source)
+    header = _check_header(data, source)
     # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF rotation; JPEGs have no alpha, so
     # they are read with flags that keep depth and gray while applying the camera's orientation.
-    is_jpeg = data.startswith(b"\xff\xd8")
+    is_jpeg = header.format == "JPEG"
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if is_jpeg else cv2.IMREAD_UNCHANGED
     try:
         decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
@@ -277,22 +287,9 @@ def decode_image(data: bytes | bytearray | memoryview, source: str = "bytes") ->
         )
     if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    if not is_jpeg:
-        decoded = _apply_orientation(decoded, _embedded_orientation(data))
+    if header.format in ("PNG", "WEBP"):  # OpenCV applies a JPEG's and a TIFF's orientation itself
+        decoded = _apply_orientation(decoded, header.orientation)
     return _image_from_array(decoded, source)
-
-
-def _embedded_orientation(data: bytes) -> int | None:
-    """The EXIF orientation of a PNG or WebP, which OpenCV leaves unapplied (it applies a JPEG's
-    and a TIFF's itself); None when there is none or the EXIF block cannot be read."""
-    if not data.startswith((b"\x89PNG", b"RIFF")):
-        return None
-    from imgzoo.data._imagesize import embedded_orientation
-
-    try:
-        return embedded_orientation(io.BytesIO(data))
-    except struct.error:
-        return None  # a broken EXIF block: show the pixels as stored, as viewers do
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int | None) -> np.ndarray:
@@ -306,10 +303,18 @@ def _apply_orientation(pixels: np.ndarray, orientation: int | None) -> np.ndarra
     return pixels
 
 
-def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarray | None = None) -> Path:
+def save_image(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    alpha: np.ndarray | None = None,
+    *,
+    overwrite: bool = True,
+) -> Path:
     """Write RGB(A) or gray pixels (float in [0, 1], uint8 or uint16) atomically; format from the suffix.
 
     uint16 stays 16-bit in PNG and TIFF; everything else is written as 8-bit. JPEG drops alpha.
+    ``overwrite=False``: an OutputExistsError rather than replace a file of that name, even one
+    created while the image was being written.
     """
     target = Path(path)
     suffix = target.suffix.lower()
@@ -329,7 +334,7 @@ def save_image(path: str | os.PathLike[str], pixels: np.ndarray, alpha: np.ndarr
     stacked = np.concatenate(layers, axis=2)
     wide = suffix in SIXTEEN_BIT_SUFFIXES and np.asarray(pixels).dtype == np.uint16
     encodable = _to_uint16(stacked) if wide else to_uint8(stacked)
-    _write_atomically(target, encode_pixels(encodable, suffix, path=target))
+    _write_atomically(target, encode_pixels(encodable, suffix, path=target), overwrite=overwrite)
     return target
 
 
@@ -400,6 +405,16 @@ def _pixel_limit() -> int:
     return int(configured)
 
 
+def _unreadable(path: Path, error: OSError) -> InvalidImageError:
+    return InvalidImageError(f"cannot read {path}: {error.strerror or error}", source=str(path))
+
+
+def _max_file_bytes() -> int:
+    """The largest image file read: one holding the most pixels accepted as 16-bit RGBA, stored
+    uncompressed, plus room for its metadata."""
+    return _pixel_limit() * _MOST_BYTES_PER_STORED_PIXEL + 2**20
+
+
 def _check_pixel_count(height: int, width: int, source: str) -> None:
     limit = _pixel_limit()
     if height * width > limit:
@@ -432,19 +447,44 @@ def _read_one(obj: object, suffix: str, *, any_range: bool = False) -> tuple[lis
 
 
 def _read_file(path: Path) -> bytes:
+    """The bytes of the regular file ``path``, at most :func:`_max_file_bytes` of them."""
     if "\x00" in str(path):  # the OS cannot even be asked about such a name
         raise InvalidImageError(
             f"the path {str(path)!r} contains a NUL byte: give a valid file name", source=str(path)
         )
-    if path.is_dir():
-        raise _invalid(str(path), "is a directory, not an image file")
     try:
-        with open(path, "rb") as file:  # not cv2.imread: it fails silently, and on non-ASCII paths
-            return file.read()
+        # Not cv2.imread: it fails silently, and on non-ASCII paths. O_NONBLOCK, so that opening a
+        # FIFO that no one writes to returns at once (to be refused below) instead of waiting.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError as error:
         raise InvalidImageError(f"no such file: {path}", source=str(path)) from error
-    except OSError as error:
-        raise InvalidImageError(f"cannot read {path}: {error.strerror or error}", source=str(path)) from error
+    except IsADirectoryError as error:  # Windows; elsewhere a folder opens, and fstat tells
+        raise _invalid(str(path), "is a directory, not an image file") from error
+    except OSError as error:  # a name too long, a permission, ...
+        raise _unreadable(path, error) from error
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise _invalid(str(path), "is a directory, not an image file")
+        # A FIFO or a device (/dev/zero) could be read forever.
+        raise _invalid(str(path), "is not a regular file (a pipe or a device?): give an image file")
+    with os.fdopen(descriptor, "rb") as file:
+        limit = _max_file_bytes()
+        expected = min(status.st_size, limit)
+        try:
+            data = file.read(expected + 1)  # + 1 sees a file longer than it said
+            if len(data) > expected:  # growing, or one that tells no size (/proc): on to the limit
+                data += file.read(limit + 1 - len(data))
+        except OSError as error:
+            raise _unreadable(path, error) from error
+    if len(data) > limit:
+        raise _invalid(
+            str(path),
+            f"is over {limit} bytes, more than an image within the pixel limit ({_pixel_limit()}) needs: "
+            "if you trust the file, raise the limit with IMGZOO_MAX_PIXELS",
+        )
+    return data
 
 
 def _image_from_array(array: np.ndarray, source: str, *, any_range: bool = False) -> Image:
@@ -502,6 +542,13 @@ def _to_float(pixels: np.ndarray) -> np.ndarray:
 def _read_tensor(tensor: Any, source: str, *, any_range: bool = False) -> tuple[list[Image], InputForm]:
     import torch
 
+    # These hold no plain block of values to read: say so before torch fails in its own words.
+    if tensor.is_nested:
+        raise _invalid(source, "is a nested tensor: pass a list of CxHxW tensors instead")
+    if tensor.is_meta:
+        raise _invalid(source, "is on the meta device, so it holds no values: pass a tensor with data")
+    if tensor.layout != torch.strided:
+        raise _invalid(source, f"has layout {tensor.layout}: pass a dense tensor (call .to_dense())")
     values = tensor.detach().cpu()
     if values.dtype != torch.uint8 and not values.is_floating_point():
         raise _invalid(source, f"has dtype {values.dtype}; accepted: float in [0, 1] or uint8 (0..255)")
@@ -587,33 +634,105 @@ def _convert_output(results: list[np.ndarray], form: InputForm) -> Any:
     return torch.stack(tensors)
 
 
-def _check_header(data: bytes, source: str) -> None:
-    """Reject truncated PNG/JPEG files, and oversized PNG/JPEG/BMP/GIF images before they are decoded.
+@dataclass(frozen=True)
+class _Header:
+    """What an encoded image's header says, read by Pillow without decoding the pixels."""
 
-    Other formats are checked once decoded; OpenCV refuses anything over 2**30 pixels by itself.
-    """
-    from imgzoo.data._imagesize import PNG_SIGNATURE
+    format: str  # Pillow's name for it: "PNG", "JPEG", "TIFF", ...
+    height: int  # as stored, before the EXIF orientation
+    width: int
+    orientation: int | None  # EXIF orientation 1-8, or None
 
-    if data.startswith(PNG_SIGNATURE):
-        _require_png_end(data, source)
-    size = declared_size(data, source)
-    if size is not None:
-        _check_pixel_count(size[0], size[1], source)
+    @property
+    def shown_size(self) -> tuple[int, int]:
+        """``(height, width)`` once the orientation is applied (5-8 turn the picture by 90°)."""
+        return (self.width, self.height) if self.orientation in (5, 6, 7, 8) else (self.height, self.width)
 
 
-def declared_size(data: bytes, source: str = "bytes") -> tuple[int, int] | None:
-    """``(height, width)`` as an encoded PNG, JPEG, BMP, GIF or WebP declares it in its header,
-    read without decoding; None for other formats or a header cut short. A JPEG that ends before
-    its pixel data is an InvalidImageError."""
-    from imgzoo.data._imagesize import HEAD_BYTES, head_size
+def _read_header(file: BinaryIO | Path, source: str) -> _Header:
+    """The header of an encoded image, through Pillow's lazy ``open``, which reads the header of
+    every format it knows and decodes nothing. A format whose size cannot be read this way is
+    refused: its pixel count could not be checked before decoding."""
+    from PIL import Image as PILImage
 
-    if data.startswith(b"\xff\xd8"):
-        return _jpeg_size(data, source)
     try:
-        width_height = head_size(data[:HEAD_BYTES])
-    except struct.error:  # cut short: the decoder says what is wrong
-        return None
-    return None if width_height is None else (width_height[1], width_height[0])
+        # Pillow warns of sizes over its own limit; imgzoo's (IMGZOO_MAX_PIXELS) is checked next.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(file) as picture:
+                width, height = picture.size
+                # The base method reads the EXIF the header gave; PNG's own decodes the whole
+                # picture to look for an eXIf chunk after the pixels.
+                orientation = PILImage.Image.getexif(picture).get(_EXIF_ORIENTATION)
+                kind = picture.format or "unknown"
+    except PILImage.DecompressionBombError:
+        # Over Pillow's own guard, which does not tell the size: the format's reader does, and
+        # imgzoo's limit is checked on it. Such a picture's orientation is not looked for.
+        found = _size_past_pillows_guard(file)
+        if found is None:  # a reader that applies the guard itself (WebP's)
+            bound = 2 * (PILImage.MAX_IMAGE_PIXELS or 0)
+            raise _invalid(
+                source,
+                f"declares more than {bound} pixels, over the limit of {min(bound, _pixel_limit())}: "
+                "Pillow refuses to read such a file (PIL.Image.MAX_IMAGE_PIXELS sets its limit)",
+            ) from None
+        height, width, kind = found
+        return _Header(kind, height, width, None)
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise _invalid(
+            source,
+            "is not a recognised image (or is corrupt): expected PNG, JPEG, TIFF, WebP, BMP or another "
+            "format whose size can be read before decoding",
+        ) from error
+    turned = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else None
+    return _Header(kind, int(height), int(width), turned)
+
+
+def _size_past_pillows_guard(file: BinaryIO | Path) -> tuple[int, int, str] | None:
+    """``(height, width, format)`` of a picture that ``Image.open`` refuses as a decompression
+    bomb: the reader of its format, found as ``Image.open`` finds it, reads the header without
+    that guard (imgzoo's own pixel limit is lower, and is checked on the size). None when the
+    reader applies the guard itself."""
+    from PIL import Image as PILImage
+
+    with contextlib.ExitStack() as stack:
+        stream = stack.enter_context(open(file, "rb")) if isinstance(file, Path) else file
+        stream.seek(0)
+        prefix = stream.read(16)
+        for format_id in PILImage.ID:
+            factory, accept = PILImage.OPEN[format_id]
+            if accept is not None and accept(prefix) is not True:
+                continue
+            stream.seek(0)
+            try:
+                picture = factory(stream, "")
+            except PILImage.DecompressionBombError:
+                return None
+            except (SyntaxError, IndexError, TypeError, ValueError, EOFError, OSError, struct.error):
+                continue  # not this format, as Image.open finds out
+            width, height = picture.size
+            return int(height), int(width), picture.format or format_id
+    raise AssertionError("Pillow refused a picture that none of its readers reads")  # it read it
+
+
+def _check_header(data: bytes, source: str) -> _Header:
+    """The header of ``data``, once its size is within the pixel limit and, for a PNG or a JPEG,
+    the file is complete; an InvalidImageError before anything is decoded otherwise."""
+    header = _read_header(io.BytesIO(data), source)
+    _check_pixel_count(header.height, header.width, source)
+    if header.format == "PNG":
+        _require_png_end(data, source)
+    elif header.format == "JPEG":
+        _require_jpeg_end(data, source)
+    return header
+
+
+def declared_size(data: bytes | bytearray | memoryview | Path, source: str = "bytes") -> tuple[int, int]:
+    """``(height, width)`` of an encoded image (bytes, or a file) as it will be shown, EXIF
+    orientation applied, read from its header without decoding; an InvalidImageError when its
+    format's size cannot be read that way."""
+    file = data if isinstance(data, Path) else io.BytesIO(data)
+    return _read_header(file, source).shown_size
 
 
 def _truncated(source: str, kind: str) -> InvalidImageError:
@@ -630,15 +749,12 @@ def _require_png_end(data: bytes, source: str) -> None:
     raise _truncated(source, "PNG")
 
 
-def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
-    from imgzoo.data._imagesize import JPEG_FRAME_MARKERS
-
-    size = None
+def _require_jpeg_end(data: bytes, source: str) -> None:
     position = 2
     while position + 4 <= len(data):  # walk the header segments up to the start of scan
         marker = data[position + 1]
         if data[position] != 0xFF:
-            return size  # not a well-formed marker: leave the verdict to the decoder
+            return  # not a well-formed marker: leave the verdict to the decoder
         if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
             position += 1 if marker == 0xFF else 2  # a fill byte, or a marker without a length
             continue
@@ -646,16 +762,20 @@ def _jpeg_size(data: bytes, source: str) -> tuple[int, int] | None:
             # an intact JPEG ends with EOI; searching after SOS skips the EOI of any EXIF thumbnail
             if data.find(b"\xff\xd9", position) < 0:
                 raise _truncated(source, "JPEG")
-            return size
-        if marker in JPEG_FRAME_MARKERS and position + 9 <= len(data):
-            size = struct.unpack_from(">HH", data, position + 5)  # a start of frame: height, width
+            return
         position += 2 + struct.unpack_from(">H", data, position + 2)[0]
     raise _truncated(source, "JPEG")
 
 
-def _write_atomically(target: Path, content: bytes) -> None:
+def _write_atomically(target: Path, content: bytes, *, overwrite: bool) -> None:
     try:
-        write_atomically(target, content)
+        write_atomically(target, content, replace=overwrite)
+    except FileExistsError as error:
+        raise OutputExistsError(
+            f"{target} appeared while the result was being written: pass --overwrite (overwrite=True) "
+            "to replace it, or choose another output",
+            path=target,
+        ) from error
     except OSError as error:
         reason = error.strerror or error
         raise OutputError(

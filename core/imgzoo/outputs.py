@@ -13,10 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from imgzoo.errors import OutputError, OutputExistsError
+from imgzoo.errors import OutputError, OutputExistsError, ZooError
+from imgzoo.files import remove_abandoned
 from imgzoo.formats import WRITABLE_SUFFIXES
 
-__all__ = ["WRITABLE_SUFFIXES", "plan_outputs"]
+__all__ = ["WRITABLE_SUFFIXES", "plan_outputs", "same_file"]
 
 
 def plan_outputs(
@@ -41,16 +42,24 @@ def plan_outputs(
     result may replace either. ``shard``: (index, count) when ``count`` processes share the run,
     process ``index`` writing ``targets[index::count]``; every target is planned, so that two
     processes never share one, but only this process's are checked against existing files,
-    since the others may be writing theirs already.
+    since the others may be writing theirs already. Once the run is allowed, the temporary files
+    that killed runs left beside its targets are removed.
     """
     text = os.fspath(output)
     if "\x00" in text:
         raise OutputError(f"the output path {text!r} contains a NUL byte: give a valid path", path=text)
-    targets = _targets(text, names, suffixes)
-    _refuse_shared_targets(targets, sources)
     index, count = shard
-    own = targets[index::count]
-    _refuse_replacing(own, [*sources, *also_read], overwrite=overwrite, overwrite_hint=overwrite_hint)
+    try:
+        targets = _targets(text, names, suffixes)
+        _refuse_shared_targets(targets, sources)
+        own = targets[index::count]
+        _refuse_replacing(own, [*sources, *also_read], overwrite=overwrite, overwrite_hint=overwrite_hint)
+    except ZooError:  # OutputExistsError is an OSError too
+        raise
+    except OSError as error:  # a name too long, a folder that cannot be read, ...
+        raise OutputError(f"cannot write to {text}: {error.strerror or error}", path=text) from error
+    for folder in sorted({target.parent for target in own}):
+        remove_abandoned(folder)  # the temporary files of earlier runs that were killed mid-write
     return targets
 
 
@@ -80,7 +89,7 @@ def _refuse_shared_targets(targets: Sequence[Path], sources: Sequence[Path | Non
         key = _file_key(target)
         if key in claimed:
             first = claimed[key]
-            if first is not None and source is not None and _same_file(first, source):
+            if first is not None and source is not None and same_file(first, source):
                 continue  # one file given twice gives the same result twice
             raise OutputError(
                 f"{_describe(first)} and {_describe(source)} would both be written to {target}: "
@@ -139,7 +148,8 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def _same_file(first: Path, second: Path) -> bool:
+def same_file(first: Path, second: Path) -> bool:
+    """Whether the two paths lead to one file (False when either does not exist)."""
     try:
         return os.path.samefile(first, second)
     except (OSError, ValueError):

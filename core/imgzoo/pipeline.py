@@ -158,12 +158,13 @@ def _load_models(
 # ── requests and results ──────────────────────────────────────────────────────────────────────
 @dataclass
 class Request:
-    """One image to run, read and checked: its named inputs by name (one image each), and the
-    file to save its result to (None: not saved)."""
+    """One image to run, read and checked: its named inputs by name (one image each), the
+    file to save its result to (None: not saved), and whether that may replace a file."""
 
     image: _images.Image
     inputs: dict[str, _images.Image] = field(default_factory=dict)
     save_to: Path | None = None
+    overwrite: bool = False
 
 
 @dataclass
@@ -396,7 +397,9 @@ class Pipeline:
         # A task that takes the alpha has handled it: its output is final.
         shown = replace(image, alpha=None) if self.task.wants_alpha else image
         finished = _images.finish_result(output, shown, kind)
-        saved = _images.save_result(request.save_to, finished, kind) if request.save_to is not None else None
+        saved = None
+        if request.save_to is not None:
+            saved = _images.save_result(request.save_to, finished, kind, overwrite=request.overwrite)
         return Result(finished, note, saved)
 
     def _check_result(self, image: _images.Image, result: np.ndarray) -> None:
@@ -463,7 +466,7 @@ def prepare_requests(
             )
         )
     requests = [
-        Request(item, {name: values[index] for name, values in extras.items()}, targets[index])
+        Request(item, {name: values[index] for name, values in extras.items()}, targets[index], overwrite)
         for index, item in enumerate(images)
     ]
     return requests, spec

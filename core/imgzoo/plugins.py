@@ -13,9 +13,14 @@ Hooks are called through pluggy (``pm.hook``), one plugin at a time, in pluggy's
 ``tryfirst``/``trylast`` and wrappers work, and yet whatever a plugin registers is known to be its
 own, and a plugin that raises fails alone.
 
+Two distributions whose entry points share a name are both loaded, each named
+``DISTRIBUTION:NAME``: a package cannot replace a built-in plugin by taking its name, and the
+tasks both register clash, naming both.
+
 Environment:
     IMGZOO_PLUGINS           comma-separated allow-list of plugin names; only these load
     IMGZOO_DISABLE_PLUGINS   comma-separated plugin names that must not load
+    (a plain NAME chooses every plugin of that name, DISTRIBUTION:NAME one of them)
 """
 
 from __future__ import annotations
@@ -233,7 +238,8 @@ def _import_task_class(declaration: TaskDeclaration, plugin: str) -> type[Task]:
 
 def clash_error(kind: str, name: str, owners: list[str]) -> PluginError:
     """The error for a task, dataset, backend or command name that several plugins register."""
-    named = " and ".join(repr(owner) for owner in owners)
+    infos = _state().plugins
+    named = " and ".join(_with_distribution(owner, infos) for owner in owners)
     return PluginError(
         f"{kind} {name!r} is registered by {len(owners)} plugins, {named}, so none of them is used: "
         f"disable all but one with {ENV_DENY}=<plugin name> (see `imgzoo plugins`)",
@@ -356,9 +362,10 @@ def _load_all() -> _Loaded:
     for name, plugin in _extra_plugins.items():
         module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__qualname__
         candidates.append((PluginInfo(name=name, module=module), functools.partial(_identity, plugin)))
+    candidates, plain_names = _name_apart(candidates)
 
     # A misspelled name would otherwise switch off every plugin (or none) without a word.
-    known = {info.name for info, _ in candidates}
+    known = {info.name for info, _ in candidates} | set(plain_names.values())
     for variable, names in ((ENV_ALLOW, allow or set()), (ENV_DENY, deny)):
         unknown = sorted(names - known)
         if unknown:
@@ -370,10 +377,9 @@ def _load_all() -> _Loaded:
             warnings.warn(problem, RuntimeWarning, stacklevel=2)
 
     for info, load in candidates:
-        if info.name in loaded.plugins:  # the same entry point seen twice (e.g. editable + wheel)
-            continue
         loaded.plugins[info.name] = info
-        if (allow is not None and info.name not in allow) or info.name in deny:
+        names = {info.name, plain_names.get(info.name, info.name)}  # either one chooses it
+        if (allow is not None and not names & allow) or names & deny:
             info.status = "disabled"
             continue
         with _failing_alone(info):
@@ -402,6 +408,38 @@ def _load_all() -> _Loaded:
     _collect(manager, "register_commands", loaded, _command_registrar)
     _settle(loaded)
     return loaded
+
+
+def _name_apart(
+    candidates: list[tuple[PluginInfo, Callable[[], object]]],
+) -> tuple[list[tuple[PluginInfo, Callable[[], object]]], dict[str, str]]:
+    """The candidates with one name each, and each renamed one's plain name.
+
+    One entry point seen twice (an editable install and a wheel of one distribution) is kept
+    once. Plugins of one name from different sources (a package on PYTHONPATH whose entry point
+    is named ``colorize``, beside imgzoo's own) are each named ``SOURCE:NAME``, the source being
+    the distribution: none replaces another, the tasks they both register clash, and the user
+    chooses with IMGZOO_PLUGINS or IMGZOO_DISABLE_PLUGINS.
+    """
+    by_name: dict[str, list[tuple[PluginInfo, Callable[[], object]]]] = {}
+    for info, load in candidates:
+        same_name = by_name.setdefault(info.name, [])
+        if not any(other.distribution == info.distribution for other, _ in same_name):
+            same_name.append((info, load))
+    kept: list[tuple[PluginInfo, Callable[[], object]]] = []
+    plain_names: dict[str, str] = {}
+    for name, same_name in by_name.items():
+        if len(same_name) > 1:
+            qualified = [f"{info.distribution or 'register_plugin'}:{name}" for info, _ in same_name]
+            for (info, _), own in zip(same_name, qualified, strict=True):
+                others = " and ".join(repr(other) for other in qualified if other != own)
+                info.name, plain_names[own] = own, name
+                info.clashes.append(
+                    f"plugin name {name!r} is also that of {others}, so each is named for its "
+                    f"distribution: choose one with {ENV_ALLOW} or {ENV_DENY}"
+                )
+        kept += same_name
+    return kept, plain_names
 
 
 def _settle(loaded: _Loaded) -> None:
@@ -475,9 +513,17 @@ def _settle_claims(
             owners = [plugin for _, plugin in claims]
             conflicts[name] = owners
             for owner in owners:
-                others = " and ".join(repr(other) for other in owners if other != owner)
+                others = " and ".join(_with_distribution(other, infos) for other in owners if other != owner)
                 infos[owner].clashes.append(f"{kind} {name!r} is also registered by {others}: unusable")
     return winners, conflicts
+
+
+def _with_distribution(plugin: str, infos: dict[str, PluginInfo]) -> str:
+    """``'name'``, with the distribution that installed it where its name does not say it."""
+    info = infos.get(plugin)
+    if info is None or info.distribution is None or plugin.startswith(f"{info.distribution}:"):
+        return repr(plugin)
+    return f"{plugin!r} (distribution {info.distribution})"
 
 
 def _identity(plugin: object) -> object:

@@ -26,20 +26,18 @@ import json
 import math
 import os
 import re
-import socket
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Mapping
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from imgzoo.errors import ConfigError, WeightsError
-from imgzoo.files import fsync_path, replaced_atomically
+from imgzoo.files import fsync_path, remove_abandoned, replaced_atomically, temporary_sibling
 from imgzoo.hub import cached_hub_file, is_hub_address
 from imgzoo.hub import download as hub_download
 
@@ -83,9 +81,6 @@ _DEFAULT_DEADLINE_S = 3600.0
 # Far above any image-to-image model's weights; a registry entry's ``size`` is the tighter cap.
 _MAX_DOWNLOAD_BYTES = 4 << 30
 _STALE_PART_NS = 24 * 3600 * 1_000_000_000
-# A partial download is named for its process, so that another process can tell it is orphaned.
-_HOST = re.sub(r"[^\w-]", "_", socket.gethostname()) or "host"
-_PART_NAME = re.compile(r"\..+\.(?P<pid>\d+)@(?P<host>[\w-]+)\.part")
 _RECENT_WRITE_NS = 3_000_000_000
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 # "package.name:path/in/package"; the package part is longer than one character so that a
@@ -213,7 +208,8 @@ def load_weights(
     path: StrPath, *, sha256: str | None = None, device: str = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Verify (against ``sha256`` when given, and against the digest the file records) and load a
-    weights file: ``(tensors, metadata)``.
+    weights file: ``(tensors, metadata)``. The one loader of weights for inference, training
+    and export: a tensor with NaN or infinite values is refused here, whatever the route.
 
     Floating tensors come back as float32 whatever the file stores.
     """
@@ -229,6 +225,14 @@ def load_weights(
     for name, tensor in tensors.items():
         if tensor.is_floating_point():
             tensor = tensor.to(torch.float32)
+            # Such weights give a plausible-looking picture, or a blank one, and no error.
+            if not bool(torch.isfinite(tensor).all()):
+                raise WeightsError(
+                    f"{source}: tensor {name!r} holds NaN or infinite values (the training that made "
+                    "it diverged?): use other weights",
+                    path=source,
+                    tensor=name,
+                )
         tensors[name] = tensor.to(device)
     return tensors, metadata
 
@@ -470,6 +474,13 @@ def _decode_metadata(raw: object, path: Path) -> dict[str, Any]:
                 "written by imgzoo: export or download it again",
                 path=path,
             ) from None
+    config = decoded.get("config", {})
+    if not isinstance(config, dict):
+        raise WeightsError(
+            f"{path}: its metadata 'config' must be a table of settings, not {type(config).__name__}; "
+            "export or download the file again",
+            path=path,
+        )
     version = decoded.get(FORMAT_KEY, FORMAT_VERSION)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise WeightsError(
@@ -539,8 +550,10 @@ def _cached_download(url: str, sha256: str | None, size: int | None) -> Path:
     # A damaged copy (a disk error, a hand edit) would otherwise fail every load until someone
     # deleted it by hand: it is downloaded again, once.
     target.unlink(missing_ok=True)
-    _remove_stale_parts(target.parent)
-    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}@{_HOST}.part")
+    # The partial downloads that no download will finish: those of processes that are gone
+    # (killed mid-download), and any older than a day.
+    remove_abandoned(target.parent, kind="part", older_than_ns=_STALE_PART_NS)
+    part = temporary_sibling(target, kind="part")
     with replaced_atomically(target, temporary=part):
         _download(url, part, target, size)
         actual = sha256_file(part) if expected is not None else None
@@ -575,33 +588,6 @@ def _is_intact(path: Path, sha256: str | None) -> bool:
         _read_header(path)
     except WeightsError:
         return False
-    return True
-
-
-def _remove_stale_parts(folder: Path) -> None:
-    """Delete the partial downloads that no download will finish: those of processes on this
-    machine that are gone (killed mid-download), and any older than a day."""
-    now = time.time_ns()
-    for part in folder.glob(".*.part"):
-        owner = _PART_NAME.fullmatch(part.name)
-        try:
-            age = now - part.stat().st_mtime_ns
-        except OSError:  # finished or removed meanwhile
-            continue
-        dead = owner is not None and owner["host"] == _HOST and not _process_exists(int(owner["pid"]))
-        if dead or age > _STALE_PART_NS:
-            part.unlink(missing_ok=True)
-
-
-def _process_exists(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists, but belongs to someone else
-        return True
     return True
 
 

@@ -25,7 +25,7 @@ class ImageSearch:
 
     root: Path
     files: list[Path]
-    ignored: int  # visible files whose suffix is not an image extension
+    ignored: int  # visible files that are not images: another suffix, or not a regular file
     extensions: tuple[str, ...]
     skipped_folders: list[tuple[Path, str]] = field(default_factory=list)  # (folder, why) not searched
 
@@ -44,7 +44,8 @@ class ImageSearch:
 
 
 def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_EXTENSIONS) -> ImageSearch:
-    """Every image under ``root``, recursively, sorted; hidden files and folders are skipped.
+    """Every image under ``root``, recursively, sorted; hidden files and folders are skipped, and
+    so are FIFOs and devices, whatever their names.
 
     Suffixes match case-insensitively (``.JPG`` is a ``.jpg``). Linked folders are followed once:
     a link back into a folder already searched (a loop, or a second way into one) is not. Folders
@@ -92,9 +93,9 @@ def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_
                 continue
             if is_folder:
                 (linked if entry.is_symlink() else pending).append(Path(entry.path))
-            elif os.path.splitext(entry.name)[1].lower() in wanted:
+            elif os.path.splitext(entry.name)[1].lower() in wanted and _is_regular_file(entry):
                 files.append(Path(entry.path))
-            else:
+            else:  # another suffix, or a FIFO or a device named like an image: reading it could hang
                 ignored += 1
     # Sorting on the relative POSIX path keeps the order identical across platforms and runs.
     files.sort(key=lambda path: path.relative_to(root).as_posix())
@@ -106,6 +107,13 @@ def find_images(root: str | os.PathLike[str], extensions: Iterable[str] = IMAGE_
             stacklevel=2,
         )
     return ImageSearch(root=root, files=files, ignored=ignored, extensions=wanted, skipped_folders=skipped)
+
+
+def _is_regular_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()  # follows a link; False for FIFOs, sockets and devices
+    except OSError:
+        return False
 
 
 def relative_name(path: Path, root: Path) -> str:

@@ -17,15 +17,13 @@ import numpy as np
 from imgzoo.data._files import (
     ImageSearch,
     SkipsUnreadableFiles,
-    UnreadableImage,
     find_images,
     read_pixels,
     read_rgb,
     relative_name,
 )
-from imgzoo.data._imagesize import read_image_size
 from imgzoo.data.base import Sample
-from imgzoo.errors import DataError
+from imgzoo.errors import DataError, InvalidImageError
 
 _MAX_NAMES_LISTED = 5
 
@@ -229,13 +227,12 @@ def _by_key(search: ImageSearch) -> dict[str, Path]:
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
-    """``(width, height)`` from the header, else by decoding; None when the file is unreadable."""
-    size = read_image_size(path)
-    if size is not None:
-        return size
+    """``(width, height)`` as shown, from the header; None when the file is unreadable."""
+    from imgzoo.images import declared_size
+
     try:
-        height, width = read_rgb(path).shape[:2]
-    except UnreadableImage:
+        height, width = declared_size(path, source=str(path))
+    except InvalidImageError:
         return None
     return width, height
 

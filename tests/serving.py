@@ -11,10 +11,11 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -143,9 +144,16 @@ def mixed_calls(
     return calls
 
 
-def hammer(base_url: str, calls: Sequence[Call], clients: int) -> list[Answer]:
+def post_image(session: Any, call: Call) -> Any:
+    """A call as ``imgzoo serve`` takes it: the image as the body of ``POST /v1/tasks/TASK``."""
+    return session.post(f"/v1/tasks/{call.task}", content=call.body, headers={"content-type": "image/png"})
+
+
+def hammer(
+    base_url: str, calls: Sequence[Call], clients: int, send: Callable[[Any, Call], Any] = post_image
+) -> list[Answer]:
     """Send ``calls`` from ``clients`` threads at once (each its own connection), every call
-    once; the answers in the order of ``calls``."""
+    once, each as ``send(httpx_client, call)`` makes it; the answers in the order of ``calls``."""
     import httpx
 
     answers: list[Answer | None] = [None] * len(calls)
@@ -156,9 +164,7 @@ def hammer(base_url: str, calls: Sequence[Call], clients: int) -> list[Answer]:
             for index in indices:
                 call = calls[index]
                 began = time.perf_counter()
-                response = session.post(
-                    f"/v1/tasks/{call.task}", content=call.body, headers={"content-type": "image/png"}
-                )
+                response = send(session, call)
                 answers[index] = Answer(
                     call, response.status_code, response.content, time.perf_counter() - began
                 )

@@ -146,3 +146,14 @@ def test_a_missing_ray_is_one_line_naming_the_extra(
         "imgzoo: error: ray[data,serve] is not installed (for imgzoo run colorize --engine ray): "
         "pip install 'imgzoo[ray]'"
     )
+
+
+def test_cli_serve_engine_ray_refuses_before_ray_starts(
+    toy_tasks: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "invert", "--engine", "ray", "--replicas", "0"]) == 1
+    assert capsys.readouterr().err.strip() == "imgzoo: error: --replicas must be at least 1, got 0"
+    assert main(["serve", "nosuch", "--engine", "ray"]) == 1
+    assert capsys.readouterr().err.startswith("imgzoo: error: unknown task 'nosuch'")
+    assert main(["serve", "invert", "--engine", "ray", "--max-batch", "0"]) == 1
+    assert "--max-batch" in capsys.readouterr().err

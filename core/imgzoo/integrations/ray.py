@@ -17,6 +17,7 @@ a task or registry added in the driver process alone (``imgzoo.register_plugin``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,10 +39,14 @@ __all__ = ["TaskPredictor", "require_ray", "run_files", "serve_application", "se
 def require_ray(purpose: str, *, serve: bool = False) -> None:
     """Raise :class:`~imgzoo.errors.MissingExtraError` when Ray Data (or Ray Serve) is missing."""
     try:
-        import ray.data
+        # Ray's modules warn about their own use of deprecated pydantic and Ray APIs as they are
+        # imported: nothing the user can act on, and the CLI would print each warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import ray.data
 
-        if serve:
-            import ray.serve  # noqa: F401
+            if serve:
+                import ray.serve  # noqa: F401
     except ImportError:
         raise MissingExtraError("ray[data,serve]", extra="ray", purpose=purpose) from None
 

@@ -4,6 +4,7 @@ port of 127.0.0.1 in a thread."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -75,6 +76,54 @@ def png_bomb(side: int = 40000) -> bytes:
 
 def random_pictures(rng: np.random.Generator, sizes: Sequence[tuple[int, int]]) -> list[bytes]:
     return [encode_png(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for h, w in sizes]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerProcess:
+    """A server in processes of its own: ``command`` run with ``environment`` as a new session
+    (so that closing stops the processes it starts, a Ray cluster's among them), ready once
+    ``url + health`` answers 200."""
+
+    def __init__(
+        self, command: Sequence[str], environment: dict[str, str], *, url: str, health: str = "/healthz"
+    ) -> None:
+        import subprocess
+
+        import httpx
+
+        self.url = url
+        self.process = subprocess.Popen(
+            list(command),
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        give_up = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}{health}").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > give_up:
+                self.close()
+                raise RuntimeError(f"the server {' '.join(command)} did not start")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        import os
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=60)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from imgzoo.pipeline import Request as PipelineRequest
 from imgzoo.serve import ServeSettings, create_app
 from imgzoo.serve.app import choose_format, status_for
 from imgzoo.serve.batching import Batcher, Job
-from serving import decode_png, encode_png, png_bomb, random_pictures, write_seeded_weights
+from serving import decode_png, encode_png, free_port, png_bomb, random_pictures, write_seeded_weights
 from toy_tasks import InvertTask, declare, write_registry
 
 TASKS = ("invert", "toy-upscale", "toy-depth", "toy-inpaint")
@@ -54,7 +54,7 @@ def ray_served(ray_cluster: None) -> Iterator[str]:
 
     with toy_tasks_registered():
         application = serve_application(TASKS, ServeSettings(), replicas=1)
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(application, name="imgzoo", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
@@ -73,14 +73,6 @@ def contract_client(request: pytest.FixtureRequest, seeded: None) -> Iterator[An
 
     with httpx.Client(base_url=request.getfixturevalue("ray_served"), timeout=120) as ray_client:
         yield ray_client
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _picture(rng: np.random.Generator, height: int = 12, width: int = 10) -> bytes:

@@ -120,6 +120,8 @@ def test_cli_engine_ray_keeps_what_exists_before_ray_starts(
     assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
     assert main(["run", "colorize", str(picture), "--concurrency", "2"]) == 1
     assert capsys.readouterr().err.strip() == "imgzoo: error: --concurrency is for --engine ray"
+    assert main(["run", "colorize", "s3://bucket/*.jpg", "-o", str(tmp_path / "s3"), "--engine", "ray"]) == 1
+    assert "TaskPredictor" in capsys.readouterr().err
 
 
 def test_a_batch_without_the_image_column_names_the_columns() -> None:

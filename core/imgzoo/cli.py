@@ -575,6 +575,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # Everything that can be checked without the model is checked before torch is imported, so
     # that a typo is answered at once and a refused run has written nothing.
     declared = plugins.task_declaration(args.task)
+    _refuse_urls([*args.inputs, *([args.output] if args.output else [])])
     jobs = expand_inputs(args.inputs)
     extra_paths = _named_input_paths(declared, args.input, jobs)
     is_map = declared.output_kind == "map"
@@ -659,6 +660,18 @@ def _run_on_ray(
     )
     print(f"wrote {written} image{'s' if written != 1 else ''} to {output}")
     return 0
+
+
+def _refuse_urls(paths: Sequence[str]) -> None:
+    """``imgzoo run`` plans its outputs on a file system it can list (on a cluster, a shared one):
+    object storage is for a Ray Dataset of its own, which ``TaskPredictor`` runs."""
+    for path in paths:
+        if "://" in path:
+            raise ArgumentError(
+                f"{path}: imgzoo run reads and writes files (on a cluster, on a shared file system); for "
+                "object storage, read a Ray Dataset and map it with imgzoo.integrations.ray.TaskPredictor",
+                argument="INPUT",
+            )
 
 
 def _refuse_inputs_as_settings(declared: TaskDeclaration, overrides: dict[str, Any]) -> None:

@@ -120,10 +120,16 @@ class ServerProcess:
     def close(self) -> None:
         import os
         import signal
+        import subprocess
 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=60)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still finishing requests whose clients are gone
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
 
 
 @contextmanager

@@ -52,6 +52,25 @@ def contract_tasks() -> Iterator[None]:
     imgzoo.unregister_plugin(name)
 
 
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One local Ray cluster (2 CPUs) for the session, its workers knowing the test-only tasks
+    with seeded weights as their defaults (the ``seeded`` fixtures register the same weights in
+    the driver)."""
+    import ray
+
+    from ray_workers import SEEDED_TASKS, start_local_ray, toy_tasks_registered
+    from serving import write_seeded_weights
+
+    registries = tmp_path_factory.mktemp("ray-registries")
+    with toy_tasks_registered():
+        write_seeded_weights(registries, SEEDED_TASKS)
+    catalogue.clear_user_registries()
+    start_local_ray(registries)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -4,6 +4,7 @@ port of 127.0.0.1 in a thread."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -11,10 +12,11 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -74,6 +76,60 @@ def png_bomb(side: int = 40000) -> bytes:
 
 def random_pictures(rng: np.random.Generator, sizes: Sequence[tuple[int, int]]) -> list[bytes]:
     return [encode_png(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for h, w in sizes]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerProcess:
+    """A server in processes of its own: ``command`` run with ``environment`` as a new session
+    (so that closing stops the processes it starts, a Ray cluster's among them), ready once
+    ``url + health`` answers 200."""
+
+    def __init__(
+        self, command: Sequence[str], environment: dict[str, str], *, url: str, health: str = "/healthz"
+    ) -> None:
+        import subprocess
+
+        import httpx
+
+        self.url = url
+        self.process = subprocess.Popen(
+            list(command),
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        give_up = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}{health}").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > give_up:
+                self.close()
+                raise RuntimeError(f"the server {' '.join(command)} did not start")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still finishing requests whose clients are gone
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
 
 
 @contextmanager
@@ -143,9 +199,16 @@ def mixed_calls(
     return calls
 
 
-def hammer(base_url: str, calls: Sequence[Call], clients: int) -> list[Answer]:
+def post_image(session: Any, call: Call) -> Any:
+    """A call as ``imgzoo serve`` takes it: the image as the body of ``POST /v1/tasks/TASK``."""
+    return session.post(f"/v1/tasks/{call.task}", content=call.body, headers={"content-type": "image/png"})
+
+
+def hammer(
+    base_url: str, calls: Sequence[Call], clients: int, send: Callable[[Any, Call], Any] = post_image
+) -> list[Answer]:
     """Send ``calls`` from ``clients`` threads at once (each its own connection), every call
-    once; the answers in the order of ``calls``."""
+    once, each as ``send(httpx_client, call)`` makes it; the answers in the order of ``calls``."""
     import httpx
 
     answers: list[Answer | None] = [None] * len(calls)
@@ -156,9 +219,7 @@ def hammer(base_url: str, calls: Sequence[Call], clients: int) -> list[Answer]:
             for index in indices:
                 call = calls[index]
                 began = time.perf_counter()
-                response = session.post(
-                    f"/v1/tasks/{call.task}", content=call.body, headers={"content-type": "image/png"}
-                )
+                response = send(session, call)
                 answers[index] = Answer(
                     call, response.status_code, response.content, time.perf_counter() - began
                 )

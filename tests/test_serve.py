@@ -26,7 +26,7 @@ from imgzoo.pipeline import Request as PipelineRequest
 from imgzoo.serve import ServeSettings, create_app
 from imgzoo.serve.app import choose_format, status_for
 from imgzoo.serve.batching import Batcher, Job
-from serving import decode_png, encode_png, png_bomb, random_pictures, write_seeded_weights
+from serving import decode_png, encode_png, free_port, png_bomb, random_pictures, write_seeded_weights
 from toy_tasks import InvertTask, declare, write_registry
 
 TASKS = ("invert", "toy-upscale", "toy-depth", "toy-inpaint")
@@ -41,6 +41,38 @@ def seeded(toy_tasks: None, contract_tasks: None, tmp_path: Path) -> None:
 def client(seeded: None) -> Iterator[TestClient]:
     with TestClient(create_app(TASKS)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def ray_served(ray_cluster: None) -> Iterator[str]:
+    """The server's application serving TASKS on Ray Serve (one replica, on the session's local
+    cluster, whose workers load the same seeded weights); yields its base URL."""
+    from ray import serve
+
+    from imgzoo.integrations.ray import serve_application
+    from ray_workers import toy_tasks_registered
+
+    with toy_tasks_registered():
+        application = serve_application(TASKS, ServeSettings(), replicas=1)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(application, name="imgzoo", route_prefix="/")
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+@pytest.fixture(params=["uvicorn", "ray-serve"])
+def contract_client(request: pytest.FixtureRequest, seeded: None) -> Iterator[Any]:
+    """A client of the server serving TASKS: in-process, and deployed on Ray Serve. The contract
+    tests take this one: the same answers whatever runs the application."""
+    if request.param == "uvicorn":
+        with TestClient(create_app(TASKS)) as test_client:
+            yield test_client
+        return
+    import httpx
+
+    with httpx.Client(base_url=request.getfixturevalue("ray_served"), timeout=120) as ray_client:
+        yield ray_client
 
 
 def _picture(rng: np.random.Generator, height: int = 12, width: int = 10) -> bytes:
@@ -64,32 +96,46 @@ def test_results_equal_run(seeded: None, rng: np.random.Generator, max_batch: in
     picture = _picture(rng)
     mask = encode_png((rng.random((12, 10)) < 0.3).astype(np.uint8) * 255)
     with TestClient(create_app(TASKS, ServeSettings(max_batch=max_batch))) as client:
-        for task in ("invert", "toy-upscale"):
-            response = client.post(
-                f"/v1/tasks/{task}", content=picture, headers={"content-type": "image/png"}
-            )
-            assert response.status_code == 200 and response.headers["content-type"] == "image/png"
-            np.testing.assert_array_equal(decode_png(response.content), imgzoo.run(task, picture))
-        depth = client.post("/v1/tasks/toy-depth", content=picture, headers={"content-type": "image/png"})
-        assert depth.headers["content-type"] == "application/x-npy"
-        np.testing.assert_array_equal(np.load(io.BytesIO(depth.content)), imgzoo.run("toy-depth", picture))
-        filled = client.post(
-            "/v1/tasks/toy-inpaint", files={"image": ("a.png", picture), "mask": ("m.png", mask)}
-        )
-        assert filled.status_code == 200, filled.text
-        expected = imgzoo.run("toy-inpaint", picture, mask=mask)
-        np.testing.assert_array_equal(decode_png(filled.content), expected)
+        _check_results_equal_run(client, picture, mask)
+
+
+def test_results_on_ray_serve_equal_run(ray_served: str, seeded: None, rng: np.random.Generator) -> None:
+    import httpx
+
+    mask = encode_png((rng.random((12, 10)) < 0.3).astype(np.uint8) * 255)
+    with httpx.Client(base_url=ray_served, timeout=120) as client:
+        _check_results_equal_run(client, _picture(rng), mask)
+
+
+def _check_results_equal_run(client: Any, picture: bytes, mask: bytes) -> None:
+    """Each of TASKS served gives what ``imgzoo.run`` gives: an image, a float map, and an image
+    made with a named input."""
+    for task in ("invert", "toy-upscale"):
+        response = client.post(f"/v1/tasks/{task}", content=picture, headers={"content-type": "image/png"})
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        np.testing.assert_array_equal(decode_png(response.content), imgzoo.run(task, picture))
+    depth = client.post("/v1/tasks/toy-depth", content=picture, headers={"content-type": "image/png"})
+    assert depth.headers["content-type"] == "application/x-npy"
+    np.testing.assert_array_equal(np.load(io.BytesIO(depth.content)), imgzoo.run("toy-depth", picture))
+    filled = client.post(
+        "/v1/tasks/toy-inpaint", files={"image": ("a.png", picture), "mask": ("m.png", mask)}
+    )
+    assert filled.status_code == 200, filled.text
+    expected = imgzoo.run("toy-inpaint", picture, mask=mask)
+    np.testing.assert_array_equal(decode_png(filled.content), expected)
 
 
 def test_options_come_as_query_parameters_or_form_fields(
-    client: TestClient, rng: np.random.Generator
+    contract_client: Any, rng: np.random.Generator
 ) -> None:
     picture = _picture(rng)
     expected = imgzoo.run("invert", picture, gain=0.5)
-    by_query = client.post(
+    by_query = contract_client.post(
         "/v1/tasks/invert?gain=0.5", content=picture, headers={"content-type": "image/png"}
     )
-    by_form = client.post("/v1/tasks/invert", files={"image": ("a.png", picture)}, data={"gain": "0.5"})
+    by_form = contract_client.post(
+        "/v1/tasks/invert", files={"image": ("a.png", picture)}, data={"gain": "0.5"}
+    )
     for response in (by_query, by_form):
         assert response.status_code == 200, response.text
         np.testing.assert_array_equal(decode_png(response.content), expected)
@@ -118,14 +164,16 @@ def test_concurrent_requests_of_one_size_run_as_one_batch(seeded: None, rng: np.
         np.testing.assert_array_equal(decode_png(answers[index].content), imgzoo.run("invert", picture))
 
 
-def test_output_formats(client: TestClient, rng: np.random.Generator) -> None:
+def test_output_formats(contract_client: Any, rng: np.random.Generator) -> None:
     picture = _picture(rng)
     headers = {"content-type": "image/png"}
-    as_jpeg = client.post("/v1/tasks/invert?format=jpg", content=picture, headers=headers)
+    as_jpeg = contract_client.post("/v1/tasks/invert?format=jpg", content=picture, headers=headers)
     assert as_jpeg.headers["content-type"] == "image/jpeg" and as_jpeg.content.startswith(b"\xff\xd8")
-    by_accept = client.post("/v1/tasks/invert", content=picture, headers={**headers, "accept": "image/webp"})
+    by_accept = contract_client.post(
+        "/v1/tasks/invert", content=picture, headers={**headers, "accept": "image/webp"}
+    )
     assert by_accept.headers["content-type"] == "image/webp" and by_accept.content[8:12] == b"WEBP"
-    as_array = client.post("/v1/tasks/invert?format=npy", content=picture, headers=headers)
+    as_array = contract_client.post("/v1/tasks/invert?format=npy", content=picture, headers=headers)
     np.testing.assert_array_equal(np.load(io.BytesIO(as_array.content)), imgzoo.run("invert", picture))
     assert choose_format(None, "text/html;q=0.9, image/png;q=0.1, */*;q=0", "image") == "png"
     assert choose_format(None, "application/x-npy, */*", "map") == "npy"
@@ -181,7 +229,9 @@ BAD_REQUESTS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
-def test_bad_requests_are_4xx_with_the_error(client: TestClient, rng: np.random.Generator, case: str) -> None:
+def test_bad_requests_are_4xx_with_the_error(
+    contract_client: Any, rng: np.random.Generator, case: str
+) -> None:
     path, arguments, status = BAD_REQUESTS[case]
     picture = _picture(rng)
     if "files" in arguments:
@@ -189,7 +239,7 @@ def test_bad_requests_are_4xx_with_the_error(client: TestClient, rng: np.random.
             **arguments,
             "files": {name: (file, picture) for name, (file, _) in arguments["files"].items()},
         }
-    response = client.post(path, **arguments)
+    response = contract_client.post(path, **arguments)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert isinstance(error, str) and error
@@ -318,14 +368,14 @@ def test_the_onnxruntime_backend_serves_what_run_gives(seeded: None, rng: np.ran
     assert np.abs(served - imgzoo.run("invert", picture).astype(int)).max() <= 1  # torch, to rounding
 
 
-def test_pages_are_served_without_internet_assets(client: TestClient) -> None:
+def test_pages_are_served_without_internet_assets(contract_client: Any) -> None:
     for path in ("/", "/docs", "/static/app.js", "/static/style.css"):
-        response = client.get(path)
+        response = contract_client.get(path)
         assert response.status_code == 200, path
         assert "http://" not in response.text and "https://" not in response.text, path
-    assert "/v1/tasks/{task}" in client.get("/openapi.json").json()["paths"]
-    assert client.get("/redoc").status_code == 404
-    assert client.get("/static/../app.py").status_code == 404
+    assert "/v1/tasks/{task}" in contract_client.get("/openapi.json").json()["paths"]
+    assert contract_client.get("/redoc").status_code == 404
+    assert contract_client.get("/static/../app.py").status_code == 404
 
 
 def test_cli_serve_binds_localhost_and_passes_settings(seeded: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,11 +3,12 @@
     imgzoo list [PATTERN] [--json]
     imgzoo info TASK [--schema] [--json]
     imgzoo run TASK INPUT... [--input NAME=PATH]... [-o OUT] [--overwrite] [--weights W] [--set key=value]...
-               [--backend torch|onnxruntime]
+               [--backend torch|onnxruntime] [--engine local|ray [--concurrency N]]
     imgzoo export TASK [--weights W] --format onnx|torchscript [--standalone] -o FILE [--set key=value]...
     imgzoo publish RUN_DIR_OR_WEIGHTS -o FOLDER [--repo OWNER/REPO] [--push OWNER/REPO] [--license ID]
     imgzoo train TASK --data SPEC --out DIR ...        imgzoo eval TASK --data SPEC ...
     imgzoo serve [TASK...] [--host H] [--port P] [--max-batch N] [--max-wait-ms M] [--queue N] ...
+                 [--engine local|ray [--replicas N]]
     imgzoo plugins [--json]
     imgzoo new-plugin NAME [--dir D]
     imgzoo COMMAND ...                                  a command a plugin adds (register_commands)
@@ -37,6 +38,9 @@ from imgzoo.errors import ArgumentError, ConfigError, PluginError, ZooError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.hardware import INFERENCE_PRECISIONS
 from imgzoo.serve.settings import ServeSettings
+
+ENGINES = ("local", "ray")
+"""What ``imgzoo run`` and ``imgzoo serve`` run on (``--engine``)."""
 
 if TYPE_CHECKING:
     from imgzoo.pipeline import Pipeline
@@ -138,6 +142,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="what runs the model: torch (default), onnxruntime (fp32 on the CPU; exported once and "
         'cached; pip install "imgzoo[onnx]"), or a backend a plugin adds',
     )
+    sub.add_argument(
+        "--engine",
+        default="local",
+        choices=ENGINES,
+        help="local (default): this process; ray: Ray Data, on a local cluster or the one RAY_ADDRESS names "
+        '(pip install "imgzoo[ray]")',
+    )
+    sub.add_argument(
+        "--concurrency",
+        type=int,
+        help="--engine ray: the workers running the model (default: one per GPU, else one per CPU)",
+    )
 
     sub = command(
         "export", _cmd_export, "export a task's model to ONNX or TorchScript, checked against PyTorch"
@@ -208,6 +224,16 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the weights to serve for TASK: a registered name, a .safetensors path, a URL or an "
         "hf://OWNER/REPO[@REVISION]/FILE address "
         "(repeatable; default: each task's default weights)",
+    )
+    sub.add_argument(
+        "--engine",
+        default="local",
+        choices=ENGINES,
+        help="local (default): one uvicorn process; ray: a Ray Serve deployment of the same application "
+        '(pip install "imgzoo[ray]")',
+    )
+    sub.add_argument(
+        "--replicas", type=int, default=1, help="--engine ray: replicas of the server, each batching its own"
     )
 
     sub = command(
@@ -485,6 +511,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_models=args.max_models,
         weights=_served_weights(args.weights),
     )
+    if args.engine == "ray":
+        from imgzoo.integrations.ray import serve_on_ray
+
+        serve_on_ray(args.tasks, settings, host=args.host, port=args.port, replicas=args.replicas)
+        return 0
     serve(args.tasks, settings, host=args.host, port=args.port)
     return 0
 
@@ -606,9 +637,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ArgumentError(
             f"--batch-size must be at least 1, got {args.batch_size}", argument="--batch-size"
         )
+    if args.concurrency is not None and (args.engine != "ray" or args.concurrency < 1):
+        problem = (
+            "is for --engine ray" if args.engine != "ray" else f"must be at least 1, got {args.concurrency}"
+        )
+        raise ArgumentError(f"--concurrency {problem}", argument="--concurrency")
     # Everything that can be checked without the model is checked before torch is imported, so
     # that a typo is answered at once and a refused run has written nothing.
     declared = plugins.task_declaration(args.task)
+    _refuse_urls([*args.inputs, *([args.output] if args.output else [])])
     jobs = expand_inputs(args.inputs)
     extra_paths = _named_input_paths(declared, args.input, jobs)
     is_map = declared.output_kind == "map"
@@ -626,6 +663,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     overrides = config_module.parse_assignments(args.set, task=args.task)
     _refuse_inputs_as_settings(declared, overrides)
+    if args.engine == "ray":
+        return _run_on_ray(args, jobs, targets, extra_paths, overrides, output)
     # The backend settles "auto" first (ONNX Runtime: the CPU); a GPU left to choose is shared out.
     device = backend_class(args.backend).choose_device(args.device)
 
@@ -664,6 +703,51 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _run_on_ray(
+    args: argparse.Namespace,
+    jobs: list[tuple[Path, str]],
+    targets: list[Path],
+    extra_paths: dict[str, list[Path]],
+    overrides: dict[str, Any],
+    output: str,
+) -> int:
+    """``imgzoo run --engine ray``: the run planned above (the same outputs, refused the same way)
+    on Ray Data, each worker saving its results."""
+    if _torchrun_shard()[1] > 1:
+        raise ArgumentError(
+            "--engine ray shares the run out itself: start it once, not with torchrun", argument="--engine"
+        )
+    from imgzoo.integrations.ray import run_files
+
+    written = run_files(
+        args.task,
+        list(zip((path for path, _ in jobs), targets, strict=True)),
+        extra_paths,
+        concurrency=args.concurrency,
+        weights=args.weights,
+        device=args.device,
+        precision=args.precision,
+        backend=args.backend,
+        config_file=args.config,
+        batch_size=args.batch_size,
+        **overrides,
+    )
+    print(f"wrote {written} image{'s' if written != 1 else ''} to {output}")
+    return 0
+
+
+def _refuse_urls(paths: Sequence[str]) -> None:
+    """``imgzoo run`` plans its outputs on a file system it can list (on a cluster, a shared one):
+    object storage is for a Ray Dataset of its own, which ``TaskPredictor`` runs."""
+    for path in paths:
+        if "://" in path:
+            raise ArgumentError(
+                f"{path}: imgzoo run reads and writes files (on a cluster, on a shared file system); for "
+                "object storage, read a Ray Dataset and map it with imgzoo.integrations.ray.TaskPredictor",
+                argument="INPUT",
+            )
 
 
 def _refuse_inputs_as_settings(declared: TaskDeclaration, overrides: dict[str, Any]) -> None:

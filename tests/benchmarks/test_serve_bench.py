@@ -17,30 +17,21 @@ rates are reported, with no target.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 import imgzoo
-from serving import Answer, hammer, mixed_calls
+from serving import Answer, ServerProcess, free_port, hammer, mixed_calls
 
 TASKS = ("colorize", "edges2photo")
 CLIENTS, PER_CLIENT = 32, 20
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _rss_mb(pid: int) -> float:
@@ -50,33 +41,15 @@ def _rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-class Server:
-    def __init__(self, max_batch: int) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "imgzoo.cli", "serve", *TASKS, "--port", str(port)]
-        command += ["--max-batch", str(max_batch), "--max-wait-ms", "5", "--queue", "1024"]
-        environment = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("core", "plugins")),
-        }
-        self.process = subprocess.Popen(
-            command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        give_up = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > give_up:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+def _start_server(max_batch: int) -> ServerProcess:
+    port = free_port()
+    command = [sys.executable, "-m", "imgzoo.cli", "serve", *TASKS, "--port", str(port)]
+    command += ["--max-batch", str(max_batch), "--max-wait-ms", "5", "--queue", "1024"]
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("core", "plugins")),
+    }
+    return ServerProcess(command, environment, url=f"http://127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +72,7 @@ def run_loop_rate(calls: list) -> float:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("max_batch", [1, 8], ids=["batching-off", "batching-on"])
 def test_serve_under_load(benchmark, calls, run_loop_rate, max_batch: int) -> None:  # type: ignore[no-untyped-def]
-    server = Server(max_batch)
+    server = _start_server(max_batch)
     try:
         # Warm-up: one whole round, so that every batch shape has met the allocator once.
         hammer(server.url, calls, clients=CLIENTS)

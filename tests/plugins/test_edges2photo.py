@@ -292,7 +292,7 @@ def test_the_pipeline_runs_the_fused_generator_and_keeps_the_loaded_one() -> Non
     image = drawing(256, 256)
     inputs = pipeline.task.preprocess(image)
     with torch.inference_mode():
-        unfused = pipeline.task.postprocess(generator(inputs)[0], image)
+        unfused = pipeline.task.postprocess(pipeline.task.forward({"generator": generator}, inputs)[0], image)
     [result] = pipeline.run([Request(Image(image, None, "drawing"))])
     np.testing.assert_allclose(result.output, np.clip(unfused, 0, 1), atol=1e-5)
 

@@ -51,9 +51,11 @@ FADE_START_QUANTILE = 0.99
 """``fade_start`` is this quantile of the check pictures' scores: 1 % of in-domain pictures are
 touched at all, and those only slightly."""
 FADE_END_RATIO = 1.25
-"""``fade_end`` is ``fade_start`` times this. Chosen on the tuning pictures (see docs/models.md):
-the example photos' and synthetic scenes' scores start at about 1.3 times the minifigures' 99th
-percentile."""
+"""``fade_end`` is ``fade_start`` times this. Chosen for colorize on tuning pictures only
+(``tests/benchmarks/reports/colorize_domain_tuning.py``: minifigures of seeds 2 to 4, OpenCV
+gradients, textures and scenes, and examples/photos): past it, every tuning picture whose colours
+came out worse than its gray input was faded out, save ten synthetic ones that score like
+minifigures."""
 
 
 def pooled_features(features: torch.Tensor) -> torch.Tensor:

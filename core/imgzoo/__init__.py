@@ -52,7 +52,7 @@ from imgzoo.tiling import Tiling
 pixel_limit_for_opencv()  # before anything imports OpenCV: every imgzoo module imports this first
 
 if TYPE_CHECKING:
-    from imgzoo import metrics
+    from imgzoo import domain, metrics
     from imgzoo.api import run
     from imgzoo.data.base import Sample
     from imgzoo.exporting import ExportReport, export
@@ -82,7 +82,7 @@ _LAZY = {
     "luma": "imgzoo.images",  # no torch, but numpy and OpenCV need not load for `imgzoo list`
 }
 # Public submodules, also resolved on first access: ``imgzoo.metrics.psnr(outputs, targets)``.
-_LAZY_MODULES = {"metrics": "imgzoo.metrics"}
+_LAZY_MODULES = {"metrics": "imgzoo.metrics", "domain": "imgzoo.domain"}
 
 __all__ = [
     "ArgumentError",
@@ -119,6 +119,7 @@ __all__ = [
     "ZooError",
     "__version__",
     "add_registry",
+    "domain",
     "evaluate",
     "export",
     "hookimpl",

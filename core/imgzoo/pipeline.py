@@ -26,6 +26,7 @@ from imgzoo import weights as _weights
 from imgzoo.backends import DEFAULT_BACKEND, backend_class
 from imgzoo.backends.base import Backend
 from imgzoo.config import build_config
+from imgzoo.domain import DOMAIN_KEY, DomainStatistics
 from imgzoo.errors import ArgumentError, TaskBugError, WeightsError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
 from imgzoo.inputs import read_inputs
@@ -129,6 +130,10 @@ def build_task(
     models: dict[str, torch.nn.Module] = dict(task_object.build_models())
     if located is not None:
         _load_models(task_object, models, tensors, located.path)
+        if DOMAIN_KEY in located.metadata:
+            task_object.domain_statistics = DomainStatistics.from_metadata(
+                located.metadata[DOMAIN_KEY], path=str(located.path)
+            )
     return task_object, models, located
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
     from imgzoo.data.base import Sample
+    from imgzoo.domain import DomainStatistics
     from imgzoo.tiling import Tiling
 
 __all__ = [
@@ -194,6 +195,11 @@ class Task:
 
     def __init__(self, config: TaskConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
+        self.domain_statistics: DomainStatistics | None = None
+        """The statistics of the training pictures' :meth:`domain_features` stored in the weights
+        file (see :mod:`imgzoo.domain`), set when the weights are loaded; None when the file has
+        none (or no weights were loaded). A task that has them can tell, in :meth:`forward`, how
+        unlike its training data a picture is."""
 
     # ── models ────────────────────────────────────────────────────────────────────────────
     def build_models(self) -> dict[str, torch.nn.Module]:
@@ -228,6 +234,12 @@ class Task:
         :meth:`loss` trains. Calls the :attr:`inference_model_name` model; override when inference
         is more than one call. Evaluation reads :meth:`predict_for_metrics` instead."""
         return models[self.inference_model_name](inputs)
+
+    def domain_features(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        """Feature maps (NxCxhxw) of a preprocessed batch that :mod:`imgzoo.domain` measures the
+        distance to the training pictures with: a network's bottleneck, say. Only a task that
+        uses :attr:`domain_statistics` implements it."""
+        raise NotImplementedError(f"task {self.name!r} has no domain features")
 
     def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
         """Turn one model output (CxHxW) into an HxWxC result of :meth:`output_size`, of the

@@ -33,6 +33,7 @@ __all__ = [
     "encode_lightness",
     "gamut_mask",
     "gray_of",
+    "gray_picture",
     "lab_to_rgb",
     "lightness",
     "rebalance_weights",
@@ -83,6 +84,17 @@ def gray_of(image: np.ndarray) -> np.ndarray:
     lab = rgb_to_lab(as_rgb(image))
     lab[..., 1:] = 0.0
     return np.ascontiguousarray(lab_to_rgb(lab)[..., 1:2])
+
+
+def gray_picture(image: np.ndarray) -> np.ndarray:
+    """What :func:`colorize` returns without chroma, HxWx3 in ``image``'s dtype (uint8, uint16 or
+    float32): a gray picture (1 channel, or R = G = B) exactly as it is, repeated to RGB, with no
+    Lab round trip to move a level or tint a pixel; a colour one as its own L with a = b = 0."""
+    if image.shape[2] == 3 and not (
+        np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
+    ):
+        return colorize(image, np.zeros((1, 1, 4), dtype=np.float32))
+    return np.repeat(image[..., :1], 3, axis=2)
 
 
 def encode_lightness(lightness_values: np.ndarray) -> np.ndarray:

@@ -221,9 +221,9 @@ class StandaloneColorize(torch.nn.Module):
         # forward: the task's own, so that what it does to the chroma is in the graph as it is in
         # run(): the mirrored pass and the confidence that scales the chroma (and any fade applied
         # where the chroma is scaled, as the out-of-domain fade will be). A fade applied after
-        # forward instead belongs here, as one call on ``lab[1:]``.
+        # forward instead belongs here, as one call on ``lab[1:3]`` (the fourth channel is the domain score).
         lab = self.task.forward(dict(self.models.items()), encoded[None, None])[0].float()
-        ab = lab[1:] * AB_SCALE
+        ab = lab[1:3] * AB_SCALE
 
         # postprocess: the chroma's linear models of lightness (``chroma_models``)...
         if config.chroma_upsampling == "guided":

@@ -16,14 +16,16 @@ writes only the 2 ab channels.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import cv2
 import numpy as np
 import torch
 
 from imgzoo import Sample, StepContext, Task, TaskConfig, prepack_convolutions
+from imgzoo.domain import domain_fade
 from imgzoo.metrics import colorfulness, psnr, ssim
 from imgzoo_colorize.color import (
     AB_BIN_SIZE,
@@ -36,6 +38,7 @@ from imgzoo_colorize.color import (
     decode_lightness,
     encode_lightness,
     gray_of,
+    gray_picture,
     lab_to_rgb,
     lightness,
     rebalance_weights,
@@ -43,7 +46,7 @@ from imgzoo_colorize.color import (
     working_size,
 )
 from imgzoo_colorize.config import ColorizeConfig
-from imgzoo_colorize.model import build_autoencoder
+from imgzoo_colorize.model import ColorizationAutoencoder, build_autoencoder
 from imgzoo_colorize.standalone import StandaloneColorize
 
 __all__ = ["ColorizeTask", "flip_agreement"]
@@ -94,22 +97,47 @@ class ColorizeTask(Task):
     def forward(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
         """Inference: the whole Lab image at the working size, float32: the input's L (which
         :meth:`postprocess` guides the chroma's upsampling with), then the predicted ab, scaled by
-        the prediction's confidence (see ``chroma_confidence``)."""
-        if not self.config.chroma_confidence:
-            return self.predict_for_metrics(models, inputs)
+        the prediction's confidence (see ``chroma_confidence``) and faded out for a picture unlike
+        the training data (see :meth:`domain_fade`); a fourth channel holds that picture's domain
+        score everywhere (0 without domain statistics), for :meth:`postprocess` to report."""
+        model = cast(ColorizationAutoencoder, models[self.inference_model_name])
         count = inputs.shape[0]
-        both = models[self.inference_model_name](torch.cat([inputs, inputs.flip(-1)])).float()
-        ab, mirrored = both[:count], both[count:].flip(-1)
-        confidence = flip_agreement(ab, mirrored, self.config.confidence_tolerance)
-        return torch.cat([inputs.float(), (ab + mirrored) * (confidence / 2)], dim=1)
+        mirrored_too = self.config.chroma_confidence
+        bottleneck, features = model.encode(torch.cat([inputs, inputs.flip(-1)]) if mirrored_too else inputs)
+        both = model.chroma(bottleneck).float()
+        ab = both[:count]
+        if mirrored_too:
+            mirrored = both[count:].flip(-1)
+            ab = (ab + mirrored) * (flip_agreement(ab, mirrored, self.config.confidence_tolerance) / 2)
+        score, fade = self.domain_fade(features[:count])
+        score_plane = score.view(-1, 1, 1, 1).expand(-1, 1, *inputs.shape[2:])
+        return torch.cat([inputs.float(), ab * fade.view(-1, 1, 1, 1), score_plane], dim=1)
+
+    def domain_features(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        """conv2d_4's and the bottleneck's channels (see ``ColorizationAutoencoder.encode``)."""
+        return cast(ColorizationAutoencoder, models[self.inference_model_name]).encode(inputs)[1]
+
+    def domain_fade(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N domain scores, N factors in [0, 1] for the chroma) of N pictures' :meth:`domain_features`:
+        :meth:`imgzoo.domain.DomainStatistics.fade` with the weights' statistics, pure torch (it
+        exports into an ONNX graph); scores 0 and factors 1 when the weights have none."""
+        if self.domain_statistics is None:
+            unknown = features.new_zeros(features.shape[0], dtype=torch.float32)
+            return unknown, unknown + 1
+        return self.domain_statistics.fade(features)
 
     def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
         """Predicted ab, brought to the image's size (guided by its L, see ``chroma_upsampling``)
-        and joined with the image's own L, as RGB: uint8 for a uint8 image, else float32."""
+        and joined with the image's own L, as RGB: uint8 for a uint8 image, else float32. Warns
+        when the chroma was faded for a picture unlike the training data; faded out entirely,
+        the result is the gray picture itself."""
         config = self.config
         # A channels-last output (the model's layout) transposes to a contiguous HxWx3 view.
         lab = output.detach().float().cpu().numpy().transpose(1, 2, 0)
-        ab = lab[..., 1:] * np.float32(AB_SCALE)
+        self._warn_if_faded(float(lab[0, 0, 3]))
+        ab = lab[..., 1:3] * np.float32(AB_SCALE)
+        if not ab.any():
+            return gray_picture(image)
         guide = None
         if config.chroma_upsampling == "guided":
             guide = (lab[..., 0] + np.float32(1)) * np.float32(0.5)  # encoded L to L / 100
@@ -119,6 +147,18 @@ class ColorizeTask(Task):
     def standalone_module(self, models: Mapping[str, torch.nn.Module]) -> torch.nn.Module:
         """All of the above in one module, uint8 picture in and uint8 RGB out (see ``standalone.py``)."""
         return StandaloneColorize(self, models)
+
+    def _warn_if_faded(self, score: float) -> None:
+        statistics = self.domain_statistics
+        if statistics is None or score <= float(statistics.fade_start):
+            return
+        kept = float(domain_fade(torch.tensor(score), statistics.fade_start, statistics.fade_end))
+        how_much = "" if kept == 0 else f" to {kept:.0%} of the prediction"
+        warnings.warn(
+            f"colorize: this picture looks unlike its training data (score {score:.2f}; its training "
+            f"pictures score up to {float(statistics.fade_start):.2f}); colours faded{how_much}",
+            stacklevel=3,
+        )
 
     # ── training ──────────────────────────────────────────────────────────────────────────
     def make_pair(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:

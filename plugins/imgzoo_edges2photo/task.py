@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import cv2
 import numpy as np
@@ -49,7 +49,7 @@ from imgzoo.metrics import checkerboard, colorfulness, l1, luma, psnr, sharpness
 from imgzoo_edges2photo.config import Edges2PhotoConfig
 from imgzoo_edges2photo.edges import edge_map_issue, extract_edges
 from imgzoo_edges2photo.patchgan import build_patchgan
-from imgzoo_edges2photo.unet import UNetGenerator, build_unet
+from imgzoo_edges2photo.unet import FusedUNet, UNetGenerator, build_unet
 
 __all__ = ["Edges2PhotoTask"]
 
@@ -116,11 +116,35 @@ class Edges2PhotoTask(Task):
         return (gray * 2 - 1).expand(-1, 3, -1, -1).contiguous()
 
     def forward(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
-        return models["generator"](inputs, sample=self.config.dropout_at_inference)
+        """The generator's photo (3 channels in [-1, 1]), and a fourth channel holding the
+        drawing's domain score everywhere (0 without domain statistics), for :meth:`postprocess`
+        to warn about."""
+        photo = models["generator"](inputs, sample=self.config.dropout_at_inference)
+        if self.domain_statistics is None:
+            score = photo.new_zeros(photo.shape[0])
+        else:
+            score = self.domain_statistics.score(self.domain_features(models, inputs))
+        score_plane = score.to(photo.dtype).view(-1, 1, 1, 1).expand(-1, 1, *photo.shape[2:])
+        return torch.cat([photo, score_plane], dim=1)
+
+    def domain_features(self, models: Mapping[str, torch.nn.Module], inputs: torch.Tensor) -> torch.Tensor:
+        """The U-Net encoder's features at ``unet.DOMAIN_LEVEL``."""
+        generator = cast(UNetGenerator | FusedUNet, models["generator"])
+        return generator.domain_features(inputs)
 
     def postprocess(self, output: torch.Tensor, image: np.ndarray) -> np.ndarray:
+        """The photo, cropped from the padding and brought back to the image's size; warns when
+        the drawing lies far from the training drawings (its score past the statistics'
+        ``fade_start``: edges2photo fades nothing, it says so)."""
+        statistics, score = self.domain_statistics, float(output[3, 0, 0])
+        if statistics is not None and score > float(statistics.fade_start):
+            warnings.warn(
+                f"edges2photo: this drawing looks unlike its training data (score {score:.2f}; its training "
+                f"drawings score up to {float(statistics.fade_start):.2f}); expect a poor picture",
+                stacklevel=2,
+            )
         height, width = _working_size(image.shape[0], image.shape[1], self.config.max_side)
-        photo = ((output[:, :height, :width].float() + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy()
+        photo = ((output[:3, :height, :width].float() + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy()
         if (height, width) != image.shape[:2]:
             photo = np.clip(
                 cv2.resize(photo, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_CUBIC), 0, 1

@@ -53,6 +53,9 @@ Upsample = Literal["transposed", "resize"]
 
 DROPOUT_LEVELS = 3
 """How many of the innermost decoder levels apply dropout (the paper's three)."""
+DOMAIN_LEVEL = 3
+"""The encoder level whose features tell how familiar a drawing is: 8 ``ngf`` channels at 1/16
+of its size (16x16 for 256 px), fine enough for their spatial spread to mean something."""
 
 _MAX_WIDTH = 8  # channels stop doubling at 8 * ngf, as in the paper (512 for ngf=64)
 
@@ -145,6 +148,15 @@ class UNetGenerator(Model):
             x = up(torch.cat([x, skips.pop()], dim=1), sample)
         return x
 
+    def domain_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output at ``DOMAIN_LEVEL``, after the LeakyReLU the next level starts
+        with: what :class:`FusedUNet` computes there, so that statistics fitted with either hold
+        for both (see :mod:`imgzoo.domain`)."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        for down in self.encoder[: DOMAIN_LEVEL + 1]:
+            x = down(x)
+        return F.leaky_relu(x, 0.2)
+
     def fused_for_inference(self) -> FusedUNet:
         """A copy for inference that computes this model's eval-mode outputs faster; this
         model is left as it is (see :class:`FusedUNet`)."""
@@ -213,6 +225,13 @@ class FusedUNet(nn.Module):
             x = below(F.relu(x, inplace=True)).add_(from_skip(skip))
             x = self._dropout(norm(x), level, sample)
         return torch.tanh(x)
+
+    def domain_features(self, x: torch.Tensor) -> torch.Tensor:
+        """As :meth:`UNetGenerator.domain_features`; here the level ends with that LeakyReLU."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        for down in self.encoder[: DOMAIN_LEVEL + 1]:
+            x = down(x)
+        return x
 
     def _dropout(self, x: torch.Tensor, level: int, sample: bool) -> torch.Tensor:
         rate = self.dropouts[level]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 import imgzoo
 from imgzoo.data.base import Sample
-from imgzoo.pipeline import Pipeline
+from imgzoo.pipeline import Pipeline, prepare_requests
 from imgzoo.prepacked import _ops_available, is_prepacked
 from imgzoo.testing import ImmediateStepContext
 from imgzoo.weights import save_weights, state_tensors
@@ -488,13 +489,14 @@ def test_the_confidence_only_fades_chroma_and_spares_minifigures() -> None:
     for picture in pictures:
         inputs = task.preprocess(picture)
         with torch.inference_mode():
-            faded = task.forward(pipeline.models, inputs)[:, 1:]
+            faded = task.forward(pipeline.models, inputs)[:, 1:3]
             ab = pipeline.model(inputs).float()
             mirrored = pipeline.model(inputs.flip(-1)).float().flip(-1)
+            _, domain_fade = task.domain_fade(task.domain_features(pipeline.models, inputs))
         average = (ab + mirrored) / 2
         confidence = float(flip_agreement(ab, mirrored, task.config.confidence_tolerance))
         assert 0 < confidence <= 1
-        torch.testing.assert_close(faded, average * confidence)
+        torch.testing.assert_close(faded, average * confidence * float(domain_fade))
         assert (faded.norm(dim=1) <= average.norm(dim=1) + 1e-6).all()
         confidences.append(confidence)
     minifigures, real_photos = confidences[:6], confidences[6:]
@@ -517,3 +519,122 @@ def test_pipeline_evaluation_of_colorize_against_the_gray_input() -> None:
         for truth in truths
     ]
     assert [item["psnr_gray"] for item in evaluation.per_image] == pytest.approx(gray_psnr, abs=1e-3)
+
+
+# ── knowing its domain ──────────────────────────────────────────────────────────────────────
+
+
+def photo_like(size: int = 128, seed: int = 0) -> np.ndarray:
+    """A synthetic picture with a photo's fine texture and soft colour (no minifigure in sight):
+    blurred noise at two scales, tinted, as float32 RGB."""
+    rng = np.random.default_rng(seed)
+    fine = cv2.GaussianBlur(rng.normal(size=(size, size)).astype(np.float32), (0, 0), 0.7)
+    coarse = cv2.resize(rng.normal(size=(size // 16, size // 16)).astype(np.float32), (size, size))
+    texture = np.clip(0.5 + 0.2 * fine / fine.std() + 0.1 * coarse, 0, 1)
+    return np.ascontiguousarray(texture[..., None] * np.array([0.9, 0.7, 0.5], dtype=np.float32))
+
+
+def fitted_weights(path: Path, *, fade_start: float, fade_end: float) -> Path:
+    """Untrained tiny-working-size colorize weights, with domain statistics fitted on a few
+    minifigures and the given fade thresholds, saved to ``path``."""
+    from imgzoo.domain import DomainStatistics, fit_domain_statistics, write_domain_statistics
+
+    torch.manual_seed(0)
+    task = ColorizeTask(ColorizeConfig(image_size=32))
+    model = task.build_models()["model"].eval()
+    config = task.config.model_dump(mode="json")
+    save_weights(path, state_tensors(model, prefix="model"), metadata={"task": "colorize", "config": config})
+    pictures = [task.degrade(sample.image) for sample in MinifigsDataset(resolution=32, n=6, seed=2)]
+    fitted = fit_domain_statistics(task, {"model": model}, pictures[:4], pictures[4:], rank=2)
+    thresholds = {"fade_start": torch.tensor(fade_start), "fade_end": torch.tensor(fade_end)}
+    write_domain_statistics(path, DomainStatistics(**{**fitted.__dict__, **thresholds}))
+    return path
+
+
+def test_the_fade_is_one_then_smooth_then_zero_and_has_no_branches() -> None:
+    from imgzoo.domain import domain_fade
+
+    scores = torch.linspace(0, 4, 41)
+    start, end = torch.tensor(1.0), torch.tensor(3.0)
+    fade = domain_fade(scores, start, end)
+    assert (fade[scores <= 1] == 1).all() and (fade[scores >= 3] == 0).all()
+    assert (fade.diff() <= 0).all() and float(domain_fade(torch.tensor(2.0), start, end)) == 0.5
+    # Symbolic tracing fails on any Python branch on a tensor's value; the traced graph is the fade.
+    traced = torch.fx.symbolic_trace(domain_fade)
+    torch.testing.assert_close(traced(scores, start, end), fade)
+
+
+def test_domain_statistics_round_trip_through_the_weights_file(tmp_path: Path) -> None:
+    from imgzoo.domain import DOMAIN_KEY, DomainStatistics
+    from imgzoo.weights import read_metadata
+
+    path = fitted_weights(tmp_path / "colorize.safetensors", fade_start=2.0, fade_end=2.5)
+    stored = read_metadata(path)[DOMAIN_KEY]
+    loaded = imgzoo.load("colorize", weights=str(path)).task.domain_statistics
+    assert isinstance(loaded, DomainStatistics)
+    assert loaded.to_metadata() == stored
+    assert (float(loaded.fade_start), float(loaded.fade_end)) == (2.0, 2.5)
+    assert loaded.components.shape == (2, 2 * 768) and "minifigs" not in loaded.fitted_on  # fitted in memory
+    # Without statistics nothing is faded and nothing is said.
+    assert imgzoo.load("colorize", weights=False).task.domain_statistics is None
+
+
+def test_a_picture_past_the_fade_comes_back_gray_with_a_warning_and_one_before_it_untouched(
+    tmp_path: Path,
+) -> None:
+    picture = (photo_like(64) * 255).round().astype(np.uint8)
+    gray = picture[..., :1].copy()
+    faded = imgzoo.load(
+        "colorize", weights=str(fitted_weights(tmp_path / "faded.safetensors", fade_start=0.0, fade_end=1e-6))
+    )
+    kept = imgzoo.load(
+        "colorize", weights=str(fitted_weights(tmp_path / "kept.safetensors", fade_start=1e6, fade_end=2e6))
+    )
+    unfitted = imgzoo.load("colorize", weights=str(tmp_path / "kept.safetensors"))
+    unfitted.task.domain_statistics = None
+    with pytest.warns(
+        UserWarning, match=r"colorize: this picture looks unlike its training data \(score [\d.]+"
+    ):
+        result = faded(gray)
+    np.testing.assert_array_equal(result, np.repeat(gray, 3, axis=2))  # exactly the gray picture
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(kept(gray), unfitted(gray))
+
+
+def test_the_shipped_weights_fade_a_photo_like_picture_and_spare_minifigures() -> None:
+    pipeline = imgzoo.load("colorize")
+    statistics = pipeline.task.domain_statistics
+    assert statistics is not None and "minifigs" in statistics.fitted_on
+    for sample in MinifigsDataset(resolution=128, n=4, seed=6):
+        gray = color.gray_of(sample.image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fade, no warning
+            result = pipeline(gray)
+        assert np.abs(result - np.repeat(gray, 3, axis=2)).max() > 0.1  # coloured
+    gray = color.gray_of(photo_like())
+    with pytest.warns(UserWarning, match="colours faded"):
+        result = pipeline(gray)
+    np.testing.assert_array_equal(result, np.repeat(gray, 3, axis=2))
+
+
+def test_the_fade_warning_reaches_run_results_and_the_server() -> None:
+    from fastapi.testclient import TestClient
+
+    from imgzoo.serve import ServeSettings, create_app
+    from imgzoo.serve.app import WARNING_HEADER
+
+    picture = (photo_like() * 255).round().astype(np.uint8)
+    pipeline = imgzoo.load("colorize")
+    requests, _ = prepare_requests(ColorizeTask, picture, {})
+    results = pipeline.run(requests)
+    [message] = results[0].warnings
+    assert message.startswith("colorize: this picture looks unlike its training data (score ")
+    ok, encoded = cv2.imencode(".png", picture[..., ::-1])
+    assert ok
+    with TestClient(create_app(["colorize"], ServeSettings(precision="fp32"))) as client:
+        response = client.post(
+            "/v1/tasks/colorize", files={"image": ("x.png", encoded.tobytes(), "image/png")}
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers.get_list(WARNING_HEADER) == [message]

@@ -292,7 +292,7 @@ def test_the_pipeline_runs_the_fused_generator_and_keeps_the_loaded_one() -> Non
     image = drawing(256, 256)
     inputs = pipeline.task.preprocess(image)
     with torch.inference_mode():
-        unfused = pipeline.task.postprocess(generator(inputs)[0], image)
+        unfused = pipeline.task.postprocess(pipeline.task.forward({"generator": generator}, inputs)[0], image)
     [result] = pipeline.run([Request(Image(image, None, "drawing"))])
     np.testing.assert_allclose(result.output, np.clip(unfused, 0, 1), atol=1e-5)
 
@@ -505,3 +505,38 @@ def test_a_config_without_upsample_gets_the_resize_decoder() -> None:
     assert Edges2PhotoConfig.model_validate({"ngf": 8, "num_downs": 6}).upsample == "resize"
     pipeline = imgzoo.load("edges2photo", weights="minifigs-preview", precision="fp32")
     assert pipeline.config.upsample == pipeline.task.config.upsample == "resize"
+
+
+def test_a_drawing_unlike_the_training_drawings_warns_and_a_familiar_one_does_not(tmp_path: Path) -> None:
+    from imgzoo.domain import DOMAIN_KEY, fit_domain_statistics, write_domain_statistics
+    from imgzoo.weights import read_metadata
+    from imgzoo_minifigs.dataset import MinifigsDataset
+
+    task = Edges2PhotoTask(Edges2PhotoConfig(**TINY))
+    models = task.build_models()
+    path = tmp_path / "edges2photo.safetensors"
+    tensors = state_tensors(models["generator"].eval(), prefix="generator")
+    save_weights(
+        path, tensors, metadata={"task": "edges2photo", "config": task.config.model_dump(mode="json")}
+    )
+    edge_maps = [task.degrade(sample.image) for sample in MinifigsDataset(resolution=256, n=24, seed=2)]
+    statistics = fit_domain_statistics(
+        task, task.prepare_inference(models), edge_maps[:16], edge_maps[16:], rank=4
+    )
+    write_domain_statistics(path, statistics)
+    assert read_metadata(path)[DOMAIN_KEY]["fade_start"] == pytest.approx(float(statistics.fade_start))
+
+    pipeline = imgzoo.load("edges2photo", weights=str(path), **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pipeline(task.degrade(MinifigsDataset(resolution=256, n=2, seed=9)[1].image))
+    # Dense hatching: an edge map by every pixel test, but nothing like a minifigure's outline.
+    # (At the generator's 256 px: a smaller drawing is padded with white paper up to it.)
+    hatching = np.ones((256, 256, 1), np.float32)
+    hatching[::3] = 0
+    hatching[:, ::5] = 0
+    with pytest.warns(UserWarning, match=r"edges2photo: this drawing looks unlike its training data \(score"):
+        pipeline(hatching)
+    # A photo still gets its own warning too.
+    with pytest.warns(UserWarning, match="does not look like an edge map"):
+        pipeline(photo())

@@ -223,7 +223,10 @@ def fit_weights_domain(
 
     def pictures(spec: str) -> Iterable[np.ndarray]:
         dataset = open_dataset(spec, resolution=resolution)
-        return (task_object.degrade(dataset[index].image) for index in range(len(dataset)))
+        for index in range(len(dataset)):
+            # Seeded by the picture, as full-resolution evaluation seeds it.
+            given = task_object.degrade(dataset[index].image, np.random.default_rng(index))
+            yield given[0] if isinstance(given, tuple) else given
 
     statistics = fit_domain_statistics(
         task_object,

@@ -2,6 +2,8 @@
 
 ``imgzoo.run(task, image, **options)``, ``imgzoo run --set`` and a server request's fields all
 go through :func:`split_options`, so each front-end refuses the same strays with the same words.
+A server request may set only the config fields its task lists in ``request_options`` (held to
+their fields' bounds when the config is built); ``imgzoo.run`` may set any.
 Importing this module imports no torch.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from imgzoo.errors import InputError
+from imgzoo.errors import ArgumentError, InputError
 from imgzoo.task import TaskDeclaration
 
 if TYPE_CHECKING:
@@ -23,11 +25,13 @@ PIPELINE_OPTIONS = frozenset({"tile"})
 
 
 def split_options(
-    task_class: type[Task] | TaskDeclaration, options: Mapping[str, Any]
+    task_class: type[Task] | TaskDeclaration, options: Mapping[str, Any], *, from_request: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(named inputs, settings)`` of ``options``: the settings are config fields and
     :data:`PIPELINE_OPTIONS`. For a task with named inputs a name that is neither is refused
-    here, naming both lists; for one without, the config check names it (with close matches)."""
+    here, naming both lists; for one without, the config check names it (with close matches).
+    ``from_request``: the options of a server request, where a config field the task does not
+    list in ``request_options`` is refused (an :class:`ArgumentError` naming it)."""
     input_names = {spec.name for spec in task_class.extra_inputs}
     if input_names:
         config = task_class.config if isinstance(task_class, TaskDeclaration) else task_class.Config
@@ -43,4 +47,14 @@ def split_options(
             )
     inputs = {name: value for name, value in options.items() if name in input_names}
     settings = {name: value for name, value in options.items() if name not in input_names}
+    if from_request:
+        allowed = set(getattr(task_class, "request_options", ())) | PIPELINE_OPTIONS
+        for name in sorted(set(settings) - allowed):
+            listed = ", ".join(sorted(allowed - PIPELINE_OPTIONS)) or "none"
+            raise ArgumentError(
+                f"task {task_class.name!r}: a request may not set {name!r}, which the server fixes (a "
+                f"field that changes the model's shape or its memory is set when the server starts); "
+                f"options a request may set: {listed}, and tile",
+                argument=name,
+            )
     return inputs, settings

@@ -15,10 +15,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
+from fastapi.testclient import TestClient
 
 import imgzoo
 from imgzoo import plugins
@@ -74,6 +76,11 @@ def png_bomb(side: int = 40000) -> bytes:
 
 def random_pictures(rng: np.random.Generator, sizes: Sequence[tuple[int, int]]) -> list[bytes]:
     return [encode_png(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)) for h, w in sizes]
+
+
+def local_client(app: Any, **options: Any) -> TestClient:
+    """FastAPI's test client, sending ``Host: localhost`` (the server answers local names only)."""
+    return TestClient(app, base_url="http://localhost", **options)
 
 
 @contextmanager

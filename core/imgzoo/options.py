@@ -48,13 +48,15 @@ def split_options(
     inputs = {name: value for name, value in options.items() if name in input_names}
     settings = {name: value for name, value in options.items() if name not in input_names}
     if from_request:
-        allowed = set(getattr(task_class, "request_options", ())) | PIPELINE_OPTIONS
-        for name in sorted(set(settings) - allowed):
-            listed = ", ".join(sorted(allowed - PIPELINE_OPTIONS)) or "none"
+        config = task_class.config if isinstance(task_class, TaskDeclaration) else task_class.Config
+        # Unknown names are left to the config check, which names close matches.
+        fixed = set(settings) & set(config.model_fields) - set(getattr(task_class, "request_options", ()))
+        for name in sorted(fixed):
+            allowed = ", ".join([*getattr(task_class, "request_options", ()), *sorted(PIPELINE_OPTIONS)])
             raise ArgumentError(
-                f"task {task_class.name!r}: a request may not set {name!r}, which the server fixes (a "
-                f"field that changes the model's shape or its memory is set when the server starts); "
-                f"options a request may set: {listed}, and tile",
+                f"task {task_class.name!r}: a request may not set {name!r}: the server fixes it when it "
+                f"starts (it may change the model's shape or the memory an image takes); a request may "
+                f"set {allowed}",
                 argument=name,
             )
     return inputs, settings

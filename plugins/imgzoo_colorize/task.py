@@ -60,6 +60,9 @@ class ColorizeTask(Task):
     test_overrides: ClassVar[Mapping[str, Any]] = {"image_size": 32, "learning_rate": 1e-4}
     # 8-bit pictures are colorized in 8-bit Lab, without a float copy of the whole picture.
     takes_stored_pixels = True
+    # The network is fixed (no config field shapes it): its peak per working-size pixel, as
+    # Pipeline.bytes_per_pixel measures it, declared so that no probe runs at a large image_size.
+    bytes_per_pixel = 600
     # How the chroma reaches full resolution and how the mirrored prediction tempers it: the
     # working size (image_size) and the network stay as served.
     request_options = (

@@ -89,8 +89,14 @@ def check_address(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as error:
-            reason = "it is in use (another server?)" if error.errno == errno.EADDRINUSE else error.strerror
+            if error.errno == errno.EADDRINUSE:
+                raise ArgumentError(
+                    f"--port {port}: cannot listen on {host}:{port}: it is in use (another server?): choose "
+                    "another --port",
+                    argument="--port",
+                ) from None
             raise ArgumentError(
-                f"--port {port}: cannot listen on {host}:{port}: {reason}: choose another --port or --host",
-                argument="--port",
+                f"--host {host!r}: cannot listen on {host}:{port} ({error.strerror}): use an address of "
+                "this machine, such as 127.0.0.1",
+                argument="--host",
             ) from None

@@ -324,8 +324,8 @@ class Batcher:
             return Reservation(lambda: None)
         if needed > budget:
             raise MemoryBudgetError(
-                f"the request would need about {needed / 2**20:.0f} MiB, more than the server's memory "
-                f"budget of {budget / 2**20:.0f} MiB: send a smaller image (or start the server with a "
+                f"the request would need about {needed / 2**20:.1f} MiB, more than the server's memory "
+                f"budget of {budget / 2**20:.1f} MiB: send a smaller image (or start the server with a "
                 "larger --max-memory-gb)",
                 needed=needed,
                 limit=budget,

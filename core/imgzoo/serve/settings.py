@@ -74,7 +74,7 @@ class ServeSettings:
             ("--max-request-mb", self.max_request_bytes / 2**20, ""),
             ("--timeout", self.timeout, " seconds"),
             ("--body-timeout", self.body_timeout, " seconds"),
-            ("--max-memory-gb", (self.max_memory_bytes or 1) / 2**30, ""),
+            ("--max-memory-gb", (1 if self.max_memory_bytes is None else self.max_memory_bytes) / 2**30, ""),
         ):
             if not value > 0:
                 problems.append((flag, f"must be more than 0{unit}, got {value:g}"))

@@ -70,8 +70,9 @@ def test_an_unbounded_or_unknown_request_option_fails_its_plugin() -> None:
 
     unbounded = type("Unbounded", (InvertTask,), {"request_options": ("image_size",)})
     unknown = type("Unknown", (InvertTask,), {"request_options": ("strength",)})
-    assert "'image_size' must be a bool, a Literal, or an int or float with lower and upper bounds" in (
-        declaration_problems(unbounded)[0]
+    assert (
+        "'image_size' must be a bool, a Literal, or an int or float with lower and upper bounds"
+        in (declaration_problems(unbounded)[0])
     )
     assert "'strength' is not a config field" in declaration_problems(unknown)[0]
 
@@ -90,11 +91,23 @@ def test_run_refuses_a_job_that_cannot_fit_before_it_starts(
     assert "\n" not in message and "more than the 6.0 GiB" in message and "run at 8192x8192" in message
     assert "image_size" in message and refused.value.needed > refused.value.limit == 6 * 2**30
     (tmp_path / "x.png").write_bytes(encode_png(picture))
-    code = main(["run", "colorize", str(tmp_path / "x.png"), "-o", str(tmp_path / "o.png"), "--weights", "none",
-                 "--set", "image_size=8192"])  # fmt: skip
+    out = tmp_path / "o.png"
+    code = main(
+        [
+            "run",
+            "colorize",
+            str(tmp_path / "x.png"),
+            "-o",
+            str(out),
+            "--weights",
+            "none",
+            "--set",
+            "image_size=8192",
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 1 and error.startswith("imgzoo: error: task 'colorize' would need about")
-    assert "Traceback" not in error and not (tmp_path / "o.png").exists()
+    assert "Traceback" not in error and not out.exists()
 
 
 def test_the_estimate_grows_with_the_pixels_the_model_sees() -> None:
@@ -115,7 +128,9 @@ def test_a_request_that_cannot_fit_alone_is_413_before_decoding(
 
     decoded: list[str] = []
     real_decode = images.decode_image
-    monkeypatch.setattr(images, "decode_image", lambda data, source="": decoded.append(source) or real_decode(data, source))
+    monkeypatch.setattr(
+        images, "decode_image", lambda data, source="": decoded.append(source) or real_decode(data, source)
+    )
     settings = ServeSettings(max_memory_bytes=100_000)
     with local_client(create_app(["invert"], settings)) as client:
         fits = client.post("/v1/tasks/invert", content=_picture(rng, 12, 10), headers=PNG)
@@ -139,7 +154,9 @@ def test_a_batch_over_the_memory_budget_is_split() -> None:
     gate, sizes = threading.Event(), []
 
     class Recorder:
-        def run(self, requests: list[PipelineRequest], batch_size: int, memory_limit: int | None) -> list[Any]:
+        def run(
+            self, requests: list[PipelineRequest], batch_size: int, memory_limit: int | None
+        ) -> list[Any]:
             sizes.append(len(requests))
             return [request.image.stored for request in requests]
 
@@ -207,7 +224,9 @@ def test_a_slow_body_gets_408_and_frees_its_place_while_others_get_200(
         with httpx.Client(base_url=url, timeout=30) as client:
             began = time.monotonic()
             while any(thread.is_alive() for thread in threads) and time.monotonic() - began < 15:
-                statuses.append(client.post("/v1/tasks/invert", content=_picture(rng), headers=PNG).status_code)
+                statuses.append(
+                    client.post("/v1/tasks/invert", content=_picture(rng), headers=PNG).status_code
+                )
                 time.sleep(0.1)
             for thread in threads:
                 thread.join()
@@ -244,7 +263,9 @@ def test_a_slow_body_gets_408_and_frees_its_place_while_others_get_200(
         ("anything", ("*",), 200),
     ],
 )
-def test_only_allowed_hosts_are_answered(toy_tasks: None, host: str, allowed: tuple[str, ...], status: int) -> None:
+def test_only_allowed_hosts_are_answered(
+    toy_tasks: None, host: str, allowed: tuple[str, ...], status: int
+) -> None:
     with local_client(create_app(["invert"], ServeSettings(allowed_hosts=allowed), preload=False)) as client:
         response = client.get("/healthz", headers={"host": host})
     assert response.status_code == status
@@ -277,12 +298,20 @@ def test_bad_serve_flags_are_argument_errors(
 def test_settings_refuse_nan_and_infinity() -> None:
     with pytest.raises(ConfigError) as bad:
         ServeSettings(max_wait_ms=math.nan, timeout=math.inf, max_memory_bytes=0, body_timeout=-1).check()
-    assert [field for field, _ in bad.value.errors] == ["--max-wait-ms", "--timeout", "--body-timeout", "--max-memory-gb"]
+    assert [field for field, _ in bad.value.errors] == [
+        "--max-wait-ms",
+        "--timeout",
+        "--body-timeout",
+        "--max-memory-gb",
+    ]
 
 
 @pytest.mark.parametrize(
     ("host", "said"),
-    [("bad\x00host", "--host 'bad\\x00host': cannot listen there"), ("192.0.2.1", "--host '192.0.2.1': cannot listen on")],
+    [
+        ("bad\x00host", "--host 'bad\\x00host': cannot listen there"),
+        ("192.0.2.1", "--host '192.0.2.1': cannot listen on"),
+    ],
 )
 def test_a_bad_host_is_one_line(
     toy_tasks: None, host: str, said: str, capsys: pytest.CaptureFixture[str]

@@ -100,6 +100,7 @@ class ToyGanTask(InvertTask):
     name = "toygan"
     description = "Two models, two optimizers (test task)"
     Config = ToyGanConfig
+    request_options = ()
     inference_model_name = "generator"
 
     def build_models(self) -> dict[str, Model]:

@@ -318,7 +318,9 @@ class Pipeline:
         modules uncounted: functional operations, convolution workspaces)."""
         if self.task.bytes_per_pixel is not None:
             return float(self.task.bytes_per_pixel)
-        stored = np.zeros((_PROBE_SIDE, _PROBE_SIDE, 3), np.uint8 if self.task.takes_stored_pixels else np.float32)
+        stored = np.zeros(
+            (_PROBE_SIDE, _PROBE_SIDE, 3), np.uint8 if self.task.takes_stored_pixels else np.float32
+        )
         inputs = {
             spec.name: _images.Image(
                 np.zeros((_PROBE_SIDE, _PROBE_SIDE, spec.channels or 3), np.float32), None, "probe"
@@ -358,7 +360,10 @@ class Pipeline:
             weakref.finalize(output, release, output.data_ptr(), size)
 
         leaves = [
-            module for model in self.models.values() for module in model.modules() if next(module.children(), None) is None
+            module
+            for model in self.models.values()
+            for module in model.modules()
+            if next(module.children(), None) is None
         ]
         hooks = [module.register_forward_hook(count) for module in leaves]
         try:

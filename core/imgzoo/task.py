@@ -465,7 +465,7 @@ def declaration_problems(declared: type[Task] | TaskDeclaration) -> list[str]:
 def request_option_problem(config: type[BaseModel], name: str) -> str | None:
     """Why config field ``name`` cannot be a request option (None when it can): it must exist
     and take a bounded range of values."""
-    from typing import get_args, get_origin
+    from typing import get_origin
 
     field = config.model_fields.get(name)
     if field is None:

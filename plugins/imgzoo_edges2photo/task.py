@@ -71,7 +71,13 @@ class Edges2PhotoTask(Task):
     config: Edges2PhotoConfig
     # How the edges are read or drawn, and dropout's sampling: neither the U-Net's shape nor the
     # size it runs at (max_side) changes.
-    request_options = ("extract_edges", "edge_sigma", "edge_thin", "edge_min_component", "dropout_at_inference")
+    request_options = (
+        "extract_edges",
+        "edge_sigma",
+        "edge_thin",
+        "edge_min_component",
+        "dropout_at_inference",
+    )
 
     # ── models ────────────────────────────────────────────────────────────────────────────
     def build_models(self) -> dict[str, torch.nn.Module]:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 
 import imgzoo
 from serving import decode_png, png_bomb, random_pictures
@@ -79,13 +78,20 @@ def _requests(count: int) -> list[Soaked]:
     """``count`` requests over the tasks, a few pictures each (their results computed once)."""
     rng = np.random.default_rng(0)
     pictures = random_pictures(rng, [(32, 32), (24, 32), (32, 24)])
-    expected = {(task, index): np.asarray(imgzoo.run(task, body)) for task in TASKS for index, body in enumerate(pictures)}
+    expected = {
+        (task, index): np.asarray(imgzoo.run(task, body))
+        for task in TASKS
+        for index, body in enumerate(pictures)
+    }
     made = []
     for number in range(count):
         task, index = TASKS[number % len(TASKS)], number % len(pictures)
         if number % 5 == 4:
             kind = HOSTILE[(number // 5) % len(HOSTILE)]
-            body = {"bomb": png_bomb(), "corrupt": b"\x89PNG\r\n\x1a\n" + bytes(rng.integers(0, 256, 64, np.uint8))}
+            body = {
+                "bomb": png_bomb(),
+                "corrupt": b"\x89PNG\r\n\x1a\n" + bytes(rng.integers(0, 256, 64, np.uint8)),
+            }
             made.append(Soaked(task, kind, body.get(kind, pictures[index]), None))
         else:
             made.append(Soaked(task, "valid", pictures[index], expected[task, index]))
@@ -124,12 +130,17 @@ def _send(port: int, requests: list[Soaked], clients: int) -> list[Answered]:
                 else:
                     query = "?image_size=4096" if request.kind == "injected" else ""
                     response = session.post(
-                        f"/v1/tasks/{request.task}{query}", content=request.body, headers={"content-type": "image/png"}
+                        f"/v1/tasks/{request.task}{query}",
+                        content=request.body,
+                        headers={"content-type": "image/png"},
                     )
                     status, content = response.status_code, response.content
                 answers[index] = Answered(request, status, content, time.perf_counter() - began)
 
-    threads = [threading.Thread(target=client, args=(range(start, len(requests), clients),)) for start in range(clients)]
+    threads = [
+        threading.Thread(target=client, args=(range(start, len(requests), clients),))
+        for start in range(clients)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -80,7 +80,8 @@ def check_address(host: str, port: int) -> None:
         family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except (OSError, UnicodeError, ValueError) as error:
         raise ArgumentError(
-            f"--host {host!r}: cannot listen there ({error}): use an address of this machine, such as 127.0.0.1",
+            f"--host {host!r}: cannot listen there ({error}): use an address of this machine, such as "
+            "127.0.0.1",
             argument="--host",
         ) from None
     with socket.socket(family, kind, protocol) as probe:

@@ -51,10 +51,10 @@ from imgzoo.errors import (
     WeightsError,
     ZooError,
 )
+from imgzoo.hardware import memory_available
 from imgzoo.images import InputForm, OutputSpec, declared_size, encode_pixels, finished_output
 from imgzoo.model_cache import cached_pipeline, ensure_capacity
 from imgzoo.options import PIPELINE_OPTIONS, split_options
-from imgzoo.hardware import memory_available
 from imgzoo.serve.batching import Batcher, Job, ModelWorker, Reservation
 from imgzoo.serve.settings import LOCAL_HOSTS, MIN_BODY_RATE, ServeSettings
 from imgzoo.task import TaskConfig
@@ -300,7 +300,9 @@ async def _read_job(
 ) -> tuple[Job, ModelWorker, Reservation]:
     """The request's job, read and checked, the worker that runs it (started when new) and the
     memory it holds."""
-    image, inputs, fields = await _read_request(request, settings.max_request_bytes, task, settings.body_timeout)
+    image, inputs, fields = await _read_request(
+        request, settings.max_request_bytes, task, settings.body_timeout
+    )
     options = {**_parse_options(query), **_parse_options(fields)}
     return await run_in_threadpool(_prepare_job, task, image, inputs, options, settings, batcher, started)
 

@@ -184,7 +184,8 @@ class ModelWorker:
     def _fitting(self, jobs: list[Job]) -> list[Job]:
         """The longest run of ``jobs`` from the first whose estimates fit the memory budget
         together (the first always: it was admitted alone)."""
-        taken, total = [], 0
+        taken: list[Job] = []
+        total = 0
         for job in jobs:
             total += job.memory
             if taken and self.memory_budget is not None and total > self.memory_budget:

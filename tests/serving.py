@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from fastapi.testclient import TestClient
 
 import imgzoo
 from imgzoo import plugins
@@ -130,6 +131,11 @@ class ServerProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+
+def local_client(app: Any, **options: Any) -> TestClient:
+    """FastAPI's test client, sending ``Host: localhost`` (the server answers local names only)."""
+    return TestClient(app, base_url="http://localhost", **options)
 
 
 @contextmanager

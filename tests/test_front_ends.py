@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fastapi.testclient import TestClient
 
 import imgzoo
 from imgzoo import plugins
@@ -22,7 +21,7 @@ from imgzoo.images import load_image, save_image
 from imgzoo.serve import ServeSettings, create_app
 from imgzoo.serve.app import WARNING_HEADER
 from imgzoo.weights import save_weights, state_tensors
-from serving import decode_png
+from serving import decode_png, local_client
 
 pytestmark = pytest.mark.usefixtures("contract_tasks")
 
@@ -87,7 +86,7 @@ def through_server(task: str, data: Path, weights: Path) -> tuple[np.ndarray, li
     files = {"image": ("x.png", (data / "A" / "x.png").read_bytes(), "image/png")}
     if (data / "mask").is_dir():
         files["mask"] = ("mask.png", (data / "mask" / "x.png").read_bytes(), "image/png")
-    with TestClient(create_app([task], settings)) as client:
+    with local_client(create_app([task], settings)) as client:
         response = client.post(f"/v1/tasks/{task}", files=files)
     assert response.status_code == 200, response.text
     return decode_png(response.content), response.headers.get_list(WARNING_HEADER)

@@ -231,14 +231,12 @@ def test_the_environment_alone_makes_a_fresh_process_read_the_offline_cache(
 
 
 def test_the_server_serves_hub_weights(hub_weights: tuple[str, Path]) -> None:
-    from fastapi.testclient import TestClient
-
     from imgzoo.serve import ServeSettings, create_app
-    from serving import decode_png, encode_png
+    from serving import decode_png, encode_png, local_client
 
     address, local = hub_weights
     picture = encode_png(np.random.default_rng(5).integers(0, 256, (9, 7, 3), dtype=np.uint8))
-    with TestClient(create_app(["invert"], ServeSettings(weights={"invert": address}))) as client:
+    with local_client(create_app(["invert"], ServeSettings(weights={"invert": address}))) as client:
         answer = client.post("/v1/tasks/invert", content=picture, headers={"content-type": "image/png"})
     assert answer.status_code == 200
     np.testing.assert_array_equal(decode_png(answer.content), imgzoo.run("invert", picture, weights=local))

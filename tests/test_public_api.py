@@ -54,6 +54,7 @@ DOCUMENTED = {
     "TaskContractError",
     "ResultError",
     "MissingExtraError",
+    "MemoryBudgetError",
     "RequestError",
     "OutputError",
     "OutputExistsError",
@@ -71,7 +72,7 @@ def test_all_is_what_the_docs_say() -> None:
 
 def test_errors_share_one_base() -> None:
     errors = sorted(name for name in DOCUMENTED if name.endswith("Error"))
-    assert len(errors) == 22
+    assert len(errors) == 23
     for name in errors:
         assert issubclass(getattr(imgzoo, name), imgzoo.ZooError), name
 

@@ -26,7 +26,15 @@ from imgzoo.pipeline import Request as PipelineRequest
 from imgzoo.serve import ServeSettings, create_app
 from imgzoo.serve.app import choose_format, status_for
 from imgzoo.serve.batching import Batcher, Job
-from serving import decode_png, encode_png, free_port, png_bomb, random_pictures, write_seeded_weights
+from serving import (
+    decode_png,
+    encode_png,
+    free_port,
+    local_client,
+    png_bomb,
+    random_pictures,
+    write_seeded_weights,
+)
 from toy_tasks import InvertTask, declare, write_registry
 
 TASKS = ("invert", "toy-upscale", "toy-depth", "toy-inpaint")
@@ -39,7 +47,7 @@ def seeded(toy_tasks: None, contract_tasks: None, tmp_path: Path) -> None:
 
 @pytest.fixture
 def client(seeded: None) -> Iterator[TestClient]:
-    with TestClient(create_app(TASKS)) as test_client:
+    with local_client(create_app(TASKS)) as test_client:
         yield test_client
 
 
@@ -66,7 +74,7 @@ def contract_client(request: pytest.FixtureRequest, seeded: None) -> Iterator[An
     """A client of the server serving TASKS: in-process, and deployed on Ray Serve. The contract
     tests take this one: the same answers whatever runs the application."""
     if request.param == "uvicorn":
-        with TestClient(create_app(TASKS)) as test_client:
+        with local_client(create_app(TASKS)) as test_client:
             yield test_client
         return
     import httpx
@@ -84,7 +92,7 @@ def test_tasks_are_the_catalogue_of_imgzoo_list(
 ) -> None:
     assert main(["list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    with TestClient(create_app()) as everything:
+    with local_client(create_app()) as everything:
         assert everything.get("/v1/tasks").json() == listed
         assert everything.get("/healthz").json() == {"status": "ok", "tasks": [t["name"] for t in listed]}
     inpaint = next(entry for entry in listed if entry["name"] == "toy-inpaint")
@@ -95,7 +103,7 @@ def test_tasks_are_the_catalogue_of_imgzoo_list(
 def test_results_equal_run(seeded: None, rng: np.random.Generator, max_batch: int) -> None:
     picture = _picture(rng)
     mask = encode_png((rng.random((12, 10)) < 0.3).astype(np.uint8) * 255)
-    with TestClient(create_app(TASKS, ServeSettings(max_batch=max_batch))) as client:
+    with local_client(create_app(TASKS, ServeSettings(max_batch=max_batch))) as client:
         _check_results_equal_run(client, picture, mask)
 
 
@@ -146,7 +154,7 @@ def test_concurrent_requests_of_one_size_run_as_one_batch(seeded: None, rng: np.
     pictures = random_pictures(rng, [(8, 8)] * 4 + [(6, 9)] * 2)
     # A long wait, so the batches are decided by their size alone: four of 8x8, two of 6x9.
     settings = ServeSettings(max_batch=4, max_wait_ms=3000)
-    with TestClient(create_app(["invert"], settings)) as client:
+    with local_client(create_app(["invert"], settings)) as client:
         answers: dict[int, Any] = {}
 
         def post(index: int) -> None:
@@ -264,7 +272,7 @@ def test_error_messages_say_what_to_do(
 
 def test_a_request_over_the_size_limit_is_413(seeded: None, rng: np.random.Generator) -> None:
     picture = _picture(rng, 64, 64)
-    with TestClient(create_app(["invert"], ServeSettings(max_request_bytes=len(picture) - 1))) as client:
+    with local_client(create_app(["invert"], ServeSettings(max_request_bytes=len(picture) - 1))) as client:
         response = client.post("/v1/tasks/invert", content=picture, headers={"content-type": "image/png"})
         assert response.status_code == 413 and "limit" in response.json()["error"]
 
@@ -291,7 +299,7 @@ def test_a_full_queue_answers_503_with_retry_after(
 ) -> None:
     picture = _picture(rng)
     app = create_app(["invert"], ServeSettings(queue=1), preload=False)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         first: dict[str, Any] = {}
         thread = threading.Thread(
             target=lambda: first.update(
@@ -316,7 +324,7 @@ def test_a_missed_deadline_answers_504(
     seeded: None, slow_loading: threading.Event, rng: np.random.Generator
 ) -> None:
     app = create_app(["invert"], ServeSettings(timeout=0.2), preload=False)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         response = client.post(
             "/v1/tasks/invert", content=_picture(rng), headers={"content-type": "image/png"}
         )
@@ -331,7 +339,9 @@ def test_a_cancelled_job_is_not_run() -> None:
     pipeline_calls: list[int] = []
 
     class Recorder:
-        def run(self, requests: list[PipelineRequest], batch_size: int) -> list[np.ndarray]:
+        def run(
+            self, requests: list[PipelineRequest], batch_size: int, memory_limit: int | None = None
+        ) -> list[np.ndarray]:
             pipeline_calls.append(len(requests))
             return [request.image.stored for request in requests]
 
@@ -359,7 +369,7 @@ def test_a_cancelled_job_is_not_run() -> None:
 
 def test_the_onnxruntime_backend_serves_what_run_gives(seeded: None, rng: np.random.Generator) -> None:
     picture = _picture(rng)
-    with TestClient(create_app(["invert"], ServeSettings(backend="onnxruntime"))) as client:
+    with local_client(create_app(["invert"], ServeSettings(backend="onnxruntime"))) as client:
         response = client.post("/v1/tasks/invert", content=picture, headers={"content-type": "image/png"})
         assert response.status_code == 200, response.text
     served = decode_png(response.content).astype(int)
@@ -440,7 +450,7 @@ def test_a_full_queue_refuses_before_the_body_is_decoded(
 ) -> None:
     picture = _picture(rng)
     app = create_app(["invert"], ServeSettings(queue=1), preload=False)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         first = threading.Thread(
             target=client.post,
             args=("/v1/tasks/invert",),
@@ -463,7 +473,7 @@ def test_images_over_max_pixels_are_refused_from_their_header(
     ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 256, (12, 10, 3), np.uint8))
     assert ok
     mask = encode_png(np.full((12, 10), 255, np.uint8))
-    with TestClient(create_app(["invert", "toy-inpaint"], ServeSettings(max_pixels=100))) as client:
+    with local_client(create_app(["invert", "toy-inpaint"], ServeSettings(max_pixels=100))) as client:
         for body, media in ((large, "image/png"), (jpeg.tobytes(), "image/jpeg")):
             response = client.post("/v1/tasks/invert", content=body, headers={"content-type": media})
             assert response.status_code == 413, response.text
@@ -500,7 +510,7 @@ def test_a_cancelled_job_leaves_its_worker_at_once() -> None:
 def test_max_models_bounds_the_models_loaded(seeded: None, rng: np.random.Generator) -> None:
     picture = _picture(rng)
     app = create_app(["invert"], ServeSettings(max_models=1), preload=False)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         for gain in (0.5, 2.0):
             response = client.post(
                 f"/v1/tasks/invert?gain={gain}", content=picture, headers={"content-type": "image/png"}
@@ -513,7 +523,7 @@ def test_max_models_bounds_the_models_loaded(seeded: None, rng: np.random.Genera
 
 
 class WideConfig(imgzoo.TaskConfig):
-    width: int = Field(4, ge=1, description="Channels between the two convolutions.")
+    width: int = Field(4, ge=1, le=64, description="Channels between the two convolutions.")
     multiple: int = Field(1, ge=1, description="What the width must be a multiple of.")
 
     @model_validator(mode="after")
@@ -528,6 +538,8 @@ class WideTask(InvertTask):
 
     name = "toy-wide"
     Config = WideConfig  # type: ignore[assignment]
+    # A shape a request should never choose: what the server does when a task lists one anyway.
+    request_options = ("width",)
 
     def build_models(self) -> dict[str, Any]:
         width = self.config.width  # type: ignore[attr-defined]
@@ -565,7 +577,7 @@ def test_options_the_weights_do_not_fit_are_400_without_paths(
 ) -> None:
     picture = _picture(rng)
     app = create_app(["toy-wide"])
-    with TestClient(app) as client:
+    with local_client(app) as client:
         loaded = [worker.name for worker in app.state.batcher.workers]
         # Checked against the weights' config (multiple=2) before any model is built.
         odd = client.post(
@@ -594,7 +606,7 @@ def test_user_mistakes_are_4xx_and_failures_a_generic_500(
     assert status_for(ArgumentError("batch_size must be at least 1", argument="batch_size")) == 400
     assert status_for(TilingError("tile 5 is too small")) == 400
     picture = _picture(rng)
-    with TestClient(create_app(["invert"]), raise_server_exceptions=False) as client:
+    with local_client(create_app(["invert"]), raise_server_exceptions=False) as client:
         tiled = client.post(
             "/v1/tasks/invert?tile=64", content=picture, headers={"content-type": "image/png"}
         )
@@ -622,7 +634,7 @@ def test_v1_tasks_names_local_weights_files_without_their_folders(
     assert main(["list", "invert", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
     assert listed["weights"]["abs"]["file"] == str(outside)  # the command line shows it whole
-    with TestClient(create_app(["invert"])) as client:
+    with local_client(create_app(["invert"])) as client:
         (served,) = client.get("/v1/tasks").json()
     assert served["weights"]["abs"]["file"] == "invert-abs.safetensors"
     assert served["weights"]["seeded"] == listed["weights"]["seeded"]  # beside the registry: as is
@@ -678,7 +690,7 @@ def test_task_modules_are_imported_outside_the_event_loop(
         return real(name)
 
     monkeypatch.setattr(plugins, "get_task_class", get_task_class)
-    with TestClient(app) as client:
+    with local_client(app) as client:
         response = client.post(
             "/v1/tasks/invert", content=_picture(rng), headers={"content-type": "image/png"}
         )
@@ -698,7 +710,7 @@ def tiled_task(toy_tasks: None, tmp_path: Path) -> Iterator[None]:
 def test_tile_is_an_option_as_in_run(tiled_task: None, rng: np.random.Generator) -> None:
     picture = _picture(rng, 48, 40)
     headers = {"content-type": "image/png"}
-    with TestClient(create_app(["smooth"])) as client:
+    with local_client(create_app(["smooth"])) as client:
         for tile in (0, 32):
             response = client.post(f"/v1/tasks/smooth?tile={tile}", content=picture, headers=headers)
             assert response.status_code == 200, response.text

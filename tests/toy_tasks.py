@@ -48,13 +48,14 @@ class PixelNet(Model):
 class InvertConfig(imgzoo.TaskConfig):
     image_size: int = Field(16, ge=4, description="Training crop size.")
     learning_rate: float = Field(0.05, gt=0, description="Adam learning rate.")
-    gain: float = Field(1.0, gt=0, description="Multiplies the output (a field for config tests).")
+    gain: float = Field(1.0, gt=0, le=100, description="Multiplies the output (a field for config tests).")
 
 
 class InvertTask(imgzoo.Task):
     name = "invert"
     description = "Photographic negative (test task)"
     Config = InvertConfig
+    request_options = ("gain",)
 
     def build_models(self) -> dict[str, Model]:
         return {"model": PixelNet(PixelNetConfig())}
@@ -99,6 +100,7 @@ class ToyGanTask(InvertTask):
     name = "toygan"
     description = "Two models, two optimizers (test task)"
     Config = ToyGanConfig
+    request_options = ()
     inference_model_name = "generator"
 
     def build_models(self) -> dict[str, Model]:

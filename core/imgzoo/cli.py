@@ -24,6 +24,7 @@ import fnmatch
 import functools
 import glob
 import json
+import math
 import os
 import stat
 import sys
@@ -180,20 +181,48 @@ def _build_parser() -> argparse.ArgumentParser:
         "tasks", nargs="*", metavar="TASK", help="tasks to serve (default: every installed task)"
     )
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--port", type=_port, default=8000, help="port to listen on, 0 to 65535 (default: 8000)")
+    sub.add_argument(
+        "--allowed-hosts",
+        type=_host_list,
+        default=(),
+        metavar="HOST[,HOST...]",
+        help="Host header names to answer besides localhost and the --host address; *.example.org "
+        "matches its subdomains, * any; others get 400 (a guard against DNS rebinding)",
+    )
     sub.add_argument(
         "--max-batch", type=int, default=8, help="most requests run as one batch (1 turns batching off)"
     )
     sub.add_argument(
         "--max-wait-ms",
-        type=float,
+        type=_finite_float,
         default=5.0,
         help="how long a request may wait for others of its size to join its batch",
     )
     sub.add_argument("--queue", type=int, default=64, help="most requests queued at once; more get 503")
-    sub.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take; then 504")
     sub.add_argument(
-        "--max-request-mb", type=float, default=32.0, help="largest request body in MiB; larger get 413"
+        "--timeout", type=_finite_float, default=30.0, help="seconds a request may take; then 504"
+    )
+    sub.add_argument(
+        "--body-timeout",
+        type=_finite_float,
+        default=ServeSettings.body_timeout,
+        help="seconds a request body may take to arrive, plus 1 per MiB it declares; slower get 408 "
+        "(default: 30)",
+    )
+    sub.add_argument(
+        "--max-request-mb",
+        type=_finite_float,
+        default=32.0,
+        help="largest request body in MiB; larger get 413",
+    )
+    sub.add_argument(
+        "--max-memory-gb",
+        type=_finite_float,
+        default=None,
+        help="memory in GiB the requests in flight may take together, estimated before decoding; a "
+        "request that cannot fit gets 413, a batch that would exceed it is split (default: half of "
+        "the memory available at start)",
     )
     sub.add_argument(
         "--max-pixels",
@@ -509,6 +538,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_request_bytes=int(args.max_request_mb * 2**20),
         max_pixels=args.max_pixels,
         max_models=args.max_models,
+        max_memory_bytes=None if args.max_memory_gb is None else int(args.max_memory_gb * 2**30),
+        body_timeout=args.body_timeout,
+        allowed_hosts=args.allowed_hosts,
         weights=_served_weights(args.weights),
     )
     if args.engine == "ray":
@@ -518,6 +550,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 0
     serve(args.tasks, settings, host=args.host, port=args.port)
     return 0
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number."""
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    """An argparse type: a number that is neither NaN nor infinite (checked for range later)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _host_list(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated host names."""
+    hosts = tuple(host.strip() for host in text.split(",") if host.strip())
+    if not hosts:
+        raise argparse.ArgumentTypeError(f"must name at least one host, got {text!r}")
+    return hosts
 
 
 def _served_weights(assignments: Sequence[str]) -> dict[str, str]:

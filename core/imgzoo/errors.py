@@ -19,6 +19,7 @@
     ├── DataError                 a training/evaluation data source is empty, missing or inconsistent
     ├── TilingError               a tiling that cannot work: a task that cannot be tiled, bad sizes
     ├── RequestError              an HTTP request the server refuses: too large, busy, too slow, ...
+    ├── MemoryBudgetError         a job whose memory estimate exceeds what it may use (before it starts)
     ├── MissingExtraError         an optional feature's packages are not installed (names the extra)
     ├── ExportError               a model that cannot be exported, or whose export does not reproduce it
     └── BackendError              an inference backend that cannot run here (a device, a precision)
@@ -43,6 +44,7 @@ __all__ = [
     "ExportError",
     "InputError",
     "InvalidImageError",
+    "MemoryBudgetError",
     "MissingExtraError",
     "OutputError",
     "OutputExistsError",
@@ -246,6 +248,16 @@ class RequestError(ZooError):
         self.task = task
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class MemoryBudgetError(ZooError, ValueError):
+    """A job (a run, a server request or batch) whose memory estimate, made before it starts,
+    exceeds what it may use. ``needed`` and ``limit`` are in bytes."""
+
+    def __init__(self, message: str, *, needed: int, limit: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.limit = limit
 
 
 class MissingExtraError(ZooError, ImportError):

@@ -2,6 +2,8 @@
 
 ``imgzoo.run(task, image, **options)``, ``imgzoo run --set`` and a server request's fields all
 go through :func:`split_options`, so each front-end refuses the same strays with the same words.
+A server request may set only the config fields its task lists in ``request_options`` (held to
+their fields' bounds when the config is built); ``imgzoo.run`` may set any.
 Importing this module imports no torch.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from imgzoo.errors import InputError
+from imgzoo.errors import ArgumentError, InputError
 from imgzoo.task import TaskDeclaration
 
 if TYPE_CHECKING:
@@ -23,11 +25,13 @@ PIPELINE_OPTIONS = frozenset({"tile"})
 
 
 def split_options(
-    task_class: type[Task] | TaskDeclaration, options: Mapping[str, Any]
+    task_class: type[Task] | TaskDeclaration, options: Mapping[str, Any], *, from_request: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(named inputs, settings)`` of ``options``: the settings are config fields and
     :data:`PIPELINE_OPTIONS`. For a task with named inputs a name that is neither is refused
-    here, naming both lists; for one without, the config check names it (with close matches)."""
+    here, naming both lists; for one without, the config check names it (with close matches).
+    ``from_request``: the options of a server request, where a config field the task does not
+    list in ``request_options`` is refused (an :class:`ArgumentError` naming it)."""
     input_names = {spec.name for spec in task_class.extra_inputs}
     if input_names:
         config = task_class.config if isinstance(task_class, TaskDeclaration) else task_class.Config
@@ -43,4 +47,16 @@ def split_options(
             )
     inputs = {name: value for name, value in options.items() if name in input_names}
     settings = {name: value for name, value in options.items() if name not in input_names}
+    if from_request:
+        config = task_class.config if isinstance(task_class, TaskDeclaration) else task_class.Config
+        # Unknown names are left to the config check, which names close matches.
+        fixed = set(settings) & set(config.model_fields) - set(getattr(task_class, "request_options", ()))
+        for name in sorted(fixed):
+            allowed = ", ".join([*getattr(task_class, "request_options", ()), *sorted(PIPELINE_OPTIONS)])
+            raise ArgumentError(
+                f"task {task_class.name!r}: a request may not set {name!r}: the server fixes it when it "
+                f"starts (it may change the model's shape or the memory an image takes); a request may "
+                f"set {allowed}",
+                argument=name,
+            )
     return inputs, settings

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import threading
 import warnings
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,16 +28,18 @@ from imgzoo.backends import DEFAULT_BACKEND, backend_class
 from imgzoo.backends.base import Backend
 from imgzoo.config import build_config
 from imgzoo.domain import DOMAIN_KEY, DomainStatistics
-from imgzoo.errors import ArgumentError, TaskBugError, WeightsError
+from imgzoo.errors import ArgumentError, MemoryBudgetError, TaskBugError, WeightsError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
+from imgzoo.hardware import memory_available
 from imgzoo.inputs import read_inputs
 from imgzoo.outputs import plan_outputs
 from imgzoo.runtime import INFERENCE_PRECISIONS, check_precision, resolve_device
 from imgzoo.task import Task, TaskConfig
-from imgzoo.tiling import Tiling, resolve_tiling, run_tiled
+from imgzoo.tiling import TILE_BATCH_PIXELS, Tiling, resolve_tiling, run_tiled
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "IMAGE_BYTES_PER_PIXEL",
     "LoadedWeights",
     "Pipeline",
     "Request",
@@ -53,6 +56,15 @@ WeightsArg = str | Path | None | bool
 TaskArguments = tuple[np.ndarray, dict[str, np.ndarray | None]]
 """What a task's ``preprocess`` and ``postprocess`` get for one image: its pixels, and its
 named inputs by name."""
+
+IMAGE_BYTES_PER_PIXEL = 64
+"""Memory an image and its result take around the forward pass, per input pixel (times the
+output's area for a task that enlarges): the decoded picture, its float copy, the task's pre-
+and postprocessing at full resolution, the finished result and its encoding."""
+
+_PROBE_SIDE = 64  # the side of the picture that measures a task's bytes per pixel
+_PROBE_CROP = 256  # the largest side of the model input it measures with
+_PEAK_MARGIN = 1.5  # see Pipeline.bytes_per_pixel; colorize at image_size=2048 peaks at 1.2x its count
 
 DEFAULT_WEIGHTS = "default"
 """``weights="default"``: the task's default weights, as ``weights=None`` (the default) says,
@@ -285,12 +297,124 @@ class Pipeline:
         requests, spec = prepare_requests(type(self.task), image, inputs, output=output, overwrite=overwrite)
         return deliver(self.run(requests, batch_size=batch_size), spec, self.task.output_kind)
 
+    # ── memory ────────────────────────────────────────────────────────────────────────────────
+    def memory_needed(self, sizes: Sequence[tuple[int, int]], batch_size: int = 8) -> int:
+        """Bytes that :meth:`run` is estimated to need at its peak for images of these (height,
+        width) sizes, known before any of them is decoded: :data:`IMAGE_BYTES_PER_PIXEL` for each
+        image and result, and the task's :meth:`bytes_per_pixel` times the pixels of the largest
+        forward pass (up to ``batch_size`` whole images, or one image's batch of tiles)."""
+        task = self.task
+        arrays = sum(height * width for height, width in sizes) * IMAGE_BYTES_PER_PIXEL * (1 + task.scale**2)
+        whole: list[int] = []
+        tiled = 0
+        for height, width in sizes:
+            if self.tiling is not None and self.tiling.splits(height, width):
+                tile = self.tiling.tile
+                per_pass = max(1, min(batch_size, TILE_BATCH_PIXELS // tile**2))
+                tiled = max(tiled, per_pass * _area(task.working_size(tile, tile)))
+            else:
+                whole.append(_area(task.working_size(height, width)))
+        largest_pass = max(tiled, sum(sorted(whole, reverse=True)[:batch_size]))
+        return arrays + int(self.bytes_per_pixel * largest_pass)
+
+    @functools.cached_property
+    def bytes_per_pixel(self) -> float:
+        """The task's :attr:`~imgzoo.Task.bytes_per_pixel`, or, where it declares none, the
+        most bytes the models' intermediate tensors held at once in one forward pass of a small
+        picture, per pixel the model saw (times :data:`_PEAK_MARGIN` for what passes between
+        modules uncounted: functional operations, convolution workspaces)."""
+        if self.task.bytes_per_pixel is not None:
+            return float(self.task.bytes_per_pixel)
+        stored = np.zeros(
+            (_PROBE_SIDE, _PROBE_SIDE, 3), np.uint8 if self.task.takes_stored_pixels else np.float32
+        )
+        inputs = {
+            spec.name: _images.Image(
+                np.zeros((_PROBE_SIDE, _PROBE_SIDE, spec.channels or 3), np.float32), None, "probe"
+            )
+            for spec in self.task.extra_inputs
+        }
+        tensor = self._preprocess([], self._arguments(Request(_images.Image(stored, None, "probe"), inputs)))
+        # A task with a large working size makes even a small picture large: a corner of it
+        # measures the same per pixel (one that the model cannot take is measured whole).
+        corner = tensor[..., :_PROBE_CROP, :_PROBE_CROP]
+        try:
+            peak = self._peak_bytes(corner)
+        except RuntimeError:
+            corner = tensor
+            peak = self._peak_bytes(corner)
+        return peak * _PEAK_MARGIN / (corner.shape[-2] * corner.shape[-1])
+
+    def _peak_bytes(self, tensor: torch.Tensor) -> int:
+        """The most bytes that the input and the models' module outputs held at once during one
+        forward pass of ``tensor``, counted in fp32, each output until it is freed."""
+        live = {"now": tensor.nelement() * 4}
+        peak = live["now"]
+        held: set[int] = set()
+
+        def release(address: int, size: int) -> None:
+            held.discard(address)
+            live["now"] -= size
+
+        def count(_: torch.nn.Module, __: Any, output: Any) -> None:
+            nonlocal peak
+            if not isinstance(output, torch.Tensor) or output.data_ptr() in held:
+                return  # an in-place module's output is its input, counted already
+            size = output.nelement() * max(4, output.element_size())
+            held.add(output.data_ptr())
+            live["now"] += size
+            peak = max(peak, live["now"])
+            weakref.finalize(output, release, output.data_ptr(), size)
+
+        leaves = [
+            module
+            for model in self.models.values()
+            for module in model.modules()
+            if next(module.children(), None) is None
+        ]
+        hooks = [module.register_forward_hook(count) for module in leaves]
+        try:
+            with self._forward_lock, torch.inference_mode():
+                self.task.forward(self.models, tensor.contiguous().to(self.device))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return peak
+
+    def check_memory(self, sizes: Sequence[tuple[int, int]], batch_size: int, limit: int) -> None:
+        """Raise :class:`~imgzoo.errors.MemoryBudgetError` when images of these sizes cannot be
+        run within ``limit`` bytes, saying so in one line with what to do instead."""
+        needed = self.memory_needed(sizes, batch_size)
+        if needed <= limit:
+            return
+        height, width = max(sizes, key=_area)
+        working = "x".join(map(str, self.task.working_size(height, width)[::-1]))
+        images = f"{len(sizes)} images" if len(sizes) > 1 else "1 image"
+        raise MemoryBudgetError(
+            f"task {self.task.name!r} would need about {_gib(needed)} for {images} (the largest "
+            f"{width}x{height}, run at {working}), more than the {_gib(limit)} it may use: use a smaller "
+            "image or working size (image_size), a smaller batch, or run it in tiles (tile=) where the "
+            "task allows",
+            needed=needed,
+            limit=limit,
+        )
+
     # ── the one entry ─────────────────────────────────────────────────────────────────────────
-    def run(self, requests: Sequence[Request], *, batch_size: int = 8) -> list[Result]:
+    def run(
+        self, requests: Sequence[Request], *, batch_size: int = 8, memory_limit: int | None = None
+    ) -> list[Result]:
         """Run the task on each request, in order: preprocess, forward passes of up to
         ``batch_size`` inputs of one shape (tiles of a large image among them), postprocess,
-        each result held to the task's declarations, finished and saved where asked."""
+        each result held to the task's declarations, finished and saved where asked.
+        ``memory_limit``: the bytes the run may take (default: what this process can still
+        allocate); a run estimated to need more is refused before it starts (see
+        :meth:`memory_needed`)."""
         check_batch_size(batch_size)
+        self.check_memory(
+            [(request.image.height, request.image.width) for request in requests],
+            batch_size,
+            memory_available() if memory_limit is None else memory_limit,
+        )
         notes: list[list[str]] = [[] for _ in requests]
         try:
             with torch.inference_mode():
@@ -429,6 +553,14 @@ class Pipeline:
                 f"returned an image with {channels} channels (1, 3 or 4 expected); a task whose outputs are "
                 "not pictures declares output_kind = 'map'",
             )
+
+
+def _area(size: tuple[int, int]) -> int:
+    return size[0] * size[1]
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**28 else f"{size / 2**20:.0f} MiB"
 
 
 def check_batch_size(batch_size: int) -> int:

@@ -48,6 +48,7 @@ __all__ = [
     "TaskConfig",
     "TaskDeclaration",
     "declaration_problems",
+    "request_option_problem",
 ]
 
 OutputKind = Literal["image", "map"]
@@ -189,6 +190,19 @@ class Task:
     run them one batch at a time (see :mod:`imgzoo.tiling`). ``None``: images always run whole,
     as a task that resizes or looks at the whole picture needs."""
 
+    request_options: ClassVar[tuple[str, ...]] = ()
+    """Config fields a server request may set (``?extract_edges=true``): fields that change
+    neither the models' shapes nor much the memory an image takes. Each must be bounded: a
+    bool, a ``Literal``, or a number whose ``Field`` has a lower and an upper bound (``ge``/``gt``
+    and ``le``/``lt``), which a request's value is held to. The server refuses any other field
+    (each is fixed by its weights and config); ``imgzoo.run`` keyword options may set any."""
+
+    bytes_per_pixel: ClassVar[float | None] = None
+    """Peak memory of one forward pass per pixel the model sees (of :meth:`working_size`), in
+    bytes, batch of one. None: measured once, the first time a pipeline needs it, by running a
+    small input through the models. Requests, batches and ``imgzoo.run`` calls are admitted
+    against estimates made from it before any image is decoded."""
+
     test_overrides: ClassVar[Mapping[str, Any]] = {}
     """Config values that make the task small and quick for the contract checks of
     :mod:`imgzoo.testing` (fewer filters, a small ``image_size``); nothing else uses them."""
@@ -221,6 +235,12 @@ class Task:
         """The (height, width) of the output for an input of this size: ``scale`` times it.
         Override for any other geometry (a fixed-size output, padding to a multiple)."""
         return height * self.scale, width * self.scale
+
+    def working_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) the model sees for an input of this size (what :meth:`preprocess`
+        makes of it), for memory estimates made before an image is decoded: the input's own by
+        default. A task that resizes to a working resolution, or pads, overrides it."""
+        return height, width
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """Turn one HxWxC float image into a 1xCxhxw model input (resize, pad or stack channels
@@ -458,6 +478,10 @@ def declaration_problems(declared: type[Task] | TaskDeclaration) -> list[str]:
         )
     config = declared.config if isinstance(declared, TaskDeclaration) else declared.Config
     fields = set(config.model_fields)
+    for name in getattr(declared, "request_options", ()):
+        problem = request_option_problem(config, name)
+        if problem:
+            problems.append(f"request_options: {problem}")
     seen: set[str] = set()
     for spec in declared.extra_inputs:
         if not isinstance(spec, InputSpec):
@@ -479,3 +503,21 @@ def declaration_problems(declared: type[Task] | TaskDeclaration) -> list[str]:
             problems.append(f"input {spec.name!r}: kind must be 'image', 'mask' or 'map', got {spec.kind!r}")
         seen.add(spec.name)
     return problems
+
+
+def request_option_problem(config: type[BaseModel], name: str) -> str | None:
+    """Why config field ``name`` cannot be a request option (None when it can): it must exist
+    and take a bounded range of values."""
+    from typing import get_origin
+
+    field = config.model_fields.get(name)
+    if field is None:
+        return f"{name!r} is not a config field"
+    kind = field.annotation
+    if kind is bool or get_origin(kind) is Literal:
+        return None
+    if kind in (int, float):
+        bounds = {type(rule).__name__ for rule in field.metadata}
+        if bounds & {"Ge", "Gt"} and bounds & {"Le", "Lt"}:
+            return None
+    return f"{name!r} must be a bool, a Literal, or an int or float with lower and upper bounds"

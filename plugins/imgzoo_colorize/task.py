@@ -64,6 +64,18 @@ class ColorizeTask(Task):
     test_overrides: ClassVar[Mapping[str, Any]] = {"image_size": 32, "learning_rate": 1e-4}
     # 8-bit pictures are colorized in 8-bit Lab, without a float copy of the whole picture.
     takes_stored_pixels = True
+    # The network is fixed (no config field shapes it): its peak per working-size pixel, as
+    # Pipeline.bytes_per_pixel measures it, declared so that no probe runs at a large image_size.
+    bytes_per_pixel = 600
+    # How the chroma reaches full resolution and how the mirrored prediction tempers it: the
+    # working size (image_size) and the network stay as served.
+    request_options = (
+        "chroma_upsampling",
+        "guide_radius",
+        "guide_eps",
+        "chroma_confidence",
+        "confidence_tolerance",
+    )
 
     def __init__(self, config: TaskConfig | None = None) -> None:
         super().__init__(config)
@@ -79,6 +91,9 @@ class ColorizeTask(Task):
         # network's forward runs about 1.4x faster (the cast to bf16 was repeated at every call too).
         model = models[self.inference_model_name]
         return {**models, self.inference_model_name: prepack_convolutions(copy.deepcopy(model))}
+
+    def working_size(self, height: int, width: int) -> tuple[int, int]:
+        return working_size(height, width, self.config.image_size)
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """The image's L at the working size (long side ``image_size``), as a 1x1xhxw tensor."""

@@ -96,7 +96,10 @@ class Edges2PhotoConfig(TaskConfig):
     )
     edge_thin: bool = Field(True, description="Thin extracted edges to one pixel (Zhang-Suen).")
     edge_min_component: int = Field(
-        8, ge=0, description="Drop extracted edge fragments with fewer pixels than this (0 keeps all)."
+        8,
+        ge=0,
+        le=65536,
+        description="Drop extracted edge fragments with fewer pixels than this (0 keeps all).",
     )
 
     # inference

@@ -69,6 +69,15 @@ class Edges2PhotoTask(Task):
     tiling = Tiling(tile=1024, overlap=128, halo=32, multiple=256)
     Config = Edges2PhotoConfig
     config: Edges2PhotoConfig
+    # How the edges are read or drawn, and dropout's sampling: neither the U-Net's shape nor the
+    # size it runs at (max_side) changes.
+    request_options = (
+        "extract_edges",
+        "edge_sigma",
+        "edge_thin",
+        "edge_min_component",
+        "dropout_at_inference",
+    )
 
     # ── models ────────────────────────────────────────────────────────────────────────────
     def build_models(self) -> dict[str, torch.nn.Module]:
@@ -92,6 +101,12 @@ class Edges2PhotoTask(Task):
         if not isinstance(generator, UNetGenerator) or generator.training:
             return models
         return {**models, "generator": generator.fused_for_inference()}
+
+    def working_size(self, height: int, width: int) -> tuple[int, int]:
+        """Shrunk to ``max_side``, then padded to the U-Net's multiple."""
+        multiple = 2**self.config.levels
+        height, width = _working_size(height, width, self.config.max_side)
+        return height + -height % multiple, width + -width % multiple
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         config = self.config

@@ -632,7 +632,9 @@ def test_the_fade_warning_reaches_run_results_and_the_server() -> None:
     assert message.startswith("colorize: this picture looks unlike its training data (score ")
     ok, encoded = cv2.imencode(".png", picture[..., ::-1])
     assert ok
-    with TestClient(create_app(["colorize"], ServeSettings(precision="fp32"))) as client:
+    with TestClient(
+        create_app(["colorize"], ServeSettings(precision="fp32")), base_url="http://localhost"
+    ) as client:
         response = client.post(
             "/v1/tasks/colorize", files={"image": ("x.png", encoded.tobytes(), "image/png")}
         )

@@ -1,9 +1,12 @@
 """The HTTP application: routes, request reading, limits and errors as JSON.
 
-A request takes its place in the queue first (a full queue is a 503 before anything is read),
-then its content type, body size and image headers (``--max-pixels``) are checked, then it is
-decoded and checked in a thread of the server's pool (the task's rules for its named inputs, its
-options against the weights' config), queued on its model's worker (see
+A request whose ``Host`` the server does not answer to is a 400 before anything else (a guard
+against DNS rebinding). A request takes its place in the queue first (a full queue is a 503
+before anything is read), then its content type, body size and arrival (``--body-timeout``) are
+checked; in a thread of the server's pool its options are checked (those its task allows a
+request, against the weights' config), then its image headers (``--max-pixels``), then it holds
+its estimated memory (``--max-memory-gb``), then it is decoded and checked (the task's rules for
+its named inputs), queued on its model's worker (see
 :mod:`imgzoo.serve.batching`), and its result encoded in the pool again, so that the event loop
 only reads and writes and the model's thread only runs models.
 
@@ -18,9 +21,11 @@ import asyncio
 import io
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
@@ -39,17 +44,19 @@ from imgzoo.errors import (
     ConfigError,
     InputError,
     InvalidImageError,
+    MemoryBudgetError,
     RequestError,
     TilingError,
     UnknownTaskError,
     WeightsError,
     ZooError,
 )
+from imgzoo.hardware import memory_available
 from imgzoo.images import InputForm, OutputSpec, declared_size, encode_pixels, finished_output
 from imgzoo.model_cache import cached_pipeline, ensure_capacity
 from imgzoo.options import PIPELINE_OPTIONS, split_options
-from imgzoo.serve.batching import Batcher, Job, ModelWorker
-from imgzoo.serve.settings import ServeSettings
+from imgzoo.serve.batching import Batcher, Job, ModelWorker, Reservation
+from imgzoo.serve.settings import LOCAL_HOSTS, MIN_BODY_RATE, ServeSettings
 from imgzoo.task import TaskConfig
 
 __all__ = ["OUTPUT_FORMATS", "WARNING_HEADER", "choose_format", "create_app", "encode_result", "status_for"]
@@ -85,12 +92,15 @@ def create_app(
     """
     settings = settings or ServeSettings()
     settings.check()
+    if settings.max_memory_bytes is None:
+        settings = replace(settings, max_memory_bytes=memory_available() // 2)
     served = _served_tasks(tasks)
     batcher = Batcher(
         max_batch=settings.max_batch,
         max_wait=settings.max_wait_ms / 1000,
         queue=settings.queue,
         max_models=settings.max_models,
+        memory_budget=settings.max_memory_bytes,
     )
     ensure_capacity(settings.max_models)  # the shared cache holds every model the server may serve
     if preload:
@@ -112,6 +122,7 @@ def create_app(
     )
     app.state.batcher = batcher
     app.state.settings = settings
+    app.add_middleware(_HostCheck, allowed=(*LOCAL_HOSTS, *settings.allowed_hosts))
     _add_error_handlers(app)
 
     @app.get("/healthz", summary="Liveness: the server answers and which tasks it serves")
@@ -131,7 +142,8 @@ def create_app(
         description=(
             "The image is the raw request body (Content-Type image/*), or the part `image` of a "
             "multipart/form-data body whose other file parts are the task's named inputs. Task options "
-            "(config fields) are query parameters or form fields. The result is PNG by default; "
+            "(the config fields the task lets a request set) are query parameters or form fields. The "
+            "result is PNG by default; "
             "`?format=` or `Accept` choose jpeg, webp or npy (a float map is npy only). The task's "
             "warnings about the picture come in `X-Imgzoo-Warning` headers, one per warning."
         ),
@@ -141,7 +153,11 @@ def create_app(
             400: {"description": 'a bad image, input or option: `{"error": ...}`'},
             404: {"description": "no such task"},
             406: {"description": "the result cannot be sent in the asked format"},
-            413: {"description": "the request, or an image in it, is larger than the server takes"},
+            408: {"description": "the body arrived too slowly (see `--body-timeout`)"},
+            413: {
+                "description": "the request, an image in it, or the memory it would need is more than "
+                "the server takes"
+            },
             415: {"description": "the body is neither an image nor multipart/form-data"},
             500: {"description": 'the server failed: `{"error": "internal error"}`, details in its log'},
             503: {"description": "the queue is full: retry after `Retry-After` seconds"},
@@ -157,11 +173,15 @@ def create_app(
         query = dict(request.query_params)
         fmt = choose_format(query.pop("format", None), request.headers.get("accept"), task_class.output_kind)
         reservation = batcher.reserve()
+        memory: Reservation | None = None
         try:
-            job, worker = await _read_job(request, task, query, settings, batcher)
+            job, worker, memory = await _read_job(request, task, query, settings, batcher, started)
+            job.future.add_done_callback(memory.release)
             batcher.submit(worker, job, reservation)
         except BaseException:
             reservation.release()
+            if memory is not None:
+                memory.release()
             raise
         left = settings.timeout - (time.monotonic() - started)
         try:
@@ -271,17 +291,24 @@ def _header_text(message: str) -> str:
 
 # ── requests ──────────────────────────────────────────────────────────────────────────────
 async def _read_job(
-    request: Request, task: str, query: Mapping[str, str], settings: ServeSettings, batcher: Batcher
-) -> tuple[Job, ModelWorker]:
-    """The request's job, read and checked, and the worker that runs it (started when new)."""
-    image, inputs, fields = await _read_request(request, settings.max_request_bytes, task)
+    request: Request,
+    task: str,
+    query: Mapping[str, str],
+    settings: ServeSettings,
+    batcher: Batcher,
+    started: float,
+) -> tuple[Job, ModelWorker, Reservation]:
+    """The request's job, read and checked, the worker that runs it (started when new) and the
+    memory it holds."""
+    image, inputs, fields = await _read_request(
+        request, settings.max_request_bytes, task, settings.body_timeout
+    )
     options = {**_parse_options(query), **_parse_options(fields)}
-    job, settled = await run_in_threadpool(_prepare_job, task, image, inputs, options, settings)
-    return job, _worker(batcher, settings, task, settled)
+    return await run_in_threadpool(_prepare_job, task, image, inputs, options, settings, batcher, started)
 
 
 async def _read_request(
-    request: Request, limit: int, task: str
+    request: Request, limit: int, task: str, body_timeout: float = ServeSettings.body_timeout
 ) -> tuple[bytes, dict[str, bytes], dict[str, str]]:
     """The image, the named inputs' files and the form's other fields of a request."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -293,7 +320,7 @@ async def _read_request(
             status=415,
             task=task,
         )
-    body = await _read_body(request, limit, task)
+    body = await _read_body(request, limit, task, body_timeout)
     if media != "multipart/form-data":
         return body, {}, {}
     replayed = Request(request.scope, receive=_replay(body))
@@ -316,8 +343,10 @@ async def _read_request(
     return image, files, fields
 
 
-async def _read_body(request: Request, limit: int, task: str) -> bytes:
-    """The body, refused with a 413 as soon as it is known to exceed ``limit`` bytes."""
+async def _read_body(request: Request, limit: int, task: str, body_timeout: float) -> bytes:
+    """The body, refused with a 413 as soon as it is known to exceed ``limit`` bytes, and with
+    a 408 when it has not all arrived within ``body_timeout`` seconds plus one for each
+    :data:`MIN_BODY_RATE` bytes it declares (so that a slow client frees its queue place)."""
     too_large = RequestError(
         f"task {task!r}: the request is larger than the server's limit of {limit} bytes: send a smaller "
         "image (or start the server with a larger --max-request-mb)",
@@ -327,13 +356,26 @@ async def _read_body(request: Request, limit: int, task: str) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    allowed = body_timeout + (int(declared) if declared.isdigit() else 0) / MIN_BODY_RATE
+
+    async def collect() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(collect(), timeout=allowed)
+    except asyncio.TimeoutError:
+        raise RequestError(
+            f"task {task!r}: the request body did not arrive within {allowed:g} s (the server's "
+            f"--body-timeout, plus 1 s per MiB): send it at once, over a faster connection",
+            status=408,
+            task=task,
+        ) from None
 
 
 def _replay(body: bytes) -> Any:
@@ -363,11 +405,14 @@ def _prepare_job(
     inputs: Mapping[str, bytes],
     options: Mapping[str, Any],
     settings: ServeSettings,
-) -> tuple[Job, dict[str, Any]]:
-    """Check the options (as ``imgzoo.run`` does, against the config the served weights were
-    trained with; ``tile`` as ``imgzoo.load`` takes it), then the images' sizes from their
-    headers, then decode the image and its named inputs; returns the job and the options as
-    the pipeline's load takes them."""
+    batcher: Batcher,
+    started: float,
+) -> tuple[Job, ModelWorker, Reservation]:
+    """Check the options (those the task allows a request, as ``imgzoo.run`` does, against the
+    config the served weights were trained with; ``tile`` as ``imgzoo.load`` takes it), then the
+    images' sizes from their headers; hold the memory the request is estimated to need (with
+    its model loaded, which knows its bytes per pixel), then decode the image and its named
+    inputs. Returns the job, its model's worker and the memory held."""
     from imgzoo.config import build_config
     from imgzoo.images import decode_image
     from imgzoo.inputs import read_inputs
@@ -375,7 +420,7 @@ def _prepare_job(
     from imgzoo.tiling import resolve_tiling
 
     task_class = plugins.get_task_class(task)
-    named, settings_given = split_options(task_class, options)
+    named, settings_given = split_options(task_class, options, from_request=True)
     for name in sorted(named):
         raise InputError(
             f"task {task!r}: input {name!r} came as a text field: send it as a file part {name!r}",
@@ -392,13 +437,24 @@ def _prepare_job(
         assert isinstance(config, TaskConfig)
         tiling = resolve_tiling(task_class(config), options["tile"])
         settled["tile"] = tiling.tile if tiling is not None else 0
-    _check_pixels(image, settings.max_pixels, task, "image")
+    size = _check_pixels(image, settings.max_pixels, task, "image")
     for name, data in inputs.items():
         _check_pixels(data, settings.max_pixels, task, name)
-    decoded = decode_image(image, source=f"the image sent to {task!r}")
-    extras = read_inputs(task_class, [decoded], inputs)
+    worker = _worker(batcher, settings, task, settled)
+    pipeline = worker.wait_loaded(timeout=max(settings.timeout - (time.monotonic() - started), 0))
+    needed = pipeline.memory_needed([size], batch_size=1)
+    try:
+        memory = batcher.hold_memory(needed, wait=settings.timeout - (time.monotonic() - started))
+    except MemoryBudgetError as error:
+        raise RequestError(f"task {task!r}: {error}", status=413, task=task) from None
+    try:
+        decoded = decode_image(image, source=f"the image sent to {task!r}")
+        extras = read_inputs(task_class, [decoded], inputs)
+    except BaseException:
+        memory.release()
+        raise
     request = PipelineRequest(decoded, {name: values[0] for name, values in extras.items()})
-    return Job(request), settled
+    return Job(request, memory=needed), worker, memory
 
 
 def _trained_config(task: str, weights: str | None) -> dict[str, Any] | None:
@@ -415,10 +471,14 @@ def _trained_config(task: str, weights: str | None) -> dict[str, Any] | None:
     return catalogue.weights_config(task, weights)
 
 
-def _check_pixels(data: bytes, limit: int, task: str, name: str) -> None:
-    """Refuse an image whose header declares more than ``limit`` pixels, before decoding it."""
+def _check_pixels(data: bytes, limit: int, task: str, name: str) -> tuple[int, int]:
+    """The (height, width) an image's header declares, refused when it is more than ``limit``
+    pixels, before decoding it (a square of ``limit`` pixels when the header does not say)."""
     size = declared_size(data, source=f"the {name} sent to {task!r}")
-    if size is not None and size[0] * size[1] > limit:
+    if size is None:
+        side = math.isqrt(limit)
+        return side, side
+    if size[0] * size[1] > limit:
         height, width = size
         raise RequestError(
             f"task {task!r}: the {name} is {width}x{height} = {width * height} pixels, over the server's "
@@ -426,6 +486,7 @@ def _check_pixels(data: bytes, limit: int, task: str, name: str) -> None:
             status=413,
             task=task,
         )
+    return size
 
 
 def _described(options: Mapping[str, Any]) -> str:
@@ -498,6 +559,47 @@ def _asset(name: str) -> bytes:
     return (resources.files("imgzoo.serve") / "static" / name).read_bytes()
 
 
+# ── hosts ─────────────────────────────────────────────────────────────────────────────────
+class _HostCheck:
+    """ASGI middleware answering 400 to a request whose ``Host`` is none of ``allowed`` (a
+    name, ``*.domain`` for its subdomains, or ``*``): a page on another site that has its name
+    resolve to this server's address (DNS rebinding) is refused."""
+
+    def __init__(self, app: Any, allowed: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = [name.lower().strip("[]") for name in allowed]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            name = _host_name(header)
+            if not any(_host_matches(name, pattern) for pattern in self.allowed):
+                response = _error_response(
+                    400,
+                    f"this server does not answer to the host {header!r}: use localhost, or start it with "
+                    "--allowed-hosts naming the host",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_name(header: str) -> str:
+    """The name in a ``Host`` header, without its port (``[::1]:8000`` is ``::1``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def _host_matches(name: str, pattern: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        return name.endswith(pattern[1:])
+    return name == pattern
+
+
 # ── errors ────────────────────────────────────────────────────────────────────────────────
 def status_for(error: ZooError) -> int:
     """The HTTP status of an error: 4xx for what the request got wrong, 500 for the rest."""
@@ -505,6 +607,8 @@ def status_for(error: ZooError) -> int:
         return error.status
     if isinstance(error, UnknownTaskError):
         return 404
+    if isinstance(error, MemoryBudgetError):
+        return 413
     if isinstance(error, (InvalidImageError, InputError, ConfigError, TilingError, ArgumentError)):
         return 400
     return 500

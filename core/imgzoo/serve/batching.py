@@ -9,6 +9,10 @@ loads the pipeline, then takes the oldest waiting jobs, up to ``max_batch``, wai
 request takes its place in the queue (:meth:`Batcher.reserve`) before its body is read or decoded,
 and gives it back when its job is done, cancelled or refused.
 
+The batcher also holds the server's memory budget: each request holds its estimated memory
+(:meth:`Batcher.hold_memory`, before its image is decoded) until its job is done, and a worker
+takes into one batch only jobs whose estimates fit the budget together.
+
 Jobs are ``concurrent.futures.Future`` objects: a caller that gives up cancels its future, and a
 cancelled job leaves its worker's queue at once (its decoded image with it).
 """
@@ -23,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from imgzoo.errors import RequestError
+from imgzoo.errors import MemoryBudgetError, RequestError
 
 if TYPE_CHECKING:
     from imgzoo.pipeline import Pipeline, Request
@@ -37,6 +41,8 @@ class Job:
     :class:`~imgzoo.pipeline.Result` arrives in ``future``."""
 
     request: Request
+    memory: int = 0
+    """Its estimated memory in bytes (see :meth:`imgzoo.pipeline.Pipeline.memory_needed`)."""
     future: Future[Any] = field(default_factory=Future)
     arrived: float = field(default_factory=time.monotonic)
 
@@ -55,11 +61,16 @@ class ModelWorker:
         *,
         max_batch: int,
         max_wait: float,
+        memory_budget: int | None = None,
         on_load_failed: Callable[[ModelWorker], None] | None = None,
     ) -> None:
         self.name = name
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.memory_budget = memory_budget
+        """Most bytes one batch's jobs may be estimated to take together (None: no bound)."""
+        self.pipeline: Pipeline | None = None
+        """The loaded pipeline (None until :meth:`wait_loaded` returns)."""
         self.batches_run = 0
         """How many batches have run (each one ``pipeline`` call), for tests and metrics."""
         self._load = load
@@ -77,11 +88,17 @@ class ModelWorker:
         with self._condition:
             return not self._pending
 
-    def wait_loaded(self) -> None:
-        """Block until the pipeline is loaded; raise what loading raised."""
-        self._ready.wait()
+    def wait_loaded(self, timeout: float | None = None) -> Pipeline:
+        """Block until the pipeline is loaded, and return it; raise what loading raised, or a
+        504 RequestError when it is still loading after ``timeout`` seconds."""
+        if not self._ready.wait(timeout):
+            raise RequestError(
+                f"model {self.name} is still loading after the server's timeout: retry shortly", status=504
+            )
         if self._load_error is not None:
             raise self._load_error
+        assert self.pipeline is not None
+        return self.pipeline
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; it fails with the load's error if loading failed."""
@@ -131,6 +148,7 @@ class ModelWorker:
                 self._on_load_failed(self)
             _fail(waiting, error)
             return
+        self.pipeline = pipeline
         self._ready.set()
         while True:
             batch = self._next_batch()
@@ -150,9 +168,10 @@ class ModelWorker:
                 first = self._pending[0]
                 deadline = first.arrived + self.max_wait
                 while True:
-                    batch = self._pending[: self.max_batch]
+                    batch = self._fitting(self._pending[: self.max_batch])
                     left = deadline - time.monotonic()
-                    if len(batch) >= self.max_batch or left <= 0 or self._closed:
+                    full = len(batch) >= self.max_batch or len(batch) < len(self._pending)
+                    if full or left <= 0 or self._closed:
                         break
                     self._condition.wait(left)
                 taken = {id(job) for job in batch}
@@ -162,9 +181,23 @@ class ModelWorker:
                 if running:
                     return running
 
+    def _fitting(self, jobs: list[Job]) -> list[Job]:
+        """The longest run of ``jobs`` from the first whose estimates fit the memory budget
+        together (the first always: it was admitted alone)."""
+        taken: list[Job] = []
+        total = 0
+        for job in jobs:
+            total += job.memory
+            if taken and self.memory_budget is not None and total > self.memory_budget:
+                break
+            taken.append(job)
+        return taken
+
     def _run(self, pipeline: Pipeline, batch: list[Job]) -> None:
         try:
-            results = pipeline.run([job.request for job in batch], batch_size=self.max_batch)
+            results = pipeline.run(
+                [job.request for job in batch], batch_size=self.max_batch, memory_limit=self.memory_budget
+            )
         except BaseException as error:
             for job in batch:
                 job.future.set_exception(error)
@@ -201,14 +234,26 @@ class Batcher:
     """The workers of a server, one per model key, at most ``max_models`` of them (the least
     recently used idle one is closed to make room), and at most ``queue`` requests in flight."""
 
-    def __init__(self, *, max_batch: int, max_wait: float, queue: int, max_models: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        max_batch: int,
+        max_wait: float,
+        queue: int,
+        max_models: int = 8,
+        memory_budget: int | None = None,
+    ) -> None:
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.queue = queue
         self.max_models = max_models
+        self.memory_budget = memory_budget
+        """Most bytes the requests in flight may be estimated to take together (None: no bound)."""
         self._workers: OrderedDict[str, ModelWorker] = OrderedDict()
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._memory_changed = threading.Condition()
+        self._memory_held = 0
 
     def worker(self, key: str, load: Callable[[], Pipeline]) -> ModelWorker:
         """The worker for ``key``, started with ``load`` when there is none yet."""
@@ -219,7 +264,12 @@ class Batcher:
                 return worker
             evicted = self._evict_idle(key) if len(self._workers) >= self.max_models else None
             worker = ModelWorker(
-                key, load, max_batch=self.max_batch, max_wait=self.max_wait, on_load_failed=self._forget
+                key,
+                load,
+                max_batch=self.max_batch,
+                max_wait=self.max_wait,
+                memory_budget=self.memory_budget,
+                on_load_failed=self._forget,
             )
             self._workers[key] = worker
         if evicted is not None:
@@ -264,6 +314,45 @@ class Batcher:
                 )
             self._in_flight += 1
         return Reservation(self._release)
+
+    def hold_memory(self, needed: int, wait: float) -> Reservation:
+        """Hold ``needed`` bytes of the memory budget until the reservation is released,
+        waiting up to ``wait`` seconds for requests in flight to give enough back. A request
+        that cannot fit even alone is a MemoryBudgetError (413); one still waiting at the end
+        a 503 RequestError."""
+        budget = self.memory_budget
+        if budget is None:
+            return Reservation(lambda: None)
+        if needed > budget:
+            raise MemoryBudgetError(
+                f"the request would need about {needed / 2**20:.1f} MiB, more than the server's memory "
+                f"budget of {budget / 2**20:.1f} MiB: send a smaller image (or start the server with a "
+                "larger --max-memory-gb)",
+                needed=needed,
+                limit=budget,
+            )
+        with self._memory_changed:
+            if not self._memory_changed.wait_for(lambda: self._memory_held + needed <= budget, timeout=wait):
+                raise RequestError(
+                    f"the server is busy: the requests in flight hold {self._memory_held / 2**20:.0f} MiB of "
+                    f"its {budget / 2**20:.0f} MiB memory budget; retry after a second",
+                    status=503,
+                    retry_after=1,
+                )
+            self._memory_held += needed
+
+        def give_back() -> None:
+            with self._memory_changed:
+                self._memory_held -= needed
+                self._memory_changed.notify_all()
+
+        return Reservation(give_back)
+
+    @property
+    def memory_held(self) -> int:
+        """Bytes of the memory budget the requests in flight hold now."""
+        with self._memory_changed:
+            return self._memory_held
 
     def submit(self, worker: ModelWorker, job: Job, reservation: Reservation | None = None) -> None:
         """Queue ``job`` on ``worker`` in the place ``reservation`` holds (one is reserved now

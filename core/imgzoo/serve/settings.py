@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from imgzoo.backends import DEFAULT_BACKEND, check_backend
 from imgzoo.errors import BackendError, ConfigError, DeviceError
 from imgzoo.hardware import INFERENCE_PRECISIONS
 
-__all__ = ["ServeSettings"]
+__all__ = ["LOCAL_HOSTS", "MIN_BODY_RATE", "ServeSettings"]
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""The ``Host`` names a server answers to whatever ``--allowed-hosts`` adds (with the address it binds)."""
+
+MIN_BODY_RATE = 2**20
+"""Bytes a second a request body must arrive at, beyond ``--body-timeout``: a body of declared
+length N may take ``body_timeout + N / MIN_BODY_RATE`` seconds."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,17 @@ class ServeSettings:
     max_models: int = 8
     """Most models loaded at once (one per task and set of options); the least recently used
     idle one makes room for a new one."""
+    max_memory_bytes: int | None = None
+    """Memory the requests in flight may take together, on top of the loaded models
+    (``--max-memory-gb``), estimated for each before its image is decoded: a request that
+    cannot fit alone gets 413, one that cannot fit now waits, a batch that would exceed it is
+    split. None: half of the memory available when the server starts."""
+    body_timeout: float = 30.0
+    """Seconds a request's body may take to arrive, plus one for each MiB it declares
+    (:data:`MIN_BODY_RATE`); a slower one gets 408 and gives its queue place back."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` names the server answers to besides :data:`LOCAL_HOSTS` and the address it
+    binds (``--allowed-hosts``); ``*.example.org`` matches its subdomains, ``*`` any. Others get 400."""
     weights: dict[str, str] = field(default_factory=dict)
     """The weights to serve for a task (``--weights TASK=WEIGHTS``): a registered name, a path or
     a URL; a task not named here serves its default weights."""
@@ -47,14 +66,20 @@ class ServeSettings:
             ("--max-models", self.max_models, 1),
             ("--max-wait-ms", self.max_wait_ms, 0),
         ):
-            if value < low:
+            if not value >= low:  # NaN too: it compares false
                 problems.append((flag, f"must be at least {low}, got {value}"))
-        if not self.max_request_bytes > 0:
-            problems.append(
-                ("--max-request-mb", f"must be more than 0, got {self.max_request_bytes / 2**20:g}")
-            )
-        if not self.timeout > 0:
-            problems.append(("--timeout", f"must be more than 0 seconds, got {self.timeout}"))
+            elif not math.isfinite(value):
+                problems.append((flag, f"must be finite, got {value}"))
+        for flag, value, unit in (
+            ("--max-request-mb", self.max_request_bytes / 2**20, ""),
+            ("--timeout", self.timeout, " seconds"),
+            ("--body-timeout", self.body_timeout, " seconds"),
+            ("--max-memory-gb", (1 if self.max_memory_bytes is None else self.max_memory_bytes) / 2**30, ""),
+        ):
+            if not value > 0:
+                problems.append((flag, f"must be more than 0{unit}, got {value:g}"))
+            elif not math.isfinite(value):
+                problems.append((flag, f"must be finite, got {value:g}"))
         try:
             check_backend(self.backend)
         except BackendError as error:

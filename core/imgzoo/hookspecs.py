@@ -62,6 +62,7 @@ BUILTIN_COMMAND_NAMES = (
     "info",
     "run",
     "export",
+    "publish",
     "serve",
     "plugins",
     "new-plugin",

@@ -326,7 +326,9 @@ class StandaloneEdges2Photo(torch.nn.Module):
             value=1.0,
         )
         output = self.task.forward(dict(self.models.items()), (padded * 2 - 1).expand(-1, 3, -1, -1))
-        photo = ((output[0, :, :height, :width].float() + 1) / 2).clamp(0, 1)
+        # The photo's channels; the fourth, the drawing's domain score, is a warning run() gives
+        # and a graph cannot.
+        photo = ((output[0, :3, :height, :width].float() + 1) / 2).clamp(0, 1)
         return (photo.permute(1, 2, 0) * 255).round().to(torch.uint8)
 
 

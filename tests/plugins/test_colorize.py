@@ -544,7 +544,10 @@ def fitted_weights(path: Path, *, fade_start: float, fade_end: float) -> Path:
     model = task.build_models()["model"].eval()
     config = task.config.model_dump(mode="json")
     save_weights(path, state_tensors(model, prefix="model"), metadata={"task": "colorize", "config": config})
-    pictures = [task.degrade(sample.image) for sample in MinifigsDataset(resolution=32, n=6, seed=2)]
+    pictures = [
+        task.degrade(sample.image, np.random.default_rng(0))
+        for sample in MinifigsDataset(resolution=32, n=6, seed=2)
+    ]
     fitted = fit_domain_statistics(task, {"model": model}, pictures[:4], pictures[4:], rank=2)
     thresholds = {"fade_start": torch.tensor(fade_start), "fade_end": torch.tensor(fade_end)}
     write_domain_statistics(path, DomainStatistics(**{**fitted.__dict__, **thresholds}))

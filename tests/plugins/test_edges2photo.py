@@ -519,7 +519,10 @@ def test_a_drawing_unlike_the_training_drawings_warns_and_a_familiar_one_does_no
     save_weights(
         path, tensors, metadata={"task": "edges2photo", "config": task.config.model_dump(mode="json")}
     )
-    edge_maps = [task.degrade(sample.image) for sample in MinifigsDataset(resolution=256, n=24, seed=2)]
+    edge_maps = [
+        task.degrade(sample.image, np.random.default_rng(0))
+        for sample in MinifigsDataset(resolution=256, n=24, seed=2)
+    ]
     statistics = fit_domain_statistics(
         task, task.prepare_inference(models), edge_maps[:16], edge_maps[16:], rank=4
     )
@@ -529,7 +532,9 @@ def test_a_drawing_unlike_the_training_drawings_warns_and_a_familiar_one_does_no
     pipeline = imgzoo.load("edges2photo", weights=str(path), **TINY)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        pipeline(task.degrade(MinifigsDataset(resolution=256, n=2, seed=9)[1].image))
+        pipeline(
+            task.degrade(MinifigsDataset(resolution=256, n=2, seed=9)[1].image, np.random.default_rng(0))
+        )
     # Dense hatching: an edge map by every pixel test, but nothing like a minifigure's outline.
     # (At the generator's 256 px: a smaller drawing is padded with white paper up to it.)
     hatching = np.ones((256, 256, 1), np.float32)

@@ -410,13 +410,14 @@ class Pipeline:
         allocate); a run estimated to need more is refused before it starts (see
         :meth:`memory_needed`)."""
         check_batch_size(batch_size)
-        self.check_memory(
-            [(request.image.height, request.image.width) for request in requests],
-            batch_size,
-            memory_available() if memory_limit is None else memory_limit,
-        )
         notes: list[list[str]] = [[] for _ in requests]
         try:
+            # Inside: the estimate's one-time probe is a forward pass too.
+            self.check_memory(
+                [(request.image.height, request.image.width) for request in requests],
+                batch_size,
+                memory_available() if memory_limit is None else memory_limit,
+            )
             with torch.inference_mode():
                 outputs = self._outputs(requests, notes, batch_size)
         except MemoryError as error:

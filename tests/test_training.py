@@ -844,6 +844,24 @@ def test_cli_train_interrupt_resume_and_eval(
     assert "nope: neither a setting of task 'invert'" in capsys.readouterr().err
 
 
+def test_running_out_of_memory_in_the_measured_first_step_is_one_line_before_the_run(
+    images: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from toy_tasks import InvertTask
+
+    def training_step(*args: object) -> None:  # what PyTorch's CPU allocator raises
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(InvertTask, "training_step", training_step)
+    out = tmp_path / "oom"
+    assert cli.main(["train", "invert", "--data", images, "--out", str(out), "--set", "steps=2"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("imgzoo: error:")]
+    assert len(errors) == 1 and "ran out of memory in its first step" in errors[0]
+    assert "batch_size" in errors[0] and not (out / "invert.safetensors").exists()
+    with pytest.raises(imgzoo.MemoryBudgetError, match="before the run starts"):
+        train("invert", images, tmp_path / "oom-api", steps=2, **QUICK)
+
+
 # The imgzoo command with the test-only tasks registered, run as a process of its own.
 IMGZOO_COMMAND = """
 import sys

@@ -37,7 +37,7 @@ from imgzoo import __version__, catalogue, hookspecs, plugins
 from imgzoo.backends import backend_class
 from imgzoo.errors import ArgumentError, ConfigError, PluginError, ZooError
 from imgzoo.formats import MAP_SUFFIX, RESULT_SUFFIX, WRITABLE_SUFFIXES
-from imgzoo.hardware import INFERENCE_PRECISIONS
+from imgzoo.hardware import INFERENCE_PRECISIONS, is_out_of_memory
 from imgzoo.serve.settings import ServeSettings
 
 ENGINES = ("local", "ray")
@@ -79,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"imgzoo: error: {error}", file=sys.stderr)
         return 1
-    except MemoryError:
-        if args.debug:
+    except (MemoryError, RuntimeError) as error:
+        if args.debug or not is_out_of_memory(error):
             raise
         print(
             "imgzoo: error: out of memory: use smaller images or a smaller --batch-size, or lower "

@@ -252,9 +252,10 @@ class RequestError(ZooError):
 
 class MemoryBudgetError(ZooError, ValueError):
     """A job (a run, a server request or batch) whose memory estimate, made before it starts,
-    exceeds what it may use. ``needed`` and ``limit`` are in bytes."""
+    exceeds what it may use, or a training run that ran out of memory in the step it measures
+    before it starts. ``needed`` and ``limit`` are in bytes (None where they are not known)."""
 
-    def __init__(self, message: str, *, needed: int, limit: int) -> None:
+    def __init__(self, message: str, *, needed: int | None = None, limit: int | None = None) -> None:
         super().__init__(message)
         self.needed = needed
         self.limit = limit

@@ -16,6 +16,7 @@ __all__ = [
     "Precision",
     "PrecisionChoice",
     "cpu_bf16_feature",
+    "is_out_of_memory",
     "memory_available",
 ]
 
@@ -100,3 +101,12 @@ def _address_space_room() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return soft - pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed: Python's MemoryError, or the RuntimeError
+    PyTorch's allocators raise (CPU: "can't allocate memory"; CUDA: "out of memory")."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)

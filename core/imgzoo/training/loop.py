@@ -31,7 +31,15 @@ from tqdm import tqdm
 from imgzoo.config import flatten_dotted
 from imgzoo.data.base import Dataset
 from imgzoo.data.split import item_shards
-from imgzoo.errors import ConfigError, DataError, OutputExistsError, ResultError, TaskBugError
+from imgzoo.errors import (
+    ConfigError,
+    DataError,
+    MemoryBudgetError,
+    OutputExistsError,
+    ResultError,
+    TaskBugError,
+)
+from imgzoo.hardware import is_out_of_memory
 from imgzoo.runtime import autocast, resolve_precision
 from imgzoo.task import Task
 from imgzoo.training import distributed, evaluation
@@ -401,7 +409,7 @@ class Trainer:
         keys = self.plan.micro_batches(0, self.group.rank)
         reading = computing = 0.0
         devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), _out_of_memory_said(self):
             for _ in range(2):
                 reading = computing = 0.0
                 ctx.begin(0)
@@ -842,3 +850,20 @@ def _duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+@contextlib.contextmanager
+def _out_of_memory_said(trainer: Any) -> Iterator[None]:
+    """Running out of memory in the step measured before the run starts is a one-line error
+    naming what to lower, not an allocator's traceback."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        if not is_out_of_memory(error):
+            raise
+        cfg, size = trainer.config, getattr(trainer.task.config, "image_size", "?")
+        raise MemoryBudgetError(
+            f"training {trainer.task.name!r} ran out of memory in its first step, measured before the "
+            f"run starts (batch_size {cfg.batch_size}, image_size {size}, precision {cfg.precision}): "
+            "lower image_size or batch_size (--set image_size=..., --set batch_size=...), or use grad_accum"
+        ) from error

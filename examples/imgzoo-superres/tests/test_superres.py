@@ -157,7 +157,9 @@ def test_every_front_end_gives_the_same_enlargement(task: str, tmp_path: Path) -
     from fastapi.testclient import TestClient
     from imgzoo.serve import ServeSettings, create_app
 
-    with TestClient(create_app([task], ServeSettings(precision="fp32"))) as client:
+    with TestClient(
+        create_app([task], ServeSettings(precision="fp32")), base_url="http://localhost"
+    ) as client:
         answer = client.post(
             f"/v1/tasks/{task}", content=given.read_bytes(), headers={"content-type": "image/png"}
         )

@@ -134,11 +134,14 @@ class Edges2PhotoTask(Task):
         """The generator's photo (3 channels in [-1, 1]), and a fourth channel holding the
         drawing's domain score everywhere (0 without domain statistics), for :meth:`postprocess`
         to warn about."""
-        photo = models["generator"](inputs, sample=self.config.dropout_at_inference)
+        sample = self.config.dropout_at_inference
         if self.domain_statistics is None:
+            photo = models["generator"](inputs, sample=sample)
             score = photo.new_zeros(photo.shape[0])
         else:
-            score = self.domain_statistics.score(self.domain_features(models, inputs))
+            # One pass: the features come from the generator's encoder on the way.
+            photo, features = models["generator"](inputs, sample=sample, with_domain_features=True)
+            score = self.domain_statistics.score(features)
         score_plane = score.to(photo.dtype).view(-1, 1, 1, 1).expand(-1, 1, *photo.shape[2:])
         return torch.cat([photo, score_plane], dim=1)
 

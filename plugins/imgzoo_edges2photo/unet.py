@@ -141,12 +141,17 @@ class UNetGenerator(Model):
         """Input sides must be multiples of this."""
         return int(2 ** len(self.encoder))
 
-    def forward(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sample: bool = False, *, with_domain_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The photo; with ``with_domain_features``, also :meth:`domain_features`, taken from
+        the encoder on the way instead of computed again."""
         x, skips = _encode(self.encoder, x)
+        features = F.leaky_relu(_domain_level(x, skips), 0.2) if with_domain_features else None
         x = self.decoder[0](x, sample)
         for up in self.decoder[1:]:
             x = up(torch.cat([x, skips.pop()], dim=1), sample)
-        return x
+        return x if features is None else (x, features)
 
     def domain_features(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's output at ``DOMAIN_LEVEL``, after the LeakyReLU the next level starts
@@ -213,8 +218,13 @@ class FusedUNet(nn.Module):
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
         self.eval().requires_grad_(False)
 
-    def forward(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sample: bool = False, *, with_domain_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`UNetGenerator.forward`."""
         x, skips = _encode(self.encoder, x)
+        # A copy: the decoder below applies its ReLU to the skips in place.
+        features = _domain_level(x, skips).clone() if with_domain_features else None
         # The encoder's last level ends with the ReLU the decoder starts with.
         x = self._dropout(self.bottleneck_norm(self.bottleneck_up(x)), 0, sample)
         levels = zip(self.from_below, self.from_skip, self.norms, strict=True)
@@ -224,7 +234,7 @@ class FusedUNet(nn.Module):
             skip = F.relu(skips.pop(), inplace=True)
             x = below(F.relu(x, inplace=True)).add_(from_skip(skip))
             x = self._dropout(norm(x), level, sample)
-        return torch.tanh(x)
+        return torch.tanh(x) if features is None else (torch.tanh(x), features)
 
     def domain_features(self, x: torch.Tensor) -> torch.Tensor:
         """As :meth:`UNetGenerator.domain_features`; here the level ends with that LeakyReLU."""
@@ -236,6 +246,12 @@ class FusedUNet(nn.Module):
     def _dropout(self, x: torch.Tensor, level: int, sample: bool) -> torch.Tensor:
         rate = self.dropouts[level]
         return F.dropout(x, rate, training=True) if sample and rate > 0 else x
+
+
+def _domain_level(bottleneck: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    """The encoder's output at ``DOMAIN_LEVEL`` (the bottleneck's, for a shallower U-Net), as
+    :meth:`UNetGenerator.domain_features` computes it on its own."""
+    return skips[DOMAIN_LEVEL] if len(skips) > DOMAIN_LEVEL else bottleneck
 
 
 def _encode(encoder: nn.ModuleList, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -508,6 +508,18 @@ def test_a_config_without_upsample_gets_the_resize_decoder() -> None:
     assert pipeline.config.upsample == pipeline.task.config.upsample == "resize"
 
 
+@pytest.mark.parametrize("num_downs", [5, 3], ids=["deeper-than-the-domain-level", "shallower"])
+def test_the_domain_features_taken_on_the_way_equal_those_computed_alone(num_downs: int) -> None:
+    torch.manual_seed(0)
+    generator = build_unet(ngf=4, num_downs=num_downs).eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        for model in (generator, generator.fused_for_inference()):
+            photo, features = model(x, with_domain_features=True)
+            torch.testing.assert_close(photo, model(x))
+            torch.testing.assert_close(features, model.domain_features(x))
+
+
 def test_a_drawing_unlike_the_training_drawings_warns_and_a_familiar_one_does_not(tmp_path: Path) -> None:
     from imgzoo.domain import DOMAIN_KEY, fit_domain_statistics, write_domain_statistics
     from imgzoo.weights import read_metadata

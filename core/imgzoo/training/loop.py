@@ -178,16 +178,7 @@ class Trainer:
             "cuda", enabled=config.precision == "fp16" and self.device.type == "cuda"
         )
         # The task's step sees the models through it (wrapped for distributed training).
-        self.step_context = TrainingStep(
-            task.name,
-            self.models,
-            self.optimizers,
-            self.scaler,
-            grad_accum=config.grad_accum,
-            grad_clip=config.grad_clip,
-            group=self.group,
-            device=self.device,
-        )
+        self.step_context = self._step_context(self.models, self.optimizers, self.scaler, self.group)
         # Loggers are built in the main process only; a missing package fails here, in seconds.
         self.logger_classes: list[type[Logger]] = []
 
@@ -395,16 +386,8 @@ class Trainer:
         cfg, device = self.config, self.device
         task, models, optimizers = copy.deepcopy((self.task, self.models, self.optimizers))
         scaler = torch.amp.GradScaler("cuda", enabled=self.scaler.is_enabled())
-        ctx = TrainingStep(
-            task.name,
-            models,
-            optimizers,
-            scaler,
-            grad_accum=cfg.grad_accum,
-            grad_clip=cfg.grad_clip,
-            group=distributed.Distributed(),  # this process alone: nothing to synchronise
-            device=device,
-        )
+        # This process alone: nothing to synchronise.
+        ctx = self._step_context(models, optimizers, scaler, distributed.Distributed())
         workers = auto_workers(self.group.world_size) if cfg.num_workers == "auto" else cfg.num_workers
         keys = self.plan.micro_batches(0, self.group.rank)
         reading = computing = 0.0
@@ -427,6 +410,26 @@ class Trainer:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
         return computing + reading if workers == 0 else max(computing, reading / workers)
+
+    def _step_context(
+        self,
+        models: dict[str, torch.nn.Module],
+        optimizers: dict[str, torch.optim.Optimizer],
+        scaler: torch.amp.GradScaler,
+        group: distributed.Distributed,
+    ) -> TrainingStep:
+        """What the task's step optimizes through, with the run's accumulation and clipping."""
+        cfg = self.config
+        return TrainingStep(
+            self.task.name,
+            models,
+            optimizers,
+            scaler,
+            grad_accum=cfg.grad_accum,
+            grad_clip=cfg.grad_clip,
+            group=group,
+            device=self.device,
+        )
 
     def _plan_run(self, start: int) -> None:
         """Settle what depends on the run's length: the steps a time budget allows (from the

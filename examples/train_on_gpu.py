@@ -131,20 +131,21 @@ def main() -> int:
             "progress": False,
         }
         clock = StepClock()
+        calibration_steps = 4 if args.smoke else CALIBRATION_STEPS  # 4: the fewest it can time
         timing_run = args.out / "runs" / f"{stage.task}-timing"
         never = 10**9  # no evaluation or checkpoint while timing
         train(
             stage.task,
             **{**common, "val_fraction": 0},  # no evaluation: only the steps are timed
             out=timing_run,
-            steps=CALIBRATION_STEPS,
+            steps=calibration_steps,
             eval_every=never,
             checkpoint_every=never,
             callbacks=[clock],
         )
         # The stage's share of the budget, less what timing it took and what starting a run costs.
         seconds = stage.share * training_s - 2 * (time.perf_counter() - stage_started)
-        steps = 3 if args.smoke else max(CALIBRATION_STEPS, int(seconds / clock.seconds_per_step()))
+        steps = 3 if args.smoke else max(calibration_steps, int(seconds / clock.seconds_per_step()))
         print(f"{stage.task}: {clock.seconds_per_step() * 1000:.0f} ms per step of {batch}: {steps} steps")
         result = train(
             stage.task,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ import httpx
 import numpy as np
 
 import imgzoo
-from serving import decode_png, png_bomb, random_pictures
+from serving import ServerProcess, decode_png, free_port, png_bomb, random_pictures
 
 TASKS = ("colorize", "edges2photo")
 CLIENTS = int(os.environ.get("IMGZOO_SOAK_CLIENTS", "64"))
@@ -59,12 +58,6 @@ class Answered:
     status: int
     content: bytes
     seconds: float
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _rss_mb(pid: int) -> float:
@@ -150,30 +143,22 @@ def _send(port: int, requests: list[Soaked], clients: int) -> list[Answered]:
 
 def test_serve_soak_with_hostile_clients(benchmark) -> None:  # type: ignore[no-untyped-def]
     requests = _requests(CLIENTS * PER_CLIENT)
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "imgzoo.cli", "serve", *TASKS, "--port", str(port), "--queue", "1024"]
     command += ["--max-memory-gb", str(BUDGET_GB), "--body-timeout", str(BODY_TIMEOUT_S), "--timeout", "120"]
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("core", "plugins"))}
-    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = ServerProcess(command, environment, url=f"http://127.0.0.1:{port}")
+    pid = server.process.pid
     try:
-        give_up = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < give_up, "the server did not start"
-            time.sleep(0.1)
         valid = [request for request in requests if request.kind == "valid"]
         _send(port, valid[: 4 * len(TASKS)], clients=len(TASKS))  # warm-up: models measured, allocator met
-        start = _rss_mb(server.pid)
+        start = _rss_mb(pid)
         samples: list[float] = []
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(0.1):
-                samples.append(_rss_mb(server.pid))
+                samples.append(_rss_mb(pid))
 
         sampler = threading.Thread(target=sample)
         sampler.start()
@@ -185,8 +170,7 @@ def test_serve_soak_with_hostile_clients(benchmark) -> None:  # type: ignore[no-
             sampler.join()
         elapsed = time.perf_counter() - began
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.close()
     assert len(answers) == len(requests), "a request got no answer"
     for number, answer in enumerate(answers):
         request = answer.request

@@ -856,7 +856,7 @@ def _duration(seconds: float) -> str:
 
 
 @contextlib.contextmanager
-def _out_of_memory_said(trainer: Any) -> Iterator[None]:
+def _out_of_memory_said(trainer: Trainer) -> Iterator[None]:
     """Running out of memory in the step measured before the run starts is a one-line error
     naming what to lower, not an allocator's traceback."""
     try:
